@@ -1,0 +1,104 @@
+/// A position in a source file: 1-based line and column (columns count Unicode scalars, as libyaml does).
+package struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package var file: String
+    package var line: Int
+    package var column: Int
+
+    package init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    package var description: String { "\(file):\(line):\(column)" }
+
+    package static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
+        (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)
+    }
+}
+
+/// A load-time finding about a rule, vocabulary, profile or rule-test file.
+///
+/// Rendered as `file:line:column: error|warning: message`, then the offending line and a caret under the column.
+/// Errors block loading; warnings do not.
+package struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
+    package enum Severity: String, Sendable, Hashable {
+        case error
+        case warning
+    }
+
+    package var severity: Severity
+    package var location: SourceLocation
+    package var message: String
+    /// The source line the location points into, when known.
+    package var sourceLine: String?
+
+    package init(_ severity: Severity, _ location: SourceLocation, _ message: String, sourceLine: String? = nil) {
+        self.severity = severity
+        self.location = location
+        self.message = message
+        self.sourceLine = sourceLine
+    }
+
+    /// The one-line form, `file:line:column: severity: message`.
+    package var headline: String { "\(location): \(severity.rawValue): \(message)" }
+
+    /// The full form: headline, offending line and a caret.
+    package var description: String {
+        guard let line = sourceLine else { return headline }
+        let prefix = line.unicodeScalars.prefix(max(0, location.column - 1))
+        let pad = String(prefix.map { $0 == "\t" ? "\t" : " " })
+        return "\(headline)\n\(line)\n\(pad)^"
+    }
+}
+
+/// Collects diagnostics while loading; knows the source text of each file to attach snippets.
+package struct DiagnosticLog: Sendable {
+    package private(set) var diagnostics: [Diagnostic] = []
+    private var sources: [String: [Substring]] = [:]
+
+    package init() {}
+
+    package var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+    package var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
+    package var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
+
+    /// Registers a file's text so later diagnostics in it carry the offending line.
+    package mutating func register(file: String, text: String) {
+        sources[file] = text.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    package mutating func error(_ location: SourceLocation, _ message: String) {
+        append(.error, location, message)
+    }
+
+    package mutating func warning(_ location: SourceLocation, _ message: String) {
+        append(.warning, location, message)
+    }
+
+    package mutating func append(_ severity: Diagnostic.Severity, _ location: SourceLocation, _ message: String) {
+        var line: String?
+        if let lines = sources[location.file], location.line >= 1, location.line <= lines.count {
+            line = String(lines[location.line - 1]).replacingTrailingCarriageReturn()
+        }
+        diagnostics.append(Diagnostic(severity, location, message, sourceLine: line))
+    }
+
+    package mutating func append(contentsOf other: DiagnosticLog) {
+        diagnostics.append(contentsOf: other.diagnostics)
+        sources.merge(other.sources) { current, _ in current }
+    }
+
+    /// Diagnostics in file/line order, errors and warnings interleaved as they occur in the text.
+    package var sorted: [Diagnostic] {
+        diagnostics.enumerated().sorted { a, b in
+            a.element.location == b.element.location ? a.offset < b.offset : a.element.location < b.element.location
+        }.map(\.element)
+    }
+}
+
+extension String {
+    fileprivate func replacingTrailingCarriageReturn() -> String {
+        hasSuffix("\r") ? String(dropLast()) : self
+    }
+}

@@ -1,0 +1,143 @@
+internal import Crypto
+
+/// Evaluates a patient timeline against a compiled ``RuleBundle``: deterministic, synchronous and `Sendable`.
+///
+/// Rules run in dependency order. Rules that set the same derived fact form a decision table: the first whose
+/// condition is *true* sets the fact and raises its alert; the rest are skipped. Rules that set nothing raise
+/// their alert whenever their condition is true. Unknown never fires a rule.
+package struct Evaluator: Sendable {
+    package let bundle: RuleBundle
+
+    package init(bundle: RuleBundle) {
+        self.bundle = bundle
+    }
+
+    /// Evaluates as of `now` (default: the time of the latest event applied to the timeline).
+    package func evaluate(_ timeline: PatientTimeline, at now: Double? = nil) -> EvaluationResult {
+        let now = now ?? timeline.lastEventTime
+        var state = State(timeline: timeline, now: now, bundle: bundle)
+        var alerts: [Alert] = []
+        var shadow: [Alert] = []
+        for rule in bundle.rules {
+            if rule.sets.contains(where: { state.derived[$0.slot] != nil }) { continue }
+            let mark = state.evidence.count
+            guard case .bool(true) = state.eval(rule.condition) else {
+                state.evidence.removeSubrange(mark...)
+                continue
+            }
+            for assignment in rule.sets {
+                state.derived[assignment.slot] = state.eval(assignment.value)
+                state.setBy[assignment.slot] = rule.id
+            }
+            guard let alert = rule.alert else {
+                state.evidence.removeSubrange(mark...)
+                continue
+            }
+            var evidence: [Evidence] = []
+            for item in state.evidence[mark...] where !evidence.contains(item) { evidence.append(item) }
+            state.evidence.removeSubrange(mark...)
+            let rendered = Alert(
+                id: Self.alertID(patient: timeline.patient, rule: rule.id),
+                rule: rule.id, ruleset: rule.ruleset, category: alert.category, severity: alert.severity.rawValue,
+                summary: Self.limit(state.render(alert.summary), to: RuleBundle.summaryLimit - 1),
+                detail: state.render(alert.detail), recommendation: state.render(alert.recommendation),
+                citations: alert.citations, evidence: evidence)
+            if rule.shadow { shadow.append(rendered) } else { alerts.append(rendered) }
+        }
+        var decisions: [(String, Value)] = []
+        for fact in bundle.derived where fact.publish {
+            decisions.append((fact.name, state.derived[fact.slot] ?? fact.defaultValue))
+        }
+        return EvaluationResult(
+            patient: timeline.patient, clinic: timeline.clinic, at: now, rulesetVersion: bundle.version,
+            rulesetHash: bundle.hash, decisions: decisions, alerts: alerts, shadowAlerts: shadow)
+    }
+
+    /// A stable alert identity per patient × rule that does not reveal the patient identifier.
+    package static func alertID(patient: String, rule: String) -> String {
+        let digest = SHA256.hash(data: Array("\(patient)\u{0}\(rule)".utf8))
+        return digest.prefix(10).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    private static func limit(_ text: String, to count: Int) -> String {
+        guard text.count > count else { return text }
+        return String(text.prefix(count - 1)) + "…"
+    }
+
+    // MARK: - Pure operations (also used for constant folding)
+
+    package static func arithmetic(_ op: ArithmeticOperator, _ a: Value, _ b: Value) -> Value {
+        switch (op, a, b) {
+        case (_, .unknown, _), (_, _, .unknown):
+            return .unknown
+        case (.add, .number(let x), .number(let y)): return .number(x + y)
+        case (.subtract, .number(let x), .number(let y)): return .number(x - y)
+        case (.multiply, .number(let x), .number(let y)): return .number(x * y)
+        case (.divide, .number(let x), .number(let y)): return y == 0 ? .unknown : .number(x / y)
+        case (.add, .quantity(let x, let u), .quantity(let y, let v)):
+            return v.convert(y, to: u).map { .quantity(x + $0, u) } ?? .unknown
+        case (.subtract, .quantity(let x, let u), .quantity(let y, let v)):
+            return v.convert(y, to: u).map { .quantity(x - $0, u) } ?? .unknown
+        case (.subtract, .time(let x), .time(let y)):
+            return .quantity((x - y) / 86_400, .day)
+        case (.add, .time(let t), .quantity(let d, let u)), (.add, .quantity(let d, let u), .time(let t)):
+            return u.convert(d, to: .second).map { .time(t + $0) } ?? .unknown
+        case (.subtract, .time(let t), .quantity(let d, let u)):
+            return u.convert(d, to: .second).map { .time(t - $0) } ?? .unknown
+        case (.multiply, .number(let n), .quantity(let x, let u)), (.multiply, .quantity(let x, let u), .number(let n)):
+            return .quantity(x * n, u)
+        case (.divide, .quantity(let x, let u), .number(let n)):
+            return n == 0 ? .unknown : .quantity(x / n, u)
+        case (.multiply, .quantity(let x, let u), .quantity(let y, let v)):
+            return product(x * y, u * v)
+        case (.divide, .quantity(let x, let u), .quantity(let y, let v)):
+            if y == 0 { return .unknown }
+            if u.dimension == v.dimension, let converted = v.convert(y, to: u) { return .number(x / converted) }
+            return product(x / y, u / v)
+        default:
+            return .unknown
+        }
+    }
+
+    private static func product(_ value: Double, _ unit: Unit) -> Value {
+        guard unit.dimension == .none else { return .quantity(value, unit) }
+        return Unit.one.dimension == unit.dimension ? .number(unit.convert(value, to: .one) ?? value) : .quantity(value, unit)
+    }
+
+    package static func negate(_ a: Value) -> Value {
+        switch a {
+        case .number(let x): return .number(-x)
+        case .quantity(let x, let u): return .quantity(-x, u)
+        default: return .unknown
+        }
+    }
+
+    /// Three-valued comparison: unknown when either side is unknown.
+    package static func compare(_ op: ComparisonOperator, _ a: Value, _ b: Value) -> Value {
+        let order: Int?
+        switch (a, b) {
+        case (.unknown, _), (_, .unknown): return .unknown
+        case (.number(let x), .number(let y)): order = x < y ? -1 : x > y ? 1 : 0
+        case (.time(let x), .time(let y)): order = x < y ? -1 : x > y ? 1 : 0
+        case (.quantity(let x, let u), .quantity(let y, let v)):
+            let z = u.isSameScale(as: v) ? y : v.convert(y, to: u)
+            guard let z else { return .unknown }
+            order = x < z ? -1 : x > z ? 1 : 0
+        case (.text(let x), .text(let y)): order = x == y ? 0 : nil
+        case (.bool(let x), .bool(let y)): order = x == y ? 0 : nil
+        case (.textSet(let x), .textSet(let y)): order = x == y ? 0 : nil
+        default: return .unknown
+        }
+        switch op {
+        case .equal: return .bool(order == 0)
+        case .notEqual: return .bool(order != 0)
+        case .less: return order.map { .bool($0 < 0) } ?? .unknown
+        case .lessEqual: return order.map { .bool($0 <= 0) } ?? .unknown
+        case .greater: return order.map { .bool($0 > 0) } ?? .unknown
+        case .greaterEqual: return order.map { .bool($0 >= 0) } ?? .unknown
+        }
+    }
+}

@@ -1,0 +1,344 @@
+public import Foundation
+
+/// Validates event JSON (INTERFACES.md §1) into a ``PatientEvent``, collecting every error with its JSON path.
+///
+/// Shape errors (missing or mistyped required fields, bad times, unknown status values) reject the event whole.
+/// Unknown fields are kept as warnings. Codes, units and plausibility are the normaliser's business: a lab value
+/// with a bad unit is a data-quality finding for that fact, not a reason to refuse the whole event.
+package enum EventDecoder {
+    package static let schema = "cobalt.event.v1"
+    package static let allowedPregnancyStatus: Set<String> = ["pregnant", "postpartum", "not-pregnant"]
+    package static let allowedDiets: Set<String> = ["vegan", "vegetarian", "omnivore"]
+
+    /// Decodes one event from JSON bytes.
+    package static func decode(_ data: Data) throws(EventDecodingError) -> PatientEvent {
+        try decode(JSONValue.parse(data))
+    }
+
+    /// Decodes one event from an already parsed JSON value.
+    package static func decode(_ json: JSONValue) throws(EventDecodingError) -> PatientEvent {
+        var reader = Reader()
+        let event = reader.event(json)
+        guard reader.errors.isEmpty, let event else {
+            throw EventDecodingError(errors: reader.errors)
+        }
+        return event
+    }
+
+    /// Decodes a timeline file: a JSON array of events, or JSON Lines (one event per line).
+    package static func decodeTimeline(_ data: Data) throws(EventDecodingError) -> [PatientEvent] {
+        let text = String(decoding: data, as: UTF8.self)
+        let trimmed = text.trimmingWhitespace()
+        var values: [(String, JSONValue)] = []
+        if trimmed.hasPrefix("[") {
+            guard case .array(let items) = try JSONValue.parse(Data(trimmed.utf8)) else {
+                throw EventDecodingError(errors: [FieldError(path: "$", message: "expected an array of events")])
+            }
+            values = items.enumerated().map { ("[\($0.offset)]", $0.element) }
+        } else {
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let content = line.trimmingCharacters(in: .whitespaces)
+                guard !content.isEmpty else { continue }
+                do {
+                    values.append(("line \(number + 1)", try JSONValue.parse(Data(content.utf8))))
+                } catch {
+                    throw EventDecodingError(errors: error.errors.map { FieldError(path: "line \(number + 1)", message: $0.message) })
+                }
+            }
+        }
+        var events: [PatientEvent] = []
+        var errors: [FieldError] = []
+        for (where_, value) in values {
+            do {
+                events.append(try decode(value))
+            } catch {
+                errors += error.errors.map { FieldError(path: "\(where_).\($0.path)", message: $0.message) }
+            }
+        }
+        guard errors.isEmpty else { throw EventDecodingError(errors: errors) }
+        return events
+    }
+
+    private struct Reader {
+        var errors: [FieldError] = []
+        var warnings: [FieldError] = []
+
+        mutating func fail(_ path: String, _ message: String) {
+            errors.append(FieldError(path: path, message: message))
+        }
+
+        mutating func event(_ json: JSONValue) -> PatientEvent? {
+            guard case .object(let root) = json else {
+                fail("$", "an event must be a JSON object, not \(json.typeName)")
+                return nil
+            }
+            let known: Set<String> = [
+                "schema", "id", "patient", "clinic", "time", "observations", "medications", "administrations",
+                "conditions", "symptoms", "reactions", "pregnancy", "diet", "preferences",
+            ]
+            for key in root.keys.sorted() where !known.contains(key) {
+                warnings.append(FieldError(path: key, message: "unknown field ignored"))
+            }
+            if let schema = root["schema"] {
+                if schema.stringValue != EventDecoder.schema {
+                    fail("schema", "expected \"\(EventDecoder.schema)\", found \(schema.canonicalText)")
+                }
+            }
+            let id = requiredString(root, "id", maxLength: 128)
+            let patient = requiredString(root, "patient", maxLength: 128)
+            let clinic = requiredString(root, "clinic", maxLength: 128)
+            let time = requiredTime(root, "time")
+            var event = PatientEvent(id: id ?? "", patient: patient ?? "", clinic: clinic ?? "", time: time ?? 0)
+            event.observations = list(root, "observations") { r, o, p in r.observation(o, p) }
+            event.medications = list(root, "medications") { r, o, p in r.medication(o, p) }
+            event.administrations = list(root, "administrations") { r, o, p in r.administration(o, p) }
+            event.conditions = list(root, "conditions") { r, o, p in r.condition(o, p) }
+            event.symptoms = list(root, "symptoms") { r, o, p in r.symptom(o, p) }
+            event.reactions = list(root, "reactions") { r, o, p in r.reaction(o, p) }
+            if let pregnancy = root["pregnancy"] {
+                event.pregnancy = self.pregnancy(pregnancy)
+            }
+            if let diet = root["diet"] {
+                if let text = diet.stringValue, EventDecoder.allowedDiets.contains(text) {
+                    event.diet = text
+                } else {
+                    fail("diet", "expected one of vegan, vegetarian, omnivore, found \(diet.canonicalText)")
+                }
+            }
+            if let preferences = root["preferences"] {
+                if case .array(let items) = preferences {
+                    var values: [String] = []
+                    for (i, item) in items.enumerated() {
+                        if let text = item.stringValue, !text.isEmpty { values.append(text) } else {
+                            fail("preferences[\(i)]", "expected a non-empty string, found \(item.typeName)")
+                        }
+                    }
+                    event.preferences = values
+                } else {
+                    fail("preferences", "expected an array of strings, found \(preferences.typeName)")
+                }
+            }
+            event.warnings = warnings
+            return event
+        }
+
+        mutating func requiredString(_ object: [String: JSONValue], _ key: String, maxLength: Int) -> String? {
+            guard let value = object[key] else {
+                fail(key, "required field is missing")
+                return nil
+            }
+            guard let text = value.stringValue else {
+                fail(key, "expected a string, found \(value.typeName)")
+                return nil
+            }
+            guard !text.isEmpty, text.count <= maxLength else {
+                fail(key, "must be 1 to \(maxLength) characters, found \(text.count)")
+                return nil
+            }
+            return text
+        }
+
+        mutating func requiredTime(_ object: [String: JSONValue], _ key: String) -> Double? {
+            guard object[key] != nil else {
+                fail(key, "required field is missing")
+                return nil
+            }
+            return optionalTime(object, key, key)
+        }
+
+        mutating func optionalTime(_ object: [String: JSONValue], _ key: String, _ path: String) -> Double? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let text = value.stringValue else {
+                fail(path, "expected an RFC 3339 time string, found \(value.typeName)")
+                return nil
+            }
+            guard let time = Timestamp.parse(text) else {
+                fail(path, "not an RFC 3339 time or date: \(text.jsonQuoted)")
+                return nil
+            }
+            return time
+        }
+
+        mutating func optionalString(_ object: [String: JSONValue], _ key: String, _ path: String) -> String? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let text = value.stringValue else {
+                fail(path, "expected a string, found \(value.typeName)")
+                return nil
+            }
+            return text
+        }
+
+        mutating func optionalNumber(_ object: [String: JSONValue], _ key: String, _ path: String) -> Double? {
+            guard let value = object[key], value != .null else { return nil }
+            guard case .number(let number) = value, number.isFinite else {
+                fail(path, "expected a number, found \(value.typeName)")
+                return nil
+            }
+            return number
+        }
+
+        mutating func status(
+            _ object: [String: JSONValue], _ path: String, allowed: [String], default defaultValue: String
+        ) -> String {
+            guard let text = optionalString(object, "status", "\(path).status") else { return defaultValue }
+            guard allowed.contains(text) else {
+                fail("\(path).status", "expected one of \(allowed.joined(separator: ", ")), found \(text.jsonQuoted)")
+                return defaultValue
+            }
+            return text
+        }
+
+        mutating func code(_ object: [String: JSONValue], _ path: String) -> PatientEvent.Code? {
+            guard let value = object["code"] else {
+                fail("\(path).code", "required field is missing")
+                return nil
+            }
+            switch value {
+            case .string(let text) where !text.isEmpty:
+                return PatientEvent.Code(system: nil, code: text)
+            case .object(let coded):
+                let system = optionalString(coded, "system", "\(path).code.system")
+                let code = optionalString(coded, "code", "\(path).code.code")
+                guard let system, !system.isEmpty, let code, !code.isEmpty else {
+                    fail("\(path).code", "a coded concept needs non-empty \"system\" and \"code\"")
+                    return nil
+                }
+                return PatientEvent.Code(system: system.lowercased(), code: code)
+            default:
+                fail("\(path).code", "expected a vocabulary name or {\"system\", \"code\"}, found \(value.typeName)")
+                return nil
+            }
+        }
+
+        mutating func list<T>(
+            _ root: [String: JSONValue], _ key: String,
+            _ element: (inout Reader, [String: JSONValue], String) -> T?
+        ) -> [T] {
+            guard let value = root[key], value != .null else { return [] }
+            guard case .array(let items) = value else {
+                fail(key, "expected an array, found \(value.typeName)")
+                return []
+            }
+            var result: [T] = []
+            for (i, item) in items.enumerated() {
+                let path = "\(key)[\(i)]"
+                guard case .object(let object) = item else {
+                    fail(path, "expected an object, found \(item.typeName)")
+                    continue
+                }
+                if let decoded = element(&self, object, path) { result.append(decoded) }
+            }
+            return result
+        }
+
+        mutating func observation(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Observation? {
+            let code = self.code(o, path)
+            let unit = optionalString(o, "unit", "\(path).unit")
+            let time = optionalTime(o, "time", "\(path).time")
+            var value: PatientEvent.ObservedValue?
+            switch o["value"] {
+            case .number(let n)?: value = .number(n)
+            case .string(let s)? where !s.isEmpty:
+                // A number sent as a string ("160") is still a number; its unit is checked like any other.
+                if let n = Double(s.trimmingWhitespace().replacingAll("−", with: "-")), n.isFinite { value = .number(n) } else { value = .text(s) }
+            case nil: fail("\(path).value", "required field is missing")
+            case let other?: fail("\(path).value", "expected a number or a string, found \(other.typeName)")
+            }
+            guard let code, let value else { return nil }
+            return PatientEvent.Observation(code: code, value: value, unit: unit, time: time, path: path)
+        }
+
+        mutating func medication(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Medication? {
+            let code = self.code(o, path)
+            let dose = optionalNumber(o, "dose", "\(path).dose")
+            let unit = optionalString(o, "unit", "\(path).unit")
+            let per = optionalString(o, "per", "\(path).per")
+            if let per, !["day", "week", "month"].contains(per) {
+                fail("\(path).per", "expected one of day, week, month, found \(per.jsonQuoted)")
+            }
+            let status = self.status(o, path, allowed: ["active", "stopped", "completed", "on-hold"], default: "active")
+            let start = optionalTime(o, "start", "\(path).start")
+            let end = optionalTime(o, "end", "\(path).end")
+            let route = optionalString(o, "route", "\(path).route")
+            let product = optionalString(o, "product", "\(path).product")
+            guard let code else { return nil }
+            return PatientEvent.Medication(
+                code: code, dose: dose, unit: unit, per: per, status: status, start: start, end: end, route: route,
+                product: product, path: path)
+        }
+
+        mutating func administration(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Administration? {
+            let code = self.code(o, path)
+            let dose = optionalNumber(o, "dose", "\(path).dose")
+            let unit = optionalString(o, "unit", "\(path).unit")
+            let route = optionalString(o, "route", "\(path).route")
+            let time = optionalTime(o, "time", "\(path).time")
+            guard let code else { return nil }
+            return PatientEvent.Administration(code: code, dose: dose, unit: unit, route: route, time: time, path: path)
+        }
+
+        mutating func condition(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Condition? {
+            let code = self.code(o, path)
+            let status = self.status(o, path, allowed: ["active", "resolved"], default: "active")
+            let time = optionalTime(o, "time", "\(path).time") ?? optionalTime(o, "onset", "\(path).onset")
+            guard let code else { return nil }
+            return PatientEvent.Condition(code: code, status: status, time: time, path: path)
+        }
+
+        mutating func symptom(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Symptom? {
+            let code = self.code(o, path)
+            let status = self.status(o, path, allowed: ["present", "absent"], default: "present")
+            let onset = optionalTime(o, "onset", "\(path).onset")
+            let time = optionalTime(o, "time", "\(path).time")
+            guard let code else { return nil }
+            return PatientEvent.Symptom(code: code, status: status, onset: onset, time: time, path: path)
+        }
+
+        mutating func reaction(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Reaction? {
+            let code = self.code(o, path)
+            let after = optionalString(o, "after", "\(path).after")
+            let time = optionalTime(o, "time", "\(path).time")
+            guard let code else { return nil }
+            return PatientEvent.Reaction(code: code, after: after, time: time, path: path)
+        }
+
+        mutating func pregnancy(_ value: JSONValue) -> PatientEvent.Pregnancy? {
+            guard case .object(let o) = value else {
+                fail("pregnancy", "expected an object, found \(value.typeName)")
+                return nil
+            }
+            guard let status = optionalString(o, "status", "pregnancy.status") else {
+                fail("pregnancy.status", "required field is missing")
+                return nil
+            }
+            guard EventDecoder.allowedPregnancyStatus.contains(status) else {
+                fail("pregnancy.status", "expected one of pregnant, postpartum, not-pregnant, found \(status.jsonQuoted)")
+                return nil
+            }
+            let weeks = optionalNumber(o, "gestation_weeks", "pregnancy.gestation_weeks")
+            if let weeks, !(0...45).contains(weeks) {
+                fail("pregnancy.gestation_weeks", "must be between 0 and 45 weeks, found \(weeks.formatted)")
+            }
+            if status == "pregnant", weeks == nil {
+                fail("pregnancy.gestation_weeks", "required when status is pregnant")
+            }
+            let delivery = optionalTime(o, "delivery_date", "pregnancy.delivery_date")
+            if status == "postpartum", delivery == nil {
+                fail("pregnancy.delivery_date", "required when status is postpartum")
+            }
+            var breastfeeding: Bool?
+            if let value = o["breastfeeding"], value != .null {
+                if case .bool(let b) = value { breastfeeding = b } else {
+                    fail("pregnancy.breastfeeding", "expected a boolean, found \(value.typeName)")
+                }
+            }
+            let fetuses = optionalNumber(o, "fetuses", "pregnancy.fetuses")
+            if let fetuses, fetuses < 1 || fetuses > 8 || fetuses != fetuses.rounded() {
+                fail("pregnancy.fetuses", "must be a whole number from 1 to 8, found \(fetuses.formatted)")
+            }
+            return PatientEvent.Pregnancy(
+                status: status, gestationWeeks: weeks, deliveryDate: delivery, breastfeeding: breastfeeding,
+                fetuses: fetuses.map { Int($0) })
+        }
+    }
+}

@@ -1,0 +1,108 @@
+/// Parses RFC 3339 timestamps (`2026-11-20T09:30:00Z`, `…+01:00`, fractional seconds) and plain dates
+/// (`2026-03-01`, taken as midnight UTC) into seconds since 1970-01-01T00:00:00Z.
+package enum Timestamp {
+    package static func parse(_ text: String) -> Double? {
+        let s = Array(text.utf8)
+        guard s.count >= 10, let year = number(s, 0, 4), s[4] == UInt8(ascii: "-"), let month = number(s, 5, 2),
+            s[7] == UInt8(ascii: "-"), let day = number(s, 8, 2), (1...12).contains(month),
+            (1...daysIn(month: month, year: year)).contains(day)
+        else { return nil }
+        let date = Double(daysFromCivil(year: year, month: month, day: day)) * 86_400
+        if s.count == 10 { return date }
+        guard s.count >= 20, s[10] == UInt8(ascii: "T") || s[10] == UInt8(ascii: "t") || s[10] == UInt8(ascii: " "),
+            let hour = number(s, 11, 2), s[13] == UInt8(ascii: ":"), let minute = number(s, 14, 2),
+            s[16] == UInt8(ascii: ":"), let second = number(s, 17, 2), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if s[index] == UInt8(ascii: ".") {
+            index += 1
+            var scale = 0.1
+            let start = index
+            while index < s.count, (48...57).contains(s[index]) {
+                fraction += Double(s[index] - 48) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        guard index < s.count else { return nil }
+        var offset = 0
+        switch s[index] {
+        case UInt8(ascii: "Z"), UInt8(ascii: "z"):
+            guard index == s.count - 1 else { return nil }
+        case UInt8(ascii: "+"), UInt8(ascii: "-"):
+            guard s.count - index == 6, let oh = number(s, index + 1, 2), s[index + 3] == UInt8(ascii: ":"),
+                let om = number(s, index + 4, 2), oh < 24, om < 60
+            else { return nil }
+            offset = (oh * 3_600 + om * 60) * (s[index] == UInt8(ascii: "+") ? 1 : -1)
+        default:
+            return nil
+        }
+        return date + Double(hour * 3_600 + minute * 60 + second - offset) + fraction
+    }
+
+    /// Formats seconds since the epoch as RFC 3339 UTC (`2026-11-20T09:30:00Z`).
+    package static func format(_ seconds: Double) -> String {
+        let whole = Int64(seconds.rounded(.down))
+        let days = Int(floorDiv(whole, 86_400))
+        let rest = Int(whole - Int64(days) * 86_400)
+        let (y, m, d) = civilFromDays(days)
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rest / 3_600, 2)):\(pad(rest / 60 % 60, 2)):\(pad(rest % 60, 2))Z"
+    }
+
+    /// Formats the date part only (`2026-11-20`).
+    package static func formatDate(_ seconds: Double) -> String {
+        String(format(seconds).prefix(10))
+    }
+
+    private static func number(_ s: [UInt8], _ start: Int, _ count: Int) -> Int? {
+        guard start + count <= s.count else { return nil }
+        var value = 0
+        for i in start..<(start + count) {
+            guard (48...57).contains(s[i]) else { return nil }
+            value = value * 10 + Int(s[i] - 48)
+        }
+        return value
+    }
+
+    private static func pad(_ value: Int, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+
+    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        a >= 0 ? a / b : -((-a + b - 1) / b)
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Howard Hinnant's days-from-civil algorithm.
+    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    private static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}

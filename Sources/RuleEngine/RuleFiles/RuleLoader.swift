@@ -1,0 +1,108 @@
+public import Foundation
+internal import Crypto
+
+/// Loads a rules directory into a compiled ``RuleBundle``, or explains precisely why it cannot.
+///
+/// Layout: `bundle.yaml` (version), `vocabulary.yaml`, `rulesets/*.yaml`; optionally a site profile
+/// (`profiles/NAME.yaml`) selected by the caller. Rule tests in `tests/` are run by ``RuleTestRunner``.
+/// Errors block loading; warnings are reported and loading continues.
+package struct RuleLoader {
+    package struct Result {
+        package var bundle: RuleBundle?
+        package var log: DiagnosticLog
+    }
+
+    /// "Today", for the review-date check; injected so tests do not depend on the clock.
+    package var today: Double
+
+    package init(today: Double = Date().timeIntervalSince1970) {
+        self.today = today
+    }
+
+    /// Loads `directory`, applying the profile at `profile` (a path) when given.
+    package func load(directory: String, profile: String? = nil) -> Result {
+        var log = DiagnosticLog()
+        let fm = FileManager.default
+        let base = URL(fileURLWithPath: directory)
+        var hashed: [(String, Data)] = []
+
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            log.error(SourceLocation(file: directory, line: 1, column: 1), "not a directory")
+            return Result(bundle: nil, log: log)
+        }
+        func read(_ path: String, _ shown: String) -> YAMLSource {
+            if let data = fm.contents(atPath: path) { hashed.append((shown, data)) }
+            return YAMLSource.read(path: path, display: shown, log: &log)
+        }
+
+        var version = "unversioned"
+        let bundlePath = base.appendingPathComponent("bundle.yaml").path
+        if fm.fileExists(atPath: bundlePath) {
+            let source = read(bundlePath, join(directory, "bundle.yaml"))
+            if let root = source.root, let entries = YAMLNode(root, file: source.path).mapping("bundle.yaml", &log) {
+                if let meta = entries.first(where: { $0.key == "bundle" })?.value.mapping("bundle", &log) {
+                    YAMLNode.checkKeys(meta, allowed: ["version", "description"], in: "bundle", &log)
+                    version = meta.first { $0.key == "version" }?.value.string("version", &log) ?? version
+                }
+            }
+        }
+        let vocabularyPath = base.appendingPathComponent("vocabulary.yaml").path
+        guard fm.fileExists(atPath: vocabularyPath) else {
+            log.error(SourceLocation(file: join(directory, "vocabulary.yaml"), line: 1, column: 1), "missing vocabulary file")
+            return Result(bundle: nil, log: log)
+        }
+        let vocabularySource = read(vocabularyPath, join(directory, "vocabulary.yaml"))
+        guard let vocabulary = VocabularyLoader.load(vocabularySource, &log) else {
+            return Result(bundle: nil, log: log)
+        }
+        let rulesetDirectory = base.appendingPathComponent("rulesets").path
+        let names = ((try? fm.contentsOfDirectory(atPath: rulesetDirectory)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        if names.isEmpty {
+            log.error(SourceLocation(file: join(directory, "rulesets"), line: 1, column: 1), "no rule sets (*.yaml) found")
+        }
+        var files: [RuleSetFile] = []
+        for name in names {
+            let source = read(join(rulesetDirectory, name), join(join(directory, "rulesets"), name))
+            if let file = RuleSetFile.read(source, &log) { files.append(file) }
+        }
+        var profileName: String?
+        var overrides: [ProfileOverride] = []
+        if let profile {
+            let source = read(profile, profile)
+            if let root = source.root, let entries = YAMLNode(root, file: profile).mapping("a profile", &log) {
+                YAMLNode.checkKeys(entries, allowed: ["profile", "parameters"], in: "a profile", &log)
+                if let meta = entries.first(where: { $0.key == "profile" })?.value.mapping("profile", &log) {
+                    profileName = meta.first { $0.key == "id" }?.value.string("id", &log)
+                }
+                if profileName == nil { log.error(YAMLNode(root, file: profile).location, "a profile needs 'profile: {id: …}'") }
+                if let params = entries.first(where: { $0.key == "parameters" })?.value.mapping("parameters", &log) {
+                    for item in params {
+                        guard let text = item.value.string("the value", &log) else { continue }
+                        overrides.append(ProfileOverride(name: item.key, keyNode: item.keyNode, value: text, valueNode: item.value))
+                    }
+                }
+            }
+        }
+        guard !log.hasErrors else { return Result(bundle: nil, log: log) }
+
+        var compiler = BundleCompiler(vocabulary: vocabulary, today: today)
+        let compiled = compiler.compile(files: files, profile: profileName, overrides: overrides, log: &log)
+        guard !log.hasErrors, let compiled else { return Result(bundle: nil, log: log) }
+
+        var hasher = SHA256()
+        for (path, data) in hashed.sorted(by: { $0.0 < $1.0 }) {
+            hasher.update(data: Array(path.utf8) + [0])
+            hasher.update(data: data)
+        }
+        let hash = "sha256:" + hasher.finalize().map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
+        let bundle = RuleBundle(
+            version: version, hash: hash, vocabulary: vocabulary, derived: compiled.derived,
+            parameters: compiled.parameters, rules: compiled.rules, rulesets: compiled.rulesets, profile: profileName)
+        return Result(bundle: bundle, log: log)
+    }
+
+    private func join(_ a: String, _ b: String) -> String {
+        a.hasSuffix("/") ? a + b : a + "/" + b
+    }
+}

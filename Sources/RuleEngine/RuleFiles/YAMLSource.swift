@@ -1,0 +1,283 @@
+public import Foundation
+internal import Yams
+
+/// One YAML file read for loading: its text, its parsed root, and helpers that turn nodes into typed values while
+/// reporting every problem as a ``Diagnostic`` at the node's line and column.
+///
+/// Guards against hostile files: a size cap, a flow-nesting cap checked before libyaml sees the text, no anchors
+/// or aliases (no "billion laughs"), and duplicate keys reported as errors.
+struct YAMLSource {
+    static let maximumBytes = 1 << 20
+    static let maximumFlowDepth = 64
+
+    let path: String
+    let text: String
+    let root: Node?
+
+    /// Reads and parses a file; on failure records diagnostics and returns a source with no root.
+    static func read(path: String, display: String, log: inout DiagnosticLog) -> YAMLSource {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            log.error(SourceLocation(file: display, line: 1, column: 1), "cannot read file")
+            return YAMLSource(path: display, text: "", root: nil)
+        }
+        return parse(data: data, display: display, log: &log)
+    }
+
+    /// Parses YAML bytes, reporting syntax errors at their position.
+    static func parse(data: Data, display: String, log: inout DiagnosticLog) -> YAMLSource {
+        let start = SourceLocation(file: display, line: 1, column: 1)
+        guard data.count <= maximumBytes else {
+            log.error(start, "file is \(data.count) bytes; the limit is \(maximumBytes)")
+            return YAMLSource(path: display, text: "", root: nil)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            log.error(start, "file is not valid UTF-8")
+            return YAMLSource(path: display, text: "", root: nil)
+        }
+        log.register(file: display, text: text)
+        if let (line, column) = excessiveFlowNesting(text) {
+            log.error(
+                SourceLocation(file: display, line: line, column: column),
+                "brackets nest deeper than \(maximumFlowDepth) levels")
+            return YAMLSource(path: display, text: text, root: nil)
+        }
+        if text.unicodeScalars.contains(where: { $0.value == 0 }) {
+            log.error(start, "file contains a NUL character")
+            return YAMLSource(path: display, text: text, root: nil)
+        }
+        do {
+            let parser = try Yams.Parser(yaml: text, resolver: .default, constructor: .default, encoding: .utf8)
+            let root = try parser.singleRoot()
+            return YAMLSource(path: display, text: text, root: root)
+        } catch let error as YamlError {
+            let (location, message) = describe(error, file: display)
+            log.error(location, message)
+        } catch {
+            log.error(start, "cannot parse YAML: \(error)")
+        }
+        return YAMLSource(path: display, text: text, root: nil)
+    }
+
+    private static func describe(_ error: YamlError, file: String) -> (SourceLocation, String) {
+        func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let prefix = context.map { "\($0.text) (line \($0.mark.line)): " } ?? ""
+            return (at(mark), "YAML syntax: \(prefix)\(problem)")
+        case .reader(let problem, let offset, _, _):
+            return (SourceLocation(file: file, line: 1, column: 1), "YAML reader: \(problem) at byte \(offset ?? 0)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return (at(context.mark), "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.joined(separator: ", ")) in mapping")
+        default:
+            return (SourceLocation(file: file, line: 1, column: 1), "YAML: \(error)")
+        }
+    }
+
+    /// Finds the first place where `[`/`{` nest deeper than the cap (outside quotes and comments).
+    private static func excessiveFlowNesting(_ text: String) -> (Int, Int)? {
+        var depth = 0
+        var line = 1
+        var column = 0
+        var quote: Unicode.Scalar?
+        var comment = false
+        var previous: Unicode.Scalar = "\n"
+        for scalar in text.unicodeScalars {
+            column += 1
+            if scalar == "\n" {
+                line += 1
+                column = 0
+                comment = false
+                previous = scalar
+                continue
+            }
+            defer { previous = scalar }
+            if comment { continue }
+            if let q = quote {
+                if scalar == q { quote = nil }
+                continue
+            }
+            switch scalar {
+            case "#" where previous == " " || previous == "\t" || previous == "\n": comment = true
+            case "\"", "'" where depth > 0: quote = scalar
+            case "[", "{":
+                depth += 1
+                if depth > maximumFlowDepth { return (line, column) }
+            case "]", "}": depth = max(0, depth - 1)
+            default: break
+            }
+        }
+        return nil
+    }
+}
+
+/// A located view of a YAML node, with typed accessors that record diagnostics instead of throwing.
+struct YAMLNode {
+    let node: Node
+    let file: String
+
+    init(_ node: Node, file: String) {
+        self.node = node
+        self.file = file
+    }
+
+    var location: SourceLocation {
+        let mark = node.mark
+        return SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
+    }
+
+    /// Where the text of a scalar starts, and how offsets within it map to columns.
+    var scalarStyle: Node.Scalar.Style? { node.scalar?.style }
+
+    var isAlias: Bool {
+        if case .alias = node { return true }
+        return false
+    }
+
+    var scalar: String? { node.scalar?.string }
+
+    /// The mapping's entries in file order; records an error when the node is not a mapping.
+    func mapping(_ what: String, _ log: inout DiagnosticLog) -> [(key: String, keyNode: YAMLNode, value: YAMLNode)]? {
+        guard case .mapping(let mapping) = node else {
+            log.error(location, "\(what) must be a mapping (key: value), found \(kindName)")
+            return nil
+        }
+        var result: [(String, YAMLNode, YAMLNode)] = []
+        for (key, value) in mapping {
+            let keyNode = YAMLNode(key, file: file)
+            guard let name = key.scalar?.string else {
+                log.error(keyNode.location, "keys of \(what) must be plain text")
+                continue
+            }
+            if case .alias = value {
+                log.error(YAMLNode(value, file: file).location, "anchors and aliases are not supported")
+                continue
+            }
+            result.append((name, keyNode, YAMLNode(value, file: file)))
+        }
+        return result
+    }
+
+    /// The sequence's items; a single scalar is accepted as a one-item list when `allowScalar` is set.
+    func sequence(_ what: String, _ log: inout DiagnosticLog, allowScalar: Bool = false) -> [YAMLNode]? {
+        switch node {
+        case .sequence(let items):
+            return items.map { YAMLNode($0, file: file) }
+        case .scalar where allowScalar:
+            return [self]
+        default:
+            log.error(location, "\(what) must be a list, found \(kindName)")
+            return nil
+        }
+    }
+
+    func string(_ what: String, _ log: inout DiagnosticLog) -> String? {
+        guard let text = node.scalar?.string else {
+            log.error(location, "\(what) must be text, found \(kindName)")
+            return nil
+        }
+        return text
+    }
+
+    func number(_ what: String, _ log: inout DiagnosticLog) -> Double? {
+        guard let text = node.scalar?.string, let value = Double(text.trimmingWhitespace()), value.isFinite else {
+            log.error(location, "\(what) must be a number, found \(scalar.map { "'\($0)'" } ?? kindName)")
+            return nil
+        }
+        return value
+    }
+
+    func bool(_ what: String, _ log: inout DiagnosticLog) -> Bool? {
+        switch node.scalar?.string.lowercased() {
+        case "true", "yes": return true
+        case "false", "no": return false
+        default:
+            log.error(location, "\(what) must be true or false")
+            return nil
+        }
+    }
+
+    /// Converts the node to JSON (for events written in YAML rule tests). Scalars keep YAML's types.
+    func json(_ log: inout DiagnosticLog, depth: Int = 0) -> JSONValue? {
+        guard depth < 32 else {
+            log.error(location, "nesting too deep")
+            return nil
+        }
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style == .plain || scalar.style == .any {
+                if let b = node.bool, ["true", "false"].contains(scalar.string.lowercased()) { return .bool(b) }
+                if scalar.string == "null" || scalar.string == "~" { return .null }
+                if let d = Double(scalar.string), scalar.string.first.map({ $0.isNumber || $0 == "-" || $0 == "." }) == true {
+                    return .number(d)
+                }
+            }
+            return .string(scalar.string)
+        case .sequence(let items):
+            var out: [JSONValue] = []
+            for item in items {
+                guard let value = YAMLNode(item, file: file).json(&log, depth: depth + 1) else { return nil }
+                out.append(value)
+            }
+            return .array(out)
+        case .mapping(let mapping):
+            var out: [String: JSONValue] = [:]
+            for (key, value) in mapping {
+                guard let name = key.scalar?.string,
+                    let converted = YAMLNode(value, file: file).json(&log, depth: depth + 1)
+                else { return nil }
+                out[name] = converted
+            }
+            return .object(out)
+        case .alias:
+            log.error(location, "anchors and aliases are not supported")
+            return nil
+        }
+    }
+
+    var kindName: String {
+        switch node {
+        case .scalar: return "text"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    /// Checks that every key is one of `allowed`, reporting the others with a suggestion.
+    static func checkKeys(
+        _ entries: [(key: String, keyNode: YAMLNode, value: YAMLNode)], allowed: [String], in what: String,
+        _ log: inout DiagnosticLog
+    ) {
+        for entry in entries where !allowed.contains(entry.key) {
+            let hint = Spelling.suggestion(for: entry.key, among: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+            log.error(entry.keyNode.location, "unknown key '\(entry.key)' in \(what)\(hint); expected one of \(allowed.joined(separator: ", "))")
+        }
+    }
+}
+
+/// Suggests the nearest known name for a misspelt one.
+package enum Spelling {
+    package static func suggestion(for word: String, among candidates: some Sequence<String>) -> String? {
+        var best: (String, Int)?
+        let limit = max(2, word.count / 3)
+        for candidate in candidates {
+            let distance = editDistance(Array(word.unicodeScalars), Array(candidate.unicodeScalars), limit: limit)
+            if distance <= limit, best == nil || distance < best!.1 { best = (candidate, distance) }
+        }
+        return best?.0
+    }
+
+    private static func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar], limit: Int) -> Int {
+        if abs(a.count - b.count) > limit { return limit + 1 }
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

@@ -1,0 +1,160 @@
+/// Maps a decoded event through the vocabulary into typed, canonical-unit records and data-quality findings.
+///
+/// Nothing is guessed: a numeric value with no unit, a unit that cannot be converted for that analyte, a value
+/// outside the plausibility limits, or an unknown code becomes a finding and the value is treated as missing.
+package struct NormalisedEvent: Sendable {
+    package var event: PatientEvent
+    package var observations: [(fact: Int, record: ObservationRecord)] = []
+    package var medications: [(fact: Int, record: MedicationRecord)] = []
+    package var administrations: [(fact: Int, record: AdministrationRecord)] = []
+    package var statuses: [(fact: Int, record: StatusRecord)] = []
+    package var reactions: [(fact: Int, record: ReactionRecord)] = []
+    package var findings: [DataQualityFinding] = []
+
+    package init(_ event: PatientEvent, vocabulary: Vocabulary) {
+        self.event = event
+        for item in event.observations { observation(item, vocabulary) }
+        for item in event.medications { medication(item, vocabulary) }
+        for item in event.administrations {
+            guard let fact = resolve(item.code, item.path, [.administration, .medication], item.time, vocabulary) else { continue }
+            var dose: Double?
+            if let value = item.dose, let symbol = item.unit, let unit = UnitTable.unit(symbol), let mg = UnitTable.unit("mg"),
+                let converted = unit.convert(value, to: mg)
+            {
+                dose = converted
+            }
+            let provenance = Provenance(event: event.id, time: item.time ?? event.time)
+            administrations.append((fact.index, AdministrationRecord(route: item.route?.uppercased(), dose: dose, provenance: provenance)))
+        }
+        for item in event.conditions {
+            guard let fact = resolve(item.code, item.path, [.condition], item.time, vocabulary) else { continue }
+            let at = item.time ?? event.time
+            statuses.append((fact.index, StatusRecord(
+                present: item.status == "active", onset: at, reportedAt: max(at, event.time),
+                provenance: Provenance(event: event.id, time: at, reportedValue: .text(item.status)))))
+        }
+        for item in event.symptoms {
+            guard let fact = resolve(item.code, item.path, [.symptom], item.time, vocabulary) else { continue }
+            let reported = item.time ?? event.time
+            statuses.append((fact.index, StatusRecord(
+                present: item.status == "present", onset: item.onset ?? reported, reportedAt: reported,
+                provenance: Provenance(event: event.id, time: item.onset ?? reported, reportedValue: .text(item.status)))))
+        }
+        for item in event.reactions {
+            guard let fact = resolve(item.code, item.path, [.reaction], item.time, vocabulary) else { continue }
+            reactions.append((fact.index, ReactionRecord(after: item.after, provenance: Provenance(event: event.id, time: item.time ?? event.time))))
+        }
+    }
+
+    private mutating func finding(
+        _ fact: Int?, _ code: PatientEvent.Code, _ path: String, _ reason: String, time: Double?,
+        value: PatientEvent.ObservedValue? = nil, unit: String? = nil, severity: DataQualityFinding.Severity = .rejected
+    ) {
+        findings.append(DataQualityFinding(
+            fact: fact, code: code.description, path: path, reason: reason, severity: severity,
+            provenance: Provenance(event: event.id, time: time ?? event.time, reportedValue: value, reportedUnit: unit)))
+    }
+
+    private mutating func resolve(
+        _ code: PatientEvent.Code, _ path: String, _ kinds: [FactKind], _ time: Double?, _ vocabulary: Vocabulary
+    ) -> FactDefinition? {
+        switch vocabulary.resolve(code) {
+        case .fact(let fact):
+            guard kinds.contains(fact.kind) else {
+                finding(fact.index, code, path, "'\(fact.name)' is a \(fact.kind.rawValue), not expected here", time: time)
+                return nil
+            }
+            return fact
+        case .excluded(let reason):
+            finding(nil, code, path, "code \(code) is not used: \(reason)", time: time)
+            return nil
+        case .unknown:
+            finding(nil, code, path, "unknown code \(code)", time: time)
+            return nil
+        }
+    }
+
+    private mutating func observation(_ item: PatientEvent.Observation, _ vocabulary: Vocabulary) {
+        guard let fact = resolve(item.code, item.path, [.observation], item.time, vocabulary) else { return }
+        let time = item.time ?? event.time
+        let provenance = Provenance(event: event.id, time: time, reportedValue: item.value, reportedUnit: item.unit)
+        switch item.value {
+        case .text(let text):
+            guard let allowed = fact.values else {
+                finding(fact.index, item.code, item.path, "'\(text)' is not a number; \(fact.name) is measured in \(fact.unit?.symbol ?? "a unit")", time: time, value: item.value, unit: item.unit)
+                return
+            }
+            guard allowed.contains(text) else {
+                finding(fact.index, item.code, item.path, "'\(text)' is not one of \(allowed.joined(separator: ", "))", time: time, value: item.value, unit: item.unit)
+                return
+            }
+            observations.append((fact.index, ObservationRecord(value: .text(text), provenance: provenance)))
+        case .number(let number):
+            guard let canonical = fact.unit else {
+                finding(fact.index, item.code, item.path, "\(fact.name) expects one of \(fact.values?.joined(separator: ", ") ?? "a value"), not a number", time: time, value: item.value, unit: item.unit)
+                return
+            }
+            guard let symbol = item.unit, !symbol.trimmingWhitespace().isEmpty else {
+                finding(fact.index, item.code, item.path, "unit missing; value \(number.formatted) not used (never guessed)", time: time, value: item.value, unit: nil)
+                return
+            }
+            guard let unit = UnitTable.unit(symbol) else {
+                finding(fact.index, item.code, item.path, "unknown unit '\(symbol)'; value not used", time: time, value: item.value, unit: symbol)
+                return
+            }
+            guard let value = Self.convert(number, from: unit, for: fact, canonical: canonical) else {
+                finding(fact.index, item.code, item.path, "unit \(symbol) cannot be converted to \(canonical.symbol) for \(fact.name); value not used", time: time, value: item.value, unit: symbol)
+                return
+            }
+            if let why = fact.plausibility.violation(value, unit: canonical) {
+                finding(fact.index, item.code, item.path, "implausible value \(number.formatted) \(symbol): \(why); value not used", time: time, value: item.value, unit: symbol)
+                return
+            }
+            observations.append((fact.index, ObservationRecord(value: .number(value), provenance: provenance)))
+        }
+    }
+
+    /// Converts a reported value into the fact's canonical unit, bridging dimensions only by declared conversions.
+    package static func convert(_ value: Double, from unit: Unit, for fact: FactDefinition, canonical: Unit) -> Double? {
+        if let direct = unit.convert(value, to: canonical) { return direct }
+        for conversion in fact.conversions where conversion.from.dimension == unit.dimension {
+            guard let inFrom = unit.convert(value, to: conversion.from) else { continue }
+            return conversion.apply(inFrom)
+        }
+        return nil
+    }
+
+    private mutating func medication(_ item: PatientEvent.Medication, _ vocabulary: Vocabulary) {
+        guard let fact = resolve(item.code, item.path, [.medication, .administration], item.start, vocabulary) else { return }
+        let key = item.product ?? "\(fact.name)|\(item.dose.map(\.formatted) ?? "")|\(item.unit ?? "")|\(item.per ?? "")"
+        var daily: Double?
+        if let dose = item.dose {
+            let reported = PatientEvent.ObservedValue.number(dose)
+            if let symbol = item.unit, let unit = UnitTable.unit(symbol), let canonical = fact.unit ?? UnitTable.unit("mg/d") {
+                var rate: Unit?
+                if unit.dimension == .doseRate {
+                    rate = unit
+                } else if unit.dimension == .mass, let per = item.per {
+                    rate = UnitTable.unit("\(UnitTable.normalise(symbol))/\(["day": "d", "week": "wk", "month": "mo"][per] ?? "d")")
+                }
+                if let rate, let converted = rate.convert(dose, to: canonical), converted > 0 {
+                    daily = converted
+                    if let flag = fact.plausibility.flagAbove, converted > flag {
+                        finding(fact.index, item.code, item.path, "daily dose \(converted.formatted) \(canonical.symbol) is above \(flag.formatted) \(canonical.symbol): likely a unit error; please check", time: item.start, value: reported, unit: symbol, severity: .flagged)
+                    }
+                } else if unit.dimension == .mass, item.per == nil {
+                    finding(fact.index, item.code, item.path, "dose period ('per') missing; daily dose not used", time: item.start, value: reported, unit: symbol)
+                } else {
+                    finding(fact.index, item.code, item.path, "dose \(dose.formatted) \(symbol) cannot be read as a daily dose", time: item.start, value: reported, unit: symbol)
+                }
+            } else {
+                finding(fact.index, item.code, item.path, item.unit == nil ? "dose unit missing; dose not used" : "unknown dose unit '\(item.unit!)'", time: item.start, value: reported, unit: item.unit)
+            }
+        }
+        let record = MedicationRecord(
+            key: key, dailyDose: daily, active: item.status == "active", start: item.start ?? event.time, end: item.end,
+            route: item.route?.uppercased(), reportedAt: event.time,
+            provenance: Provenance(event: event.id, time: item.start ?? event.time, reportedValue: item.dose.map { .number($0) }, reportedUnit: item.unit))
+        medications.append((fact.index, record))
+    }
+}

@@ -1,0 +1,60 @@
+/// Everything known about one patient: normalised records per fact, sorted by time.
+///
+/// Evaluation reads it "as of" a time: records later than that are invisible, so a result for any past moment
+/// is reproducible.
+package struct PatientTimeline: Sendable {
+    package let patient: String
+    package var clinic: String
+    package var observations: [[ObservationRecord]]
+    package var medications: [[MedicationRecord]]
+    package var administrations: [[AdministrationRecord]]
+    package var statuses: [[StatusRecord]]
+    package var reactions: [[ReactionRecord]]
+    package var findings: [DataQualityFinding] = []
+    package var pregnancy: [PregnancyRecord] = []
+    package var diet: [(value: String, provenance: Provenance)] = []
+    package var preferences: [(values: [String], provenance: Provenance)] = []
+    /// Time of the latest event applied.
+    package var lastEventTime: Double = -.infinity
+
+    package init(patient: String, clinic: String, factCount: Int) {
+        self.patient = patient
+        self.clinic = clinic
+        observations = Array(repeating: [], count: factCount)
+        medications = Array(repeating: [], count: factCount)
+        administrations = Array(repeating: [], count: factCount)
+        statuses = Array(repeating: [], count: factCount)
+        reactions = Array(repeating: [], count: factCount)
+    }
+
+    /// Adds a normalised event's records.
+    package mutating func apply(_ event: NormalisedEvent) {
+        let e = event.event
+        clinic = e.clinic
+        lastEventTime = max(lastEventTime, e.time)
+        for (fact, record) in event.observations { Self.insert(record, into: &observations[fact]) { $0.time } }
+        for (fact, record) in event.medications { Self.insert(record, into: &medications[fact]) { $0.reportedAt } }
+        for (fact, record) in event.administrations { Self.insert(record, into: &administrations[fact]) { $0.time } }
+        for (fact, record) in event.statuses { Self.insert(record, into: &statuses[fact]) { $0.reportedAt } }
+        for (fact, record) in event.reactions { Self.insert(record, into: &reactions[fact]) { $0.time } }
+        for finding in event.findings { Self.insert(finding, into: &findings) { $0.time } }
+        let provenance = Provenance(event: e.id, time: e.time)
+        if let p = e.pregnancy {
+            Self.insert(
+                PregnancyRecord(status: p.status, gestationWeeks: p.gestationWeeks, deliveryDate: p.deliveryDate,
+                    breastfeeding: p.breastfeeding, fetuses: p.fetuses, provenance: provenance),
+                into: &pregnancy) { $0.time }
+        }
+        if let d = e.diet { Self.insert((d, provenance), into: &diet) { $0.provenance.time } }
+        if let p = e.preferences { Self.insert((p, provenance), into: &preferences) { $0.provenance.time } }
+    }
+
+    /// Inserts keeping the array sorted by `time`; equal times keep arrival order. Events mostly arrive in
+    /// order, so this is usually an append.
+    private static func insert<T>(_ item: T, into array: inout [T], time: (T) -> Double) {
+        let t = time(item)
+        var index = array.count
+        while index > 0, time(array[index - 1]) > t { index -= 1 }
+        array.insert(item, at: index)
+    }
+}
