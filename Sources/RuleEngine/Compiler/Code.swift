@@ -18,6 +18,8 @@ package indirect enum Code: Sendable {
     case known(Code)
     case isUnknown(Code)
     case coalesce([Code])
+    /// The earliest of the known times; unknown only when all are unknown.
+    case earliest([Code])
     case minimum([Code])
     case maximum([Code])
     case not(Code)

@@ -19,11 +19,12 @@ extension ExpressionCompiler {
         ("known", "known(x) → true when x is not unknown"),
         ("is_unknown", "is_unknown(x) → true when x is unknown"),
         ("coalesce", "coalesce(a, b, …) → the first known argument"),
+        ("earliest", "earliest(time, …) → the earliest of the known times; unknown only if all are unknown"),
         ("min", "min(a, b, …) → the smallest; unknown if any is unknown"),
         ("max", "max(a, b, …) → the largest; unknown if any is unknown"),
     ]
 
-    mutating func call(_ name: String, _ arguments: [Argument], _ at: Int) throws(ExpressionError) -> (Code, ValueType) {
+    mutating func call(_ name: String, _ arguments: [CallArgument], _ at: Int) throws(ExpressionError) -> (Code, ValueType) {
         switch name {
         case "latest":
             let (fact, filter) = try factsAndFilter(name, arguments, at, kinds: [.observation], single: true)
@@ -64,6 +65,17 @@ extension ExpressionCompiler {
             let attribute: ObservationAttribute = name == "time_of" ? .time : name == "age" ? .age : .reported
             let type: ValueType = name == "time_of" ? .time : name == "age" ? .quantity(.duration) : .text(values: nil)
             return (.latest(fact: fact, filter: filter, at: when, attribute: attribute), type)
+        case "earliest":
+            guard arguments.count >= 2, arguments.allSatisfy({ $0.label == nil }) else {
+                throw ExpressionError(at, "earliest takes two or more times")
+            }
+            var codes: [Code] = []
+            for argument in arguments {
+                let (code, type) = try compile(argument.value)
+                guard type == .time else { throw ExpressionError(argument.offset, "earliest needs times, found \(type)") }
+                codes.append(code)
+            }
+            return (.earliest(codes), .time)
         case "known", "is_unknown":
             guard arguments.count == 1, arguments[0].label == nil else {
                 throw ExpressionError(at, "\(name) takes one argument")
@@ -98,7 +110,7 @@ extension ExpressionCompiler {
         }
     }
 
-    private mutating func atCall(_ arguments: [Argument], _ at: Int) throws(ExpressionError) -> (Code, ValueType) {
+    private mutating func atCall(_ arguments: [CallArgument], _ at: Int) throws(ExpressionError) -> (Code, ValueType) {
         guard arguments.count == 2, arguments.allSatisfy({ $0.label == nil }), case .name(let name, let nameAt) = arguments[0].value else {
             throw ExpressionError(at, "at takes a fact name and a time: at(pregnancy.status, time_of(latest(hb)))")
         }
@@ -118,7 +130,7 @@ extension ExpressionCompiler {
 
     /// Reads leading positional fact names and trailing named filters.
     private mutating func factsAndFilter(
-        _ function: String, _ arguments: [Argument], _ at: Int, kinds: [FactKind], single: Bool, allowNone: Bool = false
+        _ function: String, _ arguments: [CallArgument], _ at: Int, kinds: [FactKind], single: Bool, allowNone: Bool = false
     ) throws(ExpressionError) -> ([Int], Filter) {
         var facts: [Int] = []
         var filter = Filter()

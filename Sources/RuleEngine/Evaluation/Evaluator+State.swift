@@ -8,6 +8,8 @@ extension Evaluator {
         let pregnancy: PregnancyHistory
         var derived: [Value?]
         var setBy: [String?]
+        /// The evidence each derived fact was concluded from.
+        var basis: [[Evidence]]
         var evidence: [Evidence] = []
 
         init(timeline: PatientTimeline, now: Double, bundle: RuleBundle) {
@@ -17,6 +19,7 @@ extension Evaluator {
             self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
             self.derived = Array(repeating: nil, count: bundle.derived.count)
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
+            self.basis = Array(repeating: [], count: bundle.derived.count)
             evidence.reserveCapacity(32)
         }
 
@@ -40,6 +43,7 @@ extension Evaluator {
                 let fact = bundle.derived[slot]
                 let value = derived[slot] ?? fact.defaultValue
                 evidence.append(Evidence(fact: fact.name, value: value, rule: setBy[slot] ?? "default"))
+                evidence.append(contentsOf: basis[slot])
                 return value
             case .context(let fact, let at):
                 var time = now
@@ -74,6 +78,12 @@ extension Evaluator {
                 return .bool(!eval(inner).isUnknown)
             case .isUnknown(let inner):
                 return .bool(eval(inner).isUnknown)
+            case .earliest(let codes):
+                var best: Double?
+                for code in codes {
+                    if case .time(let t) = eval(code), best.map({ t < $0 }) ?? true { best = t }
+                }
+                return best.map { .time($0) } ?? .unknown
             case .coalesce(let codes):
                 for code in codes {
                     let value = eval(code)

@@ -29,6 +29,9 @@ package struct Evaluator: Sendable {
                 state.derived[assignment.slot] = state.eval(assignment.value)
                 state.setBy[assignment.slot] = rule.id
             }
+            // What a derived fact was concluded from travels with it to the rules that read it.
+            let basis = Array(state.evidence[mark...])
+            for assignment in rule.sets { state.basis[assignment.slot] = basis }
             guard let alert = rule.alert else {
                 state.evidence.removeSubrange(mark...)
                 continue
@@ -45,12 +48,15 @@ package struct Evaluator: Sendable {
             if rule.shadow { shadow.append(rendered) } else { alerts.append(rendered) }
         }
         var decisions: [(String, Value)] = []
-        for fact in bundle.derived where fact.publish {
-            decisions.append((fact.name, state.derived[fact.slot] ?? fact.defaultValue))
+        var derived: [(String, Value)] = []
+        for fact in bundle.derived {
+            let value = state.derived[fact.slot] ?? fact.defaultValue
+            derived.append((fact.name, value))
+            if fact.publish { decisions.append((fact.name, value)) }
         }
         return EvaluationResult(
             patient: timeline.patient, clinic: timeline.clinic, at: now, rulesetVersion: bundle.version,
-            rulesetHash: bundle.hash, decisions: decisions, alerts: alerts, shadowAlerts: shadow)
+            rulesetHash: bundle.hash, decisions: decisions, alerts: alerts, shadowAlerts: shadow, derived: derived)
     }
 
     /// A stable alert identity per patient × rule that does not reveal the patient identifier.

@@ -53,6 +53,8 @@ package struct EvaluationResult: Sendable, Equatable {
     package var alerts: [Alert]
     /// Alerts of rule sets in `testing` status: evaluated and logged, never published.
     package var shadowAlerts: [Alert]
+    /// Every derived fact, published or not (for rule tests and explanations).
+    package var derived: [(name: String, value: Value)] = []
 
     package static func == (lhs: EvaluationResult, rhs: EvaluationResult) -> Bool {
         lhs.patient == rhs.patient && lhs.clinic == rhs.clinic && lhs.at == rhs.at
@@ -65,5 +67,10 @@ package struct EvaluationResult: Sendable, Equatable {
     /// The value of a published decision.
     package func decision(_ name: String) -> Value? {
         decisions.first { $0.name == name }?.value
+    }
+
+    /// The value of any derived fact, published or not.
+    package func derivedValue(_ name: String) -> Value? {
+        derived.first { $0.name == name }?.value
     }
 }

@@ -29,16 +29,18 @@ package enum Value: Sendable, Equatable {
 }
 
 extension Double {
-    /// Rounded to `digits` significant digits, for display only.
+    /// Rounded to `digits` significant digits, for display only. Scales by an exact power of ten and divides
+    /// back, so the result is the `Double` nearest the rounded decimal (203.25 → 203.3, not 203.29999…).
     package func rounded(significant digits: Int) -> Double {
         guard self != 0, isFinite else { return self }
-        var scale = 1.0
+        var exponent = 0
         var magnitude = abs(self)
-        while magnitude >= 10 { magnitude /= 10; scale *= 10 }
-        while magnitude < 1 { magnitude *= 10; scale /= 10 }
-        var factor = 1.0
-        for _ in 1..<digits { factor *= 10 }
-        return (self / scale * factor).rounded() / factor * scale
+        while magnitude >= 10 { magnitude /= 10; exponent += 1 }
+        while magnitude < 1 { magnitude *= 10; exponent -= 1 }
+        let decimals = digits - 1 - exponent
+        var power = 1.0
+        for _ in 0..<abs(decimals) { power *= 10 }
+        return decimals >= 0 ? (self * power).rounded() / power : (self / power).rounded() * power
     }
 }
 

@@ -8,7 +8,7 @@ package indirect enum Expression: Sendable {
     case parameter(String, at: Int)
     /// A (possibly dotted) name: a fact, a derived fact or a context value such as `pregnancy.status`.
     case name(String, at: Int)
-    case call(String, [Argument], at: Int)
+    case call(String, [CallArgument], at: Int)
     case negate(Expression, at: Int)
     case not(Expression, at: Int)
     case and([Expression], at: Int)
@@ -32,7 +32,7 @@ package indirect enum Expression: Sendable {
 }
 
 /// A function argument, positional or named (`within: 90 d`).
-package struct Argument: Sendable {
+package struct CallArgument: Sendable {
     package var label: String?
     package var value: Expression
     package var offset: Int

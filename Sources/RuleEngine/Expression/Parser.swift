@@ -182,7 +182,7 @@ package struct Parser {
             name += "." + part
         }
         guard accept(.lparen) else { return .name(name, at: start) }
-        var arguments: [Argument] = []
+        var arguments: [CallArgument] = []
         if !accept(.rparen) {
             repeat {
                 let argumentStart = current.offset
@@ -195,7 +195,7 @@ package struct Parser {
                     _ = advance()
                 }
                 let value = try nested { (p: inout Parser) throws(ExpressionError) in try p.parseOr() }
-                arguments.append(Argument(label: label, value: value, offset: argumentStart))
+                arguments.append(CallArgument(label: label, value: value, offset: argumentStart))
             } while accept(.comma)
             try expect(.rparen, "to close the arguments of \(name)(…)")
         }
