@@ -249,7 +249,7 @@ struct BundleCompiler {
             alert = compileAlert(rawAlert, ruleID: raw.id, citations: resolveCitations(rawAlert.citations), &expressions, locate, &log)
             for citation in alert?.citations ?? [] where !citations.contains(citation) { citations.append(citation) }
         }
-        if citations.isEmpty {
+        if raw.citations.isEmpty, raw.alert?.citations.isEmpty ?? true {
             let message = "rule '\(raw.id)' has no citation; every rule must be traceable to its source"
             if file.info.status == .draft { log.warning(raw.idNode.location, message) } else { log.error(raw.idNode.location, message) }
         }

@@ -1,0 +1,297 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+
+/// Static checks: every diagnostic names file, line and column, and the loader refuses to load on errors.
+@Suite struct CheckerTests {
+    /// Loads one rule set and returns the diagnostics as `line:column: severity: message`.
+    func diagnostics(_ body: String, file: String = "a.yaml", extra: [String: String] = [:]) throws -> (RuleLoader.Result, [String]) {
+        let scratch = try Support.ScratchRules([file: Support.header() + "\n" + body].merging(extra) { a, _ in a })
+        defer { scratch.remove() }
+        let result = scratch.load()
+        let lines = result.log.sorted.filter { $0.location.file.hasSuffix(file) }
+            .map { "\($0.location.line):\($0.location.column): \($0.severity.rawValue): \($0.message)" }
+        return (result, lines)
+    }
+
+    @Test func validSetLoads() throws {
+        let (result, lines) = try diagnostics("""
+            parameters:
+              low: {value: 180 ng/L, for: b12.total}
+            rules:
+              - id: r1
+                when: latest(b12.total) < $low
+                alert: {category: deficiency, severity: warning, summary: "Low {{latest(b12.total)}}", detail: d, recommendation: r, citations: [SRC]}
+            """)
+        #expect(result.bundle != nil)
+        #expect(lines.isEmpty, "\(lines)")
+    }
+
+    @Test func unknownFactWithSuggestionAndCaret() throws {
+        let (result, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: latest(b12.totl) < 180 ng/L
+                alert: {category: deficiency, severity: warning, summary: s, detail: d, recommendation: r, citations: [SRC]}
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["11:18: error: unknown fact 'b12.totl' (did you mean 'b12.total'?)"])
+        let rendered = result.log.errors[0].description
+        #expect(rendered.contains("    when: latest(b12.totl) < 180 ng/L\n                 ^"))
+    }
+
+    @Test func unitDimensionMismatch() throws {
+        let (_, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: latest(b12.total) < 1 mg
+                citations: [SRC]
+                alert: {category: deficiency, severity: warning, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(lines == ["11:31: error: unit mismatch: cannot compare quantity (mass concentration) with quantity (mass)"])
+    }
+
+    @Test func plainNumberAgainstQuantity() throws {
+        let (_, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: latest(hb) < 105
+                citations: [SRC]
+                alert: {category: anaemia, severity: warning, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(lines.first?.hasPrefix("11:24: error: cannot compare quantity (mass concentration) with a plain number") == true)
+    }
+
+    @Test func typeMismatchAndEnumValues() throws {
+        let (_, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: diet == "vegetable"
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+              - id: r2
+                when: latest(hb)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(lines == [
+            "11:19: error: 'vegetable' is never a value here; expected one of vegan, vegetarian, omnivore",
+            "15:11: error: a condition must be true or false, but this expression is quantity (mass concentration)",
+        ])
+    }
+
+    @Test func unknownFunctionAndFilter() throws {
+        let (_, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: lastest(hb) < 100 g/L
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+              - id: r2
+                when: |
+                  exists(hb, withn: 90 d)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(lines == [
+            "11:11: error: unknown function 'lastest' (did you mean 'latest'?)",
+            "16:18: error: unknown filter 'withn:' (did you mean 'within'?); filters are since, before, within, route, min_dose",
+        ])
+    }
+
+    @Test func duplicateRuleIDAcrossFiles() throws {
+        let rule = """
+            rules:
+              - id: same
+                when: exists(paraesthesia)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """
+        let scratch = try Support.ScratchRules([
+            "a.yaml": Support.header(id: "set.a") + "\n" + rule, "b.yaml": Support.header(id: "set.b") + "\n" + rule,
+        ])
+        defer { scratch.remove() }
+        let result = scratch.load()
+        #expect(result.bundle == nil)
+        let error = try #require(result.log.errors.first)
+        #expect(error.location.file.hasSuffix("b.yaml") && error.location.line == 10 && error.location.column == 9, "\(error)")
+        #expect(error.message.hasPrefix("duplicate rule id 'same' (also at"))
+    }
+
+    @Test func cycleNamesTheRules() throws {
+        let (result, lines) = try diagnostics("""
+            derive:
+              x: {type: bool}
+              y: {type: bool}
+            rules:
+              - id: makes-x
+                when: y
+                set: {x: "true"}
+                citations: [SRC]
+              - id: makes-y
+                when: x
+                set: {y: "true"}
+                citations: [SRC]
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["13:9: error: rules depend on each other in a cycle: makes-x → makes-y → makes-x"])
+    }
+
+    @Test func missingCitationIsAnErrorInProductionAndAWarningInDraft() throws {
+        let body = """
+            rules:
+              - id: r1
+                when: exists(paraesthesia)
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """
+        let (production, lines) = try diagnostics(body)
+        #expect(production.bundle == nil)
+        #expect(lines == ["10:9: error: rule 'r1' has no citation; every rule must be traceable to its source"])
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header(status: "draft") + "\n" + body])
+        defer { scratch.remove() }
+        let draft = scratch.load()
+        #expect(draft.bundle != nil)
+        #expect(draft.log.warnings.map(\.message) == ["rule 'r1' has no citation; every rule must be traceable to its source"])
+    }
+
+    @Test func unusedParameterAndUnknownCitationAndUnreachableRule() throws {
+        let (result, lines) = try diagnostics("""
+            parameters:
+              spare: 3
+            derive:
+              x: {values: [a, b]}
+            rules:
+              - id: always
+                when: "true"
+                set: {x: a}
+                citations: [SRC]
+              - id: never
+                when: exists(numbness)
+                set: {x: b}
+                citations: [SRC]
+              - id: miscited
+                when: exists(numbness)
+                citations: [NOPE]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == [
+            "10:3: warning: parameter 'spare' is never used",
+            "18:9: warning: rule 'never' is unreachable: 'always' always sets x first",
+            "24:17: error: unknown citation 'NOPE'; declare it under ruleset.citations",
+        ])
+    }
+
+    @Test func yamlSyntaxErrorsHavePositions() throws {
+        let (result, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: latest(b12.total, since: now) < 180 ng/L
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["11:34: error: YAML syntax: mapping values are not allowed in this context"])
+    }
+
+    @Test func unknownKeysAreErrorsWithSuggestions() throws {
+        let (_, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: exists(numbness)
+                citations: [SRC]
+                alert: {category: note, severty: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(lines.first == "13:29: error: unknown key 'severty' in an alert (did you mean 'severity'?); expected one of category, severity, summary, detail, recommendation, citations")
+    }
+
+    @Test func derivedValuesAndOwnership() throws {
+        let scratch = try Support.ScratchRules([
+            "a.yaml": Support.header(id: "set.a") + """
+
+                derive:
+                  status: {values: [low, high]}
+                rules:
+                  - id: a1
+                    when: exists(numbness)
+                    set: {status: lo}
+                    citations: [SRC]
+                """,
+            "b.yaml": Support.header(id: "set.b") + """
+
+                rules:
+                  - id: b1
+                    when: exists(numbness)
+                    set: {status: high}
+                    citations: [SRC]
+                """,
+        ])
+        defer { scratch.remove() }
+        let messages = scratch.load().log.errors.map { "\($0.location.file.split(separator: "/").last!):\($0.location.line):\($0.location.column): \($0.message)" }
+        #expect(messages == [
+            "a.yaml:14:19: 'lo' is not a value of status (did you mean 'low'?); expected one of low, high",
+            "b.yaml:12:11: 'status' belongs to rule set 'set.a'; only its own rules may set it",
+        ])
+    }
+
+    @Test func summaryMustBeShort() throws {
+        let long = String(repeating: "x", count: 150)
+        let (_, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: exists(numbness)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: \(long), detail: d, recommendation: r}
+            """)
+        #expect(lines == ["13:54: error: summary is 150 characters; it must be under 140"])
+    }
+
+    @Test func retiredSetsAreSkippedAndReviewDatesWarn() throws {
+        let rule = "\nrules:\n  - id: r1\n    when: exists(numbness)\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"
+        let old = Support.header(id: "old").replacingOccurrences(of: "2027-01-01", with: "2026-01-01")
+        let scratch = try Support.ScratchRules([
+            "a.yaml": old + rule,
+            "b.yaml": Support.header(id: "gone", status: "retired") + rule.replacingOccurrences(of: "r1", with: "r2"),
+        ])
+        defer { scratch.remove() }
+        let result = scratch.load()
+        let bundle = try #require(result.bundle)
+        #expect(bundle.rules.map(\.id) == ["r1"])
+        #expect(result.log.warnings.map(\.message) == [
+            "rule set 'old' was due for clinical review on 2026-01-01",
+            "rule set 'gone' is retired and is not loaded",
+        ])
+    }
+
+    @Test func profileOverridesAreCheckedAndApplied() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + """
+
+            parameters:
+              low: {value: 180 ng/L, for: b12.total}
+            rules:
+              - id: r1
+                when: latest(b12.total) < $low
+                citations: [SRC]
+                alert: {category: deficiency, severity: warning, summary: s, detail: d, recommendation: r}
+            """])
+        defer { scratch.remove() }
+        let profile = scratch.path + "/site.yaml"
+        try "profile: {id: site-a}\nparameters:\n  low: 110 pmol/L\n".write(toFile: profile, atomically: true, encoding: .utf8)
+        let bundle = try #require(scratch.load(profile: profile).bundle)
+        let low = try #require(bundle.parameters.first { $0.name == "low" })
+        #expect(low.value == .quantity(149.05, UnitTable.unit("ng/L")!))
+        #expect(low.overriddenBy == "site-a")
+
+        try "profile: {id: site-b}\nparameters:\n  lo: 150 ng/L\n  low: 3 mg\n".write(toFile: profile, atomically: true, encoding: .utf8)
+        let bad = scratch.load(profile: profile)
+        #expect(bad.bundle == nil)
+        #expect(bad.log.errors.map { "\($0.location.line):\($0.location.column): \($0.message)" } == [
+            "3:3: the profile overrides unknown parameter 'lo' (did you mean 'low'?)",
+            "4:8: mg cannot be converted to ng/L for b12.total",
+        ])
+    }
+
+    @Test func bundledRulesLoadWithoutDiagnostics() {
+        let result = RuleLoader(today: Support.today).load(directory: Support.rulesDirectory)
+        #expect(result.bundle != nil)
+        #expect(result.log.diagnostics.isEmpty, "\(result.log.sorted.map(\.description))")
+    }
+}
