@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+
+@Suite struct EvaluatorTests {
+    func event(_ time: String, _ body: String, id: String = UUID().uuidString) throws -> PatientEvent {
+        try Support.event(#"{"id": "\#(id)", "patient": "p-1", "clinic": "north", "time": "\#(time)"\#(body.isEmpty ? "" : ", " + body)}"#)
+    }
+
+    @Test func alertsCarryEvidenceWithReportedAndNormalisedValues() throws {
+        let result = Support.evaluate([
+            try event("2026-11-20T09:00:00Z", #""pregnancy": {"status": "postpartum", "delivery_date": "2026-09-01"}, "observations": [{"code": "b12.total", "value": 90, "unit": "pmol/L", "time": "2026-11-19T08:00:00Z"}]"#, id: "lab-7")
+        ])
+        #expect(result.decision("b12.status") == .text("deficient"))
+        let alert = try #require(result.alerts.first { $0.category == "deficiency" })
+        let evidence = try #require(alert.evidence.first { $0.fact == "b12.total" })
+        #expect(evidence.value == .quantity(121.95, UnitTable.unit("ng/L")!))
+        #expect(evidence.reportedValue == .number(90) && evidence.reportedUnit == "pmol/L")
+        #expect(evidence.time == Timestamp.parse("2026-11-19T08:00:00Z") && evidence.event == "lab-7")
+        #expect(alert.evidence.contains { $0.fact == "b12.status" && $0.rule == "b12.status.total-low" })
+        #expect(alert.summary == "Vitamin B12 deficiency: 90 pmol/L")
+        #expect(alert.citations == ["NICE NG239 (2024)"])
+        #expect(alert.id == Evaluator.alertID(patient: "p-1", rule: "b12.deficiency-alert") && !alert.id.contains("p-1"))
+        let json = try JSONSerialization.jsonObject(with: Data(result.json.utf8)) as! [String: Any]
+        #expect((json["decisions"] as! [String: Any])["b12.status"] as? String == "deficient")
+        #expect((json["ruleset"] as! [String: Any])["hash"] as? String == Support.bundled.hash)
+    }
+
+    @Test func evaluationIsDeterministicAndAsOfATime() throws {
+        let events = [
+            try event("2026-06-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 10}, "observations": [{"code": "b12.active", "value": 80, "unit": "pmol/L"}]"#),
+            try event("2026-09-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 23.1}, "observations": [{"code": "b12.active", "value": 20, "unit": "pmol/L"}]"#),
+        ]
+        let early = Support.evaluate(events, at: "2026-07-01T00:00:00Z")
+        let late = Support.evaluate(events, at: "2026-09-02T00:00:00Z")
+        #expect(early.decision("b12.status") == .text("not-deficient"))
+        #expect(late.decision("b12.status") == .text("deficient"))
+        #expect(late == Support.evaluate(events.reversed(), at: "2026-09-02T00:00:00Z"))
+    }
+
+    @Test func samplesAfterTreatmentStartedAreNotDiagnostic() throws {
+        let events = [
+            try event("2026-11-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "administrations": [{"code": "hydroxocobalamin", "dose": 1, "unit": "mg", "route": "IM"}]"#),
+            try event("2026-11-10T09:00:00Z", #""observations": [{"code": "b12.active", "value": 15, "unit": "pmol/L"}]"#),
+        ]
+        #expect(Support.evaluate(events).decision("b12.status") == .text("unknown"))
+        // A low-dose supplement is prevention, not treatment: the later sample still counts.
+        let supplement = [
+            try event("2026-11-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "medications": [{"code": "cyanocobalamin", "dose": 500, "unit": "ug", "per": "day"}]"#),
+            try event("2026-11-10T09:00:00Z", #""observations": [{"code": "b12.active", "value": 15, "unit": "pmol/L"}]"#),
+        ]
+        #expect(Support.evaluate(supplement).decision("b12.status") == .text("deficient"))
+    }
+
+    @Test func pregnancyStatusIsJudgedAtSamplingEvenWhenEvaluatedPostpartum() throws {
+        // 150 ng/L taken at 36 weeks: pregnant at sampling → 100-179 without support → borderline.
+        // The same value taken when not pregnant would be deficient (< 180 ng/L).
+        let events = [
+            try event("2026-08-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 36}, "observations": [{"code": "b12.total", "value": 150, "unit": "ng/L"}]"#),
+            try event("2026-09-10T09:00:00Z", #""pregnancy": {"status": "postpartum", "delivery_date": "2026-09-05", "breastfeeding": true}"#),
+        ]
+        let result = Support.evaluate(events)
+        #expect(result.derivedValue("b12.pregnant_at_sampling") == .bool(true))
+        #expect(result.decision("b12.status") == .text("borderline"))
+    }
+
+    @Test func decisionTablesTakeTheFirstTrueRow() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + """
+
+            derive:
+              band: {values: [low, mid, high], default: high, publish: true}
+            rules:
+              - id: low
+                when: latest(hb) < 100 g/L
+                set: {band: low}
+                citations: [SRC]
+              - id: mid
+                when: latest(hb) < 120 g/L
+                set: {band: mid}
+                citations: [SRC]
+                alert: {category: anaemia, severity: warning, summary: "mid {{latest(hb)}}", detail: d, recommendation: r}
+            """])
+        defer { scratch.remove() }
+        let bundle = try #require(scratch.load().bundle)
+        func band(_ hb: Double?) throws -> (Value?, [String]) {
+            let body = hb.map { #""observations": [{"code": "hb", "value": \#($0), "unit": "g/L"}]"# } ?? ""
+            let result = Support.evaluate([try event("2026-11-20T09:00:00Z", body)], bundle: bundle)
+            return (result.decision("band"), result.alerts.map(\.summary))
+        }
+        #expect(try band(90) == (.text("low"), []))
+        #expect(try band(110) == (.text("mid"), ["mid 110 g/L"]))
+        #expect(try band(130) == (.text("high"), []))
+        #expect(try band(nil) == (.text("high"), []))
+    }
+
+    @Test func testingRuleSetsRunInShadow() throws {
+        let body = """
+
+            rules:
+              - id: shadowed
+                when: exists(numbness)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header(status: "testing") + body])
+        defer { scratch.remove() }
+        let bundle = try #require(scratch.load().bundle)
+        let result = Support.evaluate([try event("2026-11-20T09:00:00Z", #""symptoms": [{"code": "numbness"}]"#)], bundle: bundle)
+        #expect(result.alerts.isEmpty)
+        #expect(result.shadowAlerts.map(\.rule) == ["shadowed"])
+    }
+
+    @Test func summedFolicAcidAndStoppedMedications() throws {
+        let events = [
+            try event("2026-11-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 12}, "medications": [{"code": "folic-acid", "dose": 600, "unit": "ug", "per": "day"}, {"code": "folic-acid", "dose": 500, "unit": "ug", "per": "day", "product": "multivitamin"}]"#),
+        ]
+        let result = Support.evaluate(events)
+        #expect(result.decision("folate.masking_risk") == .bool(true))
+        let alert = try #require(result.alerts.first { $0.category == "folate-masking" })
+        #expect(alert.summary.hasPrefix("Folic acid 1.1 mg/d"))
+        // The multivitamin is then stopped: 0.6 mg/d no longer warns.
+        let stopped = events + [
+            try event("2026-11-10T09:00:00Z", #""medications": [{"code": "folic-acid", "dose": 500, "unit": "ug", "per": "day", "product": "multivitamin", "status": "stopped"}]"#)
+        ]
+        #expect(Support.evaluate(stopped).decision("folate.masking_risk") == .bool(false))
+    }
+
+    @Test func siteProfileChangesTheThresholdWithoutTouchingRules() throws {
+        let profile = Support.rulesDirectory + "/profiles/example-site.yaml"
+        let site = try #require(RuleLoader(today: Support.today).load(directory: Support.rulesDirectory, profile: profile).bundle)
+        #expect(site.hash != Support.bundled.hash)
+        let events = [
+            try event("2026-11-20T09:00:00Z", #""pregnancy": {"status": "not-pregnant"}, "observations": [{"code": "b12.total", "value": 190, "unit": "ng/L"}]"#)
+        ]
+        #expect(Support.evaluate(events).decision("b12.status") == .text("borderline"))
+        #expect(Support.evaluate(events, bundle: site).decision("b12.status") == .text("deficient"))
+    }
+}

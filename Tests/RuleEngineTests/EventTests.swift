@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+
+@Suite struct EventDecoderTests {
+    static let valid = """
+        {"schema": "cobalt.event.v1", "id": "lab-1", "patient": "p-1", "clinic": "north", "time": "2026-11-20T09:30:00Z",
+         "observations": [{"code": "b12.total", "value": 150, "unit": "pmol/L", "time": "2026-11-19T08:00:00Z"},
+                          {"code": {"system": "loinc", "code": "718-7"}, "value": 11.2, "unit": "g/dL"}],
+         "medications": [{"code": "folic-acid", "dose": 5, "unit": "mg", "per": "day", "status": "active", "start": "2026-03-01"}],
+         "administrations": [{"code": "hydroxocobalamin", "dose": 1, "unit": "mg", "route": "IM", "time": "2026-11-18T10:00:00Z"}],
+         "conditions": [{"code": {"system": "icd10", "code": "Z98.84"}, "status": "active"}],
+         "symptoms": [{"code": "paraesthesia", "status": "present", "onset": "2026-11-01"}],
+         "reactions": [{"code": "urticaria", "after": "b12-injection", "time": "2026-11-18T10:20:00Z"}],
+         "pregnancy": {"status": "pregnant", "gestation_weeks": 16.3, "fetuses": 1},
+         "diet": "vegan", "preferences": ["declines-injections"]}
+        """
+
+    @Test func decodesTheInterfaceExample() throws {
+        let event = try Support.event(Self.valid)
+        #expect(event.id == "lab-1" && event.patient == "p-1" && event.clinic == "north")
+        #expect(event.time == Timestamp.parse("2026-11-20T09:30:00Z"))
+        #expect(event.observations.count == 2 && event.observations[1].code == .init(system: "loinc", code: "718-7"))
+        #expect(event.medications[0].start == Timestamp.parse("2026-03-01"))
+        #expect(event.pregnancy?.gestationWeeks == 16.3 && event.diet == "vegan" && event.preferences == ["declines-injections"])
+        #expect(event.warnings.isEmpty)
+    }
+
+    @Test func everyErrorIsListedWithItsPath() {
+        let json = """
+            {"id": "", "patient": 42, "time": "yesterday", "observations": [{"value": true}, 3],
+             "pregnancy": {"status": "expecting"}, "diet": "keto", "medications": [{"code": "folic-acid", "per": "fortnight"}]}
+            """
+        #expect {
+            _ = try Support.event(json)
+        } throws: { error in
+            let paths = Set((error as! EventDecodingError).errors.map(\.path))
+            return paths == [
+                "id", "patient", "clinic", "time", "observations[0].code", "observations[0].value", "observations[1]",
+                "pregnancy.status", "diet", "medications[0].per",
+            ]
+        }
+    }
+
+    @Test(arguments: ["not json", "[1,2", "{\"id\": }", "", "\u{0}"])
+    func malformedJSONIsRejectedNotCrashed(_ text: String) {
+        #expect(throws: EventDecodingError.self) { _ = try EventDecoder.decode(Data(text.utf8)) }
+    }
+
+    @Test func unknownFieldsAreWarningsNotErrors() throws {
+        let event = try Support.event("""
+            {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "colour": "blue"}
+            """)
+        #expect(event.warnings == [FieldError(path: "colour", message: "unknown field ignored")])
+    }
+
+    @Test(arguments: [
+        ("2026-11-20T09:30:00Z", 1_795_167_000.0) /* python3 datetime.fromisoformat(...).timestamp() */, ("2026-11-20T10:30:00+01:00", 1_795_167_000),
+        ("2026-11-20T09:30:00.5Z", 1_795_167_000.5), ("2026-11-20", 1_795_132_800), ("2024-02-29", 1_709_164_800),
+    ])
+    func timestamps(_ text: String, _ expected: Double) {
+        #expect(Timestamp.parse(text) == expected)
+        #expect(Timestamp.parse(Timestamp.format(expected)) == expected.rounded(.down))
+    }
+
+    @Test(arguments: ["2026-13-01", "2026-02-30", "2023-02-29", "2026-11-20T25:00:00Z", "2026-11-20T09:30:00", "20261120", "2026-11-20T09:30:00+0100"])
+    func badTimestamps(_ text: String) {
+        #expect(Timestamp.parse(text) == nil)
+    }
+
+    @Test func timelineFilesAreArraysOrJSONLines() throws {
+        let one = #"{"id": "a", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z"}"#
+        let two = #"{"id": "b", "patient": "p", "clinic": "c", "time": "2026-11-21T09:30:00Z"}"#
+        #expect(try EventDecoder.decodeTimeline(Data("[\(one), \(two)]".utf8)).map(\.id) == ["a", "b"])
+        #expect(try EventDecoder.decodeTimeline(Data("\(one)\n\n\(two)\n".utf8)).map(\.id) == ["a", "b"])
+        #expect {
+            _ = try EventDecoder.decodeTimeline(Data("\(one)\n{\"id\": 1}\n".utf8))
+        } throws: { error in
+            (error as! EventDecodingError).errors.allSatisfy { $0.path.hasPrefix("line 2.") }
+        }
+    }
+}
+
+@Suite struct NormaliserTests {
+    func normalise(_ observations: String, medications: String = "[]") throws -> NormalisedEvent {
+        let event = try Support.event("""
+            {"id": "e1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z",
+             "observations": \(observations), "medications": \(medications)}
+            """)
+        return NormalisedEvent(event, vocabulary: Support.bundled.vocabulary)
+    }
+
+    @Test func valuesAreStoredInTheCanonicalUnitWithWhatWasReported() throws {
+        let n = try normalise(#"[{"code": {"system": "loinc", "code": "14685-2"}, "value": 150, "unit": "pmol/L"}]"#)
+        #expect(n.findings.isEmpty)
+        let record = try #require(n.observations.first)
+        #expect(Support.bundled.vocabulary.facts[record.fact].name == "b12.total")
+        #expect(record.record.value == .number(203.25))
+        #expect(record.record.provenance.reportedValue == .number(150) && record.record.provenance.reportedUnit == "pmol/L")
+    }
+
+    @Test(arguments: [
+        (#"{"code": "b12.total", "value": 160}"#, "unit missing; value 160 not used (never guessed)"),
+        (#"{"code": "b12.total", "value": "160"}"#, "unit missing; value 160 not used (never guessed)"),
+        (#"{"code": "b12.total", "value": 160, "unit": "mmol/g"}"#, "unknown unit 'mmol/g'; value not used"),
+        (#"{"code": "b12.total", "value": 160, "unit": "mg"}"#, "unit mg cannot be converted to ng/L for b12.total; value not used"),
+        (#"{"code": "mma", "value": 160, "unit": "ng/L"}"#, "unit ng/L cannot be converted to umol/L for mma; value not used"),
+        (#"{"code": "b12.total", "value": -180, "unit": "pg/mL"}"#, "implausible value -180 pg/mL: must be above 0 ng/L; value not used"),
+        (#"{"code": "b12.total", "value": 0, "unit": "ng/L"}"#, "implausible value 0 ng/L: must be above 0 ng/L; value not used"),
+        (#"{"code": "b12.total", "value": 25000, "unit": "ng/L"}"#, "implausible value 25000 ng/L: above the plausible maximum of 20000 ng/L; value not used"),
+        (#"{"code": "hb", "value": 1.1, "unit": "g/dL"}"#, "implausible value 1.1 g/dL: below the plausible minimum of 20 g/L; value not used"),
+        (#"{"code": "mcv", "value": 160, "unit": "fL"}"#, "implausible value 160 fL: above the plausible maximum of 150 fL; value not used"),
+        (#"{"code": "mma", "value": 101, "unit": "umol/L"}"#, "implausible value 101 umol/L: above the plausible maximum of 100 umol/L; value not used"),
+        (#"{"code": "b12.active", "value": 1001, "unit": "pmol/L"}"#, "implausible value 1001 pmol/L: above the plausible maximum of 1000 pmol/L; value not used"),
+        (#"{"code": {"system": "loinc", "code": "16695-9"}, "value": 300, "unit": "ng/L"}"#, "code loinc:16695-9 is not used: B12 in whole blood; Cobalt's thresholds are for serum/plasma total B12 (2132-9, 14685-2)"),
+        (#"{"code": {"system": "loinc", "code": "99999-9"}, "value": 1, "unit": "g/L"}"#, "unknown code loinc:99999-9"),
+        (#"{"code": "if-antibody", "value": "weakly"}"#, "'weakly' is not one of positive, negative"),
+        (#"{"code": "paraesthesia", "value": 1, "unit": "g/L"}"#, "'paraesthesia' is a symptom, not expected here"),
+    ])
+    func unusableValuesBecomeFindingsAndAreNotStored(_ observation: String, _ reason: String) throws {
+        let n = try normalise("[\(observation)]")
+        #expect(n.observations.isEmpty)
+        #expect(n.findings.map(\.reason) == [reason])
+        #expect(n.findings.first?.path == "observations[0]")
+    }
+
+    @Test func medicationDosesBecomeDailyDoses() throws {
+        let n = try normalise("[]", medications: """
+            [{"code": "folic-acid", "dose": 5, "unit": "mg", "per": "day"},
+             {"code": "folic-acid", "dose": 400, "unit": "ug", "per": "day"},
+             {"code": "folic-acid", "dose": 35, "unit": "mg", "per": "week"},
+             {"code": "folic-acid", "dose": 5, "unit": "mg"},
+             {"code": "folic-acid", "dose": 20, "unit": "mg", "per": "day"}]
+            """)
+        #expect(n.medications.map(\.record.dailyDose) == [5, 0.4, 5, nil, 20])
+        #expect(n.findings.map(\.reason) == [
+            "dose period ('per') missing; daily dose not used",
+            "daily dose 20 mg/d is above 15 mg/d: likely a unit error; please check",
+        ])
+        #expect(n.findings.map(\.severity) == [.rejected, .flagged])
+    }
+}
