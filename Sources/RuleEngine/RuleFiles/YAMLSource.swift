@@ -51,11 +51,22 @@ struct YAMLSource {
             return YAMLSource(path: display, text: text, root: root)
         } catch let error as YamlError {
             let (location, message) = describe(error, file: display)
-            log.error(location, message)
+            log.error(clamp(location, to: text), message)
         } catch {
             log.error(start, "cannot parse YAML: \(error)")
         }
         return YAMLSource(path: display, text: text, root: nil)
+    }
+
+    /// libyaml reports errors at the end of input on the line after the last one; point at the last real
+    /// character instead, so the caret is always under text the user can see.
+    private static func clamp(_ location: SourceLocation, to text: String) -> SourceLocation {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var lastLine = lines.count
+        while lastLine > 1, lines[lastLine - 1].isEmpty { lastLine -= 1 }
+        guard location.line > lastLine else { return location }
+        let length = lines.isEmpty ? 0 : lines[lastLine - 1].unicodeScalars.count
+        return SourceLocation(file: location.file, line: max(lastLine, 1), column: length + 1)
     }
 
     private static func describe(_ error: YamlError, file: String) -> (SourceLocation, String) {

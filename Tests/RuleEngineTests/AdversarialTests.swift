@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+
+/// No input file — however broken — may crash or hang the loader. Each case must come back with diagnostics
+/// (or load), and every diagnostic must point inside the file.
+@Suite struct AdversarialRuleFileTests {
+    /// A deterministic generator so failures reproduce.
+    struct SplitMix64: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Loads a directory whose single rule set has `text`; returns the result after checking positions.
+    func loadRuleSet(_ text: String) throws -> RuleLoader.Result {
+        let scratch = try Support.ScratchRules(["x.yaml": text])
+        defer { scratch.remove() }
+        let result = scratch.load()
+        let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+        for d in result.log.diagnostics where d.location.file.hasSuffix("x.yaml") {
+            #expect(d.location.line >= 1 && d.location.line <= max(lineCount, 1), "\(d.headline)")
+            #expect(d.location.column >= 1, "\(d.headline)")
+        }
+        #expect(result.bundle != nil || result.log.hasErrors)
+        return result
+    }
+
+    static let bundledRuleSet = try! String(contentsOfFile: Support.rulesDirectory + "/rulesets/10-deficiency.yaml", encoding: .utf8)
+
+    @Test func everyTruncationOfARealRuleFileIsHandled() throws {
+        let scalars = Array(Self.bundledRuleSet.unicodeScalars)
+        var loaded = 0
+        for cut in stride(from: 0, to: scalars.count, by: 97) {
+            let result = try loadRuleSet(String(String.UnicodeScalarView(scalars[..<cut])))
+            if result.bundle != nil { loaded += 1 }
+        }
+        #expect(loaded < scalars.count / 97)
+    }
+
+    @Test func randomLineDeletionsAndDuplicationsAreHandled() throws {
+        var rng = SplitMix64(state: 42)
+        let lines = Self.bundledRuleSet.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for _ in 0..<40 {
+            var mutated = lines
+            for _ in 0..<3 {
+                let i = Int.random(in: 0..<mutated.count, using: &rng)
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: mutated.remove(at: i)
+                case 1: mutated.insert(mutated[i], at: i)
+                case 2: mutated[i] = String(mutated[i].shuffled(using: &rng))
+                default: mutated[i] = "  " + mutated[i]
+                }
+            }
+            _ = try loadRuleSet(mutated.joined(separator: "\n"))
+        }
+    }
+
+    @Test func randomBytesAreHandled() throws {
+        var rng = SplitMix64(state: 7)
+        let alphabet = Array("abc:-[]{}#&*!|>'\"\n\t $()<=%.0123456789".unicodeScalars)
+        for _ in 0..<60 {
+            let length = Int.random(in: 0..<400, using: &rng)
+            var text = String.UnicodeScalarView()
+            for _ in 0..<length { text.append(alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]) }
+            _ = try loadRuleSet(String(text))
+        }
+    }
+
+    @Test func hostileStructures() throws {
+        let nested = String(repeating: "[", count: 100_000)
+        #expect(try loadRuleSet(nested).log.errors.first?.message == "brackets nest deeper than 64 levels")
+        let laughs = """
+            a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+            b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+            c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+            d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+            ruleset: *d
+            """
+        #expect(try loadRuleSet(laughs).bundle == nil)
+        let indented = (0..<800).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n")
+        #expect(try loadRuleSet(indented).bundle == nil)
+        #expect(try loadRuleSet("ruleset: \u{0}").log.errors.first?.message == "file contains a NUL character")
+        let huge = String(repeating: "# padding\n", count: 120_000)
+        #expect(try loadRuleSet(huge).log.errors.first?.message.hasPrefix("file is 1200000 bytes") == true)
+        let deepExpression = Support.header() + "\nrules:\n  - id: r\n    when: " + String(repeating: "(", count: 500) + "x" + String(repeating: ")", count: 500) + "\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"
+        #expect(try loadRuleSet(deepExpression).log.errors.first?.message == "expression nests deeper than 64 levels")
+    }
+
+    @Test func invalidUTF8IsReported() throws {
+        let scratch = try Support.ScratchRules([:])
+        defer { scratch.remove() }
+        try Data([0x72, 0x75, 0xff, 0xfe, 0x0a]).write(to: URL(fileURLWithPath: scratch.file("bad.yaml")))
+        let result = scratch.load()
+        #expect(result.bundle == nil)
+        #expect(result.log.errors.map(\.message) == ["file is not valid UTF-8"])
+    }
+
+    @Test func brokenVocabularyIsReportedNotFatal() throws {
+        let scratch = try Support.ScratchRules(
+            ["a.yaml": Support.header() + "\nrules: []\n"],
+            vocabulary: """
+                facts:
+                  b12.total: {kind: observation, unit: furlongs}
+                  mma: {kind: observaton, unit: umol/L}
+                  hb: {kind: observation, unit: g/L, codes: [loinc:718-7], conversions: {g/dL: {multiply: 10}}}
+                  ferritin: {kind: observation, unit: ug/L, codes: [loinc:718-7]}
+                """)
+        defer { scratch.remove() }
+        let messages = scratch.load().log.errors.map { "\($0.location.line):\($0.location.column): \($0.message)" }
+        #expect(messages == [
+            "2:40: unknown unit 'furlongs'",
+            "2:3: observation 'b12.total' needs a unit or a list of values",
+            "3:15: unknown kind 'observaton'; expected one of observation, medication, administration, condition, symptom, reaction",
+            "4:74: g/dL converts to g/L by itself; analyte conversions are for other dimensions",
+            "5:3: code loinc:718-7 is mapped to both 'hb' and 'ferritin'",
+        ])
+    }
+}

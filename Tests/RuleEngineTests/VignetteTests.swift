@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+
+/// The clinical vignettes (Rules/tests/vignettes.yaml) run as individual tests, so a change that breaks one
+/// names it. The same file is what `cobalt rules test Rules` runs.
+@Suite struct VignetteTests {
+    static let tests: [RuleTest] = {
+        var log = DiagnosticLog()
+        let tests = RuleTestLoader.load(directory: Support.rulesDirectory + "/tests", log: &log)
+        precondition(!log.hasErrors, log.sorted.map(\.description).joined(separator: "\n"))
+        return tests
+    }()
+
+    @Test func everyVignetteIsEncoded() {
+        let names = Set(Self.tests.compactMap { $0.name.split(separator: " ").first.map(String.init) })
+        #expect(names.isSuperset(of: (1...21).map { String(format: "C%02d", $0) }))
+    }
+
+    @Test(arguments: tests.map(\.name))
+    func vignette(_ name: String) throws {
+        let test = try #require(Self.tests.first { $0.name == name })
+        let outcome = RuleTestRunner.run(test, bundle: Support.bundled)
+        #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
+    }
+
+    /// A rule test must be able to fail: a wrong expectation is reported with expected and actual.
+    @Test func wrongExpectationsFailWithADiff() throws {
+        var test = try #require(Self.tests.first { $0.name.hasPrefix("C01") })
+        test.decisions = [("b12.status", "borderline")]
+        test.alerts = [.init(match: "anaphylaxis", severity: nil, text: [])]
+        test.absent = ["deficiency"]
+        let outcome = RuleTestRunner.run(test, bundle: Support.bundled)
+        #expect(outcome.failures.prefix(3) == [
+            "decision b12.status: expected borderline, got deficient",
+            "missing alert: anaphylaxis",
+            "unexpected alert: deficiency (b12.deficiency-alert): Vitamin B12 deficiency: 18 pmol/L",
+        ])
+    }
+}
+
+/// The CLI's work, end to end on real files: output text and exit codes.
+@Suite struct CommandTests {
+    @Test func checkReportsSummaryAndExitCode() throws {
+        let ok = RuleCommands.check(directory: Support.rulesDirectory, today: Support.today)
+        #expect(ok.exitCode == 0)
+        #expect(ok.text.contains("0 errors, 0 warnings; version 2026.11.0 sha256:"))
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + "\nrules:\n  - id: r\n    when: latest(b12.totl) < 1 ng/L\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
+        defer { scratch.remove() }
+        let bad = RuleCommands.check(directory: scratch.path, today: Support.today)
+        #expect(bad.exitCode == 1)
+        #expect(bad.text.hasPrefix("\(scratch.path)/rulesets/a.yaml:11:18: error: unknown fact 'b12.totl' (did you mean 'b12.total'?)\n    when: latest(b12.totl) < 1 ng/L\n                 ^\n"))
+        #expect(bad.text.hasSuffix("1 error, 0 warnings; not loaded\n"))
+    }
+
+    @Test func testCommandFailsWhenARuleTestFails() throws {
+        let rules = Support.header() + "\nrules:\n  - id: r\n    when: exists(numbness)\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"
+        let tests = """
+            tests:
+              - name: fires
+                events: [{time: 2026-11-20T09:00:00Z, symptoms: [{code: numbness}]}]
+                expect: {alerts: [r]}
+              - name: wrongly expects silence
+                events: [{time: 2026-11-20T09:00:00Z, symptoms: [{code: numbness}]}]
+                expect: {absent: [note]}
+            """
+        let scratch = try Support.ScratchRules(["a.yaml": rules], tests: ["t.yaml": tests])
+        defer { scratch.remove() }
+        let output = RuleCommands.test(directory: scratch.path, today: Support.today)
+        #expect(output.exitCode == 1)
+        #expect(output.text.contains("PASS fires\n"))
+        #expect(output.text.contains("FAIL wrongly expects silence\n     \(scratch.path)/tests/t.yaml:5:5: unexpected alert: note (r): s\n"))
+        #expect(output.text.hasSuffix("1 passed, 1 failed\n"))
+        let bundled = RuleCommands.test(directory: Support.rulesDirectory, today: Support.today)
+        #expect(bundled.exitCode == 0, "\(bundled.text)")
+    }
+
+    @Test func evalPrintsOneJSONResultPerPatient() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("timeline-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+            {"id": "a", "patient": "p1", "clinic": "north", "time": "2026-11-20T09:00:00Z", "pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "observations": [{"code": "b12.active", "value": 18, "unit": "pmol/L"}]}
+            {"id": "b", "patient": "p2", "clinic": "south", "time": "2026-11-20T09:05:00Z", "observations": [{"code": "b12.total", "value": 160}]}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let output = RuleCommands.eval(file: file.path, directory: Support.rulesDirectory, json: true, today: Support.today)
+        #expect(output.exitCode == 0)
+        let lines = output.text.split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        #expect(first["patient"] as? String == "p1" && first["at"] as? String == "2026-11-20T09:05:00Z")
+        #expect((first["decisions"] as! [String: Any])["b12.status"] as? String == "deficient")
+        let alerts = first["alerts"] as! [[String: Any]]
+        let evidence = try #require(alerts.first?["evidence"] as? [[String: Any]])
+        #expect(evidence.contains { $0["fact"] as? String == "b12.active" && $0["unit"] as? String == "pmol/L" && $0["event"] as? String == "a" })
+        let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
+        #expect((second["alerts"] as! [[String: Any]]).map { $0["category"] as? String } == ["data-quality"])
+
+        let at = RuleCommands.eval(file: file.path, directory: Support.rulesDirectory, at: "not-a-time", json: true)
+        #expect(at.exitCode == 2)
+    }
+}
