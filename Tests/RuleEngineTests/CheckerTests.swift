@@ -95,7 +95,7 @@ import Testing
             """)
         #expect(lines == [
             "11:11: error: unknown function 'lastest' (did you mean 'latest'?)",
-            "16:18: error: unknown filter 'withn:' (did you mean 'within'?); filters are since, before, within, route, min_dose",
+            "16:18: error: unknown filter 'withn:' (did you mean 'within'?); filters are since, before, within, route, min_dose, after",
         ])
     }
 
@@ -189,7 +189,7 @@ import Testing
                 when: latest(b12.total, since: now) < 180 ng/L
             """)
         #expect(result.bundle == nil)
-        #expect(lines == ["11:34: error: YAML syntax: mapping values are not allowed in this context"])
+        #expect(lines == ["11:34: error: YAML syntax: mapping values are not allowed in this context (a value containing ': ', such as a condition with named filters, must be quoted or a block: write `when: |` and the expression on the next line)"])
     }
 
     @Test func unknownKeysAreErrorsWithSuggestions() throws {

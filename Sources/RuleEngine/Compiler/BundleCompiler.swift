@@ -229,6 +229,13 @@ struct BundleCompiler {
                 sets.append((fact.slot, .constant(.text(assignment.value))))
                 continue
             }
+            if case .text(nil) = fact.type {
+                // Free text is a template, like alert texts: literal words with {{ expression }} placeholders.
+                do { sets.append((fact.slot, .template(try expressions.template(assignment.value)))) } catch {
+                    log.error(locate(assignment.valueNode, assignment.value, error), error.message)
+                }
+                continue
+            }
             do { sets.append((fact.slot, try expressions.value(assignment.value, expecting: fact.type))) } catch {
                 log.error(locate(assignment.valueNode, assignment.value, error), error.message)
             }

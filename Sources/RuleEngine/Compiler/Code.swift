@@ -29,6 +29,8 @@ package indirect enum Code: Sendable {
     case arithmetic(ArithmeticOperator, Code, Code)
     case negate(Code)
     case member(Code, Code, negated: Bool)
+    /// Text rendered from a template (`set:` values of text facts).
+    case template(Template)
 
     /// A constant's value, when the code is constant.
     package var constantValue: Value? {
@@ -54,10 +56,14 @@ package struct Filter: Sendable {
     package var route: String?
     /// Minimum daily dose of a medication, in the fact's canonical unit.
     package var minDose: Double?
+    /// What a reaction followed (`b12-injection`).
+    package var after: String?
 
     package init() {}
 
-    package var isEmpty: Bool { since == nil && before == nil && within == nil && route == nil && minDose == nil }
+    package var isEmpty: Bool {
+        since == nil && before == nil && within == nil && route == nil && minDose == nil && after == nil
+    }
 }
 
 /// Alert text with `{{ expression }}` placeholders, compiled.

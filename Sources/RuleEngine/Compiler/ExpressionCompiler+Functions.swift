@@ -170,6 +170,11 @@ extension ExpressionCompiler {
                     throw ExpressionError(argument.offset, "route: needs quoted text such as \"IM\"")
                 }
                 filter.route = route.uppercased()
+            case "after":
+                guard case .string(let after, _) = argument.value else {
+                    throw ExpressionError(argument.offset, "after: needs quoted text such as \"b12-injection\"")
+                }
+                filter.after = after
             case "min_dose":
                 let (code, type) = try compile(argument.value)
                 guard case .constant(.quantity(let v, let unit)) = code, type == .quantity(.doseRate),
@@ -179,14 +184,17 @@ extension ExpressionCompiler {
                 }
                 filter.minDose = dose
             default:
-                let hint = Spelling.suggestion(for: label, among: ["since", "before", "within", "route", "min_dose"]).map { " (did you mean '\($0)'?)" } ?? ""
-                throw ExpressionError(argument.offset, "unknown filter '\(label):'\(hint); filters are since, before, within, route, min_dose")
+                let hint = Spelling.suggestion(for: label, among: ["since", "before", "within", "route", "min_dose", "after"]).map { " (did you mean '\($0)'?)" } ?? ""
+                throw ExpressionError(argument.offset, "unknown filter '\(label):'\(hint); filters are since, before, within, route, min_dose, after")
             }
         }
         if facts.isEmpty, !allowNone { throw ExpressionError(at, "\(function) needs at least one fact") }
         if single, facts.count > 1 { throw ExpressionError(at, "\(function) takes one fact") }
         if filter.minDose != nil, facts.contains(where: { vocabulary.facts[$0].kind != .medication }) {
             throw ExpressionError(at, "min_dose: applies to medications only")
+        }
+        if filter.after != nil, facts.contains(where: { vocabulary.facts[$0].kind != .reaction }) {
+            throw ExpressionError(at, "after: applies to reactions only")
         }
         return (facts, filter)
     }

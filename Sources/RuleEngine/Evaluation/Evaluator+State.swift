@@ -23,13 +23,13 @@ extension Evaluator {
             evidence.reserveCapacity(32)
         }
 
-        func render(_ template: Template) -> String {
-            var state = self
+        /// Renders a template; the facts its placeholders read count as evidence.
+        mutating func render(_ template: Template) -> String {
             var out = ""
             for part in template.parts {
                 switch part {
                 case .text(let text): out += text
-                case .code(let code): out += state.eval(code).display
+                case .code(let code): out += eval(code).display
                 }
             }
             return out
@@ -135,6 +135,8 @@ extension Evaluator {
                 return Evaluator.arithmetic(op, eval(lhs), eval(rhs))
             case .negate(let inner):
                 return Evaluator.negate(eval(inner))
+            case .template(let template):
+                return .text(render(template))
             case .member(let element, let collection, let negated):
                 guard case .text(let text) = eval(element), case .textSet(let set) = eval(collection) else { return .unknown }
                 return .bool(set.contains(text) != negated)
@@ -265,6 +267,7 @@ extension Evaluator {
                 }
             case .reaction:
                 for record in timeline.reactions[fact].reversed() where inWindow(record.time) {
+                    if let after = filter.after, record.after != after { continue }
                     if count == 0 {
                         evidence.append(Evidence(
                             fact: definition.name, value: .text(record.after.map { "after \($0)" } ?? "recorded"), time: record.time,
@@ -352,7 +355,7 @@ extension Evaluator {
                         consider(r.onset, Evidence(fact: definition.name, value: .text("present"), time: r.onset, event: r.provenance.event))
                     }
                 case .reaction:
-                    for r in timeline.reactions[fact] {
+                    for r in timeline.reactions[fact] where filter.after.map({ $0 == r.after }) ?? true {
                         consider(r.time, Evidence(fact: definition.name, value: .text("recorded"), time: r.time, event: r.provenance.event))
                     }
                 }

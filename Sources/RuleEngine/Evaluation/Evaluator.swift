@@ -36,15 +36,17 @@ package struct Evaluator: Sendable {
                 state.evidence.removeSubrange(mark...)
                 continue
             }
+            let summary = Self.limit(state.render(alert.summary), to: RuleBundle.summaryLimit - 1)
+            let detail = state.render(alert.detail)
+            let recommendation = state.render(alert.recommendation)
             var evidence: [Evidence] = []
             for item in state.evidence[mark...] where !evidence.contains(item) { evidence.append(item) }
             state.evidence.removeSubrange(mark...)
             let rendered = Alert(
                 id: Self.alertID(patient: timeline.patient, rule: rule.id),
                 rule: rule.id, ruleset: rule.ruleset, category: alert.category, severity: alert.severity.rawValue,
-                summary: Self.limit(state.render(alert.summary), to: RuleBundle.summaryLimit - 1),
-                detail: state.render(alert.detail), recommendation: state.render(alert.recommendation),
-                citations: alert.citations, evidence: evidence)
+                summary: summary, detail: detail, recommendation: recommendation, citations: alert.citations,
+                evidence: evidence)
             if rule.shadow { shadow.append(rendered) } else { alerts.append(rendered) }
         }
         var decisions: [(String, Value)] = []

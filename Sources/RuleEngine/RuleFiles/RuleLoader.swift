@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 internal import Crypto
 
 /// Loads a rules directory into a compiled ``RuleBundle``, or explains precisely why it cannot.

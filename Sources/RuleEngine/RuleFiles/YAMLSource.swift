@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 internal import Yams
 
 /// One YAML file read for loading: its text, its parsed root, and helpers that turn nodes into typed values while
@@ -75,7 +75,10 @@ struct YAMLSource {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
             let prefix = context.map { "\($0.text) (line \($0.mark.line)): " } ?? ""
-            return (at(mark), "YAML syntax: \(prefix)\(problem)")
+            let hint = problem.hasPrefix("mapping values are not allowed")
+                ? " (a value containing ': ', such as a condition with named filters, must be quoted or a block: write `when: |` and the expression on the next line)"
+                : ""
+            return (at(mark), "YAML syntax: \(prefix)\(problem)\(hint)")
         case .reader(let problem, let offset, _, _):
             return (SourceLocation(file: file, line: 1, column: 1), "YAML reader: \(problem) at byte \(offset ?? 0)")
         case .duplicatedKeysInMapping(let duplicates, let context):
@@ -110,7 +113,7 @@ struct YAMLSource {
             }
             switch scalar {
             case "#" where previous == " " || previous == "\t" || previous == "\n": comment = true
-            case "\"", "'" where depth > 0: quote = scalar
+            case "\"" where depth > 0, "'" where depth > 0: quote = scalar
             case "[", "{":
                 depth += 1
                 if depth > maximumFlowDepth { return (line, column) }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Reads rule-test files (`tests/*.yaml` beside the rule sets).
 ///

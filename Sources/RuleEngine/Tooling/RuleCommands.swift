@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The work behind `cobalt rules check`, `cobalt rules test` and `cobalt eval`, returning text and an exit code
 /// so that the command-line tool stays thin and the output can be tested directly.
