@@ -93,7 +93,9 @@ import Testing
         let evidence = try #require(alerts.first?["evidence"] as? [[String: Any]])
         #expect(evidence.contains { $0["fact"] as? String == "b12.active" && $0["unit"] as? String == "pmol/L" && $0["event"] as? String == "a" })
         let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
-        #expect((second["alerts"] as! [[String: Any]]).map { $0["category"] as? String } == ["data-quality"])
+        // A B12 value without a unit: never guessed; reported, a repeat requested, and the route deferred.
+        #expect((second["alerts"] as! [[String: Any]]).map { $0["category"] as? String } == ["route", "monitoring", "data-quality"])
+        #expect((second["decisions"] as! [String: Any])["b12.status"] as? String == "unknown")
 
         let at = RuleCommands.eval(file: file.path, directory: Support.rulesDirectory, at: "not-a-time", json: true)
         #expect(at.exitCode == 2)

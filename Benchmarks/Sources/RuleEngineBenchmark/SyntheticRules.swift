@@ -247,7 +247,8 @@ struct SyntheticRules {
                   \(p).risk: moderate
                 citations: [NICE-NG239, BSH-2014]
               - id: \(p).risk-low
-                when: known(\(p).active_result) or known(latest(b12.total, since: \(p).window_start))
+                when: |
+                  known(\(p).active_result) or known(latest(b12.total, since: \(p).window_start))
                 set:
                   \(p).risk: low
                 citations: [NICE-NG239]
