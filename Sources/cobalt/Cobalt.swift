@@ -19,8 +19,17 @@ func finish(_ output: RuleCommands.Output) throws -> Never {
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check and test rule sets.",
-        subcommands: [Check.self, Test.self]
+        subcommands: [Check.self, Test.self, Table.self]
     )
+
+    struct Table: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the clinical rule table (rule, decision, thresholds, sources) as Markdown.")
+
+        @Argument(help: "The rules directory.") var directory: String = "Rules"
+
+        func run() throws { try finish(RuleCommands.table(directory: directory)) }
+    }
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(

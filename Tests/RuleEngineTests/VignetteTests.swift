@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import RuleEngine
 
-/// The clinical vignettes (Rules/tests/vignettes.yaml) run as individual tests, so a change that breaks one
-/// names it. The same file is what `cobalt rules test Rules` runs.
+/// Every rule test in Rules/tests (the clinical vignettes and the boundary cases) runs as an individual test, so a
+/// change that breaks one names it. The same files are what `cobalt rules test Rules` runs.
 @Suite struct VignetteTests {
     static let tests: [RuleTest] = {
         var log = DiagnosticLog()
@@ -36,6 +36,32 @@ import Testing
             "missing alert: anaphylaxis",
             "unexpected alert: deficiency (b12.deficiency-alert): Vitamin B12 deficiency: 18 pmol/L",
         ])
+    }
+}
+
+/// Rule tests must be able to fail: shifting each threshold just past its boundary (a profile, rules untouched)
+/// must fail exactly the boundary cases that sit on it.
+@Suite struct BoundaryMutationTests {
+    @Test func shiftedThresholdsAreCaught() throws {
+        let profile = Support.fixtures + "/mutant-profile.yaml"
+        let bundle = try #require(RuleLoader(today: Support.today).load(directory: Support.rulesDirectory, profile: profile).bundle)
+        let failed = Set(RuleTestRunner.run(VignetteTests.tests, bundle: bundle).filter { !$0.passed }.map(\.test.name))
+        #expect(failed == [
+            "total B12 180 ng/L not pregnant is borderline", "active B12 70.1 pmol/L is not-deficient",
+            "borderline total B12 with MMA 0.45 umol/L is not-deficient",
+            "borderline total B12 with MMA 450 nmol/L is not-deficient", "total B12 133 pmol/L is 180.2 ng/L, borderline",
+            "total B12 180 pg/mL is 180 ng/L, borderline", "total B12 180 ng/L is 180 ng/L, borderline",
+            "folic acid 1 mg with no B12 result", "folic acid 7 mg weekly with no B12 result", "C14 folic acid exactly 1 mg",
+        ])
+    }
+}
+
+/// docs/clinical-rules.md is generated from the rules; it must match them.
+@Suite struct ClinicalTableTests {
+    @Test func documentMatchesTheRules() throws {
+        let path = Support.repositoryRoot.appendingPathComponent("docs/clinical-rules.md").path
+        let document = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(document == ClinicalTable.markdown(Support.bundled), "regenerate with: swift run cobalt rules table Rules > docs/clinical-rules.md")
     }
 }
 

@@ -26,7 +26,7 @@ enum RuleEngineBenchmark {
         let bundledRules = options.rules ?? root.appendingPathComponent("Rules").path
         let vocabulary = URL(fileURLWithPath: bundledRules).appendingPathComponent("vocabulary.yaml").path
 
-        header(options)
+        header(options, root: root.path)
         let started = nowNanoseconds()
         var sink = 0
 
@@ -200,7 +200,7 @@ enum RuleEngineBenchmark {
         }
     }
 
-    static func header(_ options: Options) {
+    static func header(_ options: Options, root: String) {
         print("Cobalt rule-engine benchmark")
         print("command:   cd Benchmarks && swift run -c release RuleEngineBenchmark\(CommandLine.arguments.dropFirst().map { " " + $0 }.joined())")
         print("build:     \(Machine.buildConfiguration)")
@@ -208,6 +208,7 @@ enum RuleEngineBenchmark {
         print("machine:   \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Machine.cpuModel), \(Machine.memory) RAM")
         print("system:    \(ProcessInfo.processInfo.operatingSystemVersionString)")
         print("swift:     \(Machine.swiftVersion)")
+        print("engine:    (working tree at run time) \(Machine.mainRevision(root: root))")
         print("load avg:  \(Machine.loadAverage) (another build on this 2-core machine inflates the numbers)")
         var overhead: [UInt64] = []
         for _ in 0..<10_000 {

@@ -30,6 +30,28 @@ enum Machine {
         #endif
     }
 
+    /// The main repository's commit, and how many files under Sources/ and Rules/ differ from it (the engine is
+    /// built from the working tree, so uncommitted edits are part of what is measured).
+    static func mainRevision(root: String) -> String {
+        let head = run(["git", "-C", root, "rev-parse", "--short", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let dirty = run(["git", "-C", root, "status", "--porcelain", "--", "Sources", "Rules"])
+            .split(separator: "\n").count
+        return head.isEmpty ? "unknown" : "\(head)" + (dirty > 0 ? " + \(dirty) uncommitted changes in Sources/ and Rules/" : " (clean Sources/ and Rules/)")
+    }
+
+    static func run(_ arguments: [String]) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = Pipe()
+        do { try process.run() } catch { return "" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// `swift --version`, first line, when a `swift` is on PATH; the benchmark does not depend on it.
     static var swiftVersion: String {
         let process = Process()

@@ -91,7 +91,7 @@ struct SyntheticRules {
         let mcvHigh = 96 + (b * 5) % 9                  // 96-104 fL
         let ferritinLow = 15 + (b * 11) % 20            // 15-34 ug/L
         let hbLow = 100 + (b * 3) % 15                  // 100-114 g/L
-        let folicHigh = 1 + (b * 3) % 9                 // 1-9 mg/d
+        let folicHigh = 1 + (b * 5) % 9                 // 1-9 mg/d
         let window = 60 + (b * 10) % 70                 // 60-120 d
         return """
               \(p).window:

@@ -264,7 +264,7 @@ struct BundleCompiler {
         return CompiledRule(
             id: raw.id, ruleset: file.info.id, description: raw.description, condition: condition, sets: sets, alert: alert,
             citations: citations, shadow: file.info.status == .testing, location: raw.idNode.location, order: order,
-            reads: expressions.readsDerived, conditionText: raw.when?.0 ?? "")
+            reads: expressions.readsDerived, conditionText: raw.when?.0 ?? "", parameters: expressions.recentParameters)
     }
 
     private func compileAlert(

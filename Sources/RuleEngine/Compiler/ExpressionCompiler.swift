@@ -12,6 +12,8 @@ package struct ExpressionCompiler {
     package private(set) var readsDerived: Set<Int> = []
     /// Parameter names used so far.
     package private(set) var usedParameters: Set<String> = []
+    /// Parameter names used since the last ``resetReads()``, in order of first use.
+    package private(set) var recentParameters: [String] = []
 
     package init(vocabulary: Vocabulary, derived: [String: DerivedFact], parameters: [String: Parameter]) {
         self.vocabulary = vocabulary
@@ -21,6 +23,7 @@ package struct ExpressionCompiler {
 
     package mutating func resetReads() {
         readsDerived = []
+        recentParameters = []
     }
 
     /// Compiles a condition, which must be boolean.
@@ -103,6 +106,7 @@ package struct ExpressionCompiler {
                 throw ExpressionError(at, "unknown parameter '$\(name)'\(hint)")
             }
             usedParameters.insert(name)
+            if !recentParameters.contains(name) { recentParameters.append(name) }
             return (.constant(parameter.value), parameter.type)
         case .name(let name, let at):
             return try resolveName(name, at)

@@ -72,6 +72,8 @@ package struct CompiledRule: Sendable {
     package var reads: Set<Int>
     /// The original condition text, for documentation and explanations.
     package var conditionText: String
+    /// Parameters the rule reads (its thresholds).
+    package var parameters: [String]
 }
 
 /// The alert part of a rule.

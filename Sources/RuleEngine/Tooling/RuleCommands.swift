@@ -53,6 +53,15 @@ package enum RuleCommands {
         return Output(text: text, exitCode: ok ? 0 : 1)
     }
 
+    /// `cobalt rules table DIR`: the clinical rule table (docs/clinical-rules.md).
+    package static func table(directory: String, today: Double = Date().timeIntervalSince1970) -> Output {
+        let loaded = RuleLoader(today: today).load(directory: directory)
+        guard let bundle = loaded.bundle else {
+            return Output(text: loaded.log.sorted.map(\.description).joined(separator: "\n") + "\nrules did not load\n", exitCode: 1)
+        }
+        return Output(text: ClinicalTable.markdown(bundle), exitCode: 0)
+    }
+
     /// `cobalt eval FILE`: evaluates a timeline file (JSON array or JSON Lines) offline.
     package static func eval(
         file: String, directory: String, profile: String? = nil, at: String? = nil, json: Bool,
