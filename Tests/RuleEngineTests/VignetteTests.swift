@@ -127,3 +127,33 @@ import Testing
         #expect(at.exitCode == 2)
     }
 }
+
+/// Every alert the rule tests produce must read well to a clinician.
+@Suite struct AlertQualityTests {
+    @Test func everyAlertExplainsItself() {
+        var seen: Set<String> = []
+        for outcome in RuleTestRunner.run(VignetteTests.tests, bundle: Support.bundled) {
+            for alert in outcome.result?.alerts ?? [] {
+                seen.insert(alert.rule)
+                let context = "\(alert.rule) in \(outcome.test.name)"
+                #expect(alert.summary.count < 140 && !alert.summary.isEmpty, "\(context): summary")
+                #expect(alert.recommendation.count >= 20, "\(context): recommendation '\(alert.recommendation)'")
+                #expect(!alert.citations.isEmpty, "\(context): citations")
+                #expect(!alert.detail.contains("unknown unknown"), "\(context): detail '\(alert.detail)'")
+                // When a laboratory value led to the alert, the detail names a value with its unit.
+                let units = alert.evidence.compactMap { item -> String? in
+                    guard case .quantity(_, let unit) = item.value, item.event != nil,
+                        Support.bundled.vocabulary.fact(identifier: FactDefinition.identifier(for: item.fact))?.kind == .observation
+                    else { return nil }
+                    return unit.symbol
+                }
+                if !units.isEmpty {
+                    #expect(units.contains { alert.detail.contains(" \($0)") }, "\(context): detail names no value with a unit: '\(alert.detail)'")
+                }
+            }
+        }
+        // The rule tests exercise every alerting rule of the bundle.
+        let alerting = Set(Support.bundled.rules.filter { $0.alert != nil }.map(\.id))
+        #expect(alerting.subtracting(seen).isEmpty, "never raised by any rule test: \(alerting.subtracting(seen).sorted())")
+    }
+}
