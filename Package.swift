@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "cobalt", targets: ["cobalt"]),
         .library(name: "RuleEngine", targets: ["RuleEngine"]),
+        .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -22,6 +23,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        /// libzmq, as a system library (Debian: libzmq3-dev).
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        /// A small, safe Swift wrapper: context, thread-confined sockets, typed options, a zmq_poll socket loop.
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         /// The one command-line tool; thin, calls into the libraries.
         .executableTarget(
             name: "cobalt",
@@ -30,6 +35,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(
             name: "RuleEngineTests",
             dependencies: ["RuleEngine"],
@@ -39,7 +45,7 @@ let package = Package(
 )
 
 // Settings applied to every target, as in swift-log and swift-configuration.
-for target in package.targets {
+for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     settings.append(contentsOf: [
         .enableUpcomingFeature("ExistentialAny"),

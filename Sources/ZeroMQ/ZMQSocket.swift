@@ -1,0 +1,208 @@
+internal import CZeroMQ
+
+/// The socket types Cobalt uses.
+public enum SocketType: Sendable {
+    case router, dealer, xpub, pub, sub, req, rep
+
+    var raw: Int32 {
+        switch self {
+        case .router: return ZMQ_ROUTER
+        case .dealer: return ZMQ_DEALER
+        case .xpub: return ZMQ_XPUB
+        case .pub: return ZMQ_PUB
+        case .sub: return ZMQ_SUB
+        case .req: return ZMQ_REQ
+        case .rep: return ZMQ_REP
+        }
+    }
+}
+
+/// One frame of a received message, with the connection's ZAP `User-Id` when the peer authenticated.
+public struct Frame: Sendable, Equatable {
+    public var bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+}
+
+/// A received multipart message.
+public struct Message: Sendable, Equatable {
+    public var frames: [[UInt8]]
+    /// The authenticated identity (ZAP `User-Id`) of the connection, read from a payload frame.
+    public var userID: String?
+
+    public init(frames: [[UInt8]], userID: String? = nil) {
+        self.frames = frames
+        self.userID = userID
+    }
+}
+
+/// A libzmq socket. **Not thread-safe**: create, use and close it on one thread (a ``SocketLoop`` thread, or a
+/// command-line client's main thread). It keeps its ``ZMQContext`` alive.
+///
+/// Created with a bounded linger (default 1 s) so that terminating the context never waits forever.
+public final class ZMQSocket {
+    public let context: ZMQContext
+    public let type: SocketType
+    private(set) var handle: UnsafeMutableRawPointer?
+    /// A `zmq_msg_t` kept at a stable heap address for receiving.
+    private let message: UnsafeMutablePointer<zmq_msg_t>
+
+    public init(context: ZMQContext, type: SocketType, linger: Int32 = 1_000) throws(ZMQError) {
+        guard let handle = zmq_socket(context.handle, type.raw) else { throw ZMQError.last("zmq_socket") }
+        self.context = context
+        self.type = type
+        self.handle = handle
+        message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        try set(.linger, linger)
+    }
+
+    deinit {
+        close()
+        message.deallocate()
+    }
+
+    /// Closes the socket (idempotent).
+    public func close() {
+        guard let handle else { return }
+        zmq_close(handle)
+        self.handle = nil
+    }
+
+    private func live(_ operation: String) throws(ZMQError) -> UnsafeMutableRawPointer {
+        guard let handle else { throw ZMQError(code: ENOTSOCK, operation: operation) }
+        return handle
+    }
+
+    // MARK: Options
+
+    public func set(_ option: SocketOption<Int32>, _ value: Int32) throws(ZMQError) {
+        var v = value
+        guard zmq_setsockopt(try live(option.name), option.code, &v, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError.last("set \(option.name)")
+        }
+    }
+
+    public func set(_ option: SocketOption<Int64>, _ value: Int64) throws(ZMQError) {
+        var v = value
+        guard zmq_setsockopt(try live(option.name), option.code, &v, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError.last("set \(option.name)")
+        }
+    }
+
+    public func set(_ option: SocketOption<[UInt8]>, _ value: [UInt8]) throws(ZMQError) {
+        let handle = try live(option.name)
+        let rc = value.withUnsafeBytes { zmq_setsockopt(handle, option.code, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw ZMQError.last("set \(option.name)") }
+    }
+
+    /// Sets a Z85 key option: 40 characters, passed with the terminating NUL (41 bytes).
+    public func set(_ option: SocketOption<String>, _ value: String) throws(ZMQError) {
+        guard value.utf8.count == 40 else { throw ZMQError(code: EINVAL, operation: "set \(option.name): Z85 keys are 40 characters") }
+        let handle = try live(option.name)
+        let bytes = Array(value.utf8) + [0]
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option.code, $0.baseAddress, 41) }
+        guard rc == 0 else { throw ZMQError.last("set \(option.name)") }
+    }
+
+    public func get(_ option: SocketOption<Int32>) throws(ZMQError) -> Int32 {
+        var v: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(try live(option.name), option.code, &v, &size) == 0 else { throw ZMQError.last("get \(option.name)") }
+        return v
+    }
+
+    public func get(_ option: SocketOption<Int64>) throws(ZMQError) -> Int64 {
+        var v: Int64 = 0
+        var size = MemoryLayout<Int64>.size
+        guard zmq_getsockopt(try live(option.name), option.code, &v, &size) == 0 else { throw ZMQError.last("get \(option.name)") }
+        return v
+    }
+
+    public func get(_ option: SocketOption<[UInt8]>) throws(ZMQError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var size = buffer.count
+        let handle = try live(option.name)
+        let rc = buffer.withUnsafeMutableBytes { zmq_getsockopt(handle, option.code, $0.baseAddress, &size) }
+        guard rc == 0 else { throw ZMQError.last("get \(option.name)") }
+        return Array(buffer.prefix(size))
+    }
+
+    /// The endpoint actually bound (resolves `tcp://127.0.0.1:*` to the ephemeral port).
+    public var lastEndpoint: String {
+        get throws(ZMQError) {
+            let bytes = try get(.lastEndpoint)
+            return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    // MARK: Connections
+
+    public func bind(_ endpoint: String) throws(ZMQError) {
+        guard zmq_bind(try live("bind"), endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws(ZMQError) {
+        guard zmq_connect(try live("connect"), endpoint) == 0 else { throw ZMQError.last("connect \(endpoint)") }
+    }
+
+    // MARK: Messages
+
+    /// Sends a multipart message. Returns `false` when it would block (`EAGAIN` with `dontWait`).
+    @discardableResult
+    public func send(_ frames: [[UInt8]], dontWait: Bool = true) throws(ZMQError) -> Bool {
+        let handle = try live("send")
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = dontWait ? ZMQ_DONTWAIT : 0
+            if index < frames.count - 1 { flags |= ZMQ_SNDMORE }
+            let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            if rc < 0 {
+                let error = ZMQError.last("send")
+                // Only the first frame can fail with EAGAIN; libzmq queues the rest atomically with it.
+                if error.code == EAGAIN && index == 0 { return false }
+                throw error
+            }
+        }
+        return true
+    }
+
+    /// Receives one multipart message; `nil` when none is waiting (`EAGAIN` with `dontWait`, or a timeout).
+    public func receive(dontWait: Bool = true) throws(ZMQError) -> Message? {
+        let handle = try live("receive")
+        var frames: [[UInt8]] = []
+        var userID: String?
+        while true {
+            zmq_msg_init(message)
+            defer { zmq_msg_close(message) }
+            let rc = zmq_msg_recv(message, handle, frames.isEmpty && dontWait ? ZMQ_DONTWAIT : 0)
+            if rc < 0 {
+                let error = ZMQError.last("receive")
+                if error.code == EAGAIN && frames.isEmpty { return nil }
+                throw error
+            }
+            let size = zmq_msg_size(message)
+            if let data = zmq_msg_data(message), size > 0 {
+                frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            } else {
+                frames.append([])
+            }
+            if userID == nil, let property = zmq_msg_gets(message, "User-Id") {
+                let value = String(cString: property)
+                if !value.isEmpty { userID = value }
+            }
+            // Read `more` before the message is closed.
+            let more = zmq_msg_more(message) != 0
+            if !more { break }
+        }
+        return Message(frames: frames, userID: userID)
+    }
+
+    /// Polls this single socket for input up to `timeout` milliseconds (−1 waits forever).
+    public func waitForInput(timeout: Int) throws(ZMQError) -> Bool {
+        var item = zmq_pollitem_t(socket: try live("poll"), fd: -1, events: Int16(ZMQ_POLLIN), revents: 0)
+        let rc = zmq_poll(&item, 1, timeout)
+        if rc < 0 { throw ZMQError.last("poll") }
+        return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
+    }
+}

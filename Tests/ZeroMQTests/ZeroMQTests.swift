@@ -1,0 +1,178 @@
+import Foundation
+import Synchronization
+import Testing
+import ZeroMQ
+
+/// Runs blocking zmq client code on its own thread, never on the Swift concurrency pool.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }.start()
+    }
+}
+
+/// Receives with a timeout (milliseconds), or nil.
+func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
+    guard try socket.waitForInput(timeout: timeout) else { return nil }
+    return try socket.receive(dontWait: true)
+}
+
+@Suite(.timeLimit(.minutes(1))) struct ZMQSocketTests {
+    @Test func typedOptionsRoundTrip() throws {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context: context, type: .router)
+        try socket.set(.maxMessageSize, 65_536)
+        #expect(try socket.get(.maxMessageSize) == 65_536)
+        try socket.set(.receiveHighWaterMark, 10)
+        #expect(try socket.get(.receiveHighWaterMark) == 10)
+        #expect(try socket.get(.linger) == 1_000)
+        try socket.set(.routingID, Array("abc".utf8))
+        #expect(try socket.get(.routingID) == Array("abc".utf8))
+        #expect(ZMQContext.has("curve"))
+    }
+
+    @Test func errorsCarryErrno() throws {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context: context, type: .router)
+        #expect {
+            try socket.bind("tcp://not-an-address:-1")
+        } throws: { error in
+            let error = error as! ZMQError
+            return error.code != 0 && error.operation == "bind tcp://not-an-address:-1" && !error.message.isEmpty
+        }
+        #expect(throws: ZMQError.self) { try socket.set(.curveServerKey, "too short") }
+    }
+
+    @Test func routerDealerRoundTripOnAnEphemeralPort() async throws {
+        let reply = try await onThread { () -> [String] in
+            let context = try ZMQContext()
+            let router = try ZMQSocket(context: context, type: .router)
+            try router.bind("tcp://127.0.0.1:*")
+            let endpoint = try router.lastEndpoint
+            precondition(endpoint.hasPrefix("tcp://127.0.0.1:") && !endpoint.hasSuffix(":*"))
+            let dealer = try ZMQSocket(context: context, type: .dealer)
+            try dealer.connect(endpoint)
+            #expect(try dealer.receive(dontWait: true) == nil)  // EAGAIN is nil, not an error
+            try dealer.send([Array("hello".utf8), Array("world".utf8)])
+            let request = try #require(try receive(router))
+            #expect(request.frames.count == 3)  // routing id + two frames
+            try router.send([request.frames[0], Array("ok".utf8)])
+            let answer = try #require(try receive(dealer))
+            return answer.frames.map { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(reply == ["ok"])
+    }
+
+    @Test func oversizedMessagesAreNeverDelivered() async throws {
+        let result = try await onThread { () -> (Message?, Message?) in
+            let context = try ZMQContext()
+            let router = try ZMQSocket(context: context, type: .router)
+            try router.set(.maxMessageSize, 1_024)
+            try router.bind("tcp://127.0.0.1:*")
+            let small = try ZMQSocket(context: context, type: .dealer)
+            try small.connect(try router.lastEndpoint)
+            let big = try ZMQSocket(context: context, type: .dealer)
+            try big.connect(try router.lastEndpoint)
+            try big.send([[UInt8](repeating: 1, count: 4_096)])
+            let oversized = try receive(router, timeout: 500)
+            try small.send([[UInt8](repeating: 2, count: 100)])
+            return (oversized, try receive(router))
+        }
+        #expect(result.0 == nil)
+        #expect(result.1?.frames.last?.count == 100)
+    }
+
+    @Test func routerMandatoryReportsUnknownPeers() throws {
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.set(.routerMandatory, 1)
+        try router.bind("tcp://127.0.0.1:*")
+        #expect {
+            try router.send([Array("nobody".utf8), Array("x".utf8)])
+        } throws: { error in
+            (error as! ZMQError).code == ZMQError.hostUnreachable
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct SocketLoopTests {
+    @Test func echoesThroughTheLoop() async throws {
+        let context = try ZMQContext()
+        let loop = try await SocketLoop.start(
+            context: context, name: "test-echo",
+            specs: [SocketSpec(name: "echo", type: .router, bind: ["tcp://127.0.0.1:*"], maxInFlight: 16)])
+        let endpoint = try #require(loop.endpoints.first?.first)
+        let server = Task {
+            for await message in loop.inbound[0] {
+                loop.send(.init(0), message.frames)
+                loop.release(.init(0))
+            }
+        }
+        let replies = try await onThread { () -> [String] in
+            let dealer = try ZMQSocket(context: context, type: .dealer)
+            try dealer.connect(endpoint)
+            var replies: [String] = []
+            for i in 0..<50 { try dealer.send([Array("m\(i)".utf8)]) }
+            while replies.count < 50, let reply = try receive(dealer) {
+                replies.append(String(decoding: reply.frames[0], as: UTF8.self))
+            }
+            return replies
+        }
+        #expect(replies == (0..<50).map { "m\($0)" })
+        await loop.stop()
+        await server.value
+    }
+
+    /// At most `maxInFlight` messages are handed out until the consumer releases them; none is lost.
+    @Test func backpressurePausesReadingWithoutLoss() async throws {
+        let context = try ZMQContext()
+        let loop = try await SocketLoop.start(
+            context: context, name: "test-backpressure",
+            specs: [SocketSpec(name: "in", type: .router, bind: ["tcp://127.0.0.1:*"], maxInFlight: 3)])
+        let endpoint = try #require(loop.endpoints.first?.first)
+        let sender = Task {
+            try await onThread {
+                let dealer = try ZMQSocket(context: context, type: .dealer)
+                try dealer.connect(endpoint)
+                for i in 0..<200 { try dealer.send([Array("\(i)".utf8)], dontWait: false) }
+                Thread.sleep(forTimeInterval: 3)  // keep the connection open until everything is read
+            }
+        }
+        // A consumer that records messages but withholds credit until `releasing` is set.
+        let received = Mutex<[String]>([])
+        let releasing = Mutex(false)
+        let consumer = Task {
+            for await message in loop.inbound[0] {
+                let count = received.withLock { list -> Int in
+                    list.append(String(decoding: message.frames[1], as: UTF8.self))
+                    return list.count
+                }
+                if releasing.withLock({ $0 }) { loop.release(.init(0)) }
+                if count == 200 { break }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(received.withLock { $0 } == ["0", "1", "2"])  // nothing beyond the credit
+        releasing.withLock { $0 = true }
+        loop.release(.init(0), count: 3)
+        await consumer.value
+        #expect(received.withLock { $0 } == (0..<200).map(String.init))
+        await loop.stop()
+        try await sender.value
+    }
+
+    @Test func failedBindIsReportedAndStopIsIdempotent() async throws {
+        let context = try ZMQContext()
+        let first = try await SocketLoop.start(
+            context: context, name: "a", specs: [SocketSpec(name: "a", type: .router, bind: ["tcp://127.0.0.1:*"])])
+        let taken = try #require(first.endpoints.first?.first)
+        await #expect(throws: ZMQError.self) {
+            _ = try await SocketLoop.start(
+                context: context, name: "b", specs: [SocketSpec(name: "b", type: .router, bind: [taken])])
+        }
+        await first.stop()
+        await first.stop()
+        context.terminate()
+    }
+}
