@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         /// Pure rule engine: rule files, expression language, units, vocabulary, evaluator, rule tests.
@@ -27,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         /// A small, safe Swift wrapper: context, thread-confined sockets, typed options, a zmq_poll socket loop.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        /// Persistence: event journal, alert state, per-clinic alert log (SQLite through GRDB).
+        .target(name: "CobaltStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         /// The one command-line tool; thin, calls into the libraries.
         .executableTarget(
             name: "cobalt",
@@ -36,6 +39,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "CobaltStoreTests", dependencies: ["CobaltStore"]),
         .testTarget(
             name: "RuleEngineTests",
             dependencies: ["RuleEngine"],

@@ -54,19 +54,20 @@ public final class SocketLoop: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    /// Inbound messages per socket (streams of sockets with `maxInFlight == 0` stay empty).
-    public let inbound: [AsyncStream<Message>]
-    private let continuations: [AsyncStream<Message>.Continuation]
+    /// Inbound messages per socket, in batches of what one poll cycle read (streams of sockets with
+    /// `maxInFlight == 0` stay empty). Each message counts against the socket's credit until released.
+    public let inbound: [AsyncStream<[Message]>]
+    private let continuations: [AsyncStream<[Message]>.Continuation]
     private let specs: [SocketSpec]
     private let state = Mutex(State())
     private let wakeFD: Int32
     private let onSendError: @Sendable (String, ZMQError) -> Void
 
     private init(specs: [SocketSpec], wakeFD: Int32, onSendError: @escaping @Sendable (String, ZMQError) -> Void) {
-        var streams: [AsyncStream<Message>] = []
-        var continuations: [AsyncStream<Message>.Continuation] = []
+        var streams: [AsyncStream<[Message]>] = []
+        var continuations: [AsyncStream<[Message]>.Continuation] = []
         for _ in specs {
-            let (stream, continuation) = AsyncStream<Message>.makeStream(bufferingPolicy: .unbounded)
+            let (stream, continuation) = AsyncStream<[Message]>.makeStream(bufferingPolicy: .unbounded)
             streams.append(stream)
             continuations.append(continuation)
         }
@@ -204,18 +205,18 @@ public final class SocketLoop: Sendable {
             }
             flush(sockets, &pending)
             for (i, socket) in sockets.enumerated() where specs[i].maxInFlight > 0 {
-                var reads = 0
-                while inFlight[i] < specs[i].maxInFlight, reads < 256 {
+                var batch: [Message] = []
+                while inFlight[i] < specs[i].maxInFlight, batch.count < 1_024 {
                     do {
                         guard let message = try socket.receive(dontWait: true) else { break }
                         inFlight[i] += 1
-                        reads += 1
-                        continuations[i].yield(message)
+                        batch.append(message)
                     } catch {
                         if error.code == ETERM_CODE { return }
                         break
                     }
                 }
+                if !batch.isEmpty { continuations[i].yield(batch) }
             }
         }
     }

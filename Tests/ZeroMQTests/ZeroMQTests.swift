@@ -104,9 +104,9 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
             specs: [SocketSpec(name: "echo", type: .router, bind: ["tcp://127.0.0.1:*"], maxInFlight: 16)])
         let endpoint = try #require(loop.endpoints.first?.first)
         let server = Task {
-            for await message in loop.inbound[0] {
-                loop.send(.init(0), message.frames)
-                loop.release(.init(0))
+            for await batch in loop.inbound[0] {
+                for message in batch { loop.send(.init(0), message.frames) }
+                loop.release(.init(0), count: batch.count)
             }
         }
         let replies = try await onThread { () -> [String] in
@@ -143,12 +143,12 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
         let received = Mutex<[String]>([])
         let releasing = Mutex(false)
         let consumer = Task {
-            for await message in loop.inbound[0] {
+            for await batch in loop.inbound[0] {
                 let count = received.withLock { list -> Int in
-                    list.append(String(decoding: message.frames[1], as: UTF8.self))
+                    list += batch.map { String(decoding: $0.frames[1], as: UTF8.self) }
                     return list.count
                 }
-                if releasing.withLock({ $0 }) { loop.release(.init(0)) }
+                if releasing.withLock({ $0 }) { loop.release(.init(0), count: batch.count) }
                 if count == 200 { break }
             }
         }

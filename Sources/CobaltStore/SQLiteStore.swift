@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+
+/// The embedded store: SQLite through GRDB, WAL mode, `synchronous=FULL` so that a committed transaction
+/// survives power loss. Writes are batched by the callers (group commit).
+package final class SQLiteStore: CobaltStore {
+    private let pool: DatabasePool
+    package let epoch: String
+
+    /// Opens (creating and migrating if needed) the database at `path`.
+    package init(path: String) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        epoch = try pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") { return existing }
+            let fresh = UUID().uuidString.lowercased()
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('epoch', ?)", arguments: [fresh])
+            return fresh
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    digest TEXT NOT NULL,
+                    patient TEXT NOT NULL,
+                    clinic TEXT NOT NULL,
+                    time REAL NOT NULL,
+                    body TEXT NOT NULL,
+                    received_at REAL NOT NULL,
+                    evaluated INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX events_by_patient ON events (patient, seq);
+                CREATE INDEX events_unevaluated ON events (seq) WHERE evaluated = 0;
+                CREATE TABLE alert_state (
+                    patient TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    clinic TEXT NOT NULL,
+                    alert_id TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (patient, rule)
+                );
+                CREATE TABLE alert_log (
+                    clinic TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    alert_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    event_seq INTEGER NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (clinic, seq)
+                );
+                CREATE TABLE clinic_sequence (clinic TEXT PRIMARY KEY, last INTEGER NOT NULL);
+                CREATE TABLE rulesets (hash TEXT NOT NULL, version TEXT NOT NULL, live_at REAL NOT NULL);
+                """)
+        }
+        return migrator
+    }
+
+    package func journal(_ events: [IncomingEvent]) async throws -> [JournalOutcome] {
+        let now = Date().timeIntervalSince1970
+        return try await pool.write { db in
+            var outcomes: [JournalOutcome] = []
+            outcomes.reserveCapacity(events.count)
+            let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO events (id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            for event in events {
+                if let row = try Row.fetchOne(find, arguments: [event.id]) {
+                    let digest: String = row["digest"]
+                    outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .conflict)
+                    continue
+                }
+                try insert.execute(arguments: [event.id, event.digest, event.patient, event.clinic, event.time, event.body, now])
+                outcomes.append(.accepted(seq: db.lastInsertedRowID))
+            }
+            return outcomes
+        }
+    }
+
+    package func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE evaluated = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [seq, limit]
+            ).map(Self.event)
+        }
+    }
+
+    package func events(patient: String, through seq: Int64) async throws -> [StoredEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE patient = ? AND seq <= ? ORDER BY seq",
+                arguments: [patient, seq]
+            ).map(Self.event)
+        }
+    }
+
+    private static func event(_ row: Row) -> StoredEvent {
+        StoredEvent(seq: row["seq"], id: row["id"], patient: row["patient"], clinic: row["clinic"], body: row["body"])
+    }
+
+    package func alertStates(patient: String) async throws -> [AlertState] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT patient, rule, clinic, alert_id, digest, body FROM alert_state WHERE patient = ? ORDER BY rule",
+                arguments: [patient]
+            ).map { row in
+                AlertState(
+                    patient: row["patient"], rule: row["rule"], clinic: row["clinic"], alertID: row["alert_id"],
+                    digest: row["digest"], body: row["body"])
+            }
+        }
+    }
+
+    package func commitEvaluations(_ evaluations: [(eventSeq: Int64, changes: [AlertChange])], at time: Double) async throws -> [PublishedAlert] {
+        let epoch = self.epoch
+        let stamp = Self.format(time)
+        return try await pool.write { db in
+            var published: [PublishedAlert] = []
+            var last: [String: Int64] = [:]
+            let markEvaluated = try db.cachedStatement(sql: "UPDATE events SET evaluated = 1 WHERE seq = ?")
+            for (eventSeq, changes) in evaluations {
+                for change in changes {
+                    var seq: Int64
+                    if let known = last[change.clinic] {
+                        seq = known
+                    } else {
+                        seq = try Int64.fetchOne(db, sql: "SELECT last FROM clinic_sequence WHERE clinic = ?", arguments: [change.clinic]) ?? 0
+                    }
+                    seq += 1
+                    last[change.clinic] = seq
+                    let json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: stamp)
+                    try db.execute(
+                        sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)",
+                        arguments: [change.clinic, seq, change.alertID, change.status.rawValue, eventSeq, json])
+                    switch change.status {
+                    case .firing, .updated:
+                        try db.execute(
+                            sql: """
+                                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body) VALUES (?, ?, ?, ?, ?, ?)
+                                ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
+                                    digest = excluded.digest, body = excluded.body
+                                """,
+                            arguments: [change.patient, change.rule, change.clinic, change.alertID, change.digest, change.body])
+                    case .resolved:
+                        try db.execute(
+                            sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?", arguments: [change.patient, change.rule])
+                    }
+                    published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
+                }
+                try markEvaluated.execute(arguments: [eventSeq])
+            }
+            for (clinic, seq) in last {
+                try db.execute(
+                    sql: "INSERT INTO clinic_sequence (clinic, last) VALUES (?, ?) ON CONFLICT (clinic) DO UPDATE SET last = excluded.last",
+                    arguments: [clinic, seq])
+            }
+            return published
+        }
+    }
+
+    /// Inserts `seq`, `epoch`, `status` and `time` at the front of an alert JSON object.
+    static func publishedJSON(_ body: String, seq: Int64, epoch: String, status: AlertChange.Status, time: String) -> String {
+        let fields = "\"seq\":\(seq),\"epoch\":\"\(epoch)\",\"status\":\"\(status.rawValue)\",\"time\":\"\(time)\""
+        guard body.hasPrefix("{") else { return "{\(fields)}" }
+        return body == "{}" ? "{\(fields)}" : "{\(fields)," + body.dropFirst()
+    }
+
+    private static func format(_ time: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: time))
+    }
+
+    package func alerts(clinic: String, after seq: Int64, limit: Int) async throws -> (alerts: [PublishedAlert], more: Bool) {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT clinic, seq, alert_id, status, body FROM alert_log WHERE clinic = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [clinic, seq, limit + 1])
+            let alerts = rows.prefix(limit).map { row in
+                PublishedAlert(
+                    clinic: row["clinic"], seq: row["seq"], alertID: row["alert_id"],
+                    status: AlertChange.Status(rawValue: row["status"]) ?? .firing, json: row["body"])
+            }
+            return (Array(alerts), rows.count > limit)
+        }
+    }
+
+    package func lastSequences() async throws -> [String: Int64] {
+        try await pool.read { db in
+            var result: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT clinic, last FROM clinic_sequence") {
+                result[row["clinic"]] = row["last"]
+            }
+            return result
+        }
+    }
+
+    package func counts() async throws -> StoreCounts {
+        try await pool.read { db in
+            StoreCounts(
+                events: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0,
+                unevaluated: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events WHERE evaluated = 0") ?? 0,
+                alerts: try Int64.fetchOne(db, sql: "SELECT count(*) FROM alert_log") ?? 0)
+        }
+    }
+
+    package func recordRuleSet(version: String, hash: String, at time: Double) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO rulesets (hash, version, live_at) VALUES (?, ?, ?)", arguments: [hash, version, time])
+        }
+    }
+}

@@ -1,0 +1,130 @@
+/// An event offered to the journal: its idempotency key, content digest and canonical body.
+package struct IncomingEvent: Sendable {
+    package var id: String
+    package var digest: String
+    package var patient: String
+    package var clinic: String
+    package var time: Double
+    package var body: String
+
+    package init(id: String, digest: String, patient: String, clinic: String, time: Double, body: String) {
+        self.id = id
+        self.digest = digest
+        self.patient = patient
+        self.clinic = clinic
+        self.time = time
+        self.body = body
+    }
+}
+
+/// What the journal did with an offered event.
+package enum JournalOutcome: Sendable, Equatable {
+    /// Stored durably with this journal sequence number.
+    case accepted(seq: Int64)
+    /// The same id with the same content was stored before.
+    case duplicate(seq: Int64)
+    /// The same id was stored before with different content.
+    case conflict
+}
+
+/// A journaled event.
+package struct StoredEvent: Sendable, Equatable {
+    package var seq: Int64
+    package var id: String
+    package var patient: String
+    package var clinic: String
+    package var body: String
+}
+
+/// The stored state of one patient × rule alert (for the alert lifecycle).
+package struct AlertState: Sendable, Equatable {
+    package var patient: String
+    package var rule: String
+    package var clinic: String
+    package var alertID: String
+    /// Digest of the alert's clinical content; a change means "updated".
+    package var digest: String
+    /// The last published alert JSON.
+    package var body: String
+}
+
+/// A change to publish, decided by the alert lifecycle.
+package struct AlertChange: Sendable, Equatable {
+    package enum Status: String, Sendable { case firing, updated, resolved }
+
+    package var patient: String
+    package var rule: String
+    package var clinic: String
+    package var alertID: String
+    package var status: Status
+    package var digest: String
+    /// The alert JSON *without* `seq`, `epoch`, `status` and `time`; the store adds them.
+    package var body: String
+
+    package init(patient: String, rule: String, clinic: String, alertID: String, status: Status, digest: String, body: String) {
+        self.patient = patient
+        self.rule = rule
+        self.clinic = clinic
+        self.alertID = alertID
+        self.status = status
+        self.digest = digest
+        self.body = body
+    }
+}
+
+/// An alert as logged and published, with its per-clinic sequence number.
+package struct PublishedAlert: Sendable, Equatable {
+    package var clinic: String
+    package var seq: Int64
+    package var alertID: String
+    package var status: AlertChange.Status
+    /// The full alert JSON, including `seq`, `epoch`, `status` and `time`.
+    package var json: String
+}
+
+/// Counts for `status`.
+package struct StoreCounts: Sendable, Equatable {
+    package var events: Int64
+    package var unevaluated: Int64
+    package var alerts: Int64
+
+    package init(events: Int64, unevaluated: Int64, alerts: Int64) {
+        self.events = events
+        self.unevaluated = unevaluated
+        self.alerts = alerts
+    }
+}
+
+/// Persistence behind the pipeline. SQLite (``SQLiteStore``) is the embedded default; the protocol is the seam
+/// for a shared PostgreSQL backend when daemons are sharded by patient.
+package protocol CobaltStore: Sendable {
+    /// The alert stream's epoch: fixed when the store is created, so sequence numbers are comparable within it.
+    var epoch: String { get }
+
+    /// Journals a batch in one durable transaction; one outcome per event, in order.
+    func journal(_ events: [IncomingEvent]) async throws -> [JournalOutcome]
+
+    /// Events not yet evaluated, in journal order, after `seq`.
+    func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent]
+
+    /// A patient's journaled events up to and including `seq`, in journal order.
+    func events(patient: String, through seq: Int64) async throws -> [StoredEvent]
+
+    /// The stored alert states of a patient.
+    func alertStates(patient: String) async throws -> [AlertState]
+
+    /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
+    /// sequence numbers, updates alert states, and marks the events evaluated. Returns what to publish.
+    func commitEvaluations(_ evaluations: [(eventSeq: Int64, changes: [AlertChange])], at time: Double) async throws -> [PublishedAlert]
+
+    /// Alerts of a clinic after `seq`, at most `limit`, and whether more follow.
+    func alerts(clinic: String, after seq: Int64, limit: Int) async throws -> (alerts: [PublishedAlert], more: Bool)
+
+    /// The last sequence number per clinic.
+    func lastSequences() async throws -> [String: Int64]
+
+    func counts() async throws -> StoreCounts
+
+    /// Records that a rule set went live (version and hash), for the audit trail.
+    func recordRuleSet(version: String, hash: String, at time: Double) async throws
+}

@@ -1,0 +1,100 @@
+import CobaltStore
+import Foundation
+import Testing
+
+/// A store in a fresh temporary directory, removed afterwards.
+struct TemporaryStore {
+    let directory: URL
+    var path: String { directory.appendingPathComponent("cobalt.db").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func open() throws -> SQLiteStore { try SQLiteStore(path: path) }
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+func incoming(_ id: String, patient: String = "p1", clinic: String = "north", digest: String? = nil) -> IncomingEvent {
+    IncomingEvent(id: id, digest: digest ?? "d-\(id)", patient: patient, clinic: clinic, time: 0, body: "{\"id\":\"\(id)\"}")
+}
+
+func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1", clinic: String = "north", digest: String = "x") -> AlertChange {
+    AlertChange(patient: patient, rule: rule, clinic: clinic, alertID: "a-\(patient)-\(rule)", status: status, digest: digest, body: "{\"rule\":\"\(rule)\"}")
+}
+
+@Suite struct SQLiteStoreTests {
+    @Test func journalIsIdempotentByIDAndDetectsConflicts() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        let first = try await store.journal([incoming("e1"), incoming("e2")])
+        #expect(first == [.accepted(seq: 1), .accepted(seq: 2)])
+        let again = try await store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e3")])
+        #expect(again == [.duplicate(seq: 1), .conflict, .accepted(seq: 3)])
+        #expect(try await store.counts() == StoreCounts(events: 3, unevaluated: 3, alerts: 0))
+    }
+
+    @Test func everythingSurvivesReopeningAndTheEpochIsStable() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let epoch: String
+        do {
+            let store = try temp.open()
+            epoch = store.epoch
+            _ = try await store.journal([incoming("e1"), incoming("e2", patient: "p2")])
+            _ = try await store.commitEvaluations([(1, [change("r1", .firing)])], at: 0)
+        }
+        let reopened = try temp.open()
+        #expect(reopened.epoch == epoch)
+        #expect(try await reopened.unevaluated(after: 0, limit: 10).map(\.id) == ["e2"])
+        #expect(try await reopened.lastSequences() == ["north": 1])
+        #expect(try await reopened.events(patient: "p1", through: 10).map(\.seq) == [1])
+    }
+
+    @Test func sequencesArePerClinicAndGapFree() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        _ = try await store.journal((1...4).map { incoming("e\($0)") })
+        let published = try await store.commitEvaluations([
+            (1, [change("r1", .firing), change("r1", .firing, patient: "p9", clinic: "south")]),
+            (2, [change("r2", .firing)]),
+            (3, []),
+        ], at: 0)
+        #expect(published.map { "\($0.clinic)#\($0.seq)" } == ["north#1", "south#1", "north#2"])
+        let more = try await store.commitEvaluations([(4, [change("r1", .resolved)])], at: 0)
+        #expect(more.map(\.seq) == [3])
+        #expect(try await store.unevaluated(after: 0, limit: 10).isEmpty)
+        let json = try #require(published.first?.json)
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        #expect(object["seq"] as? Int == 1 && object["epoch"] as? String == store.epoch && object["status"] as? String == "firing")
+        #expect(object["rule"] as? String == "r1" && object["time"] is String)
+    }
+
+    @Test func alertStateFollowsTheLifecycle() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        _ = try await store.journal((1...3).map { incoming("e\($0)") })
+        _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], at: 0)
+        _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], at: 0)
+        #expect(try await store.alertStates(patient: "p1").map { "\($0.rule)=\($0.digest)" } == ["r1=v2", "r2=x"])
+        _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], at: 0)
+        #expect(try await store.alertStates(patient: "p1").map(\.rule) == ["r1"])
+    }
+
+    @Test func replayPagesAfterASequence() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        _ = try await store.journal([incoming("e1")])
+        _ = try await store.commitEvaluations([(1, (1...5).map { change("r\($0)", .firing) })], at: 0)
+        let page = try await store.alerts(clinic: "north", after: 1, limit: 2)
+        #expect(page.alerts.map(\.seq) == [2, 3] && page.more)
+        let last = try await store.alerts(clinic: "north", after: 3, limit: 2)
+        #expect(last.alerts.map(\.seq) == [4, 5] && !last.more)
+        #expect(try await store.alerts(clinic: "nobody", after: 0, limit: 2).alerts.isEmpty)
+    }
+}
