@@ -5,7 +5,8 @@ import RuleEngine
 /// synthetic 200-rule set), and the compile (reload) time of a synthetic 1,000-rule set.
 ///
 ///     swift run -c release RuleEngineBenchmark [--iterations N] [--warmup N] [--compile-runs N]
-///         [--synthetic-rules N] [--compile-rules N] [--only evaluate|compile]
+///         [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|compile]
+///         [--write-synthetic DIR]   (writes the synthetic set of --synthetic-rules rules to DIR and exits)
 @main
 enum RuleEngineBenchmark {
     struct Options {
@@ -16,6 +17,8 @@ enum RuleEngineBenchmark {
         var compileRules = 1_000
         var only: String?
         var rules: String?
+        /// Write the synthetic set of `syntheticRules` rules here (for inspection or profiling), then exit.
+        var writeSynthetic: String?
     }
 
     static func main() {
@@ -26,6 +29,13 @@ enum RuleEngineBenchmark {
         let bundledRules = options.rules ?? root.appendingPathComponent("Rules").path
         let vocabulary = URL(fileURLWithPath: bundledRules).appendingPathComponent("vocabulary.yaml").path
 
+        if let target = options.writeSynthetic {
+            let directory = try! SyntheticRules(ruleCount: options.syntheticRules).write(vocabulary: vocabulary)
+            try! FileManager.default.moveItem(atPath: directory, toPath: target)
+            let rules = load(target, label: "synthetic rule set")
+            print("wrote \(rules.ruleCount) rules to \(target)")
+            return
+        }
         header(options, root: root.path)
         let started = nowNanoseconds()
         var sink = 0
@@ -237,6 +247,7 @@ enum RuleEngineBenchmark {
             case "--synthetic-rules": options.syntheticRules = number(argument)
             case "--compile-rules": options.compileRules = number(argument)
             case "--rules": options.rules = it.next()
+            case "--write-synthetic": options.writeSynthetic = it.next()
             case "--only":
                 options.only = it.next()
                 guard options.only == "evaluate" || options.only == "compile" else {
@@ -244,7 +255,7 @@ enum RuleEngineBenchmark {
                     exit(2)
                 }
             default:
-                print("usage: RuleEngineBenchmark [--iterations N] [--warmup N] [--compile-runs N] [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|compile]")
+                print("usage: RuleEngineBenchmark [--iterations N] [--warmup N] [--compile-runs N] [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|compile] [--write-synthetic DIR]")
                 exit(argument == "--help" || argument == "-h" ? 0 : 2)
             }
         }
