@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         /// Pure rule engine: rule files, expression language, units, vocabulary, evaluator, rule tests.
@@ -30,11 +33,27 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         /// Persistence: event journal, alert state, per-clinic alert log (SQLite through GRDB).
         .target(name: "CobaltStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        /// The daemon: ingest, evaluation pipeline, alert publishing, replay, control, wired as services.
+        .target(
+            name: "CobaltDaemon",
+            dependencies: [
+                "RuleEngine", "ZeroMQ", "CobaltStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        /// Clients of the daemon's endpoints: pipelined sender, gap-repairing subscriber, request/reply.
+        .target(name: "CobaltClient", dependencies: ["ZeroMQ", "RuleEngine"]),
         /// The one command-line tool; thin, calls into the libraries.
         .executableTarget(
             name: "cobalt",
             dependencies: [
-                "RuleEngine",
+                "RuleEngine", "CobaltDaemon", "CobaltClient", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -46,6 +46,15 @@ package struct AlertState: Sendable, Equatable {
     package var digest: String
     /// The last published alert JSON.
     package var body: String
+
+    package init(patient: String, rule: String, clinic: String, alertID: String, digest: String, body: String) {
+        self.patient = patient
+        self.rule = rule
+        self.clinic = clinic
+        self.alertID = alertID
+        self.digest = digest
+        self.body = body
+    }
 }
 
 /// A change to publish, decided by the alert lifecycle.

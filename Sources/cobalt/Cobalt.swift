@@ -1,12 +1,11 @@
 import ArgumentParser
 import RuleEngine
 
-
 @main
-struct Cobalt: ParsableCommand {
+struct Cobalt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cobalt: clinical decision support for vitamin B12 in pregnancy and breastfeeding.",
-        subcommands: [Rules.self, Eval.self]
+        subcommands: [Serve.self, Rules.self, Eval.self, Send.self, Subscribe.self, Status.self, Reload.self]
     )
 }
 

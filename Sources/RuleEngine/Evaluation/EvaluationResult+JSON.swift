@@ -30,7 +30,7 @@ extension EvaluationResult {
 extension Alert {
     package var json: String {
         let fields = [
-            "\"id\":\(id.jsonQuoted)", "\"rule\":\(rule.jsonQuoted)", "\"ruleset\":\(ruleset.jsonQuoted)",
+            "\"id\":\(id.jsonQuoted)", "\"rule\":\(rule.jsonQuoted)", "\"ruleset_id\":\(ruleset.jsonQuoted)",
             "\"category\":\(category.jsonQuoted)", "\"severity\":\(severity.jsonQuoted)",
             "\"summary\":\(summary.jsonQuoted)", "\"detail\":\(detail.jsonQuoted)",
             "\"recommendation\":\(recommendation.jsonQuoted)",

@@ -1,0 +1,101 @@
+package import Foundation
+import RuleEngine
+package import ZeroMQ
+
+/// `cobalt send`: a pipelined DEALER client. Sends up to `window` events at once, matches replies by id, and
+/// re-sends an event with the same id until the daemon answers (`accepted`/`duplicate`, or a final rejection);
+/// 503 answers are retried after a pause. Retrying is safe because the id is the idempotency key.
+package struct EventSender {
+    package struct Outcome: Sendable, Equatable {
+        package var id: String
+        package var status: String
+        package var code: Int
+        package var reason: String?
+        /// The whole reply JSON.
+        package var reply: String
+    }
+
+    package var endpoint: String
+    package var window = 256
+    package var retryAfter: Duration = .seconds(2)
+    package var giveUpAfter: Duration = .seconds(60)
+
+    package init(endpoint: String) {
+        self.endpoint = endpoint
+    }
+
+    /// Sends every event (raw JSON bytes) and returns one outcome per event, in input order.
+    package func send(_ events: [[UInt8]], context: ZMQContext) throws -> [Outcome] {
+        let socket = try ZMQSocket(context: context, type: .dealer)
+        defer { socket.close() }
+        try socket.set(.immediate, 1)
+        try socket.set(.reconnectIntervalMax, 5_000)
+        try socket.connect(endpoint)
+        // Each event needs an id to match its reply; events without one are sent alone, after the others.
+        var ids: [String?] = events.map { bytes in
+            guard case .object(let object)? = try? JSONValue.parse(Data(bytes)) else { return nil }
+            return object["id"]?.stringValue
+        }
+        var outcomes = [Outcome?](repeating: nil, count: events.count)
+        var byID: [String: [Int]] = [:]
+        for (index, id) in ids.enumerated() { if let id { byID[id, default: []].append(index) } }
+        // Duplicate ids within one file are sent once; every line gets the reply.
+        var queue = byID.values.map { $0[0] }.sorted()
+        var inFlight: [Int: ContinuousClock.Instant] = [:]
+        let deadline = ContinuousClock.now + giveUpAfter
+        while !queue.isEmpty || !inFlight.isEmpty {
+            while inFlight.count < window, !queue.isEmpty {
+                let index = queue.removeFirst()
+                try socket.send([events[index]], dontWait: false)
+                inFlight[index] = .now
+            }
+            if try socket.waitForInput(timeout: 100), let message = try socket.receive() {
+                guard let payload = message.frames.last, let reply = Self.outcome(payload), let indexes = byID[reply.id],
+                    inFlight[indexes[0]] != nil
+                else { continue }
+                if reply.code == 503 {
+                    inFlight[indexes[0]] = .now + retryAfter  // resend after the pause
+                    continue
+                }
+                inFlight[indexes[0]] = nil
+                for index in indexes { outcomes[index] = reply }
+            }
+            for (index, sentAt) in inFlight where ContinuousClock.now - sentAt > retryAfter {
+                try socket.send([events[index]], dontWait: false)  // same bytes, same id
+                inFlight[index] = .now
+            }
+            if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty {
+                throw ZMQError(code: ETIMEDOUT, operation: "send: no answer from \(endpoint) within \(giveUpAfter)")
+            }
+        }
+        for index in ids.indices where ids[index] == nil {
+            try socket.send([events[index]], dontWait: false)
+            if try socket.waitForInput(timeout: 10_000), let message = try socket.receive(), let payload = message.frames.last {
+                outcomes[index] = Self.outcome(payload).map { var o = $0; o.id = "(line \(index + 1))"; return o }
+            }
+            ids[index] = "(line \(index + 1))"
+        }
+        return outcomes.enumerated().map { index, outcome in
+            outcome ?? Outcome(id: ids[index] ?? "(line \(index + 1))", status: "unanswered", code: 0, reason: "no reply", reply: "")
+        }
+    }
+
+    static func outcome(_ payload: [UInt8]) -> Outcome? {
+        guard case .object(let object)? = try? JSONValue.parse(Data(payload)) else { return nil }
+        var code = 0
+        if case .number(let n)? = object["code"] { code = Int(n) }
+        return Outcome(
+            id: object["id"]?.stringValue ?? "", status: object["status"]?.stringValue ?? "?", code: code,
+            reason: object["reason"]?.stringValue, reply: String(decoding: payload, as: UTF8.self))
+    }
+
+    /// Splits a file into events: a JSON array, or one event per line (JSON Lines).
+    package static func events(in data: Data) throws -> [[UInt8]] {
+        let text = String(decoding: data, as: UTF8.self)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("[") {
+            guard case .array(let items) = try JSONValue.parse(data) else { return [] }
+            return items.map { Array($0.canonicalText.utf8) }
+        }
+        return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { Array($0.utf8) }
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+package import RuleEngine
+package import ZeroMQ
+
+/// One request, one reply, over a DEALER socket (used for replay and control).
+package struct Requester {
+    let socket: ZMQSocket
+
+    package init(context: ZMQContext, endpoint: String) throws {
+        socket = try ZMQSocket(context: context, type: .dealer)
+        try socket.set(.immediate, 1)
+        try socket.connect(endpoint)
+    }
+
+    /// Sends `json` and waits up to `timeout` milliseconds for the reply.
+    package func request(_ json: String, timeout: Int = 10_000) throws -> JSONValue {
+        try socket.send([Array(json.utf8)], dontWait: false)
+        guard try socket.waitForInput(timeout: timeout), let message = try socket.receive(), let payload = message.frames.last else {
+            throw ZMQError(code: ETIMEDOUT, operation: "no reply within \(timeout) ms")
+        }
+        return try JSONValue.parse(Data(payload))
+    }
+
+    package func close() { socket.close() }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import RuleEngine
+package import ZeroMQ
+
+/// `cobalt subscribe`: the Clone pattern of the ZeroMQ Guide. Subscribes first, then replays from a cursor;
+/// live alerts continue from there. A sequence jump, or a heartbeat announcing a higher `last`, means alerts were
+/// missed (PUB/SUB drops by design): the subscriber replays the gap. Each alert is delivered exactly once by
+/// `seq`; a new `epoch` (a fresh store) restarts from 0.
+package final class Subscriber {
+    package struct Cursor: Sendable, Equatable, Codable {
+        package var epoch: String?
+        package var last: Int64
+
+        package init(epoch: String? = nil, last: Int64 = 0) {
+            self.epoch = epoch
+            self.last = last
+        }
+    }
+
+    package let clinic: String
+    package private(set) var cursor: Cursor
+    /// Gaps detected and repaired from replay (for tests and the summary).
+    package private(set) var gapsRepaired = 0
+    private let sub: ZMQSocket
+    private let replay: Requester
+
+    package init(context: ZMQContext, alerts: String, replay: String, clinic: String, cursor: Cursor = Cursor()) throws {
+        self.clinic = clinic
+        self.cursor = cursor
+        sub = try ZMQSocket(context: context, type: .sub)
+        try sub.set(.subscribe, Array("clinic/\(clinic)/".utf8))
+        try sub.connect(alerts)
+        self.replay = try Requester(context: context, endpoint: replay)
+    }
+
+    deinit {
+        sub.close()
+        replay.close()
+    }
+
+    /// Catches up from the replay endpoint, handing each alert JSON to `deliver` in sequence order.
+    package func catchUp(_ deliver: (String) throws -> Void) throws {
+        var more = true
+        while more {
+            let reply = try replay.request("{\"clinic\":\(clinic.jsonQuoted),\"after\":\(cursor.last),\"limit\":500}")
+            guard case .object(let page) = reply, page["status"]?.stringValue == "ok", let epoch = page["epoch"]?.stringValue else {
+                throw ZMQError(code: EPROTO, operation: "replay: unexpected reply \(reply.canonicalText)")
+            }
+            if cursor.epoch != epoch {
+                // A different stream (a new store): its sequence numbers start again.
+                if cursor.epoch != nil, cursor.last > 0 {
+                    cursor = Cursor(epoch: epoch, last: 0)
+                    continue
+                }
+                cursor.epoch = epoch
+            }
+            guard case .array(let alerts)? = page["alerts"] else { return }
+            for alert in alerts {
+                guard case .object(let fields) = alert, case .number(let seq)? = fields["seq"] else { continue }
+                guard Int64(seq) == cursor.last + 1 else { continue }
+                try deliver(alert.canonicalText)
+                cursor.last = Int64(seq)
+            }
+            if case .bool(let flag)? = page["more"] { more = flag } else { more = false }
+        }
+    }
+
+    /// Waits up to `timeout` ms for live traffic; delivers alerts in order, repairing gaps from replay.
+    /// Returns whether any alert was delivered (heartbeats alone do not count).
+    @discardableResult
+    package func poll(timeout: Int, _ deliver: (String) throws -> Void) throws -> Bool {
+        guard try sub.waitForInput(timeout: timeout) else { return false }
+        let before = cursor.last
+        while let message = try sub.receive(dontWait: true) {
+            guard message.frames.count == 2 else { continue }
+            let topic = String(decoding: message.frames[0], as: UTF8.self)
+            guard case .object(let fields) = try JSONValue.parse(Data(message.frames[1])) else { continue }
+            let epoch = fields["epoch"]?.stringValue
+            if topic.hasSuffix("/heartbeat") {
+                if case .number(let last)? = fields["last"], Int64(last) > cursor.last || epoch != cursor.epoch {
+                    gapsRepaired += 1
+                    try catchUp(deliver)
+                }
+                continue
+            }
+            guard case .number(let seqValue)? = fields["seq"] else { continue }
+            let seq = Int64(seqValue)
+            if epoch != cursor.epoch || seq > cursor.last + 1 {
+                gapsRepaired += 1
+                try catchUp(deliver)
+            } else if seq == cursor.last + 1 {
+                try deliver(String(decoding: message.frames[1], as: UTF8.self))
+                cursor.last = seq
+            }
+            // seq ≤ last: already delivered (from replay); skip.
+        }
+        return cursor.last != before
+    }
+}

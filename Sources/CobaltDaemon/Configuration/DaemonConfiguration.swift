@@ -1,0 +1,110 @@
+import Foundation
+import Yams
+
+/// Everything `cobalt serve` needs, built once from defaults, a configuration file and flags, then passed down.
+///
+/// Configuration file keys (YAML), each optional:
+/// - `rules` (string, default `Rules`): the rules directory.
+/// - `profile` (string, default none): a site profile applied to the rules.
+/// - `database` (string, default `cobalt.db`): the SQLite file.
+/// - `endpoints.ingest|alerts|replay|control` (string): ZeroMQ endpoints, defaults `tcp://127.0.0.1:5570`–`5573`.
+/// - `limits.max_event_bytes` (int, default 262144): larger events get a 413 NACK.
+/// - `limits.max_message_bytes` (int, default 1048576): libzmq drops the connection of a larger message.
+/// - `limits.max_in_flight` (int, default 4096): ingest messages read but not yet acknowledged.
+/// - `limits.patient_cache` (int, default 10000): patient timelines kept in memory.
+/// - `limits.evaluation_batch` (int, default 256): journaled events evaluated per transaction.
+/// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
+/// - `replay_page_limit` (int, default 500): most alerts in one replay page.
+public struct DaemonConfiguration: Sendable, Equatable {
+    public var rules = "Rules"
+    public var profile: String?
+    public var database = "cobalt.db"
+    public var ingest = "tcp://127.0.0.1:5570"
+    public var alerts = "tcp://127.0.0.1:5571"
+    public var replay = "tcp://127.0.0.1:5572"
+    public var control = "tcp://127.0.0.1:5573"
+    public var maxEventBytes = 262_144
+    public var maxMessageBytes = 1_048_576
+    public var maxInFlight = 4_096
+    public var patientCache = 10_000
+    public var evaluationBatch = 256
+    public var heartbeatMilliseconds = 1_000
+    public var replayPageLimit = 500
+
+    public init() {}
+
+    /// Reads a YAML configuration file over the defaults.
+    public static func load(file: String) throws -> DaemonConfiguration {
+        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError("\(file): cannot read the configuration file")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch { throw ConfigurationError("\(file): \(error)") }
+        var configuration = DaemonConfiguration()
+        guard let mapping = node?.mapping else { return configuration }
+        func string(_ node: Node?, _ key: String) throws -> String? {
+            guard let node else { return nil }
+            guard let value = node.string else { throw ConfigurationError("\(file): '\(key)' must be text") }
+            return value
+        }
+        func int(_ node: Node?, _ key: String) throws -> Int? {
+            guard let node else { return nil }
+            guard let value = node.int, value > 0 else { throw ConfigurationError("\(file): '\(key)' must be a positive whole number") }
+            return value
+        }
+        let known = ["rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit"]
+        for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
+            throw ConfigurationError("\(file): unknown key '\(key)'; expected one of \(known.joined(separator: ", "))")
+        }
+        configuration.rules = try string(mapping["rules"], "rules") ?? configuration.rules
+        configuration.profile = try string(mapping["profile"], "profile")
+        configuration.database = try string(mapping["database"], "database") ?? configuration.database
+        if let endpoints = mapping["endpoints"]?.mapping {
+            configuration.ingest = try string(endpoints["ingest"], "endpoints.ingest") ?? configuration.ingest
+            configuration.alerts = try string(endpoints["alerts"], "endpoints.alerts") ?? configuration.alerts
+            configuration.replay = try string(endpoints["replay"], "endpoints.replay") ?? configuration.replay
+            configuration.control = try string(endpoints["control"], "endpoints.control") ?? configuration.control
+        }
+        if let limits = mapping["limits"]?.mapping {
+            configuration.maxEventBytes = try int(limits["max_event_bytes"], "limits.max_event_bytes") ?? configuration.maxEventBytes
+            configuration.maxMessageBytes = try int(limits["max_message_bytes"], "limits.max_message_bytes") ?? configuration.maxMessageBytes
+            configuration.maxInFlight = try int(limits["max_in_flight"], "limits.max_in_flight") ?? configuration.maxInFlight
+            configuration.patientCache = try int(limits["patient_cache"], "limits.patient_cache") ?? configuration.patientCache
+            configuration.evaluationBatch = try int(limits["evaluation_batch"], "limits.evaluation_batch") ?? configuration.evaluationBatch
+        }
+        configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds
+        configuration.replayPageLimit = try int(mapping["replay_page_limit"], "replay_page_limit") ?? configuration.replayPageLimit
+        return configuration
+    }
+
+    /// Refuses settings that would be unsafe or cannot work.
+    public func validate() throws {
+        for (name, endpoint) in [("ingest", ingest), ("alerts", alerts), ("replay", replay), ("control", control)] {
+            guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") else {
+                throw ConfigurationError("\(name) endpoint '\(endpoint)' must be tcp://, ipc:// or inproc://")
+            }
+            // Until CURVE encryption is configured, patient data never leaves the machine.
+            if endpoint.hasPrefix("tcp://"), !Self.isLoopback(endpoint) {
+                throw ConfigurationError(
+                    "\(name) endpoint '\(endpoint)' is not on loopback; plain TCP is only allowed on 127.0.0.1/::1 (CURVE is required elsewhere)")
+            }
+        }
+        guard maxEventBytes <= maxMessageBytes else {
+            throw ConfigurationError("limits.max_event_bytes (\(maxEventBytes)) must not exceed limits.max_message_bytes (\(maxMessageBytes))")
+        }
+    }
+
+    static func isLoopback(_ endpoint: String) -> Bool {
+        let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
+        return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host.hasPrefix("127.")
+    }
+}
+
+/// A configuration problem, said plainly.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}

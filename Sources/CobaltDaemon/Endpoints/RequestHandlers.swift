@@ -1,0 +1,114 @@
+import CobaltStore
+import Foundation
+import Logging
+import RuleEngine
+import ZeroMQ
+
+/// Replay (INTERFACES §3): `{"clinic", "after", "limit"}` → `{"epoch", "alerts", "last", "more", "head"}`.
+struct ReplayHandler {
+    let store: any CobaltStore
+    let epoch: String
+    let pageLimit: Int
+
+    func reply(to request: JSONValue) async -> String {
+        guard case .object(let object) = request, let clinic = object["clinic"]?.stringValue, !clinic.isEmpty else {
+            return Self.error("a replay request is {\"clinic\": ID, \"after\": SEQ, \"limit\": N}")
+        }
+        var after: Int64 = 0
+        if let value = object["after"] {
+            guard case .number(let n) = value, n >= 0, n == n.rounded() else { return Self.error("'after' must be a whole number ≥ 0") }
+            after = Int64(n)
+        }
+        var limit = pageLimit
+        if let value = object["limit"] {
+            guard case .number(let n) = value, n >= 1, n == n.rounded() else { return Self.error("'limit' must be a whole number ≥ 1") }
+            limit = min(Int(n), pageLimit)
+        }
+        do {
+            let page = try await store.alerts(clinic: clinic, after: after, limit: limit)
+            let head = try await store.lastSequences()[clinic] ?? 0
+            let last = page.alerts.last?.seq ?? after
+            return "{\"status\":\"ok\",\"epoch\":\(epoch.jsonQuoted),\"clinic\":\(clinic.jsonQuoted),\"alerts\":[" + page.alerts.map(\.json).joined(separator: ",")
+                + "],\"last\":\(last),\"more\":\(page.more),\"head\":\(head)}"
+        } catch {
+            return Self.error("the store is unavailable; retry")
+        }
+    }
+
+    static func error(_ reason: String) -> String {
+        "{\"status\":\"error\",\"reason\":\(reason.jsonQuoted)}"
+    }
+}
+
+/// Control (INTERFACES §3): `status` and `reload`.
+struct ControlHandler {
+    let configuration: DaemonConfiguration
+    let store: any CobaltStore
+    let rules: RulesHolder
+    let pipeline: EvaluationPipeline
+    let publisher: Publisher
+    let statistics: Statistics
+    let started: Double
+    let logger: Logger
+
+    static let version = "0.1.0"
+
+    func reply(to request: JSONValue) async -> String {
+        guard case .object(let object) = request, let command = object["command"]?.stringValue else {
+            return ReplayHandler.error("a control request is {\"command\": \"status\" | \"reload\"}")
+        }
+        switch command {
+        case "status": return await status()
+        case "reload": return await reload(expect: object["expect"]?.stringValue)
+        default: return ReplayHandler.error("unknown command '\(command)'; expected status or reload")
+        }
+    }
+
+    private func status() async -> String {
+        let bundle = rules.snapshot
+        let counts = statistics.snapshot
+        let stored = (try? await store.counts()) ?? StoreCounts(events: -1, unevaluated: -1, alerts: -1)
+        let clinics = publisher.lastSequences.sorted { $0.key < $1.key }.map { "\($0.key.jsonQuoted):\($0.value)" }.joined(separator: ",")
+        let uptime = Date().timeIntervalSince1970 - started
+        return """
+            {"status":"ok","version":"\(Self.version)","uptime_seconds":\(uptime.rounded(significant: 6).formatted),\
+            "epoch":\(publisher.epoch.jsonQuoted),\
+            "ruleset":{"version":\(bundle.version.jsonQuoted),"hash":\(bundle.hash.jsonQuoted),"rules":\(bundle.rules.count)},\
+            "counts":{"received":\(counts.received),"accepted":\(counts.accepted),"duplicate":\(counts.duplicate),\
+            "rejected":\(counts.rejected),"evaluated":\(counts.evaluated),"published":\(counts.published),\
+            "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts)},\
+            "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients)}
+            """
+    }
+
+    /// Loads, checks, compiles and tests the rules directory; swaps only if everything passes (and the expected
+    /// hash, when given, is still current). The running set keeps running otherwise.
+    private func reload(expect: String?) async -> String {
+        let current = rules.snapshot
+        if let expect, expect != current.hash {
+            return "{\"status\":\"error\",\"reason\":\"stale expectation: the running rule set is \(current.hash)\",\"errors\":[]}"
+        }
+        let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
+        var errors = loaded.log.errors.map(\.description)
+        if let bundle = loaded.bundle {
+            var testLog = DiagnosticLog()
+            let tests = RuleTestLoader.load(directory: configuration.rules + "/tests", log: &testLog)
+            errors += testLog.errors.map(\.description)
+            for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
+                errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
+            }
+            if errors.isEmpty {
+                rules.swap(bundle)
+                await pipeline.invalidate()
+                try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
+                publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
+                logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
+                return "{\"status\":\"ok\",\"ruleset\":{\"version\":\(bundle.version.jsonQuoted),\"hash\":\(bundle.hash.jsonQuoted)}}"
+            }
+        }
+        publisher.ops("ruleset", [("outcome", "\"rejected\""), ("errors", "\(errors.count)")])
+        logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(errors.count)"])
+        return "{\"status\":\"error\",\"reason\":\"the rule set was not loaded; the running set keeps running\",\"errors\":["
+            + errors.map(\.jsonQuoted).joined(separator: ",") + "]}"
+    }
+}

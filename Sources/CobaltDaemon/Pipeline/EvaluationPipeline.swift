@@ -1,0 +1,158 @@
+import CobaltStore
+import Foundation
+import Logging
+import RuleEngine
+
+/// Evaluates journaled events once each, in journal order, and publishes the alert changes.
+///
+/// The journal is the queue: on start (and after a crash) the pipeline first evaluates every journaled but
+/// unevaluated event; afterwards ingest wakes it after each commit. Alert log rows and the "evaluated" marks of a
+/// batch commit in one transaction, so after `kill -9` nothing is evaluated twice and nothing acknowledged is
+/// skipped. Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
+/// journal when needed.
+actor EvaluationPipeline {
+    private struct PatientEntry {
+        var timeline: PatientTimeline
+        /// The journal sequence number of the last event applied.
+        var lastSeq: Int64
+        var states: [String: AlertState]
+        var lastUse: UInt64
+    }
+
+    private let store: any CobaltStore
+    private let rules: RulesHolder
+    private let publisher: Publisher
+    private let cacheCapacity: Int
+    private let batchSize: Int
+    private let logger: Logger
+    private let statistics: Statistics
+    private var cache: [String: PatientEntry] = [:]
+    private var clock: UInt64 = 0
+    private var cachedHash: String?
+    private(set) var lastEvaluated: Int64 = 0
+
+    init(store: any CobaltStore, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int, statistics: Statistics, logger: Logger) {
+        self.store = store
+        self.rules = rules
+        self.publisher = publisher
+        self.cacheCapacity = cacheCapacity
+        self.batchSize = batchSize
+        self.statistics = statistics
+        self.logger = logger
+    }
+
+    /// Evaluates everything journaled and not yet evaluated, then again after each wake-up, until `wakeUps`
+    /// finishes; then drains once more and returns.
+    func run(wakeUps: AsyncStream<Void>) async {
+        await drainLogged()
+        for await _ in wakeUps { await drainLogged() }
+        await drainLogged()
+    }
+
+    private func drainLogged() async {
+        do {
+            _ = try await drain()
+        } catch {
+            logger.error("evaluation failed; will retry on the next event", metadata: ["error": "\(error)"])
+            cache.removeAll()
+        }
+    }
+
+    /// Evaluates all unevaluated events; returns how many.
+    @discardableResult
+    func drain() async throws -> Int {
+        var total = 0
+        while true {
+            let batch = try await store.unevaluated(after: lastEvaluated, limit: batchSize)
+            guard !batch.isEmpty else { return total }
+            try await evaluate(batch)
+            total += batch.count
+        }
+    }
+
+    private func evaluate(_ batch: [StoredEvent]) async throws {
+        let bundle = rules.snapshot
+        if cachedHash != bundle.hash {
+            // A new snapshot may map codes differently: rebuild timelines from the journal.
+            cache.removeAll()
+            cachedHash = bundle.hash
+        }
+        let evaluator = Evaluator(bundle: bundle)
+        var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
+        var touched: Set<String> = []
+        let started = ContinuousClock.now
+        for stored in batch {
+            guard let event = Self.decode(stored.body) else {
+                logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
+                evaluations.append((stored.seq, []))
+                continue
+            }
+            var entry = try await entry(for: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle)
+            entry.timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary))
+            entry.lastSeq = stored.seq
+            let result = evaluator.evaluate(entry.timeline)
+            let changes = AlertLifecycle.changes(previous: entry.states, result: result)
+            for change in changes {
+                switch change.status {
+                case .firing, .updated:
+                    entry.states[change.rule] = AlertState(
+                        patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
+                        digest: change.digest, body: change.body)
+                case .resolved:
+                    entry.states[change.rule] = nil
+                }
+            }
+            clock += 1
+            entry.lastUse = clock
+            cache[stored.patient] = entry
+            touched.insert(stored.patient)
+            evaluations.append((stored.seq, changes))
+        }
+        let evaluatedAt = Date().timeIntervalSince1970
+        let published: [PublishedAlert]
+        do {
+            published = try await store.commitEvaluations(evaluations, at: evaluatedAt)
+        } catch {
+            // The cached states ran ahead of the store: forget them, and retry the batch later.
+            for patient in touched { cache[patient] = nil }
+            throw error
+        }
+        lastEvaluated = batch.last!.seq
+        statistics.recordEvaluated(batch.count, duration: ContinuousClock.now - started, published: published)
+        publisher.publish(published)
+        evictIfNeeded()
+    }
+
+    /// The patient's timeline with every journaled event before `seq` applied.
+    private func entry(for patient: String, clinic: String, before seq: Int64, bundle: RuleBundle) async throws -> PatientEntry {
+        if let entry = cache[patient], entry.lastSeq < seq { return entry }
+        var timeline = PatientTimeline(patient: patient, clinic: clinic, factCount: bundle.vocabulary.facts.count)
+        var last: Int64 = 0
+        for stored in try await store.events(patient: patient, through: seq - 1) {
+            if let event = Self.decode(stored.body) { timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary)) }
+            last = stored.seq
+        }
+        var states: [String: AlertState] = [:]
+        for state in try await store.alertStates(patient: patient) { states[state.rule] = state }
+        return PatientEntry(timeline: timeline, lastSeq: last, states: states, lastUse: clock)
+    }
+
+    private func evictIfNeeded() {
+        guard cache.count > cacheCapacity else { return }
+        let excess = cache.count - cacheCapacity + cacheCapacity / 10
+        for (patient, _) in cache.sorted(by: { $0.value.lastUse < $1.value.lastUse }).prefix(excess) {
+            cache[patient] = nil
+        }
+    }
+
+    /// Forgets cached timelines (after a rule-set change).
+    func invalidate() {
+        cache.removeAll()
+    }
+
+    var cachedPatients: Int { cache.count }
+
+    static func decode(_ body: String) -> PatientEvent? {
+        try? EventDecoder.decode(Data(body.utf8))
+    }
+}

@@ -1,0 +1,127 @@
+import CobaltStore
+import Crypto
+import Foundation
+import RuleEngine
+import ZeroMQ
+
+/// Turns a batch of ingest messages into journal writes and replies (INTERFACES §3).
+///
+/// Each message is checked on its own — framing, size (413), JSON and schema (400, every error with its path) —
+/// then the valid ones are journaled in **one** durable transaction (group commit). Only after that commit does
+/// any reply say `accepted` or `duplicate`; a store failure answers 503 so the sender retries with the same id.
+struct IngestProcessor {
+    /// A reply to send: the envelope the request came with, then one JSON frame.
+    struct Reply: Equatable {
+        var envelope: [[UInt8]]
+        var json: String
+
+        var frames: [[UInt8]] { envelope + [Array(json.utf8)] }
+    }
+
+    /// Outcome counts for metrics and status.
+    struct Counts: Equatable {
+        var accepted = 0
+        var duplicate = 0
+        var invalid = 0
+        var conflict = 0
+        var tooLarge = 0
+        var unavailable = 0
+    }
+
+    let maxEventBytes: Int
+
+    /// A message after the checks that need no store.
+    enum Prepared {
+        case valid(envelope: [[UInt8]], event: PatientEvent, incoming: IncomingEvent)
+        case invalid(Reply, tooLarge: Bool)
+    }
+
+    func prepare(_ message: Message, vocabulary: Vocabulary) -> Prepared {
+        let frames = message.frames
+        let envelope = Array(frames.dropLast())
+        guard frames.count >= 2, let payload = frames.last else {
+            return .invalid(Reply(envelope: envelope, json: Self.rejection(id: nil, code: 400, reason: "expected one frame holding the event JSON", errors: [])), tooLarge: false)
+        }
+        guard payload.count <= maxEventBytes else {
+            return .invalid(Reply(envelope: envelope, json: Self.rejection(
+                id: nil, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])), tooLarge: true)
+        }
+        let json: JSONValue
+        do { json = try JSONValue.parse(Data(payload)) } catch {
+            return .invalid(Reply(envelope: envelope, json: Self.rejection(id: nil, code: 400, reason: "malformed JSON", errors: error.errors)), tooLarge: false)
+        }
+        var id: String?
+        if case .object(let object) = json { id = object["id"]?.stringValue }
+        let event: PatientEvent
+        do { event = try EventDecoder.decode(json) } catch {
+            let reason = "invalid event: \(error.errors.count) error\(error.errors.count == 1 ? "" : "s")"
+            return .invalid(Reply(envelope: envelope, json: Self.rejection(id: id, code: 400, reason: reason, errors: error.errors)), tooLarge: false)
+        }
+        let canonical = json.canonicalText
+        let digest = SHA256.hash(data: Array(canonical.utf8)).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return .valid(
+            envelope: envelope, event: event,
+            incoming: IncomingEvent(id: event.id, digest: digest, patient: event.patient, clinic: event.clinic, time: event.time, body: canonical))
+    }
+
+    /// Journals the valid messages of a batch and builds every reply, in the batch's order.
+    func process(
+        _ batch: [Message], vocabulary: Vocabulary, store: any CobaltStore
+    ) async -> (replies: [Reply], accepted: [(seq: Int64, event: PatientEvent)], counts: Counts) {
+        var counts = Counts()
+        let prepared = batch.map { prepare($0, vocabulary: vocabulary) }
+        var valid: [(index: Int, envelope: [[UInt8]], event: PatientEvent, incoming: IncomingEvent)] = []
+        var replies = [Reply?](repeating: nil, count: batch.count)
+        for (index, item) in prepared.enumerated() {
+            switch item {
+            case .valid(let envelope, let event, let incoming): valid.append((index, envelope, event, incoming))
+            case .invalid(let reply, let tooLarge):
+                replies[index] = reply
+                if tooLarge { counts.tooLarge += 1 } else { counts.invalid += 1 }
+            }
+        }
+        var accepted: [(Int64, PatientEvent)] = []
+        if !valid.isEmpty {
+            do {
+                let outcomes = try await store.journal(valid.map(\.incoming))
+                for (item, outcome) in zip(valid, outcomes) {
+                    switch outcome {
+                    case .accepted(let seq):
+                        counts.accepted += 1
+                        accepted.append((seq, item.event))
+                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "accepted", vocabulary: vocabulary))
+                    case .duplicate:
+                        counts.duplicate += 1
+                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "duplicate", vocabulary: vocabulary))
+                    case .conflict:
+                        counts.conflict += 1
+                        replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
+                            id: item.event.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
+                    }
+                }
+            } catch {
+                for item in valid {
+                    counts.unavailable += 1
+                    replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
+                        id: item.event.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
+                }
+            }
+        }
+        return (replies.map { $0! }, accepted, counts)
+    }
+
+    static func rejection(id: String?, code: Int, reason: String, errors: [FieldError]) -> String {
+        let list = errors.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",")
+        return "{\"id\":\(id.map(\.jsonQuoted) ?? "null"),\"status\":\"rejected\",\"code\":\(code),\"reason\":\(reason.jsonQuoted),\"errors\":[\(list)]}"
+    }
+
+    /// `accepted`/`duplicate`, with warnings: unknown fields and values that will not be used (data quality).
+    static func acknowledgement(_ event: PatientEvent, status: String, vocabulary: Vocabulary) -> String {
+        var warnings = event.warnings
+        for finding in NormalisedEvent(event, vocabulary: vocabulary).findings {
+            warnings.append(FieldError(path: finding.path, message: finding.reason))
+        }
+        let list = warnings.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",")
+        return "{\"id\":\(event.id.jsonQuoted),\"status\":\"\(status)\",\"code\":200,\"reason\":null,\"errors\":[],\"warnings\":[\(list)]}"
+    }
+}

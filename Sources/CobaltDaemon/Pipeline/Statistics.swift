@@ -1,0 +1,53 @@
+import CobaltStore
+import Metrics
+import Synchronization
+
+/// Counters for `status` and metrics (swift-metrics; Prometheus-style names). Created once, shared.
+final class Statistics: Sendable {
+    struct Snapshot: Sendable, Equatable {
+        var received = 0
+        var accepted = 0
+        var duplicate = 0
+        var rejected = 0
+        var evaluated = 0
+        var published = 0
+    }
+
+    private let counts = Mutex(Snapshot())
+    private let received = Counter(label: "cobalt_events_received_total")
+    private let accepted = Counter(label: "cobalt_events_accepted_total")
+    private let duplicates = Counter(label: "cobalt_events_duplicate_total")
+    private let rejected = Counter(label: "cobalt_events_rejected_total")
+    private let evaluated = Counter(label: "cobalt_events_evaluated_total")
+    private let batchSize = Recorder(label: "cobalt_commit_batch_size")
+    private let evaluationLatency = Timer(label: "cobalt_evaluation_duration_seconds")
+
+    var snapshot: Snapshot { counts.withLock { $0 } }
+
+    func recordIngest(_ c: IngestProcessor.Counts, batch: Int) {
+        let rejectedCount = c.invalid + c.conflict + c.tooLarge + c.unavailable
+        counts.withLock {
+            $0.received += batch
+            $0.accepted += c.accepted
+            $0.duplicate += c.duplicate
+            $0.rejected += rejectedCount
+        }
+        received.increment(by: batch)
+        accepted.increment(by: c.accepted)
+        duplicates.increment(by: c.duplicate)
+        rejected.increment(by: rejectedCount)
+        batchSize.record(batch)
+    }
+
+    func recordEvaluated(_ count: Int, duration: Duration, published: [PublishedAlert]) {
+        counts.withLock {
+            $0.evaluated += count
+            $0.published += published.count
+        }
+        evaluated.increment(by: count)
+        evaluationLatency.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        for alert in published {
+            Counter(label: "cobalt_alerts_published_total", dimensions: [("clinic", alert.clinic), ("status", alert.status.rawValue)]).increment()
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import CobaltStore
+import Foundation
+import Logging
+import RuleEngine
+import ServiceLifecycle
+import ZeroMQ
+
+/// Reads ingest batches, journals them, acknowledges, and wakes the evaluation pipeline. Shut down first:
+/// it stops reading (unacknowledged messages are simply retried by senders), then ends the wake-ups.
+struct IngestService: Service {
+    let loop: SocketLoop
+    let socket: SocketLoop.Socket
+    let processor: IngestProcessor
+    let store: any CobaltStore
+    let rules: RulesHolder
+    let statistics: Statistics
+    let wake: AsyncStream<Void>.Continuation
+
+    func run() async throws {
+        defer { wake.finish() }
+        for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
+            let (replies, accepted, counts) = await processor.process(batch, vocabulary: rules.snapshot.vocabulary, store: store)
+            for reply in replies { loop.send(socket, reply.frames) }
+            loop.release(socket, count: batch.count)
+            statistics.recordIngest(counts, batch: batch.count)
+            if !accepted.isEmpty { wake.yield() }
+        }
+    }
+}
+
+/// Runs the evaluation pipeline until ingest has stopped and everything journaled is evaluated.
+struct EvaluationService: Service {
+    let pipeline: EvaluationPipeline
+    let wakeUps: AsyncStream<Void>
+
+    func run() async throws {
+        await pipeline.run(wakeUps: wakeUps)
+    }
+}
+
+/// Answers replay and control requests.
+struct RequestService: Service {
+    let loop: SocketLoop
+    let replaySocket: SocketLoop.Socket
+    let controlSocket: SocketLoop.Socket
+    let replay: ReplayHandler
+    let control: ControlHandler
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await serve(replaySocket) { await replay.reply(to: $0) } }
+            group.addTask { await serve(controlSocket) { await control.reply(to: $0) } }
+        }
+    }
+
+    private func serve(_ socket: SocketLoop.Socket, _ answer: @Sendable (JSONValue) async -> String) async {
+        for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
+            for message in batch {
+                let envelope = Array(message.frames.dropLast())
+                let reply: String
+                if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(Data(payload)) {
+                    reply = await answer(request)
+                } else {
+                    reply = ReplayHandler.error("expected one JSON frame")
+                }
+                loop.send(socket, envelope + [Array(reply.utf8)])
+            }
+            loop.release(socket, count: batch.count)
+        }
+    }
+}
+
+/// Owns the sockets: heartbeats while running; on shutdown (last of all) announces the stop and closes them.
+struct SocketService: Service {
+    let loop: SocketLoop
+    let subscriptions: SocketLoop.Socket
+    let publisher: Publisher
+    let heartbeat: Duration
+    let context: ZMQContext
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: heartbeat)
+                    publisher.heartbeat()
+                }
+            }
+            group.addTask {
+                // XPUB hands us subscription messages; read them so they never pile up.
+                for await batch in loop.inbound[subscriptions.index] { loop.release(subscriptions, count: batch.count) }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+            publisher.ops("stop", [])
+            await loop.stop()
+        }
+        context.terminate()
+    }
+}

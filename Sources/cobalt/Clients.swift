@@ -1,0 +1,104 @@
+import ArgumentParser
+import CobaltClient
+import Foundation
+import RuleEngine
+import ZeroMQ
+
+struct Send: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send events (JSON array or JSON Lines files) and print each outcome; retries until acknowledged.")
+
+    @Option(help: "Ingest endpoint.") var ingest = "tcp://127.0.0.1:5570"
+    @Flag(help: "Print the daemon's full reply for each event.") var verbose = false
+    @Argument(help: "Event files.") var files: [String]
+
+    func run() throws {
+        let context = try ZMQContext()
+        var events: [[UInt8]] = []
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("\(file): cannot read file") }
+            events += try EventSender.events(in: data)
+        }
+        let outcomes = try EventSender(endpoint: ingest).send(events, context: context)
+        var failed = 0
+        for outcome in outcomes {
+            let ok = outcome.status == "accepted" || outcome.status == "duplicate"
+            if !ok { failed += 1 }
+            print("\(outcome.id): \(outcome.status)\(outcome.code == 200 || outcome.code == 0 ? "" : " \(outcome.code)")\(outcome.reason.map { " — \($0)" } ?? "")")
+            if verbose || !ok { print("    \(outcome.reply)") }
+        }
+        print("\(outcomes.count - failed) acknowledged, \(failed) rejected")
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Subscribe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Receive a clinic's alerts: replay from a cursor, then live, repairing any gap from replay.")
+
+    @Option(help: "The clinic id.") var clinic: String
+    @Option(help: "Alerts endpoint.") var alerts = "tcp://127.0.0.1:5571"
+    @Option(help: "Replay endpoint.") var replay = "tcp://127.0.0.1:5572"
+    @Option(help: "A file keeping the last sequence number seen (created if missing).") var cursor: String?
+    @Flag(help: "Print one JSON alert per line.") var jsonl = false
+    @Option(help: "Stop after this many alerts.") var count: Int?
+    @Option(help: "Stop after this many seconds without a new alert.") var idle: Int?
+
+    func run() throws {
+        let context = try ZMQContext()
+        var start = Subscriber.Cursor()
+        if let cursor, let data = FileManager.default.contents(atPath: cursor) {
+            start = try JSONDecoder().decode(Subscriber.Cursor.self, from: data)
+        }
+        let subscriber = try Subscriber(context: context, alerts: alerts, replay: replay, clinic: clinic, cursor: start)
+        var delivered = 0
+        let deliver: (String) throws -> Void = { json in
+            // Written straight to the file descriptor: a pipe must see each alert as it arrives.
+            FileHandle.standardOutput.write(Data(((jsonl ? json : Self.readable(json)) + "\n").utf8))
+            delivered += 1
+            if let cursor { try JSONEncoder().encode(subscriber.cursor).write(to: URL(fileURLWithPath: cursor)) }
+        }
+        try subscriber.catchUp(deliver)
+        var quiet = 0
+        while count.map({ delivered < $0 }) ?? true {
+            if try subscriber.poll(timeout: 1_000, deliver) { quiet = 0 } else { quiet += 1 }
+            if let idle, quiet >= idle { break }
+        }
+    }
+
+    static func readable(_ json: String) -> String {
+        guard case .object(let a)? = try? JSONValue.parse(Data(json.utf8)) else { return json }
+        func s(_ k: String) -> String { a[k]?.stringValue ?? "" }
+        var seq = ""
+        if case .number(let n)? = a["seq"] { seq = n.formatted }
+        return "#\(seq) [\(s("status"))] \(s("severity").uppercased()) \(s("category")) patient \(s("patient")): \(s("summary"))\n    \(s("recommendation"))"
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask the daemon for its status.")
+
+    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+
+    func run() throws {
+        let context = try ZMQContext()
+        let reply = try Requester(context: context, endpoint: control).request("{\"command\":\"status\"}")
+        print(reply.canonicalText)
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the daemon to reload its rules (checked and tested first; the running set stays on failure).")
+
+    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+    @Option(help: "Only reload if the running rule-set hash is this one.") var expect: String?
+
+    func run() throws {
+        let context = try ZMQContext()
+        let request = "{\"command\":\"reload\"" + (expect.map { ",\"expect\":\($0.jsonQuoted)" } ?? "") + "}"
+        let reply = try Requester(context: context, endpoint: control).request(request, timeout: 60_000)
+        print(reply.canonicalText)
+        if case .object(let o) = reply, o["status"]?.stringValue != "ok" { throw ExitCode(1) }
+    }
+}

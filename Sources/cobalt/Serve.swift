@@ -1,0 +1,44 @@
+import ArgumentParser
+import CobaltDaemon
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: ingest events, evaluate them, publish alerts. SIGTERM/SIGINT stop it gracefully.")
+
+    @Option(help: "A YAML configuration file (see deploy/cobalt.yaml).") var config: String?
+    @Option(help: "The rules directory (default Rules).") var rules: String?
+    @Option(help: "A site profile applied to the rules.") var profile: String?
+    @Option(help: "The SQLite database file (default cobalt.db).") var db: String?
+    @Option(help: "Ingest endpoint (default tcp://127.0.0.1:5570).") var ingest: String?
+    @Option(help: "Alerts endpoint (default tcp://127.0.0.1:5571).") var alerts: String?
+    @Option(help: "Replay endpoint (default tcp://127.0.0.1:5572).") var replay: String?
+    @Option(help: "Control endpoint (default tcp://127.0.0.1:5573).") var control: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+
+    func run() async throws {
+        var configuration = try config.map(DaemonConfiguration.load(file:)) ?? DaemonConfiguration()
+        if let rules { configuration.rules = rules }
+        if let profile { configuration.profile = profile }
+        if let db { configuration.database = db }
+        if let ingest { configuration.ingest = ingest }
+        if let alerts { configuration.alerts = alerts }
+        if let replay { configuration.replay = replay }
+        if let control { configuration.control = control }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "cobalt")
+        do {
+            let daemon = try await Daemon.start(configuration: configuration, logger: logger)
+            try await daemon.run()
+            logger.info("cobalt stopped")
+        } catch let error as ConfigurationError {
+            logger.critical("cannot start: \(error.description)")
+            throw ExitCode(2)
+        }
+    }
+}
