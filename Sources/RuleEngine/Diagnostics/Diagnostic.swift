@@ -55,7 +55,8 @@ package struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
 /// Collects diagnostics while loading; knows the source text of each file to attach snippets.
 package struct DiagnosticLog: Sendable {
     package private(set) var diagnostics: [Diagnostic] = []
-    private var sources: [String: [Substring]] = [:]
+    /// Source texts by file; split into lines only when a diagnostic needs one.
+    private var sources: [String: String] = [:]
 
     package init() {}
 
@@ -65,7 +66,7 @@ package struct DiagnosticLog: Sendable {
 
     /// Registers a file's text so later diagnostics in it carry the offending line.
     package mutating func register(file: String, text: String) {
-        sources[file] = text.split(separator: "\n", omittingEmptySubsequences: false)
+        sources[file] = text
     }
 
     package mutating func error(_ location: SourceLocation, _ message: String) {
@@ -78,8 +79,11 @@ package struct DiagnosticLog: Sendable {
 
     package mutating func append(_ severity: Diagnostic.Severity, _ location: SourceLocation, _ message: String) {
         var line: String?
-        if let lines = sources[location.file], location.line >= 1, location.line <= lines.count {
-            line = String(lines[location.line - 1]).replacingTrailingCarriageReturn()
+        if let text = sources[location.file], location.line >= 1 {
+            let lines = text.utf8.split(separator: UInt8(ascii: "\n"), maxSplits: location.line, omittingEmptySubsequences: false)
+            if location.line <= lines.count {
+                line = String(decoding: lines[location.line - 1], as: UTF8.self).replacingTrailingCarriageReturn()
+            }
         }
         diagnostics.append(Diagnostic(severity, location, message, sourceLine: line))
     }

@@ -8,9 +8,12 @@ extension Evaluator {
         let pregnancy: PregnancyHistory
         var derived: [Value?]
         var setBy: [String?]
-        /// The evidence each derived fact was concluded from.
-        var basis: [[Evidence]]
-        var evidence: [Evidence] = []
+        /// Where in `evidence` the facts each derived fact was concluded from are recorded.
+        var basis: [Range<Int>?]
+        /// Every fact read so far, as cheap references; turned into ``Evidence`` only when an alert fires.
+        var evidence: [EvidenceItem] = []
+        /// Medication statements in force at `now`, per fact (indices), computed once per evaluation.
+        var currentMedicationCache: [[Int]?]
 
         init(timeline: PatientTimeline, now: Double, bundle: RuleBundle) {
             self.timeline = timeline
@@ -19,8 +22,9 @@ extension Evaluator {
             self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
             self.derived = Array(repeating: nil, count: bundle.derived.count)
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
-            self.basis = Array(repeating: [], count: bundle.derived.count)
-            evidence.reserveCapacity(32)
+            self.basis = Array(repeating: nil, count: bundle.derived.count)
+            self.currentMedicationCache = Array(repeating: nil, count: bundle.vocabulary.facts.count)
+            evidence.reserveCapacity(256)
         }
 
         /// Renders a template; the facts its placeholders read count as evidence.
@@ -40,11 +44,8 @@ extension Evaluator {
             case .constant(let value):
                 return value
             case .derived(let slot):
-                let fact = bundle.derived[slot]
-                let value = derived[slot] ?? fact.defaultValue
-                evidence.append(Evidence(fact: fact.name, value: value, rule: setBy[slot] ?? "default"))
-                evidence.append(contentsOf: basis[slot])
-                return value
+                evidence.append(.derived(slot))
+                return derived[slot] ?? bundle.derived[slot].defaultValue
             case .context(let fact, let at):
                 var time = now
                 if let at {
@@ -151,13 +152,12 @@ extension Evaluator {
                 return .time(now)
             case .diet:
                 guard let record = timeline.diet.last(where: { $0.provenance.time <= t }) else { return .unknown }
-                evidence.append(Evidence(fact: "diet", value: .text(record.value), time: record.provenance.time, event: record.provenance.event))
+                evidence.append(.context(.diet, t))
                 return .text(record.value)
             case .preferences:
                 guard let record = timeline.preferences.last(where: { $0.provenance.time <= t }) else { return .textSet([]) }
-                let value = Value.textSet(Set(record.values))
-                evidence.append(Evidence(fact: "preferences", value: value, time: record.provenance.time, event: record.provenance.event))
-                return value
+                evidence.append(.context(.preferences, t))
+                return .textSet(Set(record.values))
             default:
                 break
             }
@@ -173,9 +173,7 @@ extension Evaluator {
             case .fetuses: value = state.episode?.fetuses.map { .number(Double($0)) } ?? .unknown
             case .now, .diet, .preferences: value = .unknown
             }
-            if !value.isUnknown {
-                evidence.append(Evidence(fact: fact.rawValue, value: value, time: t == now ? nil : t, event: state.episode?.provenance.event))
-            }
+            if !value.isUnknown { evidence.append(.context(fact, t)) }
             return value
         }
 
@@ -197,15 +195,17 @@ extension Evaluator {
             return b
         }
 
-        /// Medication statements in force at `now`: the newest statement per key.
-        func currentMedications(_ fact: Int) -> [MedicationRecord] {
+        /// Medication statements in force at `now`: the newest statement per key (indices into the records).
+        mutating func currentMedications(_ fact: Int) -> [Int] {
+            if let cached = currentMedicationCache[fact] { return cached }
             let records = timeline.medications[fact]
             var seen: [String] = []
-            var result: [MedicationRecord] = []
-            for record in records.reversed() where record.reportedAt <= now && !seen.contains(record.key) {
-                seen.append(record.key)
-                result.append(record)
+            var result: [Int] = []
+            for index in records.indices.reversed() where records[index].reportedAt <= now && !seen.contains(records[index].key) {
+                seen.append(records[index].key)
+                result.append(index)
             }
+            currentMedicationCache[fact] = result
             return result
         }
 
@@ -231,48 +231,46 @@ extension Evaluator {
             func inWindow(_ t: Double) -> Bool { t <= now && t >= b.lower && t < b.upper }
             switch definition.kind {
             case .observation:
-                for record in timeline.observations[fact].reversed() where inWindow(record.time) {
-                    if count == 0 { evidence.append(observationEvidence(definition, record)) }
+                let records = timeline.observations[fact]
+                for index in records.indices.reversed() where inWindow(records[index].time) {
+                    if count == 0 { evidence.append(.observation(fact, index)) }
                     count += 1
                     if stopAtFirst { break }
                 }
             case .medication:
-                for m in currentMedications(fact) where isActive(m) && medicationMatches(m, filter, b) {
-                    if count == 0 { evidence.append(medicationEvidence(definition, m)) }
+                for index in currentMedications(fact) {
+                    let m = timeline.medications[fact][index]
+                    guard isActive(m), medicationMatches(m, filter, b) else { continue }
+                    if count == 0 { evidence.append(.medication(fact, index)) }
                     count += 1
                     if stopAtFirst { break }
                 }
             case .administration:
-                for record in timeline.administrations[fact].reversed() where inWindow(record.time) {
-                    if let route = filter.route, record.route != route { continue }
-                    if count == 0 {
-                        evidence.append(Evidence(
-                            fact: definition.name, value: .text(record.route ?? "given"), time: record.time, event: record.provenance.event))
-                    }
+                let records = timeline.administrations[fact]
+                for index in records.indices.reversed() where inWindow(records[index].time) {
+                    if let route = filter.route, records[index].route != route { continue }
+                    if count == 0 { evidence.append(.administration(fact, index)) }
                     count += 1
                     if stopAtFirst { break }
                 }
                 // A medication statement can also record cobalamin given by injection.
-                for m in currentMedications(fact) where count == 0 || !stopAtFirst {
+                for index in currentMedications(fact) where count == 0 || !stopAtFirst {
+                    let m = timeline.medications[fact][index]
                     guard isActive(m), medicationMatches(m, filter, b) else { continue }
-                    if count == 0 { evidence.append(medicationEvidence(definition, m)) }
+                    if count == 0 { evidence.append(.medication(fact, index)) }
                     count += 1
                 }
             case .condition, .symptom:
-                if let record = currentStatus(fact), inWindow(record.onset) {
-                    evidence.append(Evidence(
-                        fact: definition.name, value: .text(definition.kind == .condition ? "active" : "present"),
-                        time: record.onset, event: record.provenance.event))
+                let records = timeline.statuses[fact]
+                if let index = records.lastIndex(where: { $0.reportedAt <= now }), records[index].present, inWindow(records[index].onset) {
+                    evidence.append(.status(fact, index))
                     count = 1
                 }
             case .reaction:
-                for record in timeline.reactions[fact].reversed() where inWindow(record.time) {
-                    if let after = filter.after, record.after != after { continue }
-                    if count == 0 {
-                        evidence.append(Evidence(
-                            fact: definition.name, value: .text(record.after.map { "after \($0)" } ?? "recorded"), time: record.time,
-                            event: record.provenance.event))
-                    }
+                let records = timeline.reactions[fact]
+                for index in records.indices.reversed() where inWindow(records[index].time) {
+                    if let after = filter.after, records[index].after != after { continue }
+                    if count == 0 { evidence.append(.reaction(fact, index)) }
                     count += 1
                     if stopAtFirst { break }
                 }
@@ -303,12 +301,18 @@ extension Evaluator {
         mutating func latest(_ fact: Int, _ filter: Filter, asOf: Double, _ attribute: ObservationAttribute) -> Value {
             let definition = bundle.vocabulary.facts[fact]
             let b = bounds(filter, asOf: asOf)
-            guard let record = timeline.observations[fact].last(where: { $0.time <= asOf && $0.time >= b.lower && $0.time < b.upper })
+            let records = timeline.observations[fact]
+            guard let index = records.lastIndex(where: { $0.time <= asOf && $0.time >= b.lower && $0.time < b.upper })
             else { return .unknown }
-            let item = observationEvidence(definition, record)
-            evidence.append(item)
+            let record = records[index]
+            evidence.append(.observation(fact, index))
+            let value: Value
+            switch record.value {
+            case .number(let n): value = .quantity(n, definition.unit ?? .one)
+            case .text(let t): value = .text(t)
+            }
             switch attribute {
-            case .value: return item.value
+            case .value: return value
             case .time: return .time(record.time)
             case .age: return .quantity((now - record.time) / 86_400, .day)
             case .reported:
@@ -316,7 +320,7 @@ extension Evaluator {
                 switch record.provenance.reportedValue {
                 case .number(let n)?: reported = n.formatted
                 case .text(let t)?: reported = t
-                case nil: reported = item.value.display
+                case nil: reported = value.display
                 }
                 let unit = record.provenance.reportedUnit.map { " \($0)" } ?? ""
                 return .text(reported + unit)
@@ -326,42 +330,42 @@ extension Evaluator {
         mutating func recordTime(_ facts: [Int], _ filter: Filter, first: Bool) -> Value {
             let b = bounds(filter)
             var best: Double?
-            var bestEvidence: Evidence?
-            func consider(_ t: Double, _ e: @autoclosure () -> Evidence) {
+            var bestItem: EvidenceItem?
+            func consider(_ t: Double, _ item: EvidenceItem) {
                 guard t <= now, t >= b.lower, t < b.upper else { return }
                 if best == nil || (first ? t < best! : t > best!) {
                     best = t
-                    bestEvidence = e()
+                    bestItem = item
                 }
             }
             for fact in facts {
                 let definition = bundle.vocabulary.facts[fact]
                 switch definition.kind {
                 case .observation:
-                    for r in timeline.observations[fact] { consider(r.time, observationEvidence(definition, r)) }
+                    for (index, r) in timeline.observations[fact].enumerated() { consider(r.time, .observation(fact, index)) }
                 case .medication, .administration:
-                    for m in timeline.medications[fact] where m.reportedAt <= now {
+                    for (index, m) in timeline.medications[fact].enumerated() where m.reportedAt <= now {
                         if let route = filter.route, (m.route ?? "ORAL") != route { continue }
                         if let minDose = filter.minDose, (m.dailyDose ?? 0) < minDose { continue }
-                        consider(m.start, medicationEvidence(definition, m))
+                        consider(m.start, .medication(fact, index))
                     }
-                    for r in timeline.administrations[fact] {
+                    for (index, r) in timeline.administrations[fact].enumerated() {
                         if let route = filter.route, r.route != route { continue }
                         if filter.minDose != nil { continue }
-                        consider(r.time, Evidence(fact: definition.name, value: .text(r.route ?? "given"), time: r.time, event: r.provenance.event))
+                        consider(r.time, .administration(fact, index))
                     }
                 case .condition, .symptom:
-                    for r in timeline.statuses[fact] where r.present && r.reportedAt <= now {
-                        consider(r.onset, Evidence(fact: definition.name, value: .text("present"), time: r.onset, event: r.provenance.event))
+                    for (index, r) in timeline.statuses[fact].enumerated() where r.present && r.reportedAt <= now {
+                        consider(r.onset, .status(fact, index))
                     }
                 case .reaction:
-                    for r in timeline.reactions[fact] where filter.after.map({ $0 == r.after }) ?? true {
-                        consider(r.time, Evidence(fact: definition.name, value: .text("recorded"), time: r.time, event: r.provenance.event))
+                    for (index, r) in timeline.reactions[fact].enumerated() where filter.after.map({ $0 == r.after }) ?? true {
+                        consider(r.time, .reaction(fact, index))
                     }
                 }
             }
             guard let best else { return .unknown }
-            if let bestEvidence { evidence.append(bestEvidence) }
+            if let bestItem { evidence.append(bestItem) }
             return .time(best)
         }
 
@@ -369,11 +373,11 @@ extension Evaluator {
             let b = bounds(filter)
             var total = 0.0
             for fact in facts {
-                let definition = bundle.vocabulary.facts[fact]
-                for m in currentMedications(fact) where isActive(m) && medicationMatches(m, filter, b) {
-                    guard let dose = m.dailyDose else { continue }
+                for index in currentMedications(fact) {
+                    let m = timeline.medications[fact][index]
+                    guard isActive(m), medicationMatches(m, filter, b), let dose = m.dailyDose else { continue }
                     total += dose
-                    evidence.append(medicationEvidence(definition, m))
+                    evidence.append(.medication(fact, index))
                 }
             }
             return .quantity(total, unit)
@@ -384,7 +388,7 @@ extension Evaluator {
         ) -> Value {
             let b = bounds(filter)
             var texts: [String] = []
-            for finding in timeline.findings where finding.time <= now && finding.time >= b.lower && finding.time < b.upper {
+            for (index, finding) in timeline.findings.enumerated() where finding.time <= now && finding.time >= b.lower && finding.time < b.upper {
                 if let severity, finding.severity != severity { continue }
                 if let facts {
                     guard let fact = finding.fact, facts.contains(fact) else { continue }
@@ -397,12 +401,9 @@ extension Evaluator {
                 case nil: break
                 }
                 if let unit = finding.provenance.reportedUnit { reported += reported.isEmpty ? unit : " \(unit)" }
-                evidence.append(Evidence(
-                    fact: name, value: .text(finding.severity.rawValue), reportedValue: finding.provenance.reportedValue,
-                    reportedUnit: finding.provenance.reportedUnit, time: finding.time, event: finding.provenance.event,
-                    note: finding.reason))
-                texts.append("\(name)\(reported.isEmpty ? "" : " \(reported)"): \(finding.reason)")
+                evidence.append(.finding(index))
                 if !asText { return .bool(true) }
+                texts.append("\(name)\(reported.isEmpty ? "" : " \(reported)"): \(finding.reason)")
             }
             if asText { return .text(texts.isEmpty ? "none" : texts.joined(separator: "; ")) }
             return .bool(false)

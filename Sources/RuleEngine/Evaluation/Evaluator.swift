@@ -29,19 +29,14 @@ package struct Evaluator: Sendable {
                 state.derived[assignment.slot] = state.eval(assignment.value)
                 state.setBy[assignment.slot] = rule.id
             }
-            // What a derived fact was concluded from travels with it to the rules that read it.
-            let basis = Array(state.evidence[mark...])
-            for assignment in rule.sets { state.basis[assignment.slot] = basis }
-            guard let alert = rule.alert else {
-                state.evidence.removeSubrange(mark...)
-                continue
-            }
+            // What a derived fact was concluded from stays recorded, for the alerts of rules that read it.
+            for assignment in rule.sets { state.basis[assignment.slot] = mark..<state.evidence.count }
+            guard let alert = rule.alert else { continue }
             let summary = Self.limit(state.render(alert.summary), to: RuleBundle.summaryLimit - 1)
             let detail = state.render(alert.detail)
             let recommendation = state.render(alert.recommendation)
-            var evidence: [Evidence] = []
-            for item in state.evidence[mark...] where !evidence.contains(item) { evidence.append(item) }
-            state.evidence.removeSubrange(mark...)
+            let evidence = state.materialize(mark..<state.evidence.count)
+            if rule.sets.isEmpty { state.evidence.removeSubrange(mark...) }
             let rendered = Alert(
                 id: Self.alertID(patient: timeline.patient, rule: rule.id),
                 rule: rule.id, ruleset: rule.ruleset, category: alert.category, severity: alert.severity.rawValue,
@@ -64,10 +59,14 @@ package struct Evaluator: Sendable {
     /// A stable alert identity per patient × rule that does not reveal the patient identifier.
     package static func alertID(patient: String, rule: String) -> String {
         let digest = SHA256.hash(data: Array("\(patient)\u{0}\(rule)".utf8))
-        return digest.prefix(10).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(20)
+        for byte in digest.prefix(10) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 
     private static func limit(_ text: String, to count: Int) -> String {

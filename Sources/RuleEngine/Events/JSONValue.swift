@@ -1,7 +1,7 @@
 public import Foundation
 
 /// A decoded JSON document, kept generic so that validation can report every error with its path.
-package enum JSONValue: Sendable, Equatable, Decodable {
+package enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -9,30 +9,25 @@ package enum JSONValue: Sendable, Equatable, Decodable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    package init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
+    /// Parses JSON text, describing a syntax error with its line and column when the text is malformed.
+    package static func parse(_ data: Data) throws(EventDecodingError) -> JSONValue {
+        do {
+            return try data.withUnsafeBytes { raw in
+                try JSONParser.parse(raw.bindMemory(to: UInt8.self))
+            }
+        } catch let error as EventDecodingError {
+            throw error
+        } catch {
+            throw EventDecodingError(errors: [FieldError(path: "$", message: "malformed JSON: \(error)")])
         }
     }
 
-    /// Parses JSON text, describing a syntax error with its position when the text is malformed.
-    package static func parse(_ data: Data) throws(EventDecodingError) -> JSONValue {
+    /// Parses JSON from bytes.
+    package static func parse(_ bytes: [UInt8]) throws(EventDecodingError) -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch let DecodingError.dataCorrupted(context) {
-            let detail = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            throw EventDecodingError(errors: [FieldError(path: "$", message: "malformed JSON: \(detail ?? context.debugDescription)")])
+            return try bytes.withUnsafeBufferPointer { try JSONParser.parse($0) }
+        } catch let error as EventDecodingError {
+            throw error
         } catch {
             throw EventDecodingError(errors: [FieldError(path: "$", message: "malformed JSON: \(error)")])
         }

@@ -48,7 +48,9 @@ struct RuleSetFile {
     var parameters: [RawParameter] = []
     var derived: [RawDerived] = []
     var rules: [RawRule] = []
-    var sourceLines: [Substring]
+    var source: String
+    /// The file's lines, for mapping expression offsets to columns (only needed when there is an error).
+    var sourceLines: [Substring] { source.split(separator: "\n", omittingEmptySubsequences: false) }
 
     /// Reads the structure of a rule-set file. Returns `nil` when the file is unusable.
     static func read(_ source: YAMLSource, _ log: inout DiagnosticLog) -> RuleSetFile? {
@@ -95,7 +97,7 @@ struct RuleSetFile {
             file: source.path, description: field("description")?.scalar ?? "", ruleCount: 0)
         var file = RuleSetFile(
             info: info, metaNode: metaNode, reviewByNode: field("review_by"),
-            sourceLines: source.text.split(separator: "\n", omittingEmptySubsequences: false))
+            source: source.text)
         if let node = entry("parameters"), let items = node.mapping("parameters", &log) {
             for item in items { file.readParameter(item.key, item.keyNode, item.value, &log) }
         }

@@ -5,7 +5,7 @@ import Foundation
 package enum UnitTable {
     /// Looks up a unit by its symbol, or returns `nil` when the symbol is not a known unit.
     package static func unit(_ symbol: String) -> Unit? {
-        units[normalise(symbol)]
+        units[symbol] ?? units[normalise(symbol)]
     }
 
     /// All symbols, longest first (the lexer matches the longest unit after a number).

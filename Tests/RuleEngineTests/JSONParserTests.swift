@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+
+@Suite struct JSONParserTests {
+    func parse(_ text: String) throws -> JSONValue { try JSONValue.parse(Data(text.utf8)) }
+
+    func failure(_ bytes: [UInt8]) -> String? {
+        do {
+            _ = try JSONValue.parse(bytes)
+            return nil
+        } catch {
+            return error.errors.first?.message
+        }
+    }
+
+    @Test func parsesEveryKindOfValue() throws {
+        let value = try parse(#" { "a": [1, -2.5, 3e2, 0, true, false, null], "b": {"c": "d\u00e9\n\"\\/"}, "e": "😀 \ud83d\ude00" } "#)
+        #expect(value == .object([
+            "a": .array([.number(1), .number(-2.5), .number(300), .number(0), .bool(true), .bool(false), .null]),
+            "b": .object(["c": .string("dé\n\"\\/")]),
+            "e": .string("😀 😀"),
+        ]))
+    }
+
+    @Test func numbersAreExact() throws {
+        #expect(try parse("0.45") == .number(0.45))
+        #expect(try parse("-180") == .number(-180))
+        #expect(try parse("123456789012345678") == .number(123456789012345678))
+        #expect(try parse("1.355e3") == .number(1355))
+    }
+
+    @Test(arguments: [
+        ("{\"a\": }", "line 1, column 7: unexpected '}'"),
+        ("{\"a\": 1,\n \"a\": 2}", "line 2, column 2: duplicate key \"a\""),
+        ("[1, 2", "line 1, column 6: unexpected end of input"),
+        ("{\"a\" 1}", "line 1, column 6: expected ':' after a key"),
+        ("01", "line 1, column 2: unexpected text after the JSON value"),
+        ("1.", "line 1, column 3: a decimal point needs digits after it"),
+        ("\"tab\there\"", "line 1, column 5: control character in a string (escape it)"),
+        ("\"\\x\"", "line 1, column 3: invalid escape \\x"),
+        ("\"\\ud800\"", "line 1, column 8: unpaired surrogate in \\u escape"),
+        ("tru", "line 1, column 1: invalid literal"),
+        ("{\"a\":1} x", "line 1, column 9: unexpected text after the JSON value"),
+        ("1e999", "line 1, column 1: number out of range"),
+        ("", "line 1, column 1: unexpected end of input"),
+        ("NaN", "line 1, column 1: unexpected 'N'"),
+    ])
+    func malformedInputIsDescribedWithItsPosition(_ text: String, _ expected: String) {
+        #expect(failure(Array(text.utf8)) == "malformed JSON at \(expected)")
+    }
+
+    @Test func hostileInputIsRefusedNotFatal() {
+        #expect(failure(Array(String(repeating: "[", count: 100_000).utf8))?.contains("nesting deeper than 64 levels") == true)
+        #expect(failure([0x22, 0xFF, 0xFE, 0x22])?.contains("not valid UTF-8") == true)
+        #expect(failure([0x7B, 0x00, 0x7D])?.contains("byte 0x0") == true)
+        #expect(failure(Array("[\"".utf8))?.contains("unterminated string") == true)
+    }
+
+    /// Random bytes never crash the parser.
+    @Test func randomBytes() {
+        var state: UInt64 = 99
+        for _ in 0..<2_000 {
+            var bytes: [UInt8] = []
+            for _ in 0..<Int(state % 64) {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let alphabet: [UInt8] = Array("{}[]\",:0123456789.-eEtrufalsn \\u".utf8) + [0xC3, 0xA9, 0xFF]
+                bytes.append(alphabet[Int(state >> 33) % alphabet.count])
+            }
+            _ = try? JSONValue.parse(bytes)
+        }
+    }
+}
