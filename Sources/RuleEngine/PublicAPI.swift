@@ -86,6 +86,28 @@ public struct PatientState: Sendable {
     }
 }
 
+/// What the daemon computes for every event: decisions, and a content digest per fired alert to detect
+/// changes. Texts and evidence are built only for alerts that are published (``alertJSON(_:)``).
+public struct ChangeEvaluation: Sendable {
+    let evaluation: LazyEvaluation
+
+    /// Number of alerts fired.
+    public var count: Int { evaluation.count }
+    /// `(rule, digest)` per fired alert.
+    public var digests: [(rule: String, digest: String)] {
+        (0..<evaluation.count).map { (evaluation.rule($0), evaluation.digest($0)) }
+    }
+    /// The alert's JSON with its text and evidence (built now).
+    public func alertJSON(_ index: Int) -> String { evaluation.alert(index).json }
+}
+
+extension PatientState {
+    /// Evaluates as the daemon does per event (see ``ChangeEvaluation``).
+    public func evaluateForChanges(_ rules: RuleSnapshot, at: Double? = nil) -> ChangeEvaluation {
+        ChangeEvaluation(evaluation: Evaluator(bundle: rules.bundle).evaluateLazily(timeline, at: at))
+    }
+}
+
 /// The outcome of an evaluation (INTERFACES.md §2).
 public struct Evaluation: Sendable {
     let result: EvaluationResult

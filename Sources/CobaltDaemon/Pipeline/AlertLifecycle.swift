@@ -1,36 +1,31 @@
 import CobaltStore
-import Crypto
 import RuleEngine
 
 /// The alert lifecycle per patient × rule, as a plain value: compares what an evaluation raised with what was
 /// published before and says what to publish. An alert is published when it starts (`firing`), when its
 /// clinical content changes (`updated`), and when it stops (`resolved`) — not again on every event.
 struct AlertLifecycle {
-    /// The clinical content that decides "updated": category, severity, summary, detail, recommendation.
-    static func digest(_ alert: Alert) -> String {
-        let content = [alert.category, alert.severity, alert.summary, alert.detail, alert.recommendation].joined(separator: "\u{1F}")
-        return SHA256.hash(data: Array(content.utf8)).prefix(16).map { byte in
-            byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }.joined()
-    }
-
-    /// The changes that take `previous` (stored states of one patient, by rule) to `result`.
-    static func changes(previous: [String: AlertState], result: EvaluationResult) -> [AlertChange] {
+    /// The changes that take `previous` (stored states of one patient, by rule) to `evaluation`. Texts and
+    /// evidence are built only for alerts that changed; shadow alerts (rule sets in `testing`) are never published.
+    static func changes(previous: [String: AlertState], evaluation: LazyEvaluation) -> [AlertChange] {
         var changes: [AlertChange] = []
         var current: Set<String> = []
-        for alert in result.alerts {
-            current.insert(alert.rule)
-            let digest = digest(alert)
+        var decisions: String?
+        for index in 0..<evaluation.count where !evaluation.isShadow(index) {
+            let rule = evaluation.rule(index)
+            current.insert(rule)
+            let digest = evaluation.digest(index)
             let status: AlertChange.Status
-            if let before = previous[alert.rule] {
+            if let before = previous[rule] {
                 guard before.digest != digest else { continue }
                 status = .updated
             } else {
                 status = .firing
             }
+            if decisions == nil { decisions = decisionsJSON(evaluation) }
             changes.append(AlertChange(
-                patient: result.patient, rule: alert.rule, clinic: result.clinic, alertID: alert.id, status: status,
-                digest: digest, body: body(alert, result)))
+                patient: evaluation.patient, rule: rule, clinic: evaluation.clinic, alertID: evaluation.alertID(index),
+                status: status, digest: digest, body: body(evaluation.alert(index), evaluation, decisions: decisions!)))
         }
         for (rule, state) in previous.sorted(by: { $0.key < $1.key }) where !current.contains(rule) {
             changes.append(AlertChange(
@@ -40,15 +35,18 @@ struct AlertLifecycle {
         return changes
     }
 
+    static func decisionsJSON(_ evaluation: LazyEvaluation) -> String {
+        "{" + evaluation.decisions.map { "\($0.name.jsonQuoted):\($0.value.json)" }.joined(separator: ",") + "}"
+    }
+
     /// The published alert (INTERFACES §2) before the store adds `seq`, `epoch`, `status` and `time`.
-    static func body(_ alert: Alert, _ result: EvaluationResult) -> String {
-        let alertJSON = alert.json  // {"id":…,"rule":…, …}
+    static func body(_ alert: Alert, _ evaluation: LazyEvaluation, decisions: String) -> String {
         let context = [
-            "\"patient\":\(result.patient.jsonQuoted)", "\"clinic\":\(result.clinic.jsonQuoted)",
-            "\"at\":\(Timestamp.format(result.at).jsonQuoted)",
-            "\"ruleset\":{\"version\":\(result.rulesetVersion.jsonQuoted),\"hash\":\(result.rulesetHash.jsonQuoted)}",
-            "\"decisions\":{" + result.decisions.map { "\($0.name.jsonQuoted):\($0.value.json)" }.joined(separator: ",") + "}",
+            "\"patient\":\(evaluation.patient.jsonQuoted)", "\"clinic\":\(evaluation.clinic.jsonQuoted)",
+            "\"at\":\(Timestamp.format(evaluation.at).jsonQuoted)",
+            "\"ruleset\":{\"version\":\(evaluation.rulesetVersion.jsonQuoted),\"hash\":\(evaluation.rulesetHash.jsonQuoted)}",
+            "\"decisions\":" + decisions,
         ].joined(separator: ",")
-        return "{" + context + "," + alertJSON.dropFirst()
+        return "{" + context + "," + alert.json.dropFirst()
     }
 }

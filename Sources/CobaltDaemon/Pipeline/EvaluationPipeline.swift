@@ -90,8 +90,8 @@ actor EvaluationPipeline {
             var entry = try await entry(for: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle)
             entry.timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary))
             entry.lastSeq = stored.seq
-            let result = evaluator.evaluate(entry.timeline)
-            let changes = AlertLifecycle.changes(previous: entry.states, result: result)
+            let evaluation = evaluator.evaluateLazily(entry.timeline)
+            let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)
             for change in changes {
                 switch change.status {
                 case .firing, .updated:

@@ -1,6 +1,6 @@
 /// A fact read during evaluation, recorded as a cheap reference into the timeline (or a derived-fact slot).
 /// Full ``Evidence`` values, with their strings, are built only for alerts that fire.
-enum EvidenceItem {
+enum EvidenceItem: Hashable {
     case observation(Int, Int)
     case medication(Int, Int)
     case administration(Int, Int)
@@ -13,10 +13,10 @@ enum EvidenceItem {
 
 extension Evaluator.State {
     /// The evidence recorded in `range`, with each derived fact followed by what it was concluded from;
-    /// each fact appears once.
-    mutating func materialize(_ range: Range<Int>) -> [Evidence] {
+    /// each fact appears once (duplicates are found on the small references, before any string is built).
+    func materialize(_ range: Range<Int>) -> [Evidence] {
         var out: [Evidence] = []
-        var seenSlots: Set<Int> = []
+        var seen: Set<EvidenceItem> = []
         var stack: [Range<Int>] = [range]
         var cursor: [Int] = [range.lowerBound]
         while let top = stack.last {
@@ -28,23 +28,19 @@ extension Evaluator.State {
             }
             cursor[cursor.count - 1] = position + 1
             let item = evidence[position]
+            guard seen.insert(item).inserted else { continue }
             if case .derived(let slot) = item {
-                guard seenSlots.insert(slot).inserted else { continue }
                 let fact = bundle.derived[slot]
-                append(Evidence(fact: fact.name, value: derived[slot] ?? fact.defaultValue, rule: setBy[slot] ?? "default"), to: &out)
+                out.append(Evidence(fact: fact.name, value: derived[slot] ?? fact.defaultValue, rule: setBy[slot] ?? "default"))
                 if let basis = basis[slot], !basis.isEmpty {
                     stack.append(basis)
                     cursor.append(basis.lowerBound)
                 }
                 continue
             }
-            append(makeEvidence(item), to: &out)
+            out.append(makeEvidence(item))
         }
         return out
-    }
-
-    private func append(_ item: Evidence, to out: inout [Evidence]) {
-        if !out.contains(item) { out.append(item) }
     }
 
     private func makeEvidence(_ item: EvidenceItem) -> Evidence {

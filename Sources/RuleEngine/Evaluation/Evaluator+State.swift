@@ -15,6 +15,7 @@ extension Evaluator {
         /// Medication statements in force at `now`, per fact (indices), computed once per evaluation.
         var currentMedicationCache: [[Int]?]
 
+
         init(timeline: PatientTimeline, now: Double, bundle: RuleBundle) {
             self.timeline = timeline
             self.now = now
@@ -24,6 +25,7 @@ extension Evaluator {
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
             self.basis = Array(repeating: nil, count: bundle.derived.count)
             self.currentMedicationCache = Array(repeating: nil, count: bundle.vocabulary.facts.count)
+
             evidence.reserveCapacity(256)
         }
 

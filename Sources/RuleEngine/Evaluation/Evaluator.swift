@@ -12,13 +12,20 @@ package struct Evaluator: Sendable {
         self.bundle = bundle
     }
 
-    /// Evaluates as of `now` (default: the time of the latest event applied to the timeline).
+    /// Evaluates as of `now` (default: the time of the latest event applied to the timeline), building every
+    /// alert's text and evidence.
     package func evaluate(_ timeline: PatientTimeline, at now: Double? = nil) -> EvaluationResult {
+        evaluateLazily(timeline, at: now).result()
+    }
+
+    /// Evaluates, recording for each fired alert only its placeholder values and where its evidence lies. Texts
+    /// and evidence are built on demand (``LazyEvaluation/alert(_:)``): the daemon builds them only for alerts
+    /// it publishes, and detects changes from ``LazyEvaluation/digest(_:)``.
+    package func evaluateLazily(_ timeline: PatientTimeline, at now: Double? = nil) -> LazyEvaluation {
         let now = now ?? timeline.lastEventTime
         var state = State(timeline: timeline, now: now, bundle: bundle)
-        var alerts: [Alert] = []
-        var shadow: [Alert] = []
-        for rule in bundle.rules {
+        var fired: [LazyEvaluation.Fired] = []
+        for (index, rule) in bundle.rules.enumerated() {
             if rule.sets.contains(where: { state.derived[$0.slot] != nil }) { continue }
             let mark = state.evidence.count
             guard case .bool(true) = state.eval(rule.condition) else {
@@ -32,28 +39,13 @@ package struct Evaluator: Sendable {
             // What a derived fact was concluded from stays recorded, for the alerts of rules that read it.
             for assignment in rule.sets { state.basis[assignment.slot] = mark..<state.evidence.count }
             guard let alert = rule.alert else { continue }
-            let summary = Self.limit(state.render(alert.summary), to: RuleBundle.summaryLimit - 1)
-            let detail = state.render(alert.detail)
-            let recommendation = state.render(alert.recommendation)
-            let evidence = state.materialize(mark..<state.evidence.count)
-            if rule.sets.isEmpty { state.evidence.removeSubrange(mark...) }
-            let rendered = Alert(
-                id: Self.alertID(patient: timeline.patient, rule: rule.id),
-                rule: rule.id, ruleset: rule.ruleset, category: alert.category, severity: alert.severity.rawValue,
-                summary: summary, detail: detail, recommendation: recommendation, citations: alert.citations,
-                evidence: evidence)
-            if rule.shadow { shadow.append(rendered) } else { alerts.append(rendered) }
+            var values: [Value] = []
+            for template in [alert.summary, alert.detail, alert.recommendation] {
+                for case .code(let code) in template.parts { values.append(state.eval(code)) }
+            }
+            fired.append(LazyEvaluation.Fired(rule: index, evidence: mark..<state.evidence.count, values: values))
         }
-        var decisions: [(String, Value)] = []
-        var derived: [(String, Value)] = []
-        for fact in bundle.derived {
-            let value = state.derived[fact.slot] ?? fact.defaultValue
-            derived.append((fact.name, value))
-            if fact.publish { decisions.append((fact.name, value)) }
-        }
-        return EvaluationResult(
-            patient: timeline.patient, clinic: timeline.clinic, at: now, rulesetVersion: bundle.version,
-            rulesetHash: bundle.hash, decisions: decisions, alerts: alerts, shadowAlerts: shadow, derived: derived)
+        return LazyEvaluation(state: state, fired: fired)
     }
 
     /// A stable alert identity per patient × rule that does not reveal the patient identifier.
@@ -69,7 +61,7 @@ package struct Evaluator: Sendable {
         return String(decoding: hex, as: UTF8.self)
     }
 
-    private static func limit(_ text: String, to count: Int) -> String {
+    static func limit(_ text: String, to count: Int) -> String {
         guard text.count > count else { return text }
         return String(text.prefix(count - 1)) + "…"
     }

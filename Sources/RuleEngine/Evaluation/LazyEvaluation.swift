@@ -1,0 +1,96 @@
+internal import Crypto
+
+/// An evaluation whose alerts are not yet rendered: decisions are final; each fired alert keeps its placeholder
+/// values and the range of evidence it read. ``digest(_:)`` identifies an alert's clinical content without
+/// building its text; ``alert(_:)`` builds the text and evidence.
+package struct LazyEvaluation: Sendable {
+    struct Fired: Sendable {
+        let rule: Int
+        let evidence: Range<Int>
+        let values: [Value]
+    }
+
+    let state: Evaluator.State
+    let fired: [Fired]
+
+    /// Number of alerts fired (published and shadow).
+    package var count: Int { fired.count }
+
+    package var patient: String { state.timeline.patient }
+    package var clinic: String { state.timeline.clinic }
+    package var at: Double { state.now }
+    package var rulesetVersion: String { state.bundle.version }
+    package var rulesetHash: String { state.bundle.hash }
+
+    /// The rule id of a fired alert.
+    package func rule(_ index: Int) -> String { state.bundle.rules[fired[index].rule].id }
+
+    /// Whether a fired alert belongs to a rule set in `testing` (shadow) status.
+    package func isShadow(_ index: Int) -> Bool { state.bundle.rules[fired[index].rule].shadow }
+
+    /// The alert's identity (patient × rule), without revealing the patient identifier.
+    package func alertID(_ index: Int) -> String { Evaluator.alertID(patient: patient, rule: rule(index)) }
+
+    /// A digest of the alert's clinical content: rule, category, severity and every value its texts show.
+    /// Equal digests mean equal texts.
+    package func digest(_ index: Int) -> String {
+        let rule = state.bundle.rules[fired[index].rule]
+        var content = "\(rule.id)\u{1F}\(rule.alert!.category)\u{1F}\(rule.alert!.severity.rawValue)"
+        for value in fired[index].values {
+            content += "\u{1F}"
+            content += value.display
+        }
+        let digest = SHA256.hash(data: Array(content.utf8))
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(32)
+        for byte in digest.prefix(16) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
+    /// Builds the alert: texts from the recorded values, evidence from the recorded facts.
+    package func alert(_ index: Int) -> Alert {
+        let item = fired[index]
+        let rule = state.bundle.rules[item.rule]
+        let alert = rule.alert!
+        var values = item.values.makeIterator()
+        func render(_ template: Template) -> String {
+            var out = ""
+            for part in template.parts {
+                switch part {
+                case .text(let text): out += text
+                case .code: out += values.next()?.display ?? "unknown"
+                }
+            }
+            return out
+        }
+        let summary = Evaluator.limit(render(alert.summary), to: RuleBundle.summaryLimit - 1)
+        let detail = render(alert.detail)
+        let recommendation = render(alert.recommendation)
+        return Alert(
+            id: alertID(index), rule: rule.id, ruleset: rule.ruleset, category: alert.category,
+            severity: alert.severity.rawValue, summary: summary, detail: detail, recommendation: recommendation,
+            citations: alert.citations, evidence: state.materialize(item.evidence))
+    }
+
+    /// Published derived facts in declaration order.
+    package var decisions: [(name: String, value: Value)] {
+        state.bundle.derived.filter(\.publish).map { ($0.name, state.derived[$0.slot] ?? $0.defaultValue) }
+    }
+
+    /// Everything built: the result of INTERFACES §2.
+    package func result() -> EvaluationResult {
+        var alerts: [Alert] = []
+        var shadow: [Alert] = []
+        for index in fired.indices {
+            if isShadow(index) { shadow.append(alert(index)) } else { alerts.append(alert(index)) }
+        }
+        let derived = state.bundle.derived.map { ($0.name, state.derived[$0.slot] ?? $0.defaultValue) }
+        return EvaluationResult(
+            patient: patient, clinic: clinic, at: at, rulesetVersion: state.bundle.version,
+            rulesetHash: state.bundle.hash, decisions: decisions, alerts: alerts, shadowAlerts: shadow, derived: derived)
+    }
+}
