@@ -48,6 +48,11 @@ let package = Package(
         ),
         /// Clients of the daemon's endpoints: pipelined sender, gap-repairing subscriber, request/reply.
         .target(name: "CobaltClient", dependencies: ["ZeroMQ", "RuleEngine"]),
+        /// Helpers shared by the tests: a running daemon on ephemeral ports, scratch directories, repository paths.
+        .target(
+            name: "CobaltTestSupport",
+            dependencies: ["CobaltDaemon", .product(name: "Logging", package: "swift-log")]
+        ),
         /// The one command-line tool; thin, calls into the libraries.
         .executableTarget(
             name: "cobalt",
@@ -59,6 +64,11 @@ let package = Package(
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "CobaltStoreTests", dependencies: ["CobaltStore"]),
+        .testTarget(
+            name: "CobaltDaemonTests",
+            dependencies: ["CobaltDaemon", "CobaltClient", "CobaltTestSupport", "ZeroMQ", "RuleEngine", "cobalt"],
+            resources: [.copy("Interop")]
+        ),
         .testTarget(
             name: "RuleEngineTests",
             dependencies: ["RuleEngine"],

@@ -6,6 +6,9 @@ import ZeroMQ
 
 /// Turns a batch of ingest messages into journal writes and replies (INTERFACES §3).
 ///
+/// The last frame is the event; the frames before it are the routing envelope, returned unchanged with the reply
+/// (a REQ's empty delimiter, or the hops of a broker in between).
+///
 /// Each message is checked on its own — framing, size (413), JSON and schema (400, every error with its path) —
 /// then the valid ones are journaled in **one** durable transaction (group commit). Only after that commit does
 /// any reply say `accepted` or `duplicate`; a store failure answers 503 so the sender retries with the same id.
@@ -43,8 +46,11 @@ struct IngestProcessor {
             return .invalid(Reply(envelope: envelope, json: Self.rejection(id: nil, code: 400, reason: "expected one frame holding the event JSON", errors: [])), tooLarge: false)
         }
         guard payload.count <= maxEventBytes else {
+            // Still name the event, so the sender can match the answer (the socket's hard limit bounds the work).
+            var id: String?
+            if case .object(let object)? = try? JSONValue.parse(payload) { id = object["id"]?.stringValue }
             return .invalid(Reply(envelope: envelope, json: Self.rejection(
-                id: nil, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])), tooLarge: true)
+                id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])), tooLarge: true)
         }
         let json: JSONValue
         do { json = try JSONValue.parse(Data(payload)) } catch {

@@ -1,0 +1,90 @@
+package import CobaltDaemon
+package import Foundation
+import Logging
+
+/// Paths of the repository, for tests that use the bundled rules and the built `cobalt` binary.
+package enum Repository {
+    package static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    package static var rules: String { root.appendingPathComponent("Rules").path }
+
+    /// The `cobalt` executable built beside the test bundle.
+    package static var cobaltBinary: String {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().deletingLastPathComponent(),
+            root.appendingPathComponent(".build/debug"),
+        ]
+        for directory in candidates {
+            var current = directory
+            for _ in 0..<6 {
+                let path = current.appendingPathComponent("cobalt").path
+                if FileManager.default.isExecutableFile(atPath: path) { return path }
+                current = current.deletingLastPathComponent()
+            }
+        }
+        return root.appendingPathComponent(".build/debug/cobalt").path
+    }
+}
+
+/// A scratch directory removed at the end.
+package struct ScratchDirectory: Sendable {
+    package let url: URL
+    package var path: String { url.path }
+
+    package init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    package func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// A daemon configuration on ephemeral loopback ports with a database in `directory`.
+package func testConfiguration(directory: String, rules: String = Repository.rules) -> DaemonConfiguration {
+    var configuration = DaemonConfiguration()
+    configuration.rules = rules
+    configuration.database = directory + "/cobalt.db"
+    configuration.ingest = "tcp://127.0.0.1:*"
+    configuration.alerts = "tcp://127.0.0.1:*"
+    configuration.replay = "tcp://127.0.0.1:*"
+    configuration.control = "tcp://127.0.0.1:*"
+    configuration.heartbeatMilliseconds = 200
+    return configuration
+}
+
+/// Starts the real daemon (sockets, store, rules), runs `body`, and always shuts it down — on the error path too.
+package func withRunningDaemon<T: Sendable>(
+    _ configuration: DaemonConfiguration, _ body: (Daemon) async throws -> T
+) async throws -> T {
+    var logger = Logger(label: "cobalt-test")
+    logger.logLevel = .warning
+    let daemon = try await Daemon.start(configuration: configuration, logger: logger, handleSignals: false)
+    let running = Task { try await daemon.run() }
+    do {
+        let result = try await body(daemon)
+        await daemon.shutdown()
+        try await running.value
+        return result
+    } catch {
+        await daemon.shutdown()
+        _ = try? await running.value
+        throw error
+    }
+}
+
+/// Runs blocking zmq client code on its own thread, never on the Swift concurrency pool.
+package func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }.start()
+    }
+}
+
+/// An event JSON for tests.
+package func eventJSON(
+    id: String, patient: String = "p-1", clinic: String = "north", time: String = "2026-11-20T09:00:00Z", body: String = ""
+) -> String {
+    #"{"schema": "cobalt.event.v1", "id": "\#(id)", "patient": "\#(patient)", "clinic": "\#(clinic)", "time": "\#(time)"\#(body.isEmpty ? "" : ", " + body)}"#
+}

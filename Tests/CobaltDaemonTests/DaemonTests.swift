@@ -1,0 +1,283 @@
+import CobaltClient
+import CobaltDaemon
+import CobaltTestSupport
+import Foundation
+import RuleEngine
+import Testing
+import ZeroMQ
+
+/// A low active B12 in pregnancy: deficiency, route, monitoring alerts for `clinic`.
+func deficientEvent(id: String, patient: String, clinic: String = "north", value: Double = 18, time: String = "2026-11-20T09:00:00Z") -> String {
+    eventJSON(id: id, patient: patient, clinic: clinic, time: time, body: #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "diet": "vegan", "observations": [{"code": "b12.active", "value": \#(value), "unit": "pmol/L"}]"#)
+}
+
+func object(_ text: String) throws -> [String: JSONValue] {
+    guard case .object(let o) = try JSONValue.parse(Data(text.utf8)) else { throw ZMQError(code: EINVAL, operation: "not an object") }
+    return o
+}
+
+func send(_ events: [String], to endpoint: String) async throws -> [EventSender.Outcome] {
+    try await onThread {
+        try EventSender(endpoint: endpoint).send(events.map { Array($0.utf8) }, context: try ZMQContext())
+    }
+}
+
+func request(_ json: String, to endpoint: String) async throws -> [String: JSONValue] {
+    let reply = try await onThread { try Requester(context: try ZMQContext(), endpoint: endpoint).request(json).canonicalText }
+    return try object(reply)
+}
+
+/// Waits until the daemon has evaluated `count` events (its status says so).
+func waitForEvaluated(_ count: Int, control: String) async throws {
+    for _ in 0..<200 {
+        let status = try await request(#"{"command": "status"}"#, to: control)
+        if case .object(let counts)? = status["counts"], case .number(let evaluated)? = counts["evaluated"], Int(evaluated) >= count,
+            case .number(let unevaluated)? = counts["unevaluated"], unevaluated == 0
+        {
+            return
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("the daemon did not evaluate \(count) events in time")
+}
+
+func replayAll(clinic: String, replay: String) async throws -> [[String: JSONValue]] {
+    var alerts: [[String: JSONValue]] = []
+    var after = 0
+    while true {
+        let page = try await request(#"{"clinic": "\#(clinic)", "after": \#(after), "limit": 2}"#, to: replay)
+        guard case .array(let items)? = page["alerts"] else { return alerts }
+        for item in items { if case .object(let o) = item { alerts.append(o) } }
+        if case .number(let last)? = page["last"] { after = Int(last) }
+        guard case .bool(true)? = page["more"] else { return alerts }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct IngestTests {
+    @Test func acknowledgesOnlyAfterStoringAndAnswersEveryKindOfInput() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.maxEventBytes = 4_096
+        try await withRunningDaemon(configuration) { daemon in
+            let valid = deficientEvent(id: "e-1", patient: "p-1")
+            let first = try await send([valid, eventJSON(id: "e-2", patient: "p-2")], to: daemon.endpoints.ingest)
+            #expect(first.map(\.status) == ["accepted", "accepted"])
+            let again = try await send([valid], to: daemon.endpoints.ingest)
+            #expect(again.map(\.status) == ["duplicate"])
+            let conflicting = try await send([deficientEvent(id: "e-1", patient: "p-1", value: 19)], to: daemon.endpoints.ingest)
+            #expect(conflicting.map(\.code) == [409])
+
+            // Invalid, oversized and malformed input, each with a precise reason; valid traffic interleaved continues.
+            let big = eventJSON(id: "e-big", body: #""diet": "vegan", "padding": "\#(String(repeating: "x", count: 5_000))""#)
+            let outcomes = try await send([
+                #"{"id": "bad-1", "patient": 7, "clinic": "north", "time": "yesterday", "observations": [{"code": "b12.total"}]}"#,
+                eventJSON(id: "e-3", patient: "p-3"),
+                big,
+                "{not json",
+                eventJSON(id: "e-4", patient: "p-4"),
+            ], to: daemon.endpoints.ingest)
+            #expect(outcomes.map(\.status) == ["rejected", "accepted", "rejected", "rejected", "accepted"])
+            #expect(outcomes.map(\.code) == [400, 200, 413, 400, 200])
+            let invalid = try object(outcomes[0].reply)
+            guard case .array(let errors)? = invalid["errors"] else { Issue.record("no errors"); return }
+            let paths = errors.compactMap { error -> String? in
+                if case .object(let e) = error { return e["path"]?.stringValue }
+                return nil
+            }
+            #expect(Set(paths) == ["patient", "time", "observations[0].value"])
+            #expect(try object(outcomes[3].reply)["reason"]?.stringValue == "malformed JSON")
+
+            // A value that will not be used is accepted, with a warning naming it.
+            let unitless = try await send([eventJSON(id: "e-5", patient: "p-5", body: #""observations": [{"code": "b12.total", "value": 160}]"#)], to: daemon.endpoints.ingest)
+            #expect(unitless[0].status == "accepted" && unitless[0].reply.contains("unit missing"))
+
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
+            #expect(counts["journaled"] == .number(5))  // e-1 … e-5
+            #expect(counts["duplicate"] == .number(1))
+            #expect(counts["rejected"] == .number(4))
+        }
+    }
+
+    @Test func badFramesGetANackAndTrafficContinues() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let endpoint = daemon.endpoints.ingest
+            let replies = try await onThread { () -> [String] in
+                let context = try ZMQContext()
+                let dealer = try ZMQSocket(context: context, type: .dealer)
+                try dealer.connect(endpoint)
+                try dealer.send([[]])  // an empty frame
+                try dealer.send([Array("\u{0}\u{1}garbage".utf8)])  // binary garbage
+                // Frames before the event are a routing envelope (a broker's hops) and come back with the reply.
+                try dealer.send([Array("hop".utf8), Array(eventJSON(id: "ok-1").utf8)])
+                var replies: [String] = []
+                while replies.count < 3, try dealer.waitForInput(timeout: 5_000), let message = try dealer.receive() {
+                    replies.append(String(decoding: message.frames.last ?? [], as: UTF8.self))
+                }
+                return replies
+            }
+            #expect(replies.count == 3)
+            #expect(replies.filter { $0.contains("\"code\":400") }.count == 2)
+            #expect(replies.contains { $0.contains("\"id\":\"ok-1\"") && $0.contains("accepted") })
+            #expect(replies.contains { $0.contains("malformed JSON") })
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct PublishingTests {
+    @Test func alertsArePublishedOnceWithGapFreeSequencesAndReplayed() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let endpoints = daemon.endpoints
+            // Subscribe first (slow joiner), then send.
+            let subscription = Task {
+                try await onThread { () -> [String] in
+                    let subscriber = try Subscriber(context: try ZMQContext(), alerts: endpoints.alerts, replay: endpoints.replay, clinic: "north")
+                    var received: [String] = []
+                    try subscriber.catchUp { received.append($0) }
+                    var quiet = 0
+                    while quiet < 15 {
+                        if try subscriber.poll(timeout: 200, { received.append($0) }) { quiet = 0 } else { quiet += 1 }
+                    }
+                    return received
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await send([deficientEvent(id: "a-1", patient: "p-1")], to: endpoints.ingest)
+            // The same condition again: no new publication.
+            _ = try await send([deficientEvent(id: "a-2", patient: "p-1", time: "2026-11-20T10:00:00Z")], to: endpoints.ingest)
+            // Another clinic's patient: not seen by this subscriber.
+            _ = try await send([deficientEvent(id: "b-1", patient: "p-9", clinic: "south")], to: endpoints.ingest)
+            // Treatment resolves the deficiency alert for p-1.
+            _ = try await send([deficientEvent(id: "a-3", patient: "p-1", value: 90, time: "2026-11-21T09:00:00Z")], to: endpoints.ingest)
+            try await waitForEvaluated(4, control: endpoints.control)
+
+            let live = try await subscription.value.map(object)
+            let replayed = try await replayAll(clinic: "north", replay: endpoints.replay)
+            let seqs = replayed.compactMap { alert -> Int? in
+                if case .number(let n)? = alert["seq"] { return Int(n) }
+                return nil
+            }
+            #expect(seqs == Array(1...seqs.count))
+            #expect(live.map { $0["seq"] } == replayed.map { $0["seq"] })
+            #expect(replayed.allSatisfy { $0["clinic"] == .string("north") && $0["epoch"]?.stringValue != nil })
+            let firing = replayed.filter { $0["status"] == .string("firing") }.compactMap { $0["rule"]?.stringValue }
+            #expect(Set(firing).count == firing.count, "an alert was published as new twice: \(firing)")
+            #expect(firing.contains("b12.deficiency-alert"))
+            let resolved = replayed.filter { $0["status"] == .string("resolved") }.compactMap { $0["rule"]?.stringValue }
+            #expect(resolved.contains("b12.deficiency-alert"))
+            // Every published alert explains itself.
+            let deficiency = try #require(replayed.first { $0["rule"] == .string("b12.deficiency-alert") })
+            guard case .array(let evidence)? = deficiency["evidence"] else { Issue.record("no evidence"); return }
+            #expect(evidence.contains { item in
+                if case .object(let e) = item { return e["fact"] == .string("b12.active") && e["event"] == .string("a-1") }
+                return false
+            })
+            #expect(deficiency["ruleset"] != nil && deficiency["decisions"] != nil && deficiency["patient"] == .string("p-1"))
+        }
+    }
+
+    @Test func subscribersDetectGapsFromHeartbeatsAndRepairThem() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let endpoints = daemon.endpoints
+            // Alerts published while nobody listens are missed live; the heartbeat's `last` reveals them.
+            _ = try await send([deficientEvent(id: "g-1", patient: "p-1"), deficientEvent(id: "g-2", patient: "p-2")], to: endpoints.ingest)
+            try await waitForEvaluated(2, control: endpoints.control)
+            let (received, gaps) = try await onThread { () -> ([String], Int) in
+                let subscriber = try Subscriber(context: try ZMQContext(), alerts: endpoints.alerts, replay: endpoints.replay, clinic: "north")
+                var received: [String] = []
+                for _ in 0..<10 { try subscriber.poll(timeout: 200) { received.append($0) } }
+                return (received, subscriber.gapsRepaired)
+            }
+            #expect(gaps >= 1)
+            let seqs = try received.map(object).compactMap { alert -> Int? in
+                if case .number(let n)? = alert["seq"] { return Int(n) }
+                return nil
+            }
+            #expect(!seqs.isEmpty && seqs == Array(1...seqs.count))
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct ControlAndDurabilityTests {
+    @Test func statusReportsTheRunningState() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            #expect(status["status"] == .string("ok") && status["version"]?.stringValue != nil)
+            guard case .object(let ruleset)? = status["ruleset"] else { Issue.record("no ruleset"); return }
+            #expect(ruleset["hash"]?.stringValue?.hasPrefix("sha256:") == true)
+            let unknown = try await request(#"{"command": "dance"}"#, to: daemon.endpoints.control)
+            #expect(unknown["status"] == .string("error"))
+        }
+    }
+
+    @Test func reloadIsGatedAndCompareAndSwap() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = scratch.path + "/rules"
+        try FileManager.default.copyItem(atPath: Repository.rules, toPath: rules)
+        try await withRunningDaemon(testConfiguration(directory: scratch.path, rules: rules)) { daemon in
+            let control = daemon.endpoints.control
+            let before = try await request(#"{"command": "status"}"#, to: control)
+            guard case .object(let running)? = before["ruleset"], let hash = running["hash"]?.stringValue else { Issue.record("no hash"); return }
+            let stale = try await request(#"{"command": "reload", "expect": "sha256:nope"}"#, to: control)
+            #expect(stale["status"] == .string("error") && stale["reason"]?.stringValue?.contains("stale") == true)
+
+            // A broken rule file is refused with its diagnostic; the running set stays.
+            let file = rules + "/rulesets/10-deficiency.yaml"
+            let original = try String(contentsOfFile: file, encoding: .utf8)
+            try original.replacingOccurrences(of: "b12.active_result < $active_b12.deficient_below", with: "b12.active_reslt < $active_b12.deficient_below")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let broken = try await request(#"{"command": "reload", "expect": "\#(hash)"}"#, to: control)
+            #expect(broken["status"] == .string("error"))
+            #expect(broken["errors"]?.canonicalText.contains("unknown name 'b12.active_reslt'") == true)
+
+            // A rule change that breaks a vignette is refused by the rule tests.
+            try original.replacingOccurrences(of: "value: 25 pmol/L", with: "value: 15 pmol/L").write(toFile: file, atomically: true, encoding: .utf8)
+            let failing = try await request(#"{"command": "reload"}"#, to: control)
+            #expect(failing["status"] == .string("error") && failing["errors"]?.canonicalText.contains("rule test failed") == true)
+
+            // A valid change goes live.
+            try original.replacingOccurrences(of: "owner: Maternity haematology clinical lead", with: "owner: Haematology lead").write(toFile: file, atomically: true, encoding: .utf8)
+            let ok = try await request(#"{"command": "reload", "expect": "\#(hash)"}"#, to: control)
+            #expect(ok["status"] == .string("ok"))
+            let after = try await request(#"{"command": "status"}"#, to: control)
+            guard case .object(let live)? = after["ruleset"] else { Issue.record("no ruleset"); return }
+            #expect(live["hash"]?.stringValue != hash)
+        }
+    }
+
+    @Test func stateSurvivesARestart() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        let firstRun = try await withRunningDaemon(configuration) { daemon -> [[String: JSONValue]] in
+            _ = try await send([deficientEvent(id: "r-1", patient: "p-1")], to: daemon.endpoints.ingest)
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+        }
+        #expect(!firstRun.isEmpty)
+        try await withRunningDaemon(configuration) { daemon in
+            #expect(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).map { $0["seq"] } == firstRun.map { $0["seq"] })
+            #expect(try await send([deficientEvent(id: "r-1", patient: "p-1")], to: daemon.endpoints.ingest).map(\.status) == ["duplicate"])
+            // The same condition after the restart is not published again as new; a change continues the sequence.
+            _ = try await send([deficientEvent(id: "r-2", patient: "p-1", value: 90, time: "2026-11-21T09:00:00Z")], to: daemon.endpoints.ingest)
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            let all = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+            let seqs = all.compactMap { alert -> Int? in
+                if case .number(let n)? = alert["seq"] { return Int(n) }
+                return nil
+            }
+            #expect(seqs == Array(1...seqs.count) && seqs.count > firstRun.count)
+            #expect(all.dropFirst(firstRun.count).allSatisfy { $0["status"] != .string("firing") || $0["rule"] != .string("b12.deficiency-alert") })
+        }
+    }
+}
