@@ -1,0 +1,175 @@
+import CobaltClient
+import CobaltTestSupport
+import Foundation
+import RuleEngine
+import Synchronization
+import Testing
+import ZeroMQ
+
+/// Text collected from a child's output by a reader thread.
+final class OutputBuffer: Sendable {
+    let text = Mutex("")
+}
+
+/// The real `cobalt serve` binary as a child process, so it can be killed with SIGKILL.
+final class DaemonProcess: @unchecked Sendable {
+    let process = Process()
+    private let output = OutputBuffer()
+    let ingest: String
+    let alerts: String
+    let replay: String
+    let control: String
+
+    init(database: String) throws {
+        process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
+        process.arguments = [
+            "serve", "--rules", Repository.rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
+            "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
+        ]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        let buffer = output
+        Thread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }.start()
+        var endpoints: [String: String] = [:]
+        for _ in 0..<600 where endpoints.count < 4 {
+            Thread.sleep(forTimeInterval: 0.05)
+            let text = buffer.text.withLock { $0 }
+            guard let line = text.split(separator: "\n").first(where: { $0.contains("cobalt started") }) else { continue }
+            for key in ["ingest", "alerts", "replay", "control"] {
+                if let range = line.range(of: "\(key)=tcp://127.0.0.1:[0-9]+", options: .regularExpression) {
+                    endpoints[key] = String(line[range].dropFirst(key.count + 1))
+                }
+            }
+        }
+        guard endpoints.count == 4 else {
+            process.terminate()
+            throw ZMQError(code: ETIMEDOUT, operation: "cobalt serve did not start: \(buffer.text.withLock { $0 })")
+        }
+        ingest = endpoints["ingest"]!
+        alerts = endpoints["alerts"]!
+        replay = endpoints["replay"]!
+        control = endpoints["control"]!
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then waits; returns the exit status.
+    func terminate() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    var log: String { output.text.withLock { $0 } }
+}
+
+/// A stream of events over 60 patients in three clinics: each patient's B12 goes low, stays low (a repeat),
+/// then recovers — so alerts fire, stay quiet, and resolve.
+func crashStream() -> [(id: String, json: String)] {
+    var events: [(String, String)] = []
+    for round in 0..<3 {
+        for p in 0..<60 {
+            let value = round == 2 ? 95.0 : 18.0 + Double(round)
+            let id = "crash-\(p)-\(round)"
+            let time = "2026-11-\(10 + round)T09:00:00Z"
+            events.append((id, deficientEvent(id: id, patient: "cp-\(p)", clinic: ["north", "south", "east"][p % 3], value: value, time: time)))
+        }
+    }
+    return events
+}
+
+/// The alert log of every clinic, without the parts that differ between databases (epoch, wall-clock time).
+func alertLog(replay: String) async throws -> [String] {
+    var lines: [String] = []
+    for clinic in ["north", "south", "east"] {
+        for alert in try await replayAll(clinic: clinic, replay: replay) {
+            var seq = ""
+            if case .number(let n)? = alert["seq"] { seq = n.formatted }
+            lines.append([clinic, seq, alert["patient"]?.stringValue ?? "", alert["rule"]?.stringValue ?? "",
+                          alert["status"]?.stringValue ?? "", alert["summary"]?.stringValue ?? ""].joined(separator: "|"))
+        }
+    }
+    return lines
+}
+
+@Suite(.timeLimit(.minutes(5)), .serialized) struct CrashTests {
+    @Test func killNineMidStreamLosesNothingAndRepublishesNothing() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let events = crashStream()
+        let payloads = events.map { Array($0.json.utf8) }
+
+        // Reference: the same stream through an uninterrupted daemon.
+        let reference = try DaemonProcess(database: scratch.path + "/reference.db")
+        let referenceOutcomes = try await onThread { try EventSender(endpoint: reference.ingest).send(payloads, context: try ZMQContext()) }
+        #expect(referenceOutcomes.allSatisfy { $0.status == "accepted" })
+        try await waitForEvaluated(events.count, control: reference.control)
+        let expected = try await alertLog(replay: reference.replay)
+        #expect(reference.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(reference.log)")
+        #expect(!expected.isEmpty)
+
+        // The crash run: stream, and SIGKILL the daemon once a third has been acknowledged.
+        let database = scratch.path + "/crash.db"
+        let first = try DaemonProcess(database: database)
+        let acknowledged = Mutex<[String]>([])
+        let ingest = first.ingest
+        let streaming = Task {
+            try await onThread {
+                let context = try ZMQContext()
+                let dealer = try ZMQSocket(context: context, type: .dealer)
+                try dealer.connect(ingest)
+                var next = 0
+                var inFlight = 0
+                while true {
+                    while inFlight < 16, next < payloads.count {
+                        try dealer.send([payloads[next]], dontWait: false)
+                        next += 1
+                        inFlight += 1
+                    }
+                    guard try dealer.waitForInput(timeout: 1_500), let reply = try dealer.receive(),
+                        case .object(let o)? = try? JSONValue.parse(Data(reply.frames.last ?? [])), let id = o["id"]?.stringValue
+                    else { return }  // the daemon is gone
+                    inFlight -= 1
+                    acknowledged.withLock { $0.append(id) }
+                    if next == payloads.count, inFlight == 0 { return }
+                }
+            }
+        }
+        while acknowledged.withLock({ $0.count }) < events.count / 3 { try await Task.sleep(for: .milliseconds(5)) }
+        first.kill()
+        try await streaming.value
+        let beforeCrash = Set(acknowledged.withLock { $0 })
+        #expect(beforeCrash.count >= events.count / 3 && beforeCrash.count < events.count, "the kill must land mid-stream")
+
+        // Restart on the same database; the sender retries everything with the same ids.
+        let second = try DaemonProcess(database: database)
+        let outcomes = try await onThread { try EventSender(endpoint: second.ingest).send(payloads, context: try ZMQContext()) }
+        for (event, outcome) in zip(events, outcomes) {
+            #expect(outcome.status == "accepted" || outcome.status == "duplicate", "\(event.id): \(outcome.reply)")
+            if beforeCrash.contains(event.id) {
+                #expect(outcome.status == "duplicate", "\(event.id) was acknowledged before the crash, so it must be stored")
+            }
+        }
+        try await waitForEvaluated(0, control: second.control)
+        let status = try await request(#"{"command": "status"}"#, to: second.control)
+        guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
+        #expect(counts["journaled"] == .number(Double(events.count)) && counts["unevaluated"] == .number(0))
+
+        // Nothing lost, nothing re-published as new, sequences continue without gaps: the log equals the reference.
+        let log = try await alertLog(replay: second.replay)
+        #expect(log == expected)
+        #expect(second.terminate() == 0)
+    }
+}
