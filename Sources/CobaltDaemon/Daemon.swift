@@ -31,7 +31,8 @@ public final class Daemon: Sendable {
     /// Builds everything and binds the sockets; throws a readable error when the rules, store or an endpoint
     /// cannot be used.
     public static func start(
-        configuration: DaemonConfiguration, logger: Logger, handleSignals: Bool = true
+        configuration: DaemonConfiguration, logger: Logger, handleSignals: Bool = true,
+        metrics: (@Sendable () -> String)? = nil
     ) async throws -> Daemon {
         let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
         try configuration.validate()
@@ -85,7 +86,7 @@ public final class Daemon: Sendable {
                 replay: ReplayHandler(store: store, epoch: store.epoch, pageLimit: configuration.replayPageLimit),
                 control: ControlHandler(
                     configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
-                    statistics: statistics, started: started, logger: logger)),
+                    statistics: statistics, started: started, logger: logger, metrics: metrics)),
             EvaluationService(pipeline: pipeline, wakeUps: wakeUps),
             IngestService(
                 loop: loop, socket: .init(0), processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes), store: store,

@@ -69,6 +69,8 @@ package struct AlertChange: Sendable, Equatable {
     package var digest: String
     /// The alert JSON *without* `seq`, `epoch`, `status` and `time`; the store adds them.
     package var body: String
+    /// For metrics only.
+    package var severity: String = ""
 
     package init(patient: String, rule: String, clinic: String, alertID: String, status: Status, digest: String, body: String) {
         self.patient = patient

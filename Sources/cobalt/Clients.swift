@@ -87,6 +87,24 @@ struct Status: ParsableCommand {
     }
 }
 
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Print the daemon's metrics in Prometheus text format (e.g. for node_exporter's textfile collector).")
+
+    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+
+    func run() throws {
+        let context = try ZMQContext()
+        let reply = try Requester(context: context, endpoint: control).request("{\"command\":\"metrics\"}")
+        guard case .object(let o) = reply, let text = o["text"]?.stringValue else {
+            print(reply.canonicalText)
+            throw ExitCode(1)
+        }
+        print(text, terminator: "")
+    }
+}
+
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask the daemon to reload its rules (checked and tested first; the running set stays on failure).")

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CobaltDaemon
 import Logging
+import Metrics
+import Prometheus
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,8 +34,11 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "cobalt")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         do {
-            let daemon = try await Daemon.start(configuration: configuration, logger: logger)
+            let daemon = try await Daemon.start(
+                configuration: configuration, logger: logger, metrics: { registry.emitToString() })
             try await daemon.run()
             logger.info("cobalt stopped")
         } catch let error as ConfigurationError {

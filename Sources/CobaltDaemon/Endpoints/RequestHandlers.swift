@@ -50,6 +50,8 @@ struct ControlHandler {
     let statistics: Statistics
     let started: Double
     let logger: Logger
+    /// The metrics in Prometheus text format, when a metrics backend is installed.
+    let metrics: (@Sendable () -> String)?
 
     static let version = "0.1.0"
 
@@ -60,7 +62,10 @@ struct ControlHandler {
         switch command {
         case "status": return await status()
         case "reload": return await reload(expect: object["expect"]?.stringValue)
-        default: return ReplayHandler.error("unknown command '\(command)'; expected status or reload")
+        case "metrics":
+            guard let metrics else { return ReplayHandler.error("no metrics backend is installed") }
+            return "{\"status\":\"ok\",\"format\":\"prometheus-text-0.0.4\",\"text\":\(metrics().jsonQuoted)}"
+        default: return ReplayHandler.error("unknown command '\(command)'; expected status, reload or metrics")
         }
     }
 

@@ -23,14 +23,19 @@ struct AlertLifecycle {
                 status = .firing
             }
             if decisions == nil { decisions = decisionsJSON(evaluation) }
-            changes.append(AlertChange(
+            let alert = evaluation.alert(index)
+            var change = AlertChange(
                 patient: evaluation.patient, rule: rule, clinic: evaluation.clinic, alertID: evaluation.alertID(index),
-                status: status, digest: digest, body: body(evaluation.alert(index), evaluation, decisions: decisions!)))
+                status: status, digest: digest, body: body(alert, evaluation, decisions: decisions!))
+            change.severity = alert.severity
+            changes.append(change)
         }
         for (rule, state) in previous.sorted(by: { $0.key < $1.key }) where !current.contains(rule) {
-            changes.append(AlertChange(
+            var change = AlertChange(
                 patient: state.patient, rule: rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
-                digest: state.digest, body: state.body))
+                digest: state.digest, body: state.body)
+            if case .object(let fields)? = try? JSONValue.parse(Array(state.body.utf8)) { change.severity = fields["severity"]?.stringValue ?? "" }
+            changes.append(change)
         }
         return changes
     }

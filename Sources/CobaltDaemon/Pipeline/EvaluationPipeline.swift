@@ -118,7 +118,7 @@ actor EvaluationPipeline {
             throw error
         }
         lastEvaluated = batch.last!.seq
-        statistics.recordEvaluated(batch.count, duration: ContinuousClock.now - started, published: published)
+        statistics.recordEvaluated(batch.count, duration: ContinuousClock.now - started, changes: evaluations.flatMap(\.changes))
         publisher.publish(published)
         evictIfNeeded()
     }

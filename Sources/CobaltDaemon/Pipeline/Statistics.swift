@@ -20,6 +20,7 @@ final class Statistics: Sendable {
     private let rejected = Counter(label: "cobalt_events_rejected_total")
     private let evaluated = Counter(label: "cobalt_events_evaluated_total")
     private let batchSize = Recorder(label: "cobalt_commit_batch_size")
+    /// Per event, averaged over each evaluation batch.
     private let evaluationLatency = Timer(label: "cobalt_evaluation_duration_seconds")
 
     var snapshot: Snapshot { counts.withLock { $0 } }
@@ -39,15 +40,19 @@ final class Statistics: Sendable {
         batchSize.record(batch)
     }
 
-    func recordEvaluated(_ count: Int, duration: Duration, published: [PublishedAlert]) {
+    func recordEvaluated(_ count: Int, duration: Duration, changes: [AlertChange]) {
         counts.withLock {
             $0.evaluated += count
-            $0.published += published.count
+            $0.published += changes.count
         }
         evaluated.increment(by: count)
-        evaluationLatency.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
-        for alert in published {
-            Counter(label: "cobalt_alerts_published_total", dimensions: [("clinic", alert.clinic), ("status", alert.status.rawValue)]).increment()
+        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        evaluationLatency.recordNanoseconds(nanoseconds / Int64(max(count, 1)))
+        for change in changes {
+            Counter(
+                label: "cobalt_alerts_published_total",
+                dimensions: [("clinic", change.clinic), ("severity", change.severity), ("status", change.status.rawValue)]
+            ).increment()
         }
     }
 }
