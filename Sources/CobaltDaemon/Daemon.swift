@@ -79,19 +79,22 @@ public final class Daemon: Sendable {
             batchSize: configuration.evaluationBatch, statistics: statistics, logger: logger)
         let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let started = Date().timeIntervalSince1970
-        let services: [any Service] = [
+        let reloader = Reloader(
+            configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher, logger: logger)
+        var services: [any Service] = [
             SocketService(loop: loop, subscriptions: .init(1), publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
                 loop: loop, replaySocket: .init(2), controlSocket: .init(3),
                 replay: ReplayHandler(store: store, epoch: store.epoch, pageLimit: configuration.replayPageLimit),
                 control: ControlHandler(
                     configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
-                    statistics: statistics, started: started, logger: logger, metrics: metrics)),
+                    statistics: statistics, started: started, reloader: reloader, metrics: metrics)),
             EvaluationService(pipeline: pipeline, wakeUps: wakeUps),
             IngestService(
                 loop: loop, socket: .init(0), processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes), store: store,
                 rules: rules, statistics: statistics, wake: wake),
         ]
+        if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger))

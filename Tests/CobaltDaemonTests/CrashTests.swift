@@ -172,4 +172,29 @@ func alertLog(replay: String) async throws -> [String] {
         #expect(log == expected)
         #expect(second.terminate() == 0)
     }
+
+    @Test func sighupReloadsTheRules() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let daemon = try DaemonProcess(database: scratch.path + "/hup.db")
+        let reloads = Task {
+            try await onThread { () -> [String] in
+                let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
+                try sub.set(.subscribe, Array("ops/".utf8))
+                try sub.connect(daemon.alerts)
+                Thread.sleep(forTimeInterval: 0.3)
+                Foundation.kill(daemon.process.processIdentifier, SIGHUP)
+                var seen: [String] = []
+                while seen.isEmpty, try sub.waitForInput(timeout: 10_000), let message = try sub.receive() {
+                    let topic = String(decoding: message.frames[0], as: UTF8.self)
+                    if topic == "ops/ruleset" { seen.append(String(decoding: message.frames[1], as: UTF8.self)) }
+                }
+                return seen
+            }
+        }
+        let events = try await reloads.value
+        #expect(events.count == 1 && events[0].contains("\"outcome\":\"live\""), "\(events)\n\(daemon.log)")
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.log.contains("rule set went live"))
+    }
 }

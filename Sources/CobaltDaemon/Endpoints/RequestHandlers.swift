@@ -49,7 +49,7 @@ struct ControlHandler {
     let publisher: Publisher
     let statistics: Statistics
     let started: Double
-    let logger: Logger
+    let reloader: Reloader
     /// The metrics in Prometheus text format, when a metrics backend is installed.
     let metrics: (@Sendable () -> String)?
 
@@ -86,34 +86,12 @@ struct ControlHandler {
             """
     }
 
-    /// Loads, checks, compiles and tests the rules directory; swaps only if everything passes (and the expected
-    /// hash, when given, is still current). The running set keeps running otherwise.
     private func reload(expect: String?) async -> String {
-        let current = rules.snapshot
-        if let expect, expect != current.hash {
-            return "{\"status\":\"error\",\"reason\":\"stale expectation: the running rule set is \(current.hash)\",\"errors\":[]}"
+        switch await reloader.reload(expect: expect) {
+        case .live(let version, let hash):
+            return "{\"status\":\"ok\",\"ruleset\":{\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)}}"
+        case .refused(let reason, let errors):
+            return "{\"status\":\"error\",\"reason\":\(reason.jsonQuoted),\"errors\":[" + errors.map(\.jsonQuoted).joined(separator: ",") + "]}"
         }
-        let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
-        var errors = loaded.log.errors.map(\.description)
-        if let bundle = loaded.bundle {
-            var testLog = DiagnosticLog()
-            let tests = RuleTestLoader.load(directory: configuration.rules + "/tests", log: &testLog)
-            errors += testLog.errors.map(\.description)
-            for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
-                errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
-            }
-            if errors.isEmpty {
-                rules.swap(bundle)
-                await pipeline.invalidate()
-                try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
-                publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
-                logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
-                return "{\"status\":\"ok\",\"ruleset\":{\"version\":\(bundle.version.jsonQuoted),\"hash\":\(bundle.hash.jsonQuoted)}}"
-            }
-        }
-        publisher.ops("ruleset", [("outcome", "\"rejected\""), ("errors", "\(errors.count)")])
-        logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(errors.count)"])
-        return "{\"status\":\"error\",\"reason\":\"the rule set was not loaded; the running set keeps running\",\"errors\":["
-            + errors.map(\.jsonQuoted).joined(separator: ",") + "]}"
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RuleEngine
 import ServiceLifecycle
+import UnixSignals
 import ZeroMQ
 
 /// Reads ingest batches, journals them, acknowledges, and wakes the evaluation pipeline. Shut down first:
@@ -96,5 +97,16 @@ struct SocketService: Service {
             await loop.stop()
         }
         context.terminate()
+    }
+}
+
+/// Reloads the rules on SIGHUP.
+struct SignalReloadService: Service {
+    let reloader: Reloader
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            _ = await reloader.reload(expect: nil)
+        }
     }
 }

@@ -1,0 +1,51 @@
+import CobaltStore
+import Foundation
+import Logging
+import RuleEngine
+
+/// Takes a candidate rule set live only if it loads, checks, compiles and passes its rule tests — and, with an
+/// expected hash, only if that is still the running one (compare-and-swap). Otherwise the running set stays.
+/// Triggered by the control `reload` command and by SIGHUP.
+struct Reloader {
+    enum Outcome: Equatable {
+        case live(version: String, hash: String)
+        case refused(reason: String, errors: [String])
+    }
+
+    let configuration: DaemonConfiguration
+    let store: any CobaltStore
+    let rules: RulesHolder
+    let pipeline: EvaluationPipeline
+    let publisher: Publisher
+    let logger: Logger
+
+    func reload(expect: String?) async -> Outcome {
+        let current = rules.snapshot
+        if let expect, expect != current.hash {
+            return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
+        }
+        let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
+        var errors = loaded.log.errors.map(\.description)
+        if let bundle = loaded.bundle {
+            var testLog = DiagnosticLog()
+            let tests = RuleTestLoader.load(directory: configuration.rules + "/tests", log: &testLog)
+            errors += testLog.errors.map(\.description)
+            for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
+                errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
+            }
+            if errors.isEmpty {
+                rules.swap(bundle)
+                await pipeline.invalidate()
+                try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
+                publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
+                logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
+                return .live(version: bundle.version, hash: bundle.hash)
+            }
+        }
+        publisher.ops("ruleset", [
+            ("outcome", "\"rejected\""), ("errors", "[" + errors.prefix(20).map(\.jsonQuoted).joined(separator: ",") + "]"),
+        ])
+        logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(errors.count)"])
+        return .refused(reason: "the rule set was not loaded; the running set keeps running", errors: errors)
+    }
+}
