@@ -4,6 +4,11 @@
 //
 //     swift run -c release RuleEngineBenchmark
 //
+// and, for the daemon under load (needs the release daemon: from the repository root,
+// `swift build -c release --product cobalt --scratch-path .build-release`):
+//
+//     swift run -c release DaemonLoad
+//
 // The main package is referenced by path; a path dependency's identity is its directory name (`main`).
 import PackageDescription
 
@@ -18,6 +23,14 @@ let package = Package(
             name: "RuleEngineBenchmark",
             dependencies: [
                 .product(name: "RuleEngine", package: "main"),
+            ]
+        ),
+        /// Load generator for the real `cobalt serve` process: acknowledged and evaluated events/s, ACK latency
+        /// at a fixed offered rate, event-to-alert latency, beside a bare ROUTER/DEALER echo baseline.
+        .executableTarget(
+            name: "DaemonLoad",
+            dependencies: [
+                .product(name: "ZeroMQ", package: "main"),
             ]
         ),
     ]

@@ -18,7 +18,7 @@ import Testing
         #expect(evidence.reportedValue == .number(90) && evidence.reportedUnit == "pmol/L")
         #expect(evidence.time == Timestamp.parse("2026-11-19T08:00:00Z") && evidence.event == "lab-7")
         #expect(alert.evidence.contains { $0.fact == "b12.status" && $0.rule == "b12.status.total-low" })
-        #expect(alert.summary == "Vitamin B12 deficiency: 90 pmol/L")
+        #expect(alert.summary == "Vitamin B12 deficiency (latest B12 result 90 pmol/L)")
         #expect(alert.citations == ["NICE NG239 (2024)"])
         #expect(alert.id == Evaluator.alertID(patient: "p-1", rule: "b12.deficiency-alert") && !alert.id.contains("p-1"))
         let json = try JSONSerialization.jsonObject(with: Data(result.json.utf8)) as! [String: Any]

@@ -34,7 +34,7 @@ import Testing
         #expect(outcome.failures.prefix(3) == [
             "decision b12.status: expected borderline, got deficient",
             "missing alert: anaphylaxis",
-            "unexpected alert: deficiency (b12.deficiency-alert): Vitamin B12 deficiency: 18 pmol/L",
+            "unexpected alert: deficiency (b12.deficiency-alert): Vitamin B12 deficiency (latest B12 result 18 pmol/L)",
         ])
     }
 }

@@ -152,8 +152,10 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
                 if count == 200 { break }
             }
         }
-        try await Task.sleep(for: .milliseconds(400))
-        #expect(received.withLock { $0 } == ["0", "1", "2"])  // nothing beyond the credit
+        // Wait until the credit is used up, then make sure nothing beyond it is delivered.
+        for _ in 0..<200 where received.withLock({ $0.count }) < 3 { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(received.withLock { $0 } == ["0", "1", "2"])
         releasing.withLock { $0 = true }
         loop.release(.init(0), count: 3)
         await consumer.value

@@ -1,0 +1,168 @@
+import Foundation
+import Synchronization
+
+/// Process ids of the children still running, so that an interrupted benchmark (SIGINT/SIGTERM) or a fatal error
+/// stops them too.
+let runningChildren = Mutex<Set<Int32>>([])
+
+/// On SIGINT/SIGTERM: SIGTERM every child still running, then exit.
+func installSignalCleanup() -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            let pids = runningChildren.withLock { $0 }
+            for pid in pids { kill(pid, SIGTERM) }
+            FileHandle.standardError.write(Data("interrupted: sent SIGTERM to \(pids.count) child process(es)\n".utf8))
+            exit(130)
+        }
+        source.resume()
+        return source
+    }
+}
+
+struct BenchmarkError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The real `cobalt serve` as a child process on ephemeral loopback ports, with a fresh database in a temporary
+/// directory. The endpoints are read from its "cobalt started" log line (info level, on stderr).
+final class DaemonProcess: @unchecked Sendable {
+    struct Endpoints {
+        var ingest = ""
+        var alerts = ""
+        var replay = ""
+        var control = ""
+    }
+
+    let process = Process()
+    let directory: URL
+    let endpoints: Endpoints
+    let command: [String]
+    /// stderr lines (the first 2,000), kept for error reports and for counting warnings.
+    private let log: LogBuffer
+    private let reader: Worker<Void>
+    private var perf: Process?
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Starts the daemon and waits (up to 30 s) for its "cobalt started" line.
+    init(binary: String, rules: String, label: String) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-\(label)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let arguments = [
+            "serve", "--rules", rules, "--db", directory.appendingPathComponent("load.db").path,
+            "--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*",
+            "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
+        ]
+        command = [binary] + arguments
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardError = pipe
+        let log = LogBuffer()
+        self.log = log
+        let started = Handoff<String>()
+        do {
+            try process.run()
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw BenchmarkError("cannot run \(binary): \(error)")
+        }
+        let pid = process.processIdentifier
+        runningChildren.withLock { _ = $0.insert(pid) }
+        // Drain stderr for the whole life of the daemon, so logging never blocks it on a full pipe.
+        let handle = pipe.fileHandleForReading
+        reader = Worker("daemon-stderr") {
+            var pending = Data()
+            var announced = false
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    log.append(line)
+                    if !announced, line.contains("cobalt started") {
+                        announced = true
+                        started.put(line)
+                    }
+                }
+            }
+            if !announced { started.put("") }
+        }
+        guard let line = started.take(timeoutSeconds: 30), !line.isEmpty else {
+            let lines = log.lines
+            endpoints = Endpoints()
+            stop()
+            throw BenchmarkError("the daemon did not start; its stderr:\n" + lines.suffix(30).joined(separator: "\n"))
+        }
+        func value(_ key: String) -> String {
+            guard let range = line.range(of: " \(key)=") ?? line.range(of: "\(key)=") else { return "" }
+            return String(line[range.upperBound...].prefix { $0 != " " && $0 != "\"" && $0 != "," })
+        }
+        endpoints = Endpoints(ingest: value("ingest"), alerts: value("alerts"), replay: value("replay"), control: value("control"))
+        guard endpoints.ingest.hasPrefix("tcp://"), endpoints.control.hasPrefix("tcp://"), endpoints.alerts.hasPrefix("tcp://") else {
+            stop()
+            throw BenchmarkError("cannot read the endpoints from the start line: \(line)")
+        }
+    }
+
+    /// Log lines at warning level or above (the daemon logs at info by default).
+    var problems: [String] {
+        log.lines.filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
+    }
+
+    /// Records the daemon with `perf record -g` until ``stop()`` (for profiling; optional).
+    func startPerf(output: String) {
+        let perf = Process()
+        perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        perf.arguments = ["perf", "record", "-g", "-F", "999", "-p", "\(pid)", "-o", output]
+        perf.standardOutput = FileHandle.nullDevice
+        perf.standardError = FileHandle.nullDevice
+        do {
+            try perf.run()
+            runningChildren.withLock { _ = $0.insert(perf.processIdentifier) }
+            self.perf = perf
+            Thread.sleep(forTimeInterval: 0.5)
+        } catch {
+            progress("perf could not start: \(error)")
+        }
+    }
+
+    /// SIGTERM (graceful stop), then SIGKILL after 20 s; removes the temporary directory. Returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if let perf, perf.isRunning {
+            kill(perf.processIdentifier, SIGINT)
+            perf.waitUntilExit()
+            runningChildren.withLock { _ = $0.remove(perf.processIdentifier) }
+        }
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(20)
+            while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        runningChildren.withLock { _ = $0.remove(process.processIdentifier) }
+        _ = try? reader.join()
+        try? FileManager.default.removeItem(at: directory)
+        return process.terminationStatus
+    }
+}
+
+/// The first 2,000 lines of a child's stderr.
+final class LogBuffer: Sendable {
+    private let storage = Mutex<[String]>([])
+
+    func append(_ line: String) {
+        storage.withLock { if $0.count < 2_000 { $0.append(line) } }
+    }
+
+    var lines: [String] { storage.withLock { $0 } }
+}

@@ -1,0 +1,161 @@
+import Foundation
+
+/// Realistic patient events (INTERFACES §1), 700–800 bytes of JSON each, generated before any timing starts.
+///
+/// Every event is unique: its id (the idempotency key) is `<prefix>-<index>`, and its time advances by one second
+/// per event, so each patient's timeline only grows forward. Values come from a fixed-seed generator, so two runs
+/// send the same bytes.
+enum EventFactory {
+    static let clinics = ["north-antenatal", "south-antenatal", "east-community", "west-maternity"]
+
+    /// Active B12 values (pmol/L): below 25 is deficient, above 70 is not deficient, between is borderline.
+    /// A patient moving between the bands makes alerts fire, update and resolve.
+    static let activeB12: [Double] = [14, 18, 22, 31, 42, 55, 64, 78, 90, 112]
+
+    /// A mixed stream for throughput and ACK latency: `count` events over `patients` patients, round robin.
+    static func mixed(prefix: String, count: Int, patients: Int, seed: UInt64) -> [[UInt8]] {
+        var random = SplitMix(seed: seed)
+        return (0..<count).map { index in
+            let patient = index % patients
+            let b12 = activeB12[Int(random.next() % UInt64(activeB12.count))]
+            return event(
+                id: "\(prefix)-\(index)", patient: "lp-\(pad4(patient))", clinic: clinics[patient % clinics.count],
+                secondsAfterBase: index, activeB12: b12, random: &random)
+        }
+    }
+
+    /// Events that each change the patient's alerts: every patient alternates between 18 pmol/L (deficient: the
+    /// deficiency, route and review alerts fire) and 90 pmol/L (they resolve). Event `i` belongs to patient
+    /// `i % patients`; its first event fires.
+    static func alternating(prefix: String, count: Int, patients: Int, seed: UInt64) -> [[UInt8]] {
+        var random = SplitMix(seed: seed)
+        return (0..<count).map { index in
+            let patient = index % patients
+            let round = index / patients
+            return event(
+                id: "\(prefix)-\(index)", patient: "ea-\(pad4(patient))", clinic: clinics[patient % clinics.count],
+                secondsAfterBase: index, activeB12: round % 2 == 0 ? 18 : 90, random: &random, steady: true)
+        }
+    }
+
+    /// The patient of an `alternating` event.
+    static func alternatingPatient(_ index: Int, patients: Int) -> String { "ea-\(pad4(index % patients))" }
+
+    /// One event. With `steady`, everything but active B12 is fixed (omnivore, 400 µg folic acid, normal blood
+    /// count), so that only the B12 band decides which alerts are active.
+    static func event(
+        id: String, patient: String, clinic: String, secondsAfterBase: Int, activeB12: Double, random: inout SplitMix, steady: Bool = false
+    ) -> [UInt8] {
+        let time = timestamp(secondsAfterBase)
+        var hb = 105 + Int(random.next() % 26)  // g/L
+        var mcv = 84 + Int(random.next() % 16)  // fL
+        var ferritin = 18 + Int(random.next() % 80)  // µg/L
+        var folate = 9 + Int(random.next() % 20)  // nmol/L
+        var platelets = 160 + Int(random.next() % 200)  // 10^9/L
+        var weeks = 12 + Int(random.next() % 26)
+        var diet = ["vegan", "vegetarian", "omnivore"][Int(random.next() % 3)]
+        var folicDose = random.next() % 5 == 0 ? "5,\"unit\":\"mg\"" : "400,\"unit\":\"ug\""
+        if steady {
+            (hb, mcv, ferritin, folate, platelets, weeks, diet) = (121, 91, 60, 20, 250, 24, "omnivore")
+            folicDose = "400,\"unit\":\"ug\""
+        }
+        let json = """
+            {"schema":"cobalt.event.v1","id":"\(id)","patient":"\(patient)","clinic":"\(clinic)","time":"\(time)",\
+            "pregnancy":{"status":"pregnant","gestation_weeks":\(weeks),"fetuses":1},"diet":"\(diet)",\
+            "observations":[{"code":"b12.active","value":\(Int(activeB12)),"unit":"pmol/L"},\
+            {"code":"hb","value":\(hb),"unit":"g/L"},{"code":"mcv","value":\(mcv),"unit":"fL"},\
+            {"code":"ferritin","value":\(ferritin),"unit":"ug/L"},{"code":"folate.serum","value":\(folate),"unit":"nmol/L"},\
+            {"code":"platelets","value":\(platelets),"unit":"10*9/L"},{"code":"egfr","value":96,"unit":"mL/min/1.73m2"}],\
+            "medications":[{"code":"folic-acid","dose":\(folicDose),"per":"day","status":"active","start":"2026-05-01"}],\
+            "symptoms":[{"code":"fatigue","status":"absent"}]}
+            """
+        return Array(json.utf8)
+    }
+
+    private static func pad4(_ n: Int) -> String {
+        let s = String(n)
+        return s.count >= 4 ? s : String(repeating: "0", count: 4 - s.count) + s
+    }
+
+    /// RFC 3339 UTC time, `seconds` after 2026-11-20T09:00:00Z (computed; no formatter in the loop).
+    static func timestamp(_ seconds: Int) -> String {
+        let base = 20_777 * 86_400 + 9 * 3_600  // 2026-11-20T09:00:00Z in seconds since 1970
+        let total = base + seconds
+        let days = total / 86_400
+        let rest = total % 86_400
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(year)-\(two(month))-\(two(day))T\(two(rest / 3_600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
+    }
+}
+
+/// A small fixed-seed generator (SplitMix64), so runs send identical events.
+struct SplitMix {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+// MARK: - Minimal JSON field access on raw bytes (replies, alerts, status)
+
+extension Array where Element == UInt8 {
+    /// The value of the first `"key":"…"` string field (no escapes expected in these fields).
+    func stringField(_ key: String) -> Substring? {
+        let needle = Array("\"\(key)\":\"".utf8)
+        guard let start = firstRange(of: needle)?.upperBound else { return nil }
+        guard let end = self[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        return Substring(String(decoding: self[start..<end], as: UTF8.self))
+    }
+
+    /// The integer value of the first `"key":123` field.
+    func intField(_ key: String) -> Int? {
+        let needle = Array("\"\(key)\":".utf8)
+        guard let start = firstRange(of: needle)?.upperBound else { return nil }
+        var value = 0
+        var index = start
+        var negative = false
+        if index < endIndex, self[index] == UInt8(ascii: "-") { negative = true; index += 1 }
+        let digitsStart = index
+        while index < endIndex, self[index] >= 48, self[index] <= 57 {
+            value = value * 10 + Int(self[index] - 48)
+            index += 1
+        }
+        guard index > digitsStart else { return nil }
+        return negative ? -value : value
+    }
+
+    /// The trailing number of the first `"id":"<prefix>-<n>"` field: the event's index.
+    func eventIndex() -> Int? {
+        let needle: [UInt8] = Array("\"id\":\"".utf8)
+        guard let start = firstRange(of: needle)?.upperBound else { return nil }
+        guard let end = self[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        guard let dash = self[start..<end].lastIndex(of: UInt8(ascii: "-")) else { return nil }
+        var value = 0
+        var index = dash + 1
+        guard index < end else { return nil }
+        while index < end {
+            let byte = self[index]
+            guard byte >= 48, byte <= 57 else { return nil }
+            value = value * 10 + Int(byte - 48)
+            index += 1
+        }
+        return value
+    }
+}

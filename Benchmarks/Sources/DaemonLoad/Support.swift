@@ -1,0 +1,192 @@
+import Foundation
+import Synchronization
+
+// MARK: - Clock
+
+/// Monotonic nanoseconds (CLOCK_MONOTONIC through Dispatch); comparable across threads of this process.
+@inline(__always)
+func nowNanoseconds() -> UInt64 {
+    DispatchTime.now().uptimeNanoseconds
+}
+
+// MARK: - Threads
+
+/// Runs a blocking body on a dedicated OS thread (every zmq call of the load generator runs on one of these;
+/// none runs on the Swift concurrency pool). Each socket is created, used and closed on its thread.
+final class Worker<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let result = Mutex<Result<T, any Error>?>(nil)
+
+    init(_ name: String, _ body: @escaping @Sendable () throws -> T) {
+        let thread = Thread { [self] in
+            let outcome = Result { try body() }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        thread.name = name
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Waits for the thread to finish and returns its result (or rethrows its error).
+    func join() throws -> T {
+        done.wait()
+        done.signal()  // joinable more than once
+        return try result.withLock { $0! }.get()
+    }
+}
+
+/// A flag set by one thread and read by others.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// A value handed from one thread to another once.
+final class Handoff<T: Sendable>: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let value = Mutex<T?>(nil)
+
+    func put(_ v: T) {
+        value.withLock { $0 = v }
+        semaphore.signal()
+    }
+
+    func take(timeoutSeconds: Double) -> T? {
+        guard semaphore.wait(timeout: .now() + timeoutSeconds) == .success else { return nil }
+        return value.withLock { $0 }
+    }
+}
+
+// MARK: - Statistics
+
+/// Percentiles of latency samples (nanoseconds), nearest rank on the sorted samples: p(q) is the smallest sample
+/// such that at least q % of the samples are at or below it. Reported in milliseconds.
+struct Latency {
+    let count: Int
+    let p50: Double
+    let p90: Double
+    let p99: Double
+    let p999: Double
+    let max: Double
+    let mean: Double
+
+    init?(_ nanoseconds: [UInt64]) {
+        guard !nanoseconds.isEmpty else { return nil }
+        let sorted = nanoseconds.sorted()
+        func rank(_ q: Double) -> Double {
+            let index = Swift.max(0, Swift.min(sorted.count - 1, Int((q / 100 * Double(sorted.count)).rounded(.up)) - 1))
+            return Double(sorted[index]) / 1e6
+        }
+        count = sorted.count
+        p50 = rank(50)
+        p90 = rank(90)
+        p99 = rank(99)
+        p999 = rank(99.9)
+        max = Double(sorted[sorted.count - 1]) / 1e6
+        mean = sorted.reduce(0.0) { $0 + Double($1) } / Double(sorted.count) / 1e6
+    }
+
+    var line: String {
+        "n=\(count)  p50 \(fmt(p50, 3)) ms  p90 \(fmt(p90, 3)) ms  p99 \(fmt(p99, 3)) ms  p99.9 \(fmt(p999, 3)) ms  max \(fmt(max, 3)) ms  mean \(fmt(mean, 3)) ms"
+    }
+}
+
+func fmt(_ value: Double, _ decimals: Int = 2) -> String {
+    String(format: "%.\(decimals)f", value)
+}
+
+/// 12345.6 → "12,346".
+func grouped(_ value: Double) -> String {
+    let digits = String(Int(value.rounded()))
+    var out = ""
+    for (i, c) in digits.reversed().enumerated() {
+        if i > 0, i % 3 == 0, c != "-" { out.append(",") }
+        out.append(c)
+    }
+    return String(out.reversed())
+}
+
+func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+    guard text.count < width else { return text }
+    let fill = String(repeating: " ", count: width - text.count)
+    return right ? fill + text : text + fill
+}
+
+/// Writes progress to stderr (the report goes to stdout).
+func progress(_ text: String) {
+    FileHandle.standardError.write(Data(("· " + text + "\n").utf8))
+}
+
+// MARK: - Machine
+
+enum Machine {
+    static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    static var cpuModel: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+        var model = "unknown"
+        var mhz = ""
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("model name"), model == "unknown", let colon = line.firstIndex(of: ":") {
+                model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            if line.hasPrefix("cpu MHz"), mhz.isEmpty, let colon = line.firstIndex(of: ":") {
+                mhz = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return mhz.isEmpty ? model : "\(model) (\(mhz) MHz)"
+    }
+
+    static var memory: String {
+        "\(fmt(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824, 1)) GiB"
+    }
+
+    static var loadAverage: String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    static var kernel: String {
+        run(["uname", "-sr"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static var os: String {
+        guard let text = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8) else { return "unknown" }
+        for line in text.split(separator: "\n") where line.hasPrefix("PRETTY_NAME=") {
+            return line.dropFirst("PRETTY_NAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        return "unknown"
+    }
+
+    static var buildConfiguration: String {
+        #if DEBUG
+        return "debug (the load generator itself is unoptimised; use -c release)"
+        #else
+        return "release"
+        #endif
+    }
+
+    /// The repository's commit and whether Sources/ or Rules/ differ from it (the daemon binary is built from the
+    /// working tree).
+    static func revision(root: String) -> String {
+        let head = run(["git", "-C", root, "rev-parse", "--short", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let dirty = run(["git", "-C", root, "status", "--porcelain", "--", "Sources", "Rules"]).split(separator: "\n").count
+        return head.isEmpty ? "unknown" : head + (dirty > 0 ? " + \(dirty) uncommitted changes in Sources/ and Rules/" : " (clean Sources/ and Rules/)")
+    }
+
+    static func run(_ arguments: [String]) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return "" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

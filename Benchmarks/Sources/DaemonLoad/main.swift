@@ -1,0 +1,462 @@
+// DaemonLoad: a load generator for the real `cobalt serve` process on loopback.
+//
+//   (repository root)  swift build -c release --product cobalt --scratch-path .build-release
+//   (Benchmarks/)      swift run -c release DaemonLoad
+//
+// Scenarios, each against a freshly started daemon with a fresh database, each bounded in count and time:
+//   throughput  pipelined DEALER client(s), a window of events in flight: acknowledged events/s, then the time
+//               until the daemon reports every event evaluated (control `status`): evaluated events/s
+//   latency     open loop at a fixed offered rate (default 5,000 events/s for 10 s): ACK latency percentiles
+//   alerts      a SUB on `clinic/` and events that each change a patient's alerts (default 1,000/s for 8 s):
+//               event-to-alert latency at the subscriber
+//   echo        a bare ROUTER/DEALER echo with the same payloads, window and offered rate: the transport's ceiling
+import Foundation
+import ZeroMQ
+
+// MARK: - Options
+
+struct Options {
+    var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+    var daemon: String?
+    var rules: String?
+    var events = 100_000
+    var window = 1_000
+    var clients = 1
+    var patients = 1_000
+    var rate = 5_000.0
+    var latencySeconds = 10.0
+    var alertRate = 1_000.0
+    var alertSeconds = 8.0
+    var capSeconds = 60.0
+    var only: Set<String> = ["throughput", "latency", "alerts", "echo"]
+    var perfDirectory: String?
+    var dumpEvents: Int?
+    var dumpAlternating: Int?
+
+    var daemonBinary: String { daemon ?? root + "/.build-release/release/cobalt" }
+    var rulesDirectory: String { rules ?? root + "/Rules" }
+
+    static let usage = """
+        usage: DaemonLoad [--daemon PATH] [--rules DIR] [--events N] [--window N] [--clients N] [--patients N]
+                          [--rate PER_S] [--latency-seconds S] [--alert-rate PER_S] [--alert-seconds S]
+                          [--cap-seconds S] [--only throughput,latency,alerts,echo] [--perf-dir DIR]
+                          [--dump-events N | --dump-alternating N]   (print the generated events as JSON Lines and exit)
+        defaults: --daemon <repo>/.build-release/release/cobalt --rules <repo>/Rules --events 100000 --window 1000
+                  --clients 1 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
+                  --cap-seconds 60
+        """
+
+    init(_ arguments: [String]) throws {
+        var i = 0
+        func value() throws -> String {
+            i += 1
+            guard i < arguments.count else { throw BenchmarkError("\(arguments[i - 1]) needs a value\n\(Self.usage)") }
+            return arguments[i]
+        }
+        func number(_ text: String) throws -> Double {
+            guard let n = Double(text.replacingOccurrences(of: "_", with: "")), n > 0 else { throw BenchmarkError("not a positive number: \(text)") }
+            return n
+        }
+        while i < arguments.count {
+            switch arguments[i] {
+            case "--daemon": daemon = try value()
+            case "--rules": rules = try value()
+            case "--events": events = Int(try number(try value()))
+            case "--window": window = Int(try number(try value()))
+            case "--clients": clients = Int(try number(try value()))
+            case "--patients": patients = Int(try number(try value()))
+            case "--rate": rate = try number(try value())
+            case "--latency-seconds": latencySeconds = try number(try value())
+            case "--alert-rate": alertRate = try number(try value())
+            case "--alert-seconds": alertSeconds = try number(try value())
+            case "--cap-seconds": capSeconds = try number(try value())
+            case "--only": only = Set(try value().split(separator: ",").map(String.init))
+            case "--perf-dir": perfDirectory = try value()
+            case "--dump-events": dumpEvents = Int(try number(try value()))
+            case "--dump-alternating": dumpAlternating = Int(try number(try value()))
+            case "-h", "--help":
+                print(Self.usage)
+                exit(0)
+            default: throw BenchmarkError("unknown argument \(arguments[i])\n\(Self.usage)")
+            }
+            i += 1
+        }
+    }
+}
+
+// MARK: - Report rows
+
+struct Row {
+    var metric: String
+    var result: String
+    var target: String
+    var verdict: String
+}
+
+final class Report {
+    var lines: [String] = []
+    var rows: [Row] = []
+
+    func say(_ text: String = "") {
+        lines.append(text)
+        progress(text)
+    }
+}
+
+/// Mean and bucket-estimated quantiles of a Prometheus histogram/summary in the daemon's metrics text.
+func metricSummary(_ text: String, _ name: String, scale: Double = 1, unit: String = "") -> String {
+    var sum: Double?, count: Double?
+    var buckets: [(Double, Double)] = []
+    for line in text.split(separator: "\n") where line.hasPrefix(name) && !line.hasPrefix("#") {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2, let value = Double(parts[parts.count - 1]) else { continue }
+        let key = String(parts[0])
+        if key == name + "_sum" || key.hasPrefix(name + "_sum{") { sum = (sum ?? 0) + value }
+        else if key == name + "_count" || key.hasPrefix(name + "_count{") { count = (count ?? 0) + value }
+        else if key.hasPrefix(name + "_bucket"), let le = key.range(of: "le=\"") {
+            let bound = key[le.upperBound...].prefix { $0 != "\"" }
+            buckets.append((bound == "+Inf" ? .infinity : Double(bound) ?? .infinity, value))
+        } else if key == name {
+            return "value \(fmt(value * scale, 3))\(unit)"
+        }
+    }
+    guard let sum, let count, count > 0 else { return "not reported" }
+    var text = "mean \(fmt(sum / count * scale, 3))\(unit) over \(grouped(count)) samples"
+    buckets.sort { $0.0 < $1.0 }
+    func quantile(_ q: Double) -> String {
+        guard let hit = buckets.first(where: { $0.1 >= q * count }) else { return "?" }
+        return hit.0.isInfinite ? "> largest bucket" : "≤ \(fmt(hit.0 * scale, 3))\(unit)"
+    }
+    if !buckets.isEmpty { text += ", p50 \(quantile(0.5)), p99 \(quantile(0.99)) (bucket bounds)" }
+    return text
+}
+
+func fetchMetrics(_ context: ZMQContext, _ daemon: DaemonProcess) -> String {
+    guard let reply = try? Clients.request(context: context, endpoint: daemon.endpoints.control, Array(#"{"command":"metrics"}"#.utf8)),
+        let object = try? JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any], let text = object["text"] as? String
+    else { return "" }
+    return text
+}
+
+func daemonFacts(_ report: Report, _ context: ZMQContext, _ daemon: DaemonProcess, _ label: String) {
+    let metrics = fetchMetrics(context, daemon)
+    report.say("  daemon metrics (\(label)):")
+    report.say("    cobalt_commit_batch_size (ingest messages per group commit): " + metricSummary(metrics, "cobalt_commit_batch_size"))
+    report.say("    cobalt_evaluation_duration_seconds (per event, averaged per batch): "
+        + metricSummary(metrics, "cobalt_evaluation_duration_seconds", scale: 1e6, unit: " µs"))
+}
+
+func finishDaemon(_ report: Report, _ daemon: DaemonProcess) {
+    let problems = daemon.problems
+    let status = daemon.stop()
+    report.say("  daemon stopped with SIGTERM: exit status \(status); \(problems.count) warning/error log lines"
+        + (problems.isEmpty ? "" : " (first: \(problems[0]))"))
+}
+
+// MARK: - Scenarios
+
+func throughput(_ o: Options, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
+    report.say("## A. Sustained throughput: \(grouped(Double(events.count))) events, \(o.clients) DEALER client(s), window \(o.window) in flight each")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "throughput")
+    defer { daemon.stop() }
+    if let directory = o.perfDirectory {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        daemon.startPerf(output: directory + "/throughput.perf.data")
+    }
+    let poller = StatusPoller(context: context, endpoint: daemon.endpoints.control, intervalMilliseconds: 100)
+    defer { poller.stop() }
+    let start = nowNanoseconds()
+    let deadline = start + UInt64(o.capSeconds * 1e9)
+    let per = (events.count + o.clients - 1) / o.clients
+    let workers = (0..<o.clients).map { c in
+        let range = (c * per)..<min(events.count, (c + 1) * per)
+        return Worker("sender-\(c)") {
+            try Clients.windowed(context: context, endpoint: daemon.endpoints.ingest, events: events, range: range, window: o.window, sendDeadline: deadline, mode: .daemon)
+        }
+    }
+    let parts = try workers.map { try $0.join() }
+    let m = SendResult.merged(parts)
+    let seconds = Double(m.lastReply - m.firstSend) / 1e9
+    let ackRate = Double(m.accepted) / seconds
+    let n = m.replyTimes.count
+    var middleRate = 0.0
+    if n >= 10 {
+        let t10 = m.replyTimes[n / 10], t90 = m.replyTimes[n * 9 / 10]
+        middleRate = Double(n * 8 / 10) / (Double(t90 - t10) / 1e9)
+    }
+    report.say("  sent \(m.sent), replies \(m.replied): accepted \(m.accepted), duplicate \(m.duplicate), rejected \(m.rejected)"
+        + (m.capped ? " — CAPPED at \(Int(o.capSeconds)) s" : ""))
+    if let first = m.firstRejection { report.say("  first rejection: \(first)") }
+    report.say("  acknowledged: \(grouped(ackRate)) events/s over \(fmt(seconds, 2)) s (first send → last ACK); middle 80 % of ACKs: \(grouped(middleRate)) events/s")
+    if let l = Latency(m.latencies) { report.say("  ACK latency under saturation (closed loop, informational): " + l.line) }
+    let backlogAtEnd = poller.board.all.last { $0.time <= m.lastReply }.map { max(0, $0.accepted - $0.evaluated) }
+    // Evaluation continues after the last ACK: wait (bounded) until every accepted event is evaluated.
+    let evaluatedAt = poller.waitForEvaluated(m.accepted, deadline: max(nowNanoseconds(), m.lastReply) + UInt64(o.capSeconds * 1e9))
+    let samples = poller.board.all
+    let evaluatedRate: Double
+    var evaluatedNote = ""
+    if let evaluatedAt {
+        let evaluatedSeconds = Double(evaluatedAt - m.firstSend) / 1e9
+        evaluatedRate = Double(m.accepted) / evaluatedSeconds
+        report.say("  evaluated: all \(m.accepted) after \(fmt(evaluatedSeconds, 2)) s (first send → status shows all evaluated; polled every 100 ms): \(grouped(evaluatedRate)) events/s")
+    } else {
+        let last = samples.last
+        let done = last?.evaluated ?? 0
+        evaluatedRate = Double(done) / (Double((last?.time ?? nowNanoseconds()) - m.firstSend) / 1e9)
+        evaluatedNote = " (incomplete: \(done) of \(m.accepted) within the cap)"
+        report.say("  evaluated: only \(done) of \(m.accepted) within the cap: \(grouped(evaluatedRate)) events/s")
+    }
+    if let backlogAtEnd { report.say("  evaluation backlog when the last ACK arrived: \(backlogAtEnd) events") }
+    // Evaluation rate while it runs alone (after ingest ended), from the status samples.
+    let after = samples.filter { $0.time >= m.lastReply && $0.evaluated < m.accepted }
+    if let a = after.first, let b = samples.last(where: { $0.time > a.time }), b.evaluated > a.evaluated {
+        report.say("  evaluation rate after ingest ended (status samples): \(grouped(Double(b.evaluated - a.evaluated) / (Double(b.time - a.time) / 1e9))) events/s")
+    }
+    if let last = samples.last { report.say("  alerts published: \(last.published)") }
+    daemonFacts(report, context, daemon, "after throughput")
+    poller.stop()
+    finishDaemon(report, daemon)
+    report.rows.append(Row(
+        metric: "Sustained acknowledged events/s (group commit, \(o.clients)×\(o.window) window, \(grouped(Double(m.accepted))) events)",
+        result: grouped(ackRate) + " (middle 80 %: \(grouped(middleRate)))", target: "≥ 50,000",
+        verdict: ackRate >= 50_000 ? "met" : "MISSED"))
+    report.rows.append(Row(
+        metric: "Evaluated events/s, same run (first send → all evaluated)", result: grouped(evaluatedRate) + evaluatedNote,
+        target: "≥ 50,000 (for ingest to be sustainable)", verdict: evaluatedRate >= 50_000 && evaluatedNote.isEmpty ? "met" : "MISSED"))
+}
+
+func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
+    report.say("## B. ACK latency at a fixed offered rate: \(grouped(o.rate)) events/s, open loop, \(fmt(o.latencySeconds, 1)) s (\(events.count) events)")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "latency")
+    defer { daemon.stop() }
+    let deadline = nowNanoseconds() + UInt64((o.latencySeconds + 5) * 1e9)
+    let result = try Worker("paced-sender") {
+        try Clients.paced(context: context, endpoint: daemon.endpoints.ingest, events: events, rate: o.rate, sendDeadline: deadline, mode: .daemon)
+    }.join()
+    let sentTimes = result.sendTimes.filter { $0 > 0 }
+    let achieved = Double(sentTimes.count) / (Double(sentTimes.max()! - sentTimes.min()!) / 1e9)
+    report.say("  sent \(result.sent) (achieved \(grouped(achieved))/s; max send lag behind schedule \(fmt(Double(result.maxScheduleLag) / 1e6, 2)) ms), "
+        + "accepted \(result.accepted), duplicate \(result.duplicate), rejected \(result.rejected), no reply \(result.sent - result.replied)"
+        + (result.capped ? " — CAPPED" : ""))
+    if let first = result.firstRejection { report.say("  first rejection: \(first)") }
+    let latency = Latency(result.latencies)
+    if let latency { report.say("  ACK latency: " + latency.line) }
+    // Tail over time: the p99 of each second, to show whether the tail is steady or bursts.
+    var perSecond: [String] = []
+    let t0 = sentTimes.min()!
+    for s in 0..<Int(o.latencySeconds.rounded(.up)) {
+        let lo = t0 + UInt64(s) * 1_000_000_000, hi = lo + 1_000_000_000
+        let slice = zip(result.sendTimes, result.replyTimes).compactMap { $0 >= lo && $0 < hi && $1 > 0 ? $1 - $0 : nil }
+        if let l = Latency(slice) { perSecond.append(fmt(l.p99, 2)) }
+    }
+    report.say("  p99 per second (ms): " + perSecond.joined(separator: " "))
+    daemonFacts(report, context, daemon, "after the latency run")
+    finishDaemon(report, daemon)
+    if let latency {
+        report.rows.append(Row(metric: "ACK latency p50 at \(grouped(o.rate))/s", result: fmt(latency.p50, 2) + " ms", target: "—", verdict: "info"))
+        report.rows.append(Row(metric: "ACK latency p90 at \(grouped(o.rate))/s", result: fmt(latency.p90, 2) + " ms", target: "—", verdict: "info"))
+        report.rows.append(Row(
+            metric: "ACK latency p99 at \(grouped(o.rate))/s", result: fmt(latency.p99, 2) + " ms", target: "≤ 5 ms",
+            verdict: latency.p99 <= 5 && result.replied == events.count ? "met" : "MISSED"))
+        report.rows.append(Row(metric: "ACK latency max at \(grouped(o.rate))/s", result: fmt(latency.max, 2) + " ms", target: "—", verdict: "info"))
+    }
+}
+
+func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws {
+    let count = Int(o.alertRate * o.alertSeconds)
+    let patients = min(o.patients, count)
+    let events = EventFactory.alternating(prefix: "alert", count: count, patients: patients, seed: 3)
+    report.say("## C. Event-to-alert latency: \(grouped(o.alertRate)) events/s, open loop, \(fmt(o.alertSeconds, 1)) s (\(count) events, \(patients) patients alternating 18 ↔ 90 pmol/L)")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "alerts")
+    defer { daemon.stop() }
+    let subscriber = try AlertSubscriber(context: context, endpoint: daemon.endpoints.alerts)
+    defer { subscriber.stop() }
+    // Make sure the subscription has reached the daemon (PUB/SUB drops until it has): a probe event whose alert
+    // must arrive before the measured events start.
+    var random = SplitMix(seed: 99)
+    var probeArrived = false
+    for attempt in 0..<5 where !probeArrived {
+        let probe = EventFactory.event(id: "probe-\(attempt)", patient: "probe-\(attempt)", clinic: EventFactory.clinics[0], secondsAfterBase: 0, activeB12: 18, random: &random)
+        guard let reply = try Clients.request(context: context, endpoint: daemon.endpoints.ingest, probe), reply.stringField("status") == "accepted" else {
+            throw BenchmarkError("the probe event was not accepted")
+        }
+        let until = nowNanoseconds() + 2_000_000_000
+        while nowNanoseconds() < until, subscriber.received == 0 { usleep(5_000) }
+        probeArrived = subscriber.received > 0
+    }
+    guard probeArrived else { throw BenchmarkError("no alert reached the subscriber for the probe events") }
+    usleep(200_000)
+    let probeAlerts = subscriber.received
+    let deadline = nowNanoseconds() + UInt64((o.alertSeconds + 5) * 1e9)
+    let result = try Worker("alert-sender") {
+        try Clients.paced(context: context, endpoint: daemon.endpoints.ingest, events: events, rate: o.alertRate, sendDeadline: deadline, mode: .daemon)
+    }.join()
+    // Wait (bounded) for the alerts of the last events: every event changes 3 alerts.
+    let expected = probeAlerts + 3 * result.accepted
+    let until = nowNanoseconds() + 10_000_000_000
+    while nowNanoseconds() < until, subscriber.received < expected { usleep(10_000) }
+    usleep(100_000)
+    subscriber.stop()
+    let alerts = subscriber.all
+    // Match: for each event, the first alert for its patient that arrived after it was sent and before that
+    // patient's next event was sent.
+    var byPatient: [String: [UInt64]] = [:]
+    var statuses: [String: Int] = [:]
+    for alert in alerts where !alert.patient.hasPrefix("probe-") {
+        byPatient[alert.patient, default: []].append(alert.time)
+        statuses[alert.status, default: 0] += 1
+    }
+    var latencies: [UInt64] = []
+    var fired: [UInt64] = []
+    var resolved: [UInt64] = []
+    var cursor: [String: Int] = [:]
+    var missing = 0
+    for index in 0..<events.count where result.sendTimes[index] > 0 {
+        let patient = EventFactory.alternatingPatient(index, patients: patients)
+        let sent = result.sendTimes[index]
+        let nextSent = index + patients < events.count && result.sendTimes[index + patients] > 0 ? result.sendTimes[index + patients] : UInt64.max
+        let times = byPatient[patient] ?? []
+        var position = cursor[patient] ?? 0
+        while position < times.count, times[position] < sent { position += 1 }
+        cursor[patient] = position
+        if position < times.count, times[position] < nextSent {
+            let latency = times[position] - sent
+            latencies.append(latency)
+            if (index / patients) % 2 == 0 { fired.append(latency) } else { resolved.append(latency) }
+        } else {
+            missing += 1
+        }
+    }
+    report.say("  sent \(result.sent), accepted \(result.accepted), rejected \(result.rejected); alerts received \(alerts.count - probeAlerts) "
+        + "(expected \(3 * result.accepted): " + statuses.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        + "); events without a matching alert: \(missing)")
+    let latency = Latency(latencies)
+    if let latency { report.say("  event-to-alert (send → first alert at the subscriber): " + latency.line) }
+    if let l = Latency(fired) { report.say("    events that fire alerts:   " + l.line) }
+    if let l = Latency(resolved) { report.say("    events that resolve alerts: " + l.line) }
+    if let l = Latency(result.latencies) { report.say("  ACK latency in the same run: " + l.line) }
+    daemonFacts(report, context, daemon, "after the alert run")
+    subscriber.stop()
+    finishDaemon(report, daemon)
+    if let latency {
+        report.rows.append(Row(metric: "Event-to-alert p50 at \(grouped(o.alertRate))/s", result: fmt(latency.p50, 2) + " ms", target: "—", verdict: "info"))
+        report.rows.append(Row(
+            metric: "Event-to-alert p99 at \(grouped(o.alertRate))/s", result: fmt(latency.p99, 2) + " ms" + (missing > 0 ? " (\(missing) unmatched)" : ""),
+            target: "≤ 10 ms", verdict: latency.p99 <= 10 && missing == 0 ? "met" : "MISSED"))
+    }
+}
+
+func echo(_ o: Options, _ report: Report, _ context: ZMQContext, _ throughputEvents: [[UInt8]], _ latencyEvents: [[UInt8]]) throws {
+    report.say("## D. Baseline: bare ROUTER/DEALER echo, same payloads")
+    let server = try EchoServer(context: context)
+    defer { server.stop() }
+    let start = nowNanoseconds()
+    let deadline = start + UInt64(o.capSeconds * 1e9)
+    let per = (throughputEvents.count + o.clients - 1) / o.clients
+    let workers = (0..<o.clients).map { c in
+        let range = (c * per)..<min(throughputEvents.count, (c + 1) * per)
+        return Worker("echo-sender-\(c)") {
+            try Clients.windowed(context: context, endpoint: server.endpoint, events: throughputEvents, range: range, window: o.window, sendDeadline: deadline, mode: .echo)
+        }
+    }
+    let m = SendResult.merged(try workers.map { try $0.join() })
+    let rate = Double(m.replied) / (Double(m.lastReply - m.firstSend) / 1e9)
+    report.say("  round trips: \(m.replied) of \(m.sent) in \(fmt(Double(m.lastReply - m.firstSend) / 1e9, 2)) s: \(grouped(rate))/s (\(o.clients)×\(o.window) window)")
+    let paced = try Worker("echo-paced") {
+        try Clients.paced(context: context, endpoint: server.endpoint, events: latencyEvents, rate: o.rate, sendDeadline: nowNanoseconds() + UInt64((o.latencySeconds + 5) * 1e9), mode: .echo)
+    }.join()
+    let latency = Latency(paced.latencies)
+    if let latency { report.say("  round-trip latency at \(grouped(o.rate))/s open loop: " + latency.line) }
+    report.say("  echoed \(server.stop()) messages")
+    report.rows.append(Row(metric: "Baseline echo round trips/s (same window, same payloads)", result: grouped(rate), target: "—", verdict: "baseline"))
+    if let latency {
+        report.rows.append(Row(metric: "Baseline echo round trip p50 / p99 at \(grouped(o.rate))/s", result: "\(fmt(latency.p50, 3)) / \(fmt(latency.p99, 3)) ms", target: "—", verdict: "baseline"))
+    }
+}
+
+// MARK: - Main
+
+let signalSources = installSignalCleanup()
+let options: Options
+do {
+    options = try Options(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    FileHandle.standardError.write(Data("\(error)\n".utf8))
+    exit(2)
+}
+
+if let count = options.dumpEvents {
+    for event in EventFactory.mixed(prefix: "dump", count: count, patients: options.patients, seed: 1) {
+        print(String(decoding: event, as: UTF8.self))
+    }
+    exit(0)
+}
+if let count = options.dumpAlternating {
+    for event in EventFactory.alternating(prefix: "dump", count: count, patients: min(options.patients, count), seed: 3) {
+        print(String(decoding: event, as: UTF8.self))
+    }
+    exit(0)
+}
+
+guard FileManager.default.isExecutableFile(atPath: options.daemonBinary) else {
+    FileHandle.standardError.write(Data("""
+        no daemon binary at \(options.daemonBinary); build it first, from the repository root:
+            swift build -c release --product cobalt --scratch-path .build-release
+
+        """.utf8))
+    exit(2)
+}
+
+let report = Report()
+let began = Date()
+let loadBefore = Machine.loadAverage
+let binaryDate = ((try? FileManager.default.attributesOfItem(atPath: options.daemonBinary))?[.modificationDate] as? Date).map { "\($0)" } ?? "?"
+report.say("# Cobalt daemon load benchmark")
+report.say("date: \(began)")
+report.say("machine: nproc \(Machine.cores), CPU \(Machine.cpuModel), RAM \(Machine.memory), \(Machine.os), \(Machine.kernel)")
+report.say("load average before: \(loadBefore)")
+report.say("command: \(CommandLine.arguments.joined(separator: " "))")
+report.say("load generator build: \(Machine.buildConfiguration); libzmq \(ZMQContext.version)")
+report.say("daemon: \(options.daemonBinary) (built \(binaryDate)); repository \(Machine.revision(root: options.root))")
+report.say("daemon command: \(options.daemonBinary) serve --rules \(options.rulesDirectory) --db <fresh temp dir>/load.db --ingest tcp://127.0.0.1:* --alerts tcp://127.0.0.1:* --replay tcp://127.0.0.1:* --control tcp://127.0.0.1:*")
+
+let throughputEvents = EventFactory.mixed(prefix: "tput", count: options.events, patients: options.patients, seed: 1)
+let latencyEvents = EventFactory.mixed(prefix: "lat", count: Int(options.rate * options.latencySeconds), patients: options.patients, seed: 2)
+let sizes = throughputEvents.map(\.count)
+report.say("events: \(options.patients) patients in \(EventFactory.clinics.count) clinics; \(sizes.min()!)–\(sizes.max()!) bytes, mean \(sizes.reduce(0, +) / sizes.count) bytes of JSON each; unique ids")
+report.say("")
+
+let context: ZMQContext
+do { context = try ZMQContext() } catch {
+    FileHandle.standardError.write(Data("zmq context: \(error)\n".utf8))
+    exit(1)
+}
+var failures: [String] = []
+@MainActor func attempt(_ name: String, _ body: () throws -> Void) {
+    guard options.only.contains(name) else { return }
+    do { try body() } catch {
+        failures.append("\(name): \(error)")
+        report.say("  FAILED: \(error)")
+    }
+    report.say("")
+}
+attempt("throughput") { try throughput(options, report, context, throughputEvents) }
+attempt("latency") { try ackLatency(options, report, context, latencyEvents) }
+attempt("alerts") { try alertLatency(options, report, context) }
+attempt("echo") { try echo(options, report, context, throughputEvents, latencyEvents) }
+context.terminate()
+
+// The summary table goes to stdout (progress and details went to stderr as they happened).
+print(report.lines.joined(separator: "\n"))
+print("## Summary")
+print("load average after: \(Machine.loadAverage); wall time \(fmt(Date().timeIntervalSince(began), 1)) s")
+print("")
+print("| metric | result | target | |")
+print("|---|---|---|---|")
+for row in report.rows { print("| \(row.metric) | \(row.result) | \(row.target) | \(row.verdict) |") }
+if !failures.isEmpty {
+    print("\nFAILED scenarios:\n" + failures.joined(separator: "\n"))
+    exit(1)
+}
+_ = signalSources
