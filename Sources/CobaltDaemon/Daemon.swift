@@ -80,7 +80,8 @@ public final class Daemon: Sendable {
         let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
-            configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher, logger: logger)
+            configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
+            statistics: statistics, logger: logger)
         var services: [any Service] = [
             SocketService(loop: loop, subscriptions: .init(1), publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
@@ -95,6 +96,13 @@ public final class Daemon: Sendable {
                 rules: rules, statistics: statistics, wake: wake),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
+        if configuration.watchRules {
+            services.insert(
+                RulesWatcher(
+                    directory: configuration.rules, interval: .milliseconds(configuration.watchIntervalMilliseconds),
+                    settle: .milliseconds(configuration.watchSettleMilliseconds), reloader: reloader),
+                at: 1)
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger))

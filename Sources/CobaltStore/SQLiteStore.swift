@@ -160,7 +160,7 @@ package final class SQLiteStore: CobaltStore {
                     }
                     published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
                 }
-                try markEvaluated.execute(arguments: [eventSeq])
+                if eventSeq > 0 { try markEvaluated.execute(arguments: [eventSeq]) }
             }
             for (clinic, seq) in last {
                 try db.execute(
@@ -215,6 +215,17 @@ package final class SQLiteStore: CobaltStore {
                 unevaluated: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events WHERE evaluated = 0") ?? 0,
                 alerts: try Int64.fetchOne(db, sql: "SELECT count(*) FROM alert_log") ?? 0)
         }
+    }
+
+    package func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT patient, max(clinic) AS clinic FROM alert_state GROUP BY patient ORDER BY patient")
+                .map { ($0["patient"], $0["clinic"]) }
+        }
+    }
+
+    package func lastJournalSequence() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0 }
     }
 
     package func recordRuleSet(version: String, hash: String, at time: Double) async throws {

@@ -125,8 +125,15 @@ package protocol CobaltStore: Sendable {
     func alertStates(patient: String) async throws -> [AlertState]
 
     /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
-    /// sequence numbers, updates alert states, and marks the events evaluated. Returns what to publish.
+    /// sequence numbers, updates alert states, and marks the events evaluated (a re-evaluation after a rule
+    /// change has no event: `eventSeq` 0). Returns what to publish.
     func commitEvaluations(_ evaluations: [(eventSeq: Int64, changes: [AlertChange])], at time: Double) async throws -> [PublishedAlert]
+
+    /// Patients with at least one open (firing or updated) alert.
+    func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)]
+
+    /// The latest journal sequence number (0 when empty).
+    func lastJournalSequence() async throws -> Int64
 
     /// Alerts of a clinic after `seq`, at most `limit`, and whether more follow.
     func alerts(clinic: String, after seq: Int64, limit: Int) async throws -> (alerts: [PublishedAlert], more: Bool)

@@ -190,3 +190,38 @@ enum Machine {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+// MARK: - CPU accounting
+
+/// User + system CPU seconds used so far by a process (from /proc/PID/stat), or nil.
+func cpuSeconds(pid: Int32) -> Double? {
+    let path = pid == 0 ? "/proc/self/stat" : "/proc/\(pid)/stat"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+    // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// CPU used by the daemon and by this load generator between two moments.
+struct CPUWindow {
+    let daemonPID: Int32
+    private let startDaemon: Double
+    private let startSelf: Double
+    private let startTime: UInt64
+
+    init(daemonPID: Int32) {
+        self.daemonPID = daemonPID
+        startDaemon = cpuSeconds(pid: daemonPID) ?? 0
+        startSelf = cpuSeconds(pid: 0) ?? 0
+        startTime = nowNanoseconds()
+    }
+
+    /// "daemon 1.23 cores (12.3 s CPU), load generator 0.45 cores over 10.0 s".
+    var summary: String {
+        let wall = Double(nowNanoseconds() - startTime) / 1e9
+        let daemon = (cpuSeconds(pid: daemonPID) ?? startDaemon) - startDaemon
+        let own = (cpuSeconds(pid: 0) ?? startSelf) - startSelf
+        return "CPU over \(fmt(wall, 1)) s: daemon \(fmt(daemon / wall, 2)) cores (\(fmt(daemon, 1)) s), load generator \(fmt(own / wall, 2)) cores (\(fmt(own, 1)) s)"
+    }
+}

@@ -166,6 +166,7 @@ func throughput(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
     }
     let poller = StatusPoller(context: context, endpoint: daemon.endpoints.control, intervalMilliseconds: 100)
     defer { poller.stop() }
+    let cpu = CPUWindow(daemonPID: daemon.pid)
     let start = nowNanoseconds()
     let deadline = start + UInt64(o.capSeconds * 1e9)
     let per = (events.count + o.clients - 1) / o.clients
@@ -176,6 +177,7 @@ func throughput(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
         }
     }
     let parts = try workers.map { try $0.join() }
+    let ingestCPU = cpu.summary
     let m = SendResult.merged(parts)
     let seconds = Double(m.lastReply - m.firstSend) / 1e9
     let ackRate = Double(m.accepted) / seconds
@@ -208,6 +210,8 @@ func throughput(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
         report.say("  evaluated: only \(done) of \(m.accepted) within the cap: \(grouped(evaluatedRate)) events/s")
     }
     if let backlogAtEnd { report.say("  evaluation backlog when the last ACK arrived: \(backlogAtEnd) events") }
+    report.say("  until the last ACK: " + ingestCPU)
+    report.say("  until all evaluated: " + cpu.summary)
     // Evaluation rate while it runs alone (after ingest ended), from the status samples.
     let after = samples.filter { $0.time >= m.lastReply && $0.evaluated < m.accepted }
     if let a = after.first, let b = samples.last(where: { $0.time > a.time }), b.evaluated > a.evaluated {
@@ -231,6 +235,7 @@ func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
     let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "latency")
     defer { daemon.stop() }
     let deadline = nowNanoseconds() + UInt64((o.latencySeconds + 5) * 1e9)
+    let cpu = CPUWindow(daemonPID: daemon.pid)
     let result = try Worker("paced-sender") {
         try Clients.paced(context: context, endpoint: daemon.endpoints.ingest, events: events, rate: o.rate, sendDeadline: deadline, mode: .daemon)
     }.join()
@@ -251,6 +256,7 @@ func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
         if let l = Latency(slice) { perSecond.append(fmt(l.p99, 2)) }
     }
     report.say("  p99 per second (ms): " + perSecond.joined(separator: " "))
+    report.say("  " + cpu.summary)
     daemonFacts(report, context, daemon, "after the latency run")
     finishDaemon(report, daemon)
     if let latency {
@@ -289,6 +295,7 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     usleep(200_000)
     let probeAlerts = subscriber.received
     let deadline = nowNanoseconds() + UInt64((o.alertSeconds + 5) * 1e9)
+    let cpu = CPUWindow(daemonPID: daemon.pid)
     let result = try Worker("alert-sender") {
         try Clients.paced(context: context, endpoint: daemon.endpoints.ingest, events: events, rate: o.alertRate, sendDeadline: deadline, mode: .daemon)
     }.join()
@@ -336,6 +343,7 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     if let l = Latency(fired) { report.say("    events that fire alerts:   " + l.line) }
     if let l = Latency(resolved) { report.say("    events that resolve alerts: " + l.line) }
     if let l = Latency(result.latencies) { report.say("  ACK latency in the same run: " + l.line) }
+    report.say("  " + cpu.summary)
     daemonFacts(report, context, daemon, "after the alert run")
     subscriber.stop()
     finishDaemon(report, daemon)

@@ -15,6 +15,9 @@ import Yams
 /// - `limits.evaluation_batch` (int, default 256): journaled events evaluated per transaction.
 /// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
 /// - `replay_page_limit` (int, default 500): most alerts in one replay page.
+/// - `watch_rules` (bool, default true): reload when the rules directory changes.
+/// - `watch_interval_ms` (int, default 1000): how often the rules directory is checked.
+/// - `watch_settle_ms` (int, default 2000): how long the files must stay unchanged before a reload.
 public struct DaemonConfiguration: Sendable, Equatable {
     public var rules = "Rules"
     public var profile: String?
@@ -30,6 +33,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var evaluationBatch = 256
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
+    public var watchRules = true
+    public var watchIntervalMilliseconds = 1_000
+    public var watchSettleMilliseconds = 2_000
 
     public init() {}
 
@@ -52,7 +58,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
             guard let value = node.int, value > 0 else { throw ConfigurationError("\(file): '\(key)' must be a positive whole number") }
             return value
         }
-        let known = ["rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit"]
+        let known = [
+            "rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit", "watch_rules",
+            "watch_interval_ms", "watch_settle_ms",
+        ]
         for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
             throw ConfigurationError("\(file): unknown key '\(key)'; expected one of \(known.joined(separator: ", "))")
         }
@@ -74,6 +83,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds
         configuration.replayPageLimit = try int(mapping["replay_page_limit"], "replay_page_limit") ?? configuration.replayPageLimit
+        if let node = mapping["watch_rules"] {
+            guard let value = node.bool else { throw ConfigurationError("\(file): 'watch_rules' must be true or false") }
+            configuration.watchRules = value
+        }
+        configuration.watchIntervalMilliseconds = try int(mapping["watch_interval_ms"], "watch_interval_ms") ?? configuration.watchIntervalMilliseconds
+        configuration.watchSettleMilliseconds = try int(mapping["watch_settle_ms"], "watch_settle_ms") ?? configuration.watchSettleMilliseconds
         return configuration
     }
 

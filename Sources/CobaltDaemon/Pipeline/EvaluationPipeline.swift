@@ -92,6 +92,11 @@ actor EvaluationPipeline {
             entry.lastSeq = stored.seq
             let evaluation = evaluator.evaluateLazily(entry.timeline)
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)
+            for index in 0..<evaluation.count where evaluation.isShadow(index) {
+                // Rule sets in `testing` run in shadow: evaluated and logged, never published.
+                statistics.recordShadow(rule: evaluation.rule(index))
+                logger.info("shadow alert", metadata: ["rule.id": "\(evaluation.rule(index))", "event.seq": "\(stored.seq)"])
+            }
             for change in changes {
                 switch change.status {
                 case .firing, .updated:
@@ -148,6 +153,34 @@ actor EvaluationPipeline {
     /// Forgets cached timelines (after a rule-set change).
     func invalidate() {
         cache.removeAll()
+    }
+
+    /// After a rule-set change: evaluates every patient with open alerts under the current rules, so a threshold
+    /// change resolves or raises alerts without waiting for the next result. Patients without open alerts are
+    /// evaluated under the new rules with their next event. Runs inside the pipeline, so no event is evaluated
+    /// concurrently; returns how many patients were re-evaluated.
+    @discardableResult
+    func reevaluateOpenAlerts() async throws -> Int {
+        try await drain()  // first, everything journaled under the rules it arrived with… now the new ones
+        let bundle = rules.snapshot
+        cache.removeAll()
+        cachedHash = bundle.hash
+        let evaluator = Evaluator(bundle: bundle)
+        let through = try await store.lastJournalSequence()
+        var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
+        let patients = try await store.patientsWithOpenAlerts()
+        for (patient, clinic) in patients {
+            let entry = try await entry(for: patient, clinic: clinic, before: through + 1, bundle: bundle)
+            let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
+            if !changes.isEmpty { evaluations.append((0, changes)) }
+        }
+        let published = try await store.commitEvaluations(evaluations, at: Date().timeIntervalSince1970)
+        publisher.publish(published)
+        statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
+        logger.info("open alerts re-evaluated under the new rules", metadata: [
+            "patients": "\(patients.count)", "changes": "\(published.count)", "ruleset.hash": "\(bundle.hash)",
+        ])
+        return patients.count
     }
 
     var cachedPatients: Int { cache.count }

@@ -17,9 +17,20 @@ struct Reloader {
     let rules: RulesHolder
     let pipeline: EvaluationPipeline
     let publisher: Publisher
+    let statistics: Statistics
     let logger: Logger
 
     func reload(expect: String?) async -> Outcome {
+        let started = ContinuousClock.now
+        let outcome = await attempt(expect: expect)
+        switch outcome {
+        case .live: statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
+        case .refused: statistics.recordReload(outcome: "refused", duration: ContinuousClock.now - started)
+        }
+        return outcome
+    }
+
+    private func attempt(expect: String?) async -> Outcome {
         let current = rules.snapshot
         if let expect, expect != current.hash {
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
@@ -35,7 +46,9 @@ struct Reloader {
             }
             if errors.isEmpty {
                 rules.swap(bundle)
-                await pipeline.invalidate()
+                do { try await pipeline.reevaluateOpenAlerts() } catch {
+                    logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
+                }
                 try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
                 publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
                 logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])

@@ -25,6 +25,15 @@ final class Statistics: Sendable {
 
     var snapshot: Snapshot { counts.withLock { $0 } }
 
+    func recordShadow(rule: String) {
+        Counter(label: "cobalt_shadow_alerts_total", dimensions: [("rule", rule)]).increment()
+    }
+
+    func recordReload(outcome: String, duration: Duration) {
+        Counter(label: "cobalt_reloads_total", dimensions: [("outcome", outcome)]).increment()
+        Timer(label: "cobalt_reload_duration_seconds").record(duration: duration)
+    }
+
     func recordIngest(_ c: IngestProcessor.Counts, batch: Int) {
         let rejectedCount = c.invalid + c.conflict + c.tooLarge + c.unavailable
         counts.withLock {

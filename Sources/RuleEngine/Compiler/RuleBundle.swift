@@ -93,4 +93,19 @@ package struct CompiledAlert: Sendable {
     package var detail: Template
     package var recommendation: Template
     package var citations: [String]
+
+    /// The literal text of the templates (placeholders removed) and citations, part of the alert's content digest;
+    /// computed once when the rule is compiled.
+    package var wording: String = ""
+
+    package init(category: String, severity: Severity, summary: Template, detail: Template, recommendation: Template, citations: [String]) {
+        self.category = category
+        self.severity = severity
+        self.summary = summary
+        self.detail = detail
+        self.recommendation = recommendation
+        self.citations = citations
+        self.wording = [summary.literalText, detail.literalText, recommendation.literalText, citations.joined(separator: ";")]
+            .joined(separator: "\u{1F}")
+    }
 }

@@ -31,11 +31,12 @@ package struct LazyEvaluation: Sendable {
     /// The alert's identity (patient × rule), without revealing the patient identifier.
     package func alertID(_ index: Int) -> String { Evaluator.alertID(patient: patient, rule: rule(index)) }
 
-    /// A digest of the alert's clinical content: rule, category, severity and every value its texts show.
-    /// Equal digests mean equal texts.
+    /// A digest of the alert's clinical content: rule, category, severity, the wording of its texts and every
+    /// value they show. Equal digests mean equal alerts.
     package func digest(_ index: Int) -> String {
         let rule = state.bundle.rules[fired[index].rule]
-        var content = "\(rule.id)\u{1F}\(rule.alert!.category)\u{1F}\(rule.alert!.severity.rawValue)"
+        let alert = rule.alert!
+        var content = "\(rule.id)\u{1F}\(alert.category)\u{1F}\(alert.severity.rawValue)\u{1F}\(alert.wording)"
         for value in fired[index].values {
             content += "\u{1F}"
             content += value.display
