@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "CobaltStoreTests", dependencies: ["CobaltStore"]),
         .testTarget(
             name: "CobaltDaemonTests",
-            dependencies: ["CobaltDaemon", "CobaltClient", "CobaltTestSupport", "ZeroMQ", "RuleEngine", "cobalt"],
+            dependencies: ["CobaltDaemon", "CobaltClient", "CobaltStore", "CobaltTestSupport", "ZeroMQ", "RuleEngine", "cobalt"],
             resources: [.copy("Interop")]
         ),
         .testTarget(

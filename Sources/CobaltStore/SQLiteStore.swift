@@ -217,6 +217,14 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
+    package func events(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]
+            ).map(Self.event)
+        }
+    }
+
     package func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT patient, max(clinic) AS clinic FROM alert_state GROUP BY patient ORDER BY patient")

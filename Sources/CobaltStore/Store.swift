@@ -132,6 +132,9 @@ package protocol CobaltStore: Sendable {
     /// Patients with at least one open (firing or updated) alert.
     func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)]
 
+    /// Journaled events after `seq` in journal order, at most `limit` (for replaying the journal).
+    func events(after seq: Int64, limit: Int) async throws -> [StoredEvent]
+
     /// The latest journal sequence number (0 when empty).
     func lastJournalSequence() async throws -> Int64
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CobaltDaemon
 import RuleEngine
 
 @main
@@ -18,8 +19,23 @@ func finish(_ output: RuleCommands.Output) throws -> Never {
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check and test rule sets.",
-        subcommands: [Check.self, Test.self, Table.self]
+        subcommands: [Check.self, Test.self, Table.self, Diff.self]
     )
+
+    struct Diff: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replay a journal through two rule sets; report alerts that would be added or lost (exit 1 if a critical alert is lost).")
+
+        @Option(help: "The SQLite database whose journal to replay.") var journal: String
+        @Argument(help: "The current rules directory.") var old: String
+        @Argument(help: "The candidate rules directory.") var new: String
+
+        func run() async throws {
+            let report = try await RulesDiff.run(journal: journal, old: old, new: new)
+            print(report.text, terminator: "")
+            if report.lostCritical > 0 { throw ExitCode(1) }
+        }
+    }
 
     struct Table: ParsableCommand {
         static let configuration = CommandConfiguration(

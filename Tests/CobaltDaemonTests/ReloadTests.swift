@@ -1,4 +1,5 @@
 import CobaltClient
+import CobaltStore
 import CobaltDaemon
 import CobaltTestSupport
 import Foundation
@@ -109,5 +110,30 @@ func runningHash(control: String) async throws -> String {
             let metrics = try await request(#"{"command": "metrics"}"#, to: daemon.endpoints.control)
             #expect(metrics["status"] == .string("error"))  // no metrics backend in tests; the shadow run is logged
         }
+    }
+}
+
+@Suite struct RulesDiffTests {
+    @Test func reportsAddedAndLostAlertsAndFlagsLostCriticalOnes() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let journal = scratch.path + "/journal.db"
+        let store = try SQLiteStore(path: journal)
+        let events = [
+            deficientEvent(id: "d-1", patient: "p-1"),
+            eventJSON(id: "d-2", patient: "p-2", clinic: "south", body: #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "symptoms": [{"code": "paraesthesia"}]"#),
+        ]
+        _ = try await store.journal(events.enumerated().map { index, json in
+            IncomingEvent(id: "d-\(index)", digest: "x\(index)", patient: index == 0 ? "p-1" : "p-2", clinic: index == 0 ? "north" : "south", time: 0, body: json)
+        })
+        let same = try await RulesDiff.run(journal: journal, old: Repository.rules, new: Repository.rules)
+        #expect(same.events == 2 && same.lostCritical == 0)
+        #expect(same.text.contains("no alert would be added or lost"))
+
+        let candidate = try copyRules(into: scratch)
+        try edit(candidate + "/rulesets/40-neuro-urgent.yaml", "when: neuro.symptoms and not (exists(alternative_neuro_diagnosis) and b12.replete_specific)", "when: neuro.symptoms and b12.status == \"deficient\"")
+        let diff = try await RulesDiff.run(journal: journal, old: Repository.rules, new: candidate)
+        #expect(diff.lostCritical == 1)
+        #expect(diff.text.contains("- neuro.urgent [critical] clinic south: 1  !! LOST CRITICAL ALERT"))
     }
 }
