@@ -77,10 +77,10 @@ public final class Daemon: Sendable {
         let pipeline = EvaluationPipeline(
             store: store, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
             batchSize: configuration.evaluationBatch, statistics: statistics, logger: logger)
-        let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
-            configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
+            configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,
             statistics: statistics, logger: logger)
         var services: [any Service] = [
             SocketService(loop: loop, subscriptions: .init(1), publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
@@ -90,7 +90,7 @@ public final class Daemon: Sendable {
                 control: ControlHandler(
                     configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
                     statistics: statistics, started: started, reloader: reloader, metrics: metrics)),
-            EvaluationService(pipeline: pipeline, wakeUps: wakeUps),
+            EvaluationService(pipeline: pipeline, work: work),
             IngestService(
                 loop: loop, socket: .init(0), processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes), store: store,
                 rules: rules, statistics: statistics, wake: wake),

@@ -137,3 +137,79 @@ func runningHash(control: String) async throws -> String {
         #expect(diff.text.contains("- neuro.urgent [critical] clinic south: 1  !! LOST CRITICAL ALERT"))
     }
 }
+
+/// Proof under load: while a pyzmq sender streams events, the rules are reloaded again and again, alternating
+/// broken and valid sets. Every event is acknowledged and evaluated exactly once, none is rejected because of a
+/// reload, broken sets never go live, and the ops stream reports every outcome.
+@Suite(.timeLimit(.minutes(4))) struct ReloadUnderLoadTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Interop/stream.py").path
+
+    @Test func reloadsNeverLoseOrRejectEvents() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        var configuration = testConfiguration(directory: scratch.path, rules: rules)
+        configuration.watchRules = false
+        let count = 3_000
+        try await withRunningDaemon(configuration) { daemon in
+            let e = daemon.endpoints
+            let ops = Task {
+                try await onThread { () -> [String] in
+                    let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
+                    try sub.set(.subscribe, Array("ops/ruleset".utf8))
+                    try sub.connect(e.alerts)
+                    var outcomes: [String] = []
+                    while outcomes.count < 20, try sub.waitForInput(timeout: 60_000), let message = try sub.receive() {
+                        let body = String(decoding: message.frames[1], as: UTF8.self)
+                        outcomes.append(body.contains("\"outcome\":\"live\"") ? "live" : "rejected")
+                    }
+                    return outcomes
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let sender = Task {
+                try await onThread { () -> String in
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                    process.arguments = ["python3", Self.script, e.ingest, "\(count)", "600"]
+                    let pipe = Pipe()
+                    process.standardOutput = pipe
+                    process.standardError = pipe
+                    try process.run()
+                    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    return String(decoding: output, as: UTF8.self)
+                }
+            }
+            let file = rules + "/rulesets/30-folate-masking.yaml"
+            let original = try String(contentsOfFile: file, encoding: .utf8)
+            var validHashes: Set<String> = [try await runningHash(control: e.control)]
+            var replies: [String] = []
+            for round in 0..<10 {
+                try original.replacingOccurrences(of: "daily_dose(folic_acid) >", with: "daily_dose(folic_acd) >")
+                    .write(toFile: file, atomically: true, encoding: .utf8)
+                let broken = try await request(#"{"command": "reload"}"#, to: e.control)
+                replies.append(broken["status"]?.stringValue ?? "?")
+                try original.replacingOccurrences(of: "owner: Maternity haematology clinical lead", with: "owner: Lead \(round)")
+                    .write(toFile: file, atomically: true, encoding: .utf8)
+                let valid = try await request(#"{"command": "reload"}"#, to: e.control)
+                replies.append(valid["status"]?.stringValue ?? "?")
+                if case .object(let r)? = valid["ruleset"], let hash = r["hash"]?.stringValue { validHashes.insert(hash) }
+                #expect(validHashes.contains(try await runningHash(control: e.control)), "a broken set went live")
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            #expect(replies == Array(repeating: ["error", "ok"], count: 10).flatMap { $0 })
+
+            let summary = try await sender.value
+            let result = try object(summary.split(separator: "\n").last.map(String.init) ?? "{}")
+            #expect(result["statuses"] == .object(["accepted": .number(Double(count))]), "\(summary)")
+            #expect(result["unanswered"] == .number(0))
+            try await waitForEvaluated(count, control: e.control)
+            let status = try await request(#"{"command": "status"}"#, to: e.control)
+            guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
+            #expect(counts["journaled"] == .number(Double(count)) && counts["evaluated"] == .number(Double(count)))
+            #expect(counts["rejected"] == .number(0) && counts["unevaluated"] == .number(0))
+            #expect(try await ops.value == Array(repeating: ["rejected", "live"], count: 10).flatMap { $0 })
+        }
+    }
+}

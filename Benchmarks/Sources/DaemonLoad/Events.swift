@@ -1,6 +1,6 @@
 import Foundation
 
-/// Realistic patient events (INTERFACES §1), 700–800 bytes of JSON each, generated before any timing starts.
+/// Realistic patient events (INTERFACES §1), 640–720 bytes of JSON each, generated before any timing starts.
 ///
 /// Every event is unique: its id (the idempotency key) is `<prefix>-<index>`, and its time advances by one second
 /// per event, so each patient's timeline only grows forward. Values come from a fixed-seed generator, so two runs
@@ -8,19 +8,33 @@ import Foundation
 enum EventFactory {
     static let clinics = ["north-antenatal", "south-antenatal", "east-community", "west-maternity"]
 
-    /// Active B12 values (pmol/L): below 25 is deficient, above 70 is not deficient, between is borderline.
-    /// A patient moving between the bands makes alerts fire, update and resolve.
-    static let activeB12: [Double] = [14, 18, 22, 31, 42, 55, 64, 78, 90, 112]
-
     /// A mixed stream for throughput and ACK latency: `count` events over `patients` patients, round robin.
+    ///
+    /// Like a lab feed: every event carries a routine panel (Hb, MCV, ferritin, serum folate, platelets, eGFR, all
+    /// in their normal ranges) plus pregnancy, diet and folic acid; one event in five also carries an active B12
+    /// result, and half of those move the patient to another band (deficient 18, borderline 45, not deficient
+    /// 90 pmol/L), so alerts fire and resolve on roughly one event in ten. Each patient keeps a fixed profile
+    /// (diet, folic-acid dose) and starts in a band drawn at random.
     static func mixed(prefix: String, count: Int, patients: Int, seed: UInt64) -> [[UInt8]] {
         var random = SplitMix(seed: seed)
+        let bands: [Double] = [18, 45, 90]
+        var band = (0..<patients).map { _ in Int(random.next() % 3) }
+        let profiles = (0..<patients).map { _ in
+            (diet: ["vegan", "vegetarian", "omnivore"][Int(random.next() % 3)], folicMilligrams: random.next() % 5 == 0)
+        }
+        var first = Array(repeating: true, count: patients)
         return (0..<count).map { index in
             let patient = index % patients
-            let b12 = activeB12[Int(random.next() % UInt64(activeB12.count))]
+            var b12: Double?
+            if first[patient] || random.next() % 5 == 0 {
+                if !first[patient], random.next() % 2 == 0 { band[patient] = (band[patient] + 1 + Int(random.next() % 2)) % 3 }
+                first[patient] = false
+                b12 = bands[band[patient]]
+            }
             return event(
                 id: "\(prefix)-\(index)", patient: "lp-\(pad4(patient))", clinic: clinics[patient % clinics.count],
-                secondsAfterBase: index, activeB12: b12, random: &random)
+                secondsAfterBase: index, activeB12: b12, random: &random,
+                diet: profiles[patient].diet, folicMilligrams: profiles[patient].folicMilligrams)
         }
     }
 
@@ -41,28 +55,26 @@ enum EventFactory {
     /// The patient of an `alternating` event.
     static func alternatingPatient(_ index: Int, patients: Int) -> String { "ea-\(pad4(index % patients))" }
 
-    /// One event. With `steady`, everything but active B12 is fixed (omnivore, 400 µg folic acid, normal blood
-    /// count), so that only the B12 band decides which alerts are active.
+    /// One event. With `steady`, the routine values are fixed (a normal blood count), so that only active B12
+    /// (when present) decides which alerts are active.
     static func event(
-        id: String, patient: String, clinic: String, secondsAfterBase: Int, activeB12: Double, random: inout SplitMix, steady: Bool = false
+        id: String, patient: String, clinic: String, secondsAfterBase: Int, activeB12: Double?, random: inout SplitMix,
+        diet: String = "omnivore", folicMilligrams: Bool = false, steady: Bool = false
     ) -> [UInt8] {
         let time = timestamp(secondsAfterBase)
-        var hb = 105 + Int(random.next() % 26)  // g/L
-        var mcv = 84 + Int(random.next() % 16)  // fL
-        var ferritin = 18 + Int(random.next() % 80)  // µg/L
-        var folate = 9 + Int(random.next() % 20)  // nmol/L
+        var hb = 112 + Int(random.next() % 24)  // g/L
+        var mcv = 84 + Int(random.next() % 14)  // fL
+        var ferritin = 30 + Int(random.next() % 70)  // µg/L
+        var folate = 12 + Int(random.next() % 20)  // nmol/L
         var platelets = 160 + Int(random.next() % 200)  // 10^9/L
         var weeks = 12 + Int(random.next() % 26)
-        var diet = ["vegan", "vegetarian", "omnivore"][Int(random.next() % 3)]
-        var folicDose = random.next() % 5 == 0 ? "5,\"unit\":\"mg\"" : "400,\"unit\":\"ug\""
-        if steady {
-            (hb, mcv, ferritin, folate, platelets, weeks, diet) = (121, 91, 60, 20, 250, 24, "omnivore")
-            folicDose = "400,\"unit\":\"ug\""
-        }
+        if steady { (hb, mcv, ferritin, folate, platelets, weeks) = (121, 91, 60, 20, 250, 24) }
+        let folicDose = folicMilligrams ? "5,\"unit\":\"mg\"" : "400,\"unit\":\"ug\""
+        let b12 = activeB12.map { "{\"code\":\"b12.active\",\"value\":\(Int($0)),\"unit\":\"pmol/L\"}," } ?? ""
         let json = """
             {"schema":"cobalt.event.v1","id":"\(id)","patient":"\(patient)","clinic":"\(clinic)","time":"\(time)",\
             "pregnancy":{"status":"pregnant","gestation_weeks":\(weeks),"fetuses":1},"diet":"\(diet)",\
-            "observations":[{"code":"b12.active","value":\(Int(activeB12)),"unit":"pmol/L"},\
+            "observations":[\(b12)\
             {"code":"hb","value":\(hb),"unit":"g/L"},{"code":"mcv","value":\(mcv),"unit":"fL"},\
             {"code":"ferritin","value":\(ferritin),"unit":"ug/L"},{"code":"folate.serum","value":\(folate),"unit":"nmol/L"},\
             {"code":"platelets","value":\(platelets),"unit":"10*9/L"},{"code":"egfr","value":96,"unit":"mL/min/1.73m2"}],\

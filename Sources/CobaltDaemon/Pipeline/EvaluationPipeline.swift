@@ -11,6 +11,15 @@ import RuleEngine
 /// skipped. Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
 /// journal when needed.
 actor EvaluationPipeline {
+    /// Work for the pipeline's loop. Only the loop evaluates, one item at a time: actor methods can interleave at
+    /// every `await`, so two drains started from different places would evaluate the same events twice.
+    enum Work: Sendable {
+        /// New events were journaled.
+        case events
+        /// The rules changed: evaluate what is journaled, then re-evaluate patients with open alerts.
+        case reevaluate(CheckedContinuation<Int, any Error>)
+    }
+
     private struct PatientEntry {
         var timeline: PatientTimeline
         /// The journal sequence number of the last event applied.
@@ -41,11 +50,18 @@ actor EvaluationPipeline {
         self.logger = logger
     }
 
-    /// Evaluates everything journaled and not yet evaluated, then again after each wake-up, until `wakeUps`
+    /// Evaluates everything journaled and not yet evaluated, then handles work items in order until `work`
     /// finishes; then drains once more and returns.
-    func run(wakeUps: AsyncStream<Void>) async {
+    func run(work: AsyncStream<Work>) async {
         await drainLogged()
-        for await _ in wakeUps { await drainLogged() }
+        for await item in work {
+            switch item {
+            case .events:
+                await drainLogged()
+            case .reevaluate(let continuation):
+                do { continuation.resume(returning: try await reevaluateOpenAlerts()) } catch { continuation.resume(throwing: error) }
+            }
+        }
         await drainLogged()
     }
 
@@ -58,9 +74,9 @@ actor EvaluationPipeline {
         }
     }
 
-    /// Evaluates all unevaluated events; returns how many.
+    /// Evaluates all unevaluated events; returns how many. Called only from the loop (see ``Work``).
     @discardableResult
-    func drain() async throws -> Int {
+    private func drain() async throws -> Int {
         var total = 0
         while true {
             let batch = try await store.unevaluated(after: lastEvaluated, limit: batchSize)
@@ -150,17 +166,12 @@ actor EvaluationPipeline {
         }
     }
 
-    /// Forgets cached timelines (after a rule-set change).
-    func invalidate() {
-        cache.removeAll()
-    }
-
     /// After a rule-set change: evaluates every patient with open alerts under the current rules, so a threshold
     /// change resolves or raises alerts without waiting for the next result. Patients without open alerts are
     /// evaluated under the new rules with their next event. Runs inside the pipeline, so no event is evaluated
     /// concurrently; returns how many patients were re-evaluated.
     @discardableResult
-    func reevaluateOpenAlerts() async throws -> Int {
+    private func reevaluateOpenAlerts() async throws -> Int {
         try await drain()  // first, everything journaled under the rules it arrived with… now the new ones
         let bundle = rules.snapshot
         cache.removeAll()

@@ -15,7 +15,8 @@ struct Reloader {
     let configuration: DaemonConfiguration
     let store: any CobaltStore
     let rules: RulesHolder
-    let pipeline: EvaluationPipeline
+    /// Where re-evaluation requests go; the pipeline's loop handles them in order with event evaluation.
+    let work: AsyncStream<EvaluationPipeline.Work>.Continuation
     let publisher: Publisher
     let statistics: Statistics
     let logger: Logger
@@ -46,7 +47,13 @@ struct Reloader {
             }
             if errors.isEmpty {
                 rules.swap(bundle)
-                do { try await pipeline.reevaluateOpenAlerts() } catch {
+                do {
+                    _ = try await withCheckedThrowingContinuation { continuation in
+                        if case .terminated = work.yield(.reevaluate(continuation)) {
+                            continuation.resume(throwing: ConfigurationError("the pipeline has stopped"))
+                        }
+                    }
+                } catch {
                     logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
                 }
                 try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)

@@ -15,7 +15,7 @@ struct IngestService: Service {
     let store: any CobaltStore
     let rules: RulesHolder
     let statistics: Statistics
-    let wake: AsyncStream<Void>.Continuation
+    let wake: AsyncStream<EvaluationPipeline.Work>.Continuation
 
     func run() async throws {
         defer { wake.finish() }
@@ -24,7 +24,7 @@ struct IngestService: Service {
             for reply in replies { loop.send(socket, reply.frames) }
             loop.release(socket, count: batch.count)
             statistics.recordIngest(counts, batch: batch.count)
-            if !accepted.isEmpty { wake.yield() }
+            if !accepted.isEmpty { wake.yield(.events) }
         }
     }
 }
@@ -32,10 +32,10 @@ struct IngestService: Service {
 /// Runs the evaluation pipeline until ingest has stopped and everything journaled is evaluated.
 struct EvaluationService: Service {
     let pipeline: EvaluationPipeline
-    let wakeUps: AsyncStream<Void>
+    let work: AsyncStream<EvaluationPipeline.Work>
 
     func run() async throws {
-        await pipeline.run(wakeUps: wakeUps)
+        await pipeline.run(work: work)
     }
 }
 
