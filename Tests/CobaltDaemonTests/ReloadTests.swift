@@ -185,6 +185,8 @@ func runningHash(control: String) async throws -> String {
             let original = try String(contentsOfFile: file, encoding: .utf8)
             var validHashes: Set<String> = [try await runningHash(control: e.control)]
             var replies: [String] = []
+            var pauses: [Double] = []
+            var reloadTimes: [Double] = []
             for round in 0..<10 {
                 try original.replacingOccurrences(of: "daily_dose(folic_acid) >", with: "daily_dose(folic_acd) >")
                     .write(toFile: file, atomically: true, encoding: .utf8)
@@ -194,11 +196,18 @@ func runningHash(control: String) async throws -> String {
                     .write(toFile: file, atomically: true, encoding: .utf8)
                 let valid = try await request(#"{"command": "reload"}"#, to: e.control)
                 replies.append(valid["status"]?.stringValue ?? "?")
+                if case .number(let pause)? = valid["evaluation_pause_ms"], case .number(let total)? = valid["reload_ms"] {
+                    pauses.append(pause)
+                    reloadTimes.append(total)
+                }
                 if case .object(let r)? = valid["ruleset"], let hash = r["hash"]?.stringValue { validHashes.insert(hash) }
                 #expect(validHashes.contains(try await runningHash(control: e.control)), "a broken set went live")
                 try await Task.sleep(for: .milliseconds(150))
             }
             #expect(replies == Array(repeating: ["error", "ok"], count: 10).flatMap { $0 })
+            #expect(pauses.count == 10)
+            // Measured, not asserted (timing belongs in benchmarks): printed for the record.
+            print("reload under load: reload_ms max \(reloadTimes.max() ?? -1), evaluation_pause_ms max \(pauses.max() ?? -1)")
 
             let summary = try await sender.value
             let result = try object(summary.split(separator: "\n").last.map(String.init) ?? "{}")

@@ -125,7 +125,7 @@ enum Clients {
     /// go out in ticks of about `rate / 1000` events; each event's latency is measured from its actual send time.
     static func paced(
         context: ZMQContext, endpoint: String, events: [[UInt8]], rate: Double, sendDeadline: UInt64, mode: SendResult.Mode,
-        waitAfterSending: UInt64 = 10_000_000_000
+        waitAfterSending: UInt64 = 30_000_000_000
     ) throws -> SendResult {
         let socket = try dealer(context, endpoint, window: 10_000)
         defer { socket.close() }

@@ -22,7 +22,7 @@ struct Options {
     var rules: String?
     var events = 100_000
     var window = 1_000
-    var clients = 1
+    var clients = [1, 4]
     var patients = 1_000
     var rate = 5_000.0
     var latencySeconds = 10.0
@@ -33,18 +33,20 @@ struct Options {
     var perfDirectory: String?
     var dumpEvents: Int?
     var dumpAlternating: Int?
+    var quietSeconds = 300.0
 
     var daemonBinary: String { daemon ?? root + "/.build-release/release/cobalt" }
     var rulesDirectory: String { rules ?? root + "/Rules" }
 
     static let usage = """
-        usage: DaemonLoad [--daemon PATH] [--rules DIR] [--events N] [--window N] [--clients N] [--patients N]
+        usage: DaemonLoad [--daemon PATH] [--rules DIR] [--events N] [--window N] [--clients N,…] [--patients N]
                           [--rate PER_S] [--latency-seconds S] [--alert-rate PER_S] [--alert-seconds S]
-                          [--cap-seconds S] [--only throughput,latency,alerts,echo] [--perf-dir DIR]
+                          [--cap-seconds S] [--only throughput,latency,alerts,echo] [--perf-dir DIR] [--wait-quiet S]
                           [--dump-events N | --dump-alternating N]   (print the generated events as JSON Lines and exit)
         defaults: --daemon <repo>/.build-release/release/cobalt --rules <repo>/Rules --events 100000 --window 1000
-                  --clients 1 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
-                  --cap-seconds 60
+                  --clients 1,4 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
+                  --cap-seconds 60 --wait-quiet 300 (before each scenario, wait up to S seconds until other
+                  processes use < 0.15 cores; 0 disables)
         """
 
     init(_ arguments: [String]) throws {
@@ -64,7 +66,7 @@ struct Options {
             case "--rules": rules = try value()
             case "--events": events = Int(try number(try value()))
             case "--window": window = Int(try number(try value()))
-            case "--clients": clients = Int(try number(try value()))
+            case "--clients": clients = try value().split(separator: ",").map { Int(try number(String($0))) }
             case "--patients": patients = Int(try number(try value()))
             case "--rate": rate = try number(try value())
             case "--latency-seconds": latencySeconds = try number(try value())
@@ -75,6 +77,7 @@ struct Options {
             case "--perf-dir": perfDirectory = try value()
             case "--dump-events": dumpEvents = Int(try number(try value()))
             case "--dump-alternating": dumpAlternating = Int(try number(try value()))
+            case "--wait-quiet": quietSeconds = Double(try value()) ?? 0
             case "-h", "--help":
                 print(Self.usage)
                 exit(0)
@@ -156,21 +159,21 @@ func finishDaemon(_ report: Report, _ daemon: DaemonProcess) {
 
 // MARK: - Scenarios
 
-func throughput(_ o: Options, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
-    report.say("## A. Sustained throughput: \(grouped(Double(events.count))) events, \(o.clients) DEALER client(s), window \(o.window) in flight each")
-    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "throughput")
+func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
+    report.say("## A. Sustained throughput: \(grouped(Double(events.count))) events, \(clients) DEALER client(s), window \(o.window) in flight each")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "throughput-\(clients)")
     defer { daemon.stop() }
     if let directory = o.perfDirectory {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        daemon.startPerf(output: directory + "/throughput.perf.data")
+        daemon.startPerf(output: directory + "/throughput-\(clients)x\(o.window).perf.data")
     }
     let poller = StatusPoller(context: context, endpoint: daemon.endpoints.control, intervalMilliseconds: 100)
     defer { poller.stop() }
     let cpu = CPUWindow(daemonPID: daemon.pid)
     let start = nowNanoseconds()
     let deadline = start + UInt64(o.capSeconds * 1e9)
-    let per = (events.count + o.clients - 1) / o.clients
-    let workers = (0..<o.clients).map { c in
+    let per = (events.count + clients - 1) / clients
+    let workers = (0..<clients).map { c in
         let range = (c * per)..<min(events.count, (c + 1) * per)
         return Worker("sender-\(c)") {
             try Clients.windowed(context: context, endpoint: daemon.endpoints.ingest, events: events, range: range, window: o.window, sendDeadline: deadline, mode: .daemon)
@@ -222,7 +225,7 @@ func throughput(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
     poller.stop()
     finishDaemon(report, daemon)
     report.rows.append(Row(
-        metric: "Sustained acknowledged events/s (group commit, \(o.clients)×\(o.window) window, \(grouped(Double(m.accepted))) events)",
+        metric: "Sustained acknowledged events/s (group commit, \(clients)×\(o.window) window, \(grouped(Double(m.accepted))) events)",
         result: grouped(ackRate) + " (middle 80 %: \(grouped(middleRate)))", target: "≥ 50,000",
         verdict: ackRate >= 50_000 ? "met" : "MISSED"))
     report.rows.append(Row(
@@ -355,29 +358,31 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     }
 }
 
-func echo(_ o: Options, _ report: Report, _ context: ZMQContext, _ throughputEvents: [[UInt8]], _ latencyEvents: [[UInt8]]) throws {
+func echo(_ o: Options, clientsList: [Int], _ report: Report, _ context: ZMQContext, _ throughputEvents: [[UInt8]], _ latencyEvents: [[UInt8]]) throws {
     report.say("## D. Baseline: bare ROUTER/DEALER echo, same payloads")
     let server = try EchoServer(context: context)
     defer { server.stop() }
-    let start = nowNanoseconds()
-    let deadline = start + UInt64(o.capSeconds * 1e9)
-    let per = (throughputEvents.count + o.clients - 1) / o.clients
-    let workers = (0..<o.clients).map { c in
-        let range = (c * per)..<min(throughputEvents.count, (c + 1) * per)
-        return Worker("echo-sender-\(c)") {
-            try Clients.windowed(context: context, endpoint: server.endpoint, events: throughputEvents, range: range, window: o.window, sendDeadline: deadline, mode: .echo)
+    for clients in clientsList {
+        let start = nowNanoseconds()
+        let deadline = start + UInt64(o.capSeconds * 1e9)
+        let per = (throughputEvents.count + clients - 1) / clients
+        let workers = (0..<clients).map { c in
+            let range = (c * per)..<min(throughputEvents.count, (c + 1) * per)
+            return Worker("echo-sender-\(c)") {
+                try Clients.windowed(context: context, endpoint: server.endpoint, events: throughputEvents, range: range, window: o.window, sendDeadline: deadline, mode: .echo)
+            }
         }
+        let m = SendResult.merged(try workers.map { try $0.join() })
+        let rate = Double(m.replied) / (Double(m.lastReply - m.firstSend) / 1e9)
+        report.say("  round trips: \(m.replied) of \(m.sent) in \(fmt(Double(m.lastReply - m.firstSend) / 1e9, 2)) s: \(grouped(rate))/s (\(clients)×\(o.window) window)")
+        report.rows.append(Row(metric: "Baseline echo round trips/s (\(clients)×\(o.window) window, same payloads)", result: grouped(rate), target: "—", verdict: "baseline"))
     }
-    let m = SendResult.merged(try workers.map { try $0.join() })
-    let rate = Double(m.replied) / (Double(m.lastReply - m.firstSend) / 1e9)
-    report.say("  round trips: \(m.replied) of \(m.sent) in \(fmt(Double(m.lastReply - m.firstSend) / 1e9, 2)) s: \(grouped(rate))/s (\(o.clients)×\(o.window) window)")
     let paced = try Worker("echo-paced") {
         try Clients.paced(context: context, endpoint: server.endpoint, events: latencyEvents, rate: o.rate, sendDeadline: nowNanoseconds() + UInt64((o.latencySeconds + 5) * 1e9), mode: .echo)
     }.join()
     let latency = Latency(paced.latencies)
     if let latency { report.say("  round-trip latency at \(grouped(o.rate))/s open loop: " + latency.line) }
     report.say("  echoed \(server.stop()) messages")
-    report.rows.append(Row(metric: "Baseline echo round trips/s (same window, same payloads)", result: grouped(rate), target: "—", verdict: "baseline"))
     if let latency {
         report.rows.append(Row(metric: "Baseline echo round trip p50 / p99 at \(grouped(o.rate))/s", result: "\(fmt(latency.p50, 3)) / \(fmt(latency.p99, 3)) ms", target: "—", verdict: "baseline"))
     }
@@ -443,16 +448,22 @@ do { context = try ZMQContext() } catch {
 var failures: [String] = []
 @MainActor func attempt(_ name: String, _ body: () throws -> Void) {
     guard options.only.contains(name) else { return }
+    if options.quietSeconds > 0 {
+        let other = waitForQuietMachine(limit: options.quietSeconds)
+        if other >= 0.15 { report.say("NOTE: other processes used \(fmt(other, 2)) cores when \(name) started (the machine did not become quiet)") }
+    }
     do { try body() } catch {
         failures.append("\(name): \(error)")
         report.say("  FAILED: \(error)")
     }
     report.say("")
 }
-attempt("throughput") { try throughput(options, report, context, throughputEvents) }
+for clients in options.clients {
+    attempt("throughput") { try throughput(options, clients: clients, report, context, throughputEvents) }
+}
 attempt("latency") { try ackLatency(options, report, context, latencyEvents) }
 attempt("alerts") { try alertLatency(options, report, context) }
-attempt("echo") { try echo(options, report, context, throughputEvents, latencyEvents) }
+attempt("echo") { try echo(options, clientsList: options.clients, report, context, throughputEvents, latencyEvents) }
 context.terminate()
 
 // The summary table goes to stdout (progress and details went to stderr as they happened).

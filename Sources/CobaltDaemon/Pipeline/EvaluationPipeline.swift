@@ -11,13 +11,20 @@ import RuleEngine
 /// skipped. Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
 /// journal when needed.
 actor EvaluationPipeline {
+    /// What a re-evaluation after a rule change did, and how long event evaluation waited for it.
+    struct Reevaluation: Sendable {
+        var patients: Int
+        var changes: Int
+        var pause: Duration
+    }
+
     /// Work for the pipeline's loop. Only the loop evaluates, one item at a time: actor methods can interleave at
     /// every `await`, so two drains started from different places would evaluate the same events twice.
     enum Work: Sendable {
         /// New events were journaled.
         case events
         /// The rules changed: evaluate what is journaled, then re-evaluate patients with open alerts.
-        case reevaluate(CheckedContinuation<Int, any Error>)
+        case reevaluate(CheckedContinuation<Reevaluation, any Error>)
     }
 
     private struct PatientEntry {
@@ -37,7 +44,8 @@ actor EvaluationPipeline {
     private let statistics: Statistics
     private var cache: [String: PatientEntry] = [:]
     private var clock: UInt64 = 0
-    private var cachedHash: String?
+    /// The vocabulary the cached timelines were built with.
+    private var cachedVocabulary: String?
     private(set) var lastEvaluated: Int64 = 0
 
     init(store: any CobaltStore, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int, statistics: Statistics, logger: Logger) {
@@ -88,10 +96,10 @@ actor EvaluationPipeline {
 
     private func evaluate(_ batch: [StoredEvent]) async throws {
         let bundle = rules.snapshot
-        if cachedHash != bundle.hash {
-            // A new snapshot may map codes differently: rebuild timelines from the journal.
+        if cachedVocabulary != bundle.vocabularyHash {
+            // A new vocabulary may map codes differently: rebuild timelines from the journal.
             cache.removeAll()
-            cachedHash = bundle.hash
+            cachedVocabulary = bundle.vocabularyHash
         }
         let evaluator = Evaluator(bundle: bundle)
         var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
@@ -170,28 +178,50 @@ actor EvaluationPipeline {
     /// change resolves or raises alerts without waiting for the next result. Patients without open alerts are
     /// evaluated under the new rules with their next event. Runs inside the pipeline, so no event is evaluated
     /// concurrently; returns how many patients were re-evaluated.
-    @discardableResult
-    private func reevaluateOpenAlerts() async throws -> Int {
-        try await drain()  // first, everything journaled under the rules it arrived with… now the new ones
+    private func reevaluateOpenAlerts() async throws -> Reevaluation {
+        try await drain()  // everything already journaled first
+        let started = ContinuousClock.now
         let bundle = rules.snapshot
-        cache.removeAll()
-        cachedHash = bundle.hash
+        if cachedVocabulary != bundle.vocabularyHash {
+            cache.removeAll()
+            cachedVocabulary = bundle.vocabularyHash
+        }
         let evaluator = Evaluator(bundle: bundle)
         let through = try await store.lastJournalSequence()
         var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
         let patients = try await store.patientsWithOpenAlerts()
         for (patient, clinic) in patients {
-            let entry = try await entry(for: patient, clinic: clinic, before: through + 1, bundle: bundle)
+            var entry = try await entry(for: patient, clinic: clinic, before: through + 1, bundle: bundle)
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
             if !changes.isEmpty { evaluations.append((0, changes)) }
+            for change in changes {
+                switch change.status {
+                case .firing, .updated:
+                    entry.states[change.rule] = AlertState(
+                        patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
+                        digest: change.digest, body: change.body)
+                case .resolved:
+                    entry.states[change.rule] = nil
+                }
+            }
+            cache[patient] = entry
         }
-        let published = try await store.commitEvaluations(evaluations, at: Date().timeIntervalSince1970)
+        let published: [PublishedAlert]
+        do {
+            published = try await store.commitEvaluations(evaluations, at: Date().timeIntervalSince1970)
+        } catch {
+            for (patient, _) in patients { cache[patient] = nil }  // the cached states ran ahead of the store
+            throw error
+        }
         publisher.publish(published)
         statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
+        let pause = ContinuousClock.now - started
+        statistics.recordReevaluationPause(pause)
         logger.info("open alerts re-evaluated under the new rules", metadata: [
             "patients": "\(patients.count)", "changes": "\(published.count)", "ruleset.hash": "\(bundle.hash)",
+            "pause": "\(pause)",
         ])
-        return patients.count
+        return Reevaluation(patients: patients.count, changes: published.count, pause: pause)
     }
 
     var cachedPatients: Int { cache.count }

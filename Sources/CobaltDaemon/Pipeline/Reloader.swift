@@ -8,7 +8,9 @@ import RuleEngine
 /// Triggered by the control `reload` command and by SIGHUP.
 struct Reloader {
     enum Outcome: Equatable {
-        case live(version: String, hash: String)
+        /// Live; `duration` from the request to the swap (load, check, compile, test), `pause` how long event
+        /// evaluation waited (re-evaluating open alerts), `patients` re-evaluated.
+        case live(version: String, hash: String, duration: Duration, pause: Duration, patients: Int)
         case refused(reason: String, errors: [String])
     }
 
@@ -23,7 +25,7 @@ struct Reloader {
 
     func reload(expect: String?) async -> Outcome {
         let started = ContinuousClock.now
-        let outcome = await attempt(expect: expect)
+        let outcome = await attempt(expect: expect, started: started)
         switch outcome {
         case .live: statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
         case .refused: statistics.recordReload(outcome: "refused", duration: ContinuousClock.now - started)
@@ -31,7 +33,7 @@ struct Reloader {
         return outcome
     }
 
-    private func attempt(expect: String?) async -> Outcome {
+    private func attempt(expect: String?, started: ContinuousClock.Instant) async -> Outcome {
         let current = rules.snapshot
         if let expect, expect != current.hash {
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
@@ -47,8 +49,10 @@ struct Reloader {
             }
             if errors.isEmpty {
                 rules.swap(bundle)
+                let swapped = ContinuousClock.now - started
+                var reevaluation = EvaluationPipeline.Reevaluation(patients: 0, changes: 0, pause: .zero)
                 do {
-                    _ = try await withCheckedThrowingContinuation { continuation in
+                    reevaluation = try await withCheckedThrowingContinuation { continuation in
                         if case .terminated = work.yield(.reevaluate(continuation)) {
                             continuation.resume(throwing: ConfigurationError("the pipeline has stopped"))
                         }
@@ -59,7 +63,9 @@ struct Reloader {
                 try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
                 publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
                 logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
-                return .live(version: bundle.version, hash: bundle.hash)
+                return .live(
+                    version: bundle.version, hash: bundle.hash, duration: swapped, pause: reevaluation.pause,
+                    patients: reevaluation.patients)
             }
         }
         publisher.ops("ruleset", [

@@ -29,6 +29,11 @@ final class Statistics: Sendable {
         Counter(label: "cobalt_shadow_alerts_total", dimensions: [("rule", rule)]).increment()
     }
 
+    /// How long event evaluation waited while open alerts were re-evaluated after a rule change.
+    func recordReevaluationPause(_ pause: Duration) {
+        Timer(label: "cobalt_reload_evaluation_pause_seconds").record(duration: pause)
+    }
+
     func recordReload(outcome: String, duration: Duration) {
         Counter(label: "cobalt_reloads_total", dimensions: [("outcome", outcome)]).increment()
         Timer(label: "cobalt_reload_duration_seconds").record(duration: duration)

@@ -15,11 +15,15 @@ package struct RuleBundle: Sendable {
     package let rulesets: [RuleSetInfo]
     /// The site profile applied, if any.
     package let profile: String?
+    /// Digest of the vocabulary file: patient timelines built under one vocabulary stay valid under any rule set
+    /// with the same vocabulary.
+    package let vocabularyHash: String
 
     package init(
         version: String, hash: String, vocabulary: Vocabulary, derived: [DerivedFact], parameters: [Parameter],
-        rules: [CompiledRule], rulesets: [RuleSetInfo], profile: String?
+        rules: [CompiledRule], rulesets: [RuleSetInfo], profile: String?, vocabularyHash: String = ""
     ) {
+        self.vocabularyHash = vocabularyHash
         self.version = version
         self.hash = hash
         self.vocabulary = vocabulary
