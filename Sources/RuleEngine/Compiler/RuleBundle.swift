@@ -57,27 +57,48 @@ package struct RuleSetInfo: Sendable {
     package var ruleCount: Int
 }
 
-/// One compiled rule.
-package struct CompiledRule: Sendable {
-    package var id: String
-    package var ruleset: String
-    package var description: String
-    package var condition: Code
-    package var sets: [(slot: Int, value: Code)]
-    package var alert: CompiledAlert?
+/// One compiled rule. A class: it is immutable once compiled, and the evaluator reads rules in a tight loop, so
+/// sharing a reference avoids copying strings, arrays and templates for every rule of every event.
+package final class CompiledRule: Sendable {
+    package let id: String
+    package let ruleset: String
+    package let description: String
+    package let condition: Code
+    package let sets: [(slot: Int, value: Code)]
+    package let alert: CompiledAlert?
     /// Citation texts of the rule (including its alert's).
-    package var citations: [String]
+    package let citations: [String]
     /// Whether the rule belongs to a `testing` rule set: evaluated, never published.
-    package var shadow: Bool
-    package var location: SourceLocation
+    package let shadow: Bool
+    package let location: SourceLocation
     /// Declaration order across the bundle (file order, then position).
-    package var order: Int
+    package let order: Int
     /// Derived-fact slots the rule reads.
-    package var reads: Set<Int>
+    package let reads: Set<Int>
     /// The original condition text, for documentation and explanations.
-    package var conditionText: String
+    package let conditionText: String
     /// Parameters the rule reads (its thresholds).
-    package var parameters: [String]
+    package let parameters: [String]
+
+    package init(
+        id: String, ruleset: String, description: String, condition: Code, sets: [(slot: Int, value: Code)],
+        alert: CompiledAlert?, citations: [String], shadow: Bool, location: SourceLocation, order: Int, reads: Set<Int>,
+        conditionText: String, parameters: [String]
+    ) {
+        self.id = id
+        self.ruleset = ruleset
+        self.description = description
+        self.condition = condition
+        self.sets = sets
+        self.alert = alert
+        self.citations = citations
+        self.shadow = shadow
+        self.location = location
+        self.order = order
+        self.reads = reads
+        self.conditionText = conditionText
+        self.parameters = parameters
+    }
 }
 
 /// The alert part of a rule.

@@ -4,7 +4,8 @@ package enum FactKind: String, Sendable, CaseIterable {
 }
 
 /// One fact of the vocabulary: a wire name, the name rules use, its kind, canonical unit, codes and checks.
-package struct FactDefinition: Sendable {
+/// A class: immutable once loaded and read on every fact access during evaluation, so it is shared, not copied.
+package final class FactDefinition: Sendable {
     /// Dense index used by timelines and compiled rules.
     package let index: Int
     /// The name on the wire (`bariatric-surgery.roux-en-y`).
@@ -22,6 +23,24 @@ package struct FactDefinition: Sendable {
     package let description: String
     package let codes: [String]
     package let location: SourceLocation
+
+    package init(
+        index: Int, name: String, identifier: String, kind: FactKind, unit: Unit?, values: [String]?,
+        conversions: [AnalyteConversion], plausibility: Plausibility, description: String, codes: [String],
+        location: SourceLocation
+    ) {
+        self.index = index
+        self.name = name
+        self.identifier = identifier
+        self.kind = kind
+        self.unit = unit
+        self.values = values
+        self.conversions = conversions
+        self.plausibility = plausibility
+        self.description = description
+        self.codes = codes
+        self.location = location
+    }
 
     /// The expression name for a wire name.
     package static func identifier(for name: String) -> String {
