@@ -45,35 +45,73 @@ public final class Daemon: Sendable {
         let store = try SQLiteStore(path: configuration.database)
         try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
         let context = try ZMQContext()
+        let (authenticator, serverSecret) = try Self.security(configuration, logger: logger)
         let maxMessage = Int64(configuration.maxMessageBytes)
+        /// Options of every bound socket; with security, CURVE and an enforced ZAP domain.
+        func secured(_ domain: String, _ extra: @escaping @Sendable (ZMQSocket) throws -> Void) -> @Sendable (ZMQSocket) throws -> Void {
+            { socket in
+                if let serverSecret {
+                    try socket.set(.curveServer, 1)
+                    try socket.set(.curveSecretKey, serverSecret)
+                    try socket.set(.zapDomain, Array(domain.utf8))
+                    try socket.set(.zapEnforceDomain, 1)
+                }
+                try socket.set(.handshakeInterval, 5_000)
+                try extra(socket)
+            }
+        }
         let server: @Sendable (ZMQSocket) throws -> Void = { socket in
             try socket.set(.maxMessageSize, maxMessage)
             try socket.set(.routerMandatory, 1)
-            try socket.set(.handshakeInterval, 5_000)
             try socket.set(.heartbeatInterval, 10_000)
             try socket.set(.heartbeatTimeout, 30_000)
         }
         let errorLogger = logger
+        var specs: [SocketSpec] = []
+        if let authenticator {
+            // The ZAP handler is bound before any secure socket, in the same context.
+            specs.append(SocketSpec(name: "zap", type: .router, bind: [Authenticator.zapEndpoint], respond: { message, _ in
+                authenticator.zap(message)
+            }))
+        }
+        let base = specs.count
+        let manualSubscriptions = authenticator != nil
+        var subscriptionHandler: (@Sendable (Message, ZMQSocket) -> SocketSpec.Handling)?
+        if let authenticator {
+            subscriptionHandler = { message, socket in authenticator.approveSubscription(message, on: socket) }
+        }
+        let alertsOptions: @Sendable (ZMQSocket) throws -> Void = { socket in
+            try socket.set(.maxMessageSize, 4_096)
+            try socket.set(.sendHighWaterMark, 100_000)
+            if manualSubscriptions { try socket.set(.xpubManual, 1) }
+        }
+        let ingestSpec = SocketSpec(
+            name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
+            configure: secured("ingest", server))
+        let alertsSpec = SocketSpec(
+            name: "alerts", type: .xpub, bind: [configuration.alerts], maxInFlight: 1_024, respond: subscriptionHandler,
+            configure: secured("alerts", alertsOptions))
+        let replaySpec = SocketSpec(
+            name: "replay", type: .router, bind: [configuration.replay], maxInFlight: 64, configure: secured("replay", server))
+        let controlSpec = SocketSpec(
+            name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, configure: secured("control", server))
+        specs += [ingestSpec, alertsSpec, replaySpec, controlSpec]
         let loop = try await SocketLoop.start(
-            context: context, name: "cobalt-sockets",
-            specs: [
-                SocketSpec(name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight, configure: server),
-                SocketSpec(name: "alerts", type: .xpub, bind: [configuration.alerts], maxInFlight: 1_024) { socket in
-                    try socket.set(.maxMessageSize, 4_096)
-                    try socket.set(.sendHighWaterMark, 100_000)
-                    try socket.set(.handshakeInterval, 5_000)
-                },
-                SocketSpec(name: "replay", type: .router, bind: [configuration.replay], maxInFlight: 64, configure: server),
-                SocketSpec(name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, configure: server),
-            ],
+            context: context, name: "cobalt-sockets", specs: specs,
             onSendError: { socket, error in
                 errorLogger.debug("reply not delivered; the peer has gone", metadata: ["socket": "\(socket)", "error": "\(error)"])
             })
         let bound = loop.endpoints
-        let endpoints = Endpoints(ingest: bound[0][0], alerts: bound[1][0], replay: bound[2][0], control: bound[3][0])
+        let endpoints = Endpoints(ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0])
+        let ingestSocket = SocketLoop.Socket(base)
+        let alertsSocket = SocketLoop.Socket(base + 1)
+        let authorize: @Sendable (String?, String) -> Bool = { userID, clinic in
+            guard let authenticator else { return true }
+            return authenticator.principal(userID: userID)?.allows(clinic: clinic) ?? false
+        }
         let rules = RulesHolder(bundle)
         let statistics = Statistics()
-        let publisher = Publisher(loop: loop, socket: .init(1), epoch: store.epoch, lastSequences: try await store.lastSequences())
+        let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences())
         let pipeline = EvaluationPipeline(
             store: store, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
             batchSize: configuration.evaluationBatch, statistics: statistics, logger: logger)
@@ -81,18 +119,18 @@ public final class Daemon: Sendable {
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,
-            statistics: statistics, logger: logger)
+            statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] })
         var services: [any Service] = [
-            SocketService(loop: loop, subscriptions: .init(1), publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
+            SocketService(loop: loop, subscriptions: alertsSocket, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
-                loop: loop, replaySocket: .init(2), controlSocket: .init(3),
-                replay: ReplayHandler(store: store, epoch: store.epoch, pageLimit: configuration.replayPageLimit),
+                loop: loop, replaySocket: .init(base + 2), controlSocket: .init(base + 3),
+                replay: ReplayHandler(store: store, epoch: store.epoch, pageLimit: configuration.replayPageLimit, authorize: authorize),
                 control: ControlHandler(
                     configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
                     statistics: statistics, started: started, reloader: reloader, metrics: metrics)),
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
-                loop: loop, socket: .init(0), processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes), store: store,
+                loop: loop, socket: ingestSocket, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
                 rules: rules, statistics: statistics, wake: wake),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
@@ -115,6 +153,20 @@ public final class Daemon: Sendable {
             "control": "\(endpoints.control)", "ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)",
         ])
         return Daemon(endpoints: endpoints, group: group)
+    }
+
+    /// Loads the server key and the allow-lists when security is configured.
+    private static func security(_ configuration: DaemonConfiguration, logger: Logger) throws -> (Authenticator?, String?) {
+        guard let security = configuration.security else { return (nil, nil) }
+        guard let data = FileManager.default.contents(atPath: security.serverSecretKey) else {
+            throw ConfigurationError("\(security.serverSecretKey): cannot read the server secret key")
+        }
+        let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try CurveKeyPair(secretKey: secret)  // validates it
+        let authenticator = try Authenticator(
+            files: [.ingest: security.ingestKeys, .subscriber: security.subscriberKeys, .operator: security.operatorKeys],
+            logger: logger)
+        return (authenticator, secret)
     }
 
     /// Runs until a shutdown signal or ``shutdown()``.

@@ -12,12 +12,27 @@ public struct SocketSpec: Sendable {
     public var configure: @Sendable (ZMQSocket) throws -> Void
     /// Inbound messages delivered but not yet released by the consumer before reading pauses (0: never read).
     public var maxInFlight: Int
+    /// Handles a message on the loop thread, before it is delivered — for answers that cannot wait (a ZAP reply,
+    /// approving an XPUB subscription). Sockets with a handler are always read.
+    public var respond: (@Sendable (Message, ZMQSocket) -> Handling)?
+
+    /// What a handler did with a message.
+    public enum Handling: Sendable {
+        /// Send these frames back now.
+        case reply([[UInt8]])
+        /// Done; nothing to deliver.
+        case handled
+        /// Deliver it on the socket's inbound stream as usual.
+        case deliver
+    }
 
     public init(
         name: String, type: SocketType, bind: [String] = [], connect: [String] = [], maxInFlight: Int = 0,
+        respond: (@Sendable (Message, ZMQSocket) -> Handling)? = nil,
         configure: @escaping @Sendable (ZMQSocket) throws -> Void = { _ in }
     ) {
         self.name = name
+        self.respond = respond
         self.type = type
         self.bind = bind
         self.connect = connect
@@ -177,7 +192,7 @@ public final class SocketLoop: Sendable {
         while true {
             for (i, socket) in sockets.enumerated() {
                 var events: Int16 = 0
-                if inFlight[i] < specs[i].maxInFlight { events |= Int16(ZMQ_POLLIN) }
+                if inFlight[i] < specs[i].maxInFlight || specs[i].respond != nil { events |= Int16(ZMQ_POLLIN) }
                 if !pending[i].isEmpty { events |= Int16(ZMQ_POLLOUT) }
                 items[i] = zmq_pollitem_t(socket: socket.handle, fd: -1, events: events, revents: 0)
             }
@@ -204,11 +219,23 @@ public final class SocketLoop: Sendable {
                 }
             }
             flush(sockets, &pending)
-            for (i, socket) in sockets.enumerated() where specs[i].maxInFlight > 0 {
+            for (i, socket) in sockets.enumerated() where specs[i].maxInFlight > 0 || specs[i].respond != nil {
                 var batch: [Message] = []
-                while inFlight[i] < specs[i].maxInFlight, batch.count < 1_024 {
+                while inFlight[i] < specs[i].maxInFlight || specs[i].respond != nil, batch.count < 1_024 {
                     do {
                         guard let message = try socket.receive(dontWait: true) else { break }
+                        if let respond = specs[i].respond {
+                            switch respond(message, socket) {
+                            case .reply(let frames):
+                                if (try? socket.send(frames, dontWait: true)) != true { onSendError(specs[i].name, ZMQError(code: EAGAIN, operation: "reply")) }
+                                continue
+                            case .handled:
+                                continue
+                            case .deliver:
+                                break
+                            }
+                        }
+                        guard specs[i].maxInFlight > 0 else { continue }
                         inFlight[i] += 1
                         batch.append(message)
                     } catch {

@@ -120,3 +120,24 @@ struct Reload: ParsableCommand {
         if case .object(let o) = reply, o["status"]?.stringValue != "ok" { throw ExitCode(1) }
     }
 }
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub (public).")
+
+    @Argument(help: "Path prefix for the two files, e.g. /etc/cobalt/keys/server.") var name: String
+
+    func run() throws {
+        let pair = try CurveKeyPair.generate()
+        let fm = FileManager.default
+        let secretPath = name + ".key"
+        guard !fm.fileExists(atPath: secretPath) else { throw ValidationError("\(secretPath) exists; refusing to overwrite a key") }
+        // Created with 0600 from the start: the secret is never readable by others, not even briefly.
+        guard fm.createFile(atPath: secretPath, contents: Data((pair.secretKey + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("\(secretPath): cannot write")
+        }
+        try (pair.publicKey + "\n").write(toFile: name + ".pub", atomically: true, encoding: .utf8)
+        print("wrote \(secretPath) (secret, 0600) and \(name).pub")
+        print("public key: \(pair.publicKey)")
+    }
+}

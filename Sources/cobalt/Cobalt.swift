@@ -6,7 +6,7 @@ import RuleEngine
 struct Cobalt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cobalt: clinical decision support for vitamin B12 in pregnancy and breastfeeding.",
-        subcommands: [Serve.self, Rules.self, Eval.self, Send.self, Subscribe.self, Status.self, MetricsCommand.self, Reload.self]
+        subcommands: [Serve.self, Rules.self, Eval.self, Send.self, Subscribe.self, Status.self, MetricsCommand.self, Reload.self, Keygen.self]
     )
 }
 

@@ -18,6 +18,10 @@ import Yams
 /// - `watch_rules` (bool, default true): reload when the rules directory changes.
 /// - `watch_interval_ms` (int, default 1000): how often the rules directory is checked.
 /// - `watch_settle_ms` (int, default 2000): how long the files must stay unchanged before a reload.
+/// - `security.server_secret_key` (string): a file holding the server's Z85 CURVE secret key (`cobalt keygen`).
+///   With it, every endpoint requires CURVE and a key on the matching allow-list:
+/// - `security.ingest_keys`, `security.subscriber_keys`, `security.operator_keys` (strings): allow-list files,
+///   one `Z85PUBLICKEY name [clinic,clinic|*]` per line.
 public struct DaemonConfiguration: Sendable, Equatable {
     public var rules = "Rules"
     public var profile: String?
@@ -36,6 +40,22 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var watchRules = true
     public var watchIntervalMilliseconds = 1_000
     public var watchSettleMilliseconds = 2_000
+    public var security: Security?
+
+    /// CURVE keys and allow-lists; `nil` means plain TCP, allowed on loopback only.
+    public struct Security: Sendable, Equatable {
+        public var serverSecretKey: String
+        public var ingestKeys: String
+        public var subscriberKeys: String
+        public var operatorKeys: String
+
+        public init(serverSecretKey: String, ingestKeys: String, subscriberKeys: String, operatorKeys: String) {
+            self.serverSecretKey = serverSecretKey
+            self.ingestKeys = ingestKeys
+            self.subscriberKeys = subscriberKeys
+            self.operatorKeys = operatorKeys
+        }
+    }
 
     public init() {}
 
@@ -60,7 +80,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         let known = [
             "rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit", "watch_rules",
-            "watch_interval_ms", "watch_settle_ms",
+            "watch_interval_ms", "watch_settle_ms", "security",
         ]
         for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
             throw ConfigurationError("\(file): unknown key '\(key)'; expected one of \(known.joined(separator: ", "))")
@@ -89,6 +109,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         configuration.watchIntervalMilliseconds = try int(mapping["watch_interval_ms"], "watch_interval_ms") ?? configuration.watchIntervalMilliseconds
         configuration.watchSettleMilliseconds = try int(mapping["watch_settle_ms"], "watch_settle_ms") ?? configuration.watchSettleMilliseconds
+        if let security = mapping["security"]?.mapping {
+            func required(_ key: String) throws -> String {
+                guard let value = try string(security[key], "security.\(key)") else {
+                    throw ConfigurationError("\(file): security needs '\(key)'")
+                }
+                return value
+            }
+            configuration.security = Security(
+                serverSecretKey: try required("server_secret_key"), ingestKeys: try required("ingest_keys"),
+                subscriberKeys: try required("subscriber_keys"), operatorKeys: try required("operator_keys"))
+        }
         return configuration
     }
 
@@ -98,10 +129,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
             guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") else {
                 throw ConfigurationError("\(name) endpoint '\(endpoint)' must be tcp://, ipc:// or inproc://")
             }
-            // Until CURVE encryption is configured, patient data never leaves the machine.
-            if endpoint.hasPrefix("tcp://"), !Self.isLoopback(endpoint) {
+            // Without CURVE, patient data never leaves the machine.
+            if endpoint.hasPrefix("tcp://"), !Self.isLoopback(endpoint), security == nil {
                 throw ConfigurationError(
-                    "\(name) endpoint '\(endpoint)' is not on loopback; plain TCP is only allowed on 127.0.0.1/::1 (CURVE is required elsewhere)")
+                    "\(name) endpoint '\(endpoint)' is not on loopback: plain TCP is only allowed on 127.0.0.1/::1; configure security (CURVE keys) to bind elsewhere")
             }
         }
         guard maxEventBytes <= maxMessageBytes else {

@@ -9,11 +9,14 @@ struct ReplayHandler {
     let store: any CobaltStore
     let epoch: String
     let pageLimit: Int
+    /// Whether the authenticated subscriber (ZAP User-Id) may read a clinic's alerts.
+    var authorize: @Sendable (String?, String) -> Bool = { _, _ in true }
 
-    func reply(to request: JSONValue) async -> String {
+    func reply(to request: JSONValue, userID: String?) async -> String {
         guard case .object(let object) = request, let clinic = object["clinic"]?.stringValue, !clinic.isEmpty else {
             return Self.error("a replay request is {\"clinic\": ID, \"after\": SEQ, \"limit\": N}")
         }
+        guard authorize(userID, clinic) else { return Self.error("this key may not read clinic \(clinic)") }
         var after: Int64 = 0
         if let value = object["after"] {
             guard case .number(let n) = value, n >= 0, n == n.rounded() else { return Self.error("'after' must be a whole number ≥ 0") }

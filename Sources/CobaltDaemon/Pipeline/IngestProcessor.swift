@@ -32,6 +32,8 @@ struct IngestProcessor {
     }
 
     let maxEventBytes: Int
+    /// Whether the authenticated sender (ZAP User-Id) may send events for a clinic.
+    var authorize: @Sendable (String?, String) -> Bool = { _, _ in true }
 
     /// A message after the checks that need no store.
     enum Prepared {
@@ -62,6 +64,10 @@ struct IngestProcessor {
         do { event = try EventDecoder.decode(json) } catch {
             let reason = "invalid event: \(error.errors.count) error\(error.errors.count == 1 ? "" : "s")"
             return .invalid(Reply(envelope: envelope, json: Self.rejection(id: id, code: 400, reason: reason, errors: error.errors)), tooLarge: false)
+        }
+        guard authorize(message.userID, event.clinic) else {
+            return .invalid(Reply(envelope: envelope, json: Self.rejection(
+                id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])), tooLarge: false)
         }
         let canonical = json.canonicalText
         let digest = SHA256.hash(data: Array(canonical.utf8)).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()

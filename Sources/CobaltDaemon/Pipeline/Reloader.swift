@@ -22,9 +22,12 @@ struct Reloader {
     let publisher: Publisher
     let statistics: Statistics
     let logger: Logger
+    /// Re-reads the key allow-lists (a reload trigger reloads both); returns the errors of refused lists.
+    let reloadKeys: @Sendable () -> [String]
 
     func reload(expect: String?) async -> Outcome {
         let started = ContinuousClock.now
+        for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
         switch outcome {
         case .live: statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)

@@ -49,18 +49,18 @@ struct RequestService: Service {
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await serve(replaySocket) { await replay.reply(to: $0) } }
-            group.addTask { await serve(controlSocket) { await control.reply(to: $0) } }
+            group.addTask { await serve(replaySocket) { await replay.reply(to: $0, userID: $1) } }
+            group.addTask { await serve(controlSocket) { request, _ in await control.reply(to: request) } }
         }
     }
 
-    private func serve(_ socket: SocketLoop.Socket, _ answer: @Sendable (JSONValue) async -> String) async {
+    private func serve(_ socket: SocketLoop.Socket, _ answer: @Sendable (JSONValue, String?) async -> String) async {
         for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
             for message in batch {
                 let envelope = Array(message.frames.dropLast())
                 let reply: String
                 if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(Data(payload)) {
-                    reply = await answer(request)
+                    reply = await answer(request, message.userID)
                 } else {
                     reply = ReplayHandler.error("expected one JSON frame")
                 }

@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import Synchronization
+import ZeroMQ
+
+/// Who a key belongs to, and which clinics it may act for (`nil`: every clinic).
+struct Principal: Sendable, Equatable {
+    var role: Authenticator.Role
+    var name: String
+    var clinics: Set<String>?
+
+    /// The ZAP User-Id: `role:name`.
+    var userID: String { "\(role.rawValue):\(name)" }
+
+    func allows(clinic: String) -> Bool { clinics?.contains(clinic) ?? true }
+}
+
+/// CURVE authentication (ZAP) and per-clinic authorisation by authenticated identity.
+///
+/// One key allow-list per role — ingest senders, alert subscribers, operators — each a file of lines
+/// `Z85PUBLICKEY name [clinic,clinic,…|*]`. The ZAP domain of each socket picks the list: `ingest` → senders,
+/// `alerts` and `replay` → subscribers, `control` → operators. Lists reload without a restart (SIGHUP and
+/// control `reload`); a list that fails to parse is refused and the previous one stays.
+final class Authenticator: Sendable {
+    enum Role: String, Sendable { case ingest, subscriber, `operator` }
+
+    static let zapEndpoint = "inproc://zeromq.zap.01"
+
+    private let files: [Role: String]
+    private let lists: Mutex<[Role: [String: Principal]]>
+    private let failures = Mutex((count: 0, lastLog: ContinuousClock.now - .seconds(60)))
+    private let logger: Logger
+
+    init(files: [Role: String], logger: Logger) throws {
+        self.files = files
+        self.logger = logger
+        var loaded: [Role: [String: Principal]] = [:]
+        for (role, file) in files { loaded[role] = try Self.read(file, role: role) }
+        lists = Mutex(loaded)
+    }
+
+    /// Re-reads every allow-list; returns the errors of lists that were refused (those keep their old contents).
+    @discardableResult
+    func reload() -> [String] {
+        var errors: [String] = []
+        for (role, file) in files {
+            do {
+                let list = try Self.read(file, role: role)
+                lists.withLock { $0[role] = list }
+            } catch {
+                errors.append("\(error)")
+            }
+        }
+        return errors
+    }
+
+    static func read(_ file: String, role: Role) throws -> [String: Principal] {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigurationError("\(file): cannot read the \(role.rawValue) key allow-list")
+        }
+        var list: [String: Principal] = [:]
+        var names: Set<String> = []
+        for (number, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+                .trimmingCharacters(in: .whitespaces) ?? ""
+            guard !line.isEmpty else { continue }
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard fields.count >= 2, CurveKeyPair.isZ85Key(fields[0]) else {
+                throw ConfigurationError("\(file):\(number + 1): expected 'PUBLICKEY name [clinic,…|*]' with a 40-character Z85 key")
+            }
+            guard names.insert(fields[1]).inserted else { throw ConfigurationError("\(file):\(number + 1): duplicate name '\(fields[1])'") }
+            var clinics: Set<String>?
+            if fields.count > 2, fields[2] != "*" { clinics = Set(fields[2].split(separator: ",").map(String.init)) }
+            list[fields[0]] = Principal(role: role, name: fields[1], clinics: clinics)
+        }
+        return list
+    }
+
+    static func role(forDomain domain: String) -> Role? {
+        switch domain {
+        case "ingest": return .ingest
+        case "alerts", "replay": return .subscriber
+        case "control": return .operator
+        default: return nil
+        }
+    }
+
+    /// The principal behind an authenticated connection's User-Id.
+    func principal(userID: String?) -> Principal? {
+        guard let userID, let colon = userID.firstIndex(of: ":"), let role = Role(rawValue: String(userID[..<colon])) else { return nil }
+        let name = String(userID[userID.index(after: colon)...])
+        return lists.withLock { $0[role]?.values.first { $0.name == name } }
+    }
+
+    /// Answers a ZAP request (RFC 27) on the loop thread: `[routing…, "", "1.0", id, domain, address, identity,
+    /// mechanism, key]` → `[routing…, "", "1.0", id, status, text, user id, metadata]`.
+    func zap(_ message: Message) -> SocketSpec.Handling {
+        let frames = message.frames
+        guard let delimiter = frames.firstIndex(of: []), frames.count >= delimiter + 7 else { return .handled }
+        let envelope = Array(frames[...delimiter])
+        let request = Array(frames[(delimiter + 1)...])
+        let version = String(decoding: request[0], as: UTF8.self)
+        let requestID = request[1]
+        let domain = String(decoding: request[2], as: UTF8.self)
+        let address = String(decoding: request[3], as: UTF8.self)
+        let mechanism = String(decoding: request[5], as: UTF8.self)
+        func answer(_ status: String, _ text: String, user: String = "") -> SocketSpec.Handling {
+            .reply(envelope + [Array("1.0".utf8), requestID, Array(status.utf8), Array(text.utf8), Array(user.utf8), []])
+        }
+        guard version == "1.0" else { return answer("500", "unsupported ZAP version") }
+        guard mechanism == "CURVE", request.count >= 7, request[6].count == 32, let role = Self.role(forDomain: domain) else {
+            recordFailure(address: address, domain: domain, reason: "mechanism \(mechanism) not allowed")
+            return answer("400", "CURVE with a known key is required")
+        }
+        let key = Self.z85(request[6])
+        guard let principal = lists.withLock({ $0[role]?[key] }) else {
+            recordFailure(address: address, domain: domain, reason: "unknown key")
+            return answer("400", "key not allowed")
+        }
+        return answer("200", "OK", user: principal.userID)
+    }
+
+    /// Counts an authentication failure and logs it at a bounded rate, with the peer address, never a secret.
+    private func recordFailure(address: String, domain: String, reason: String) {
+        let (count, log) = failures.withLock { state -> (Int, Bool) in
+            state.count += 1
+            let now = ContinuousClock.now
+            let log = now - state.lastLog >= .seconds(10)
+            if log { state.lastLog = now }
+            return (state.count, log)
+        }
+        if log {
+            logger.warning("authentication refused", metadata: [
+                "peer": "\(address)", "endpoint": "\(domain)", "reason": "\(reason)", "refused_total": "\(count)",
+            ])
+        }
+    }
+
+    var failureCount: Int { failures.withLock { $0.count } }
+
+    /// Z85 text of a 32-byte key.
+    static func z85(_ key: [UInt8]) -> String {
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)
+        var out: [UInt8] = []
+        var index = 0
+        while index + 4 <= key.count {
+            var value = UInt32(key[index]) << 24 | UInt32(key[index + 1]) << 16 | UInt32(key[index + 2]) << 8 | UInt32(key[index + 3])
+            var chunk = [UInt8](repeating: 0, count: 5)
+            for position in stride(from: 4, through: 0, by: -1) {
+                chunk[position] = alphabet[Int(value % 85)]
+                value /= 85
+            }
+            out += chunk
+            index += 4
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Approves an XPUB subscription (`ZMQ_XPUB_MANUAL`) only for topics of the subscriber's clinics, and `ops/`.
+    func approveSubscription(_ message: Message, on socket: ZMQSocket) -> SocketSpec.Handling {
+        guard let frame = message.frames.first, let kind = frame.first else { return .handled }
+        let topic = Array(frame.dropFirst())
+        let text = String(decoding: topic, as: UTF8.self)
+        guard let principal = principal(userID: message.userID), principal.role == .subscriber else { return .handled }
+        var allowed = text.hasPrefix("ops/")
+        if text.hasPrefix("clinic/") {
+            let rest = text.dropFirst("clinic/".count)
+            if let slash = rest.firstIndex(of: "/") { allowed = principal.allows(clinic: String(rest[..<slash])) }
+        }
+        if principal.clinics == nil { allowed = true }
+        guard allowed else {
+            recordFailure(address: principal.userID, domain: "alerts", reason: "subscription to '\(text)' not authorised")
+            return .handled
+        }
+        try? socket.set(kind == 1 ? .subscribe : .unsubscribe, topic)
+        return .handled
+    }
+}
