@@ -1,0 +1,101 @@
+"""Checks CURVE authentication and per-clinic authorisation with pyzmq clients (an independent implementation).
+
+Usage: python3 security.py KEYS_JSON   (endpoints and keys, written by the Swift test)
+"""
+import json
+import sys
+import time
+
+import zmq
+
+cfg = json.load(open(sys.argv[1]))
+ctx = zmq.Context()
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def socket(kind, endpoint, key=None, server=None):
+    s = ctx.socket(kind)
+    s.setsockopt(zmq.LINGER, 0)
+    if key is not None:
+        s.curve_publickey = key["public"].encode()
+        s.curve_secretkey = key["secret"].encode()
+        s.curve_serverkey = (server or cfg["server"]).encode()
+    s.connect(endpoint)
+    return s
+
+
+def request(s, payload, timeout=1500):
+    s.send(payload)
+    if not s.poll(timeout):
+        return None
+    return json.loads(s.recv_multipart()[-1])
+
+
+def event(event_id, clinic, patient):
+    return json.dumps({"schema": "cobalt.event.v1", "id": event_id, "patient": patient, "clinic": clinic,
+                       "time": "2026-11-20T09:00:00Z", "pregnancy": {"status": "pregnant", "gestation_weeks": 20},
+                       "observations": [{"code": "b12.active", "value": 18, "unit": "pmol/L"}]}).encode()
+
+
+# Subscribers first (slow joiners): north may see north only; its requests for south or everything get nothing.
+north = socket(zmq.SUB, cfg["alerts"], cfg["keys"]["subscriber_north"])
+for topic in [b"clinic/north/", b"clinic/south/", b""]:
+    north.setsockopt(zmq.SUBSCRIBE, topic)
+intruder = socket(zmq.SUB, cfg["alerts"], cfg["keys"]["unknown"])
+intruder.setsockopt(zmq.SUBSCRIBE, b"")
+plain_sub = socket(zmq.SUB, cfg["alerts"])
+plain_sub.setsockopt(zmq.SUBSCRIBE, b"")
+time.sleep(1.0)
+
+sender = socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["ingest_all"])
+reply = request(sender, event("s-1", "north", "sp-1"))
+check(reply is not None and reply["status"] == "accepted", f"allowed ingest key: {reply}")
+reply = request(sender, event("s-2", "south", "sp-2"))
+check(reply is not None and reply["status"] == "accepted", f"allowed ingest key, south: {reply}")
+
+limited = socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["ingest_north"])
+reply = request(limited, event("s-3", "south", "sp-3"))
+check(reply is not None and reply["code"] == 403, f"ingest key limited to north sending for south: {reply}")
+
+check(request(socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["unknown"]), event("s-4", "north", "x")) is None,
+      "an unknown key got an answer")
+check(request(socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["ingest_all"], server=cfg["wrong_server"]), event("s-5", "north", "x")) is None,
+      "a client with the wrong server key got an answer")
+check(request(socket(zmq.DEALER, cfg["ingest"]), event("s-6", "north", "x")) is None, "plaintext got an answer")
+
+check(request(socket(zmq.DEALER, cfg["control"], cfg["keys"]["ingest_all"]), b'{"command": "status"}') is None,
+      "an ingest key reached control")
+status = request(socket(zmq.DEALER, cfg["control"], cfg["keys"]["operator"]), b'{"command": "status"}')
+check(status is not None and status["status"] == "ok", f"operator status: {status}")
+
+# Live: the north subscriber receives north alerts and never south's.
+seen = set()
+deadline = time.time() + 4
+while time.time() < deadline:
+    if north.poll(200):
+        topic, body = north.recv_multipart()
+        seen.add(json.loads(body).get("clinic"))
+check("north" in seen, f"north subscriber saw no north alert: {seen}")
+check("south" not in seen, "north subscriber received a south alert")
+check(not intruder.poll(200), "an unknown key received alerts")
+check(not plain_sub.poll(200), "a plaintext subscriber received alerts")
+
+# Replay: north may replay north, not south; the ingest key may not replay at all.
+replay = socket(zmq.DEALER, cfg["replay"], cfg["keys"]["subscriber_north"])
+page = request(replay, json.dumps({"clinic": "north", "after": 0}).encode())
+check(page is not None and page["status"] == "ok" and len(page["alerts"]) > 0, f"north replay: {page}")
+page = request(replay, json.dumps({"clinic": "south", "after": 0}).encode())
+check(page is not None and page["status"] == "error" and page.get("alerts") is None, f"north replaying south: {page}")
+check(request(socket(zmq.DEALER, cfg["replay"], cfg["keys"]["ingest_all"]), json.dumps({"clinic": "north"}).encode()) is None,
+      "an ingest key reached replay")
+
+ctx.destroy(linger=0)
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("security: all checks passed")

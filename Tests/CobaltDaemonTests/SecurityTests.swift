@@ -1,0 +1,63 @@
+import CobaltDaemon
+import CobaltTestSupport
+import Foundation
+import Testing
+import ZeroMQ
+
+/// CURVE and ZAP with pyzmq clients: an allowed key works, an unknown key gets nothing, a wrong server key gets
+/// nothing, clinic A's subscriber never receives clinic B's alerts (live or replay), an ingest key cannot use
+/// control, and plaintext to a secured endpoint fails.
+@Suite(.timeLimit(.minutes(2))) struct SecurityTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Interop/security.py").path
+
+    @Test func curveAuthenticationAndClinicAuthorisation() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let keys = try ["ingest_all", "ingest_north", "subscriber_north", "operator", "unknown"].map { ($0, try CurveKeyPair.generate()) }
+        let key = Dictionary(uniqueKeysWithValues: keys)
+        try server.secretKey.write(toFile: scratch.path + "/server.key", atomically: true, encoding: .utf8)
+        try "\(key["ingest_all"]!.publicKey) ehr-all *\n\(key["ingest_north"]!.publicKey) ehr-north north\n"
+            .write(toFile: scratch.path + "/ingest.allow", atomically: true, encoding: .utf8)
+        try "# subscribers\n\(key["subscriber_north"]!.publicKey) north-app north\n"
+            .write(toFile: scratch.path + "/subscribers.allow", atomically: true, encoding: .utf8)
+        try "\(key["operator"]!.publicKey) ops-1\n".write(toFile: scratch.path + "/operators.allow", atomically: true, encoding: .utf8)
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.security = .init(
+            serverSecretKey: scratch.path + "/server.key", ingestKeys: scratch.path + "/ingest.allow",
+            subscriberKeys: scratch.path + "/subscribers.allow", operatorKeys: scratch.path + "/operators.allow")
+        try await withRunningDaemon(configuration) { daemon in
+            let e = daemon.endpoints
+            var json = """
+                {"ingest": "\(e.ingest)", "alerts": "\(e.alerts)", "replay": "\(e.replay)", "control": "\(e.control)",
+                 "server": "\(server.publicKey)", "wrong_server": "\(try CurveKeyPair.generate().publicKey)", "keys": {
+                """
+            json += keys.map { "\"\($0.0)\": {\"public\": \"\($0.1.publicKey)\", \"secret\": \"\($0.1.secretKey)\"}" }.joined(separator: ",")
+            json += "}}"
+            let file = scratch.path + "/security.json"
+            try json.write(toFile: file, atomically: true, encoding: .utf8)
+            let (status, output) = try await onThread { () -> (Int32, String) in
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["python3", Self.script, file]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                try process.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+            }
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("security: all checks passed"))
+        }
+    }
+
+    @Test func nonLoopbackNeedsKeys() throws {
+        var configuration = DaemonConfiguration()
+        configuration.ingest = "tcp://0.0.0.0:5570"
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        configuration.security = .init(serverSecretKey: "k", ingestKeys: "i", subscriberKeys: "s", operatorKeys: "o")
+        #expect(throws: Never.self) { try configuration.validate() }
+    }
+}
