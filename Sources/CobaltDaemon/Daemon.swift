@@ -45,7 +45,8 @@ public final class Daemon: Sendable {
         let store = try SQLiteStore(path: configuration.database)
         try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
         let context = try ZMQContext()
-        let (authenticator, serverSecret) = try Self.security(configuration, logger: logger)
+        let audit = AuditLog()
+        let (authenticator, serverSecret) = try Self.security(configuration, logger: logger, audit: audit)
         let maxMessage = Int64(configuration.maxMessageBytes)
         /// Options of every bound socket; with security, CURVE and an enforced ZAP domain.
         func secured(_ domain: String, _ extra: @escaping @Sendable (ZMQSocket) throws -> Void) -> @Sendable (ZMQSocket) throws -> Void {
@@ -119,19 +120,20 @@ public final class Daemon: Sendable {
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,
-            statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] })
+            statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit)
         var services: [any Service] = [
+            AuditService(audit: audit, store: store),
             SocketService(loop: loop, subscriptions: alertsSocket, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
                 loop: loop, replaySocket: .init(base + 2), controlSocket: .init(base + 3),
                 replay: ReplayHandler(store: store, epoch: store.epoch, pageLimit: configuration.replayPageLimit, authorize: authorize),
                 control: ControlHandler(
                     configuration: configuration, store: store, rules: rules, pipeline: pipeline, publisher: publisher,
-                    statistics: statistics, started: started, reloader: reloader, metrics: metrics)),
+                    statistics: statistics, started: started, reloader: reloader, audit: audit, metrics: metrics)),
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
                 loop: loop, socket: ingestSocket, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
-                rules: rules, statistics: statistics, wake: wake),
+                rules: rules, statistics: statistics, audit: audit, wake: wake),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
         if configuration.watchRules {
@@ -156,7 +158,7 @@ public final class Daemon: Sendable {
     }
 
     /// Loads the server key and the allow-lists when security is configured.
-    private static func security(_ configuration: DaemonConfiguration, logger: Logger) throws -> (Authenticator?, String?) {
+    private static func security(_ configuration: DaemonConfiguration, logger: Logger, audit: AuditLog) throws -> (Authenticator?, String?) {
         guard let security = configuration.security else { return (nil, nil) }
         guard let data = FileManager.default.contents(atPath: security.serverSecretKey) else {
             throw ConfigurationError("\(security.serverSecretKey): cannot read the server secret key")
@@ -165,7 +167,7 @@ public final class Daemon: Sendable {
         _ = try CurveKeyPair(secretKey: secret)  // validates it
         let authenticator = try Authenticator(
             files: [.ingest: security.ingestKeys, .subscriber: security.subscriberKeys, .operator: security.operatorKeys],
-            logger: logger)
+            logger: logger, audit: audit)
         return (authenticator, secret)
     }
 

@@ -64,7 +64,63 @@ package final class SQLiteStore: CobaltStore {
                 CREATE TABLE rulesets (hash TEXT NOT NULL, version TEXT NOT NULL, live_at REAL NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2-quarantine-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE quarantine (
+                    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time REAL NOT NULL, event_id TEXT, code INTEGER NOT NULL, reason TEXT NOT NULL,
+                    errors TEXT NOT NULL, sender TEXT, payload TEXT NOT NULL
+                );
+                CREATE TABLE audit (
+                    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
+    }
+
+    /// Largest payload kept in quarantine, in bytes.
+    static let quarantinePayloadLimit = 65_536
+
+    package func quarantine(_ items: [QuarantinedEvent]) async throws {
+        guard !items.isEmpty else { return }
+        try await pool.write { db in
+            for item in items {
+                try db.execute(
+                    sql: "INSERT INTO quarantine (time, event_id, code, reason, errors, sender, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [item.time, item.id, item.code, item.reason, item.errors, item.sender, String(item.payload.prefix(Self.quarantinePayloadLimit))])
+            }
+        }
+    }
+
+    package func quarantined(limit: Int) async throws -> [QuarantinedEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM quarantine ORDER BY rowid DESC LIMIT ?", arguments: [limit]).map { row in
+                QuarantinedEvent(
+                    time: row["time"], id: row["event_id"], code: row["code"], reason: row["reason"], errors: row["errors"],
+                    sender: row["sender"], payload: row["payload"])
+            }
+        }
+    }
+
+    package func audit(_ entries: [AuditEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        try await pool.write { db in
+            for entry in entries {
+                try db.execute(
+                    sql: "INSERT INTO audit (time, actor, action, detail) VALUES (?, ?, ?, ?)",
+                    arguments: [entry.time, entry.actor, entry.action, entry.detail])
+            }
+        }
+    }
+
+    package func auditTrail(limit: Int) async throws -> [AuditEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY rowid DESC LIMIT ?", arguments: [limit]).map { row in
+                AuditEntry(time: row["time"], actor: row["actor"], action: row["action"], detail: row["detail"])
+            }
+        }
     }
 
     package func journal(_ events: [IncomingEvent]) async throws -> [JournalOutcome] {

@@ -148,4 +148,56 @@ package protocol CobaltStore: Sendable {
 
     /// Records that a rule set went live (version and hash), for the audit trail.
     func recordRuleSet(version: String, hash: String, at time: Double) async throws
+
+    /// Keeps rejected events for the integration engineer to inspect: id (when readable), code, reason, every
+    /// error, who sent it, and the payload (truncated). Patient data stays in the store, never in logs.
+    func quarantine(_ items: [QuarantinedEvent]) async throws
+
+    /// The most recent quarantined events.
+    func quarantined(limit: Int) async throws -> [QuarantinedEvent]
+
+    /// Appends to the audit trail: who did what, when (control commands, reloads, authentication failures,
+    /// quarantined events) — without patient payloads.
+    func audit(_ entries: [AuditEntry]) async throws
+
+    func auditTrail(limit: Int) async throws -> [AuditEntry]
+}
+
+/// A rejected event, kept for inspection.
+package struct QuarantinedEvent: Sendable, Equatable {
+    package var time: Double
+    package var id: String?
+    package var code: Int
+    package var reason: String
+    /// The errors, as JSON.
+    package var errors: String
+    package var sender: String?
+    package var payload: String
+
+    package init(time: Double, id: String?, code: Int, reason: String, errors: String, sender: String?, payload: String) {
+        self.time = time
+        self.id = id
+        self.code = code
+        self.reason = reason
+        self.errors = errors
+        self.sender = sender
+        self.payload = payload
+    }
+}
+
+/// One line of the audit trail.
+package struct AuditEntry: Sendable, Equatable {
+    package var time: Double
+    /// Who: an authenticated identity (`operator:ops-1`), a peer address, or `local` (signal, file watcher).
+    package var actor: String
+    /// What: `control.status`, `control.reload`, `reload.live`, `reload.refused`, `auth.refused`, `event.quarantined`.
+    package var action: String
+    package var detail: String
+
+    package init(time: Double, actor: String, action: String, detail: String) {
+        self.time = time
+        self.actor = actor
+        self.action = action
+        self.detail = detail
+    }
 }

@@ -53,18 +53,20 @@ struct ControlHandler {
     let statistics: Statistics
     let started: Double
     let reloader: Reloader
+    let audit: AuditLog
     /// The metrics in Prometheus text format, when a metrics backend is installed.
     let metrics: (@Sendable () -> String)?
 
     static let version = "0.1.0"
 
-    func reply(to request: JSONValue) async -> String {
+    func reply(to request: JSONValue, userID: String?) async -> String {
         guard case .object(let object) = request, let command = object["command"]?.stringValue else {
-            return ReplayHandler.error("a control request is {\"command\": \"status\" | \"reload\"}")
+            return ReplayHandler.error("a control request is {\"command\": \"status\" | \"reload\" | \"metrics\"}")
         }
+        audit.record(actor: userID ?? "local", action: "control.\(command)", detail: object["expect"]?.stringValue.map { "expect=\($0)" } ?? "")
         switch command {
         case "status": return await status()
-        case "reload": return await reload(expect: object["expect"]?.stringValue)
+        case "reload": return await reload(expect: object["expect"]?.stringValue, actor: userID ?? "local")
         case "metrics":
             guard let metrics else { return ReplayHandler.error("no metrics backend is installed") }
             return "{\"status\":\"ok\",\"format\":\"prometheus-text-0.0.4\",\"text\":\(metrics().jsonQuoted)}"
@@ -89,8 +91,8 @@ struct ControlHandler {
             """
     }
 
-    private func reload(expect: String?) async -> String {
-        switch await reloader.reload(expect: expect) {
+    private func reload(expect: String?, actor: String) async -> String {
+        switch await reloader.reload(expect: expect, actor: actor) {
         case .live(let version, let hash, let duration, let pause, let patients):
             func ms(_ d: Duration) -> String {
                 (Double(d.components.seconds) * 1_000 + Double(d.components.attoseconds) / 1e15).rounded(significant: 4).formatted

@@ -38,36 +38,48 @@ struct IngestProcessor {
     /// A message after the checks that need no store.
     enum Prepared {
         case valid(envelope: [[UInt8]], event: PatientEvent, incoming: IncomingEvent)
-        case invalid(Reply, tooLarge: Bool)
+        case invalid(Reply, tooLarge: Bool, quarantine: QuarantinedEvent)
+    }
+
+    /// The quarantine record of a rejected message.
+    static func quarantined(_ message: Message, id: String?, code: Int, reason: String, errors: [FieldError]) -> QuarantinedEvent {
+        let list = "[" + errors.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",") + "]"
+        let payload = String(decoding: (message.frames.last ?? []).prefix(65_536), as: UTF8.self)
+        return QuarantinedEvent(
+            time: Date().timeIntervalSince1970, id: id, code: code, reason: reason, errors: list, sender: message.userID, payload: payload)
+    }
+
+    private static func reject(_ message: Message, _ envelope: [[UInt8]], id: String?, code: Int, reason: String, errors: [FieldError], tooLarge: Bool = false) -> Prepared {
+        .invalid(
+            Reply(envelope: envelope, json: rejection(id: id, code: code, reason: reason, errors: errors)), tooLarge: tooLarge,
+            quarantine: quarantined(message, id: id, code: code, reason: reason, errors: errors))
     }
 
     func prepare(_ message: Message, vocabulary: Vocabulary) -> Prepared {
         let frames = message.frames
         let envelope = Array(frames.dropLast())
         guard frames.count >= 2, let payload = frames.last else {
-            return .invalid(Reply(envelope: envelope, json: Self.rejection(id: nil, code: 400, reason: "expected one frame holding the event JSON", errors: [])), tooLarge: false)
+            return Self.reject(message, envelope, id: nil, code: 400, reason: "expected one frame holding the event JSON", errors: [])
         }
         guard payload.count <= maxEventBytes else {
             // Still name the event, so the sender can match the answer (the socket's hard limit bounds the work).
             var id: String?
             if case .object(let object)? = try? JSONValue.parse(payload) { id = object["id"]?.stringValue }
-            return .invalid(Reply(envelope: envelope, json: Self.rejection(
-                id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])), tooLarge: true)
+            return Self.reject(message, envelope, id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [], tooLarge: true)
         }
         let json: JSONValue
         do { json = try JSONValue.parse(Data(payload)) } catch {
-            return .invalid(Reply(envelope: envelope, json: Self.rejection(id: nil, code: 400, reason: "malformed JSON", errors: error.errors)), tooLarge: false)
+            return Self.reject(message, envelope, id: nil, code: 400, reason: "malformed JSON", errors: error.errors)
         }
         var id: String?
         if case .object(let object) = json { id = object["id"]?.stringValue }
         let event: PatientEvent
         do { event = try EventDecoder.decode(json) } catch {
             let reason = "invalid event: \(error.errors.count) error\(error.errors.count == 1 ? "" : "s")"
-            return .invalid(Reply(envelope: envelope, json: Self.rejection(id: id, code: 400, reason: reason, errors: error.errors)), tooLarge: false)
+            return Self.reject(message, envelope, id: id, code: 400, reason: reason, errors: error.errors)
         }
         guard authorize(message.userID, event.clinic) else {
-            return .invalid(Reply(envelope: envelope, json: Self.rejection(
-                id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])), tooLarge: false)
+            return Self.reject(message, envelope, id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])
         }
         let canonical = json.canonicalText
         let digest = SHA256.hash(data: Array(canonical.utf8)).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
@@ -79,16 +91,18 @@ struct IngestProcessor {
     /// Journals the valid messages of a batch and builds every reply, in the batch's order.
     func process(
         _ batch: [Message], vocabulary: Vocabulary, store: any CobaltStore
-    ) async -> (replies: [Reply], accepted: [(seq: Int64, event: PatientEvent)], counts: Counts) {
+    ) async -> (replies: [Reply], accepted: [(seq: Int64, event: PatientEvent)], counts: Counts, quarantine: [QuarantinedEvent]) {
         var counts = Counts()
+        var quarantine: [QuarantinedEvent] = []
         let prepared = batch.map { prepare($0, vocabulary: vocabulary) }
         var valid: [(index: Int, envelope: [[UInt8]], event: PatientEvent, incoming: IncomingEvent)] = []
         var replies = [Reply?](repeating: nil, count: batch.count)
         for (index, item) in prepared.enumerated() {
             switch item {
             case .valid(let envelope, let event, let incoming): valid.append((index, envelope, event, incoming))
-            case .invalid(let reply, let tooLarge):
+            case .invalid(let reply, let tooLarge, let record):
                 replies[index] = reply
+                quarantine.append(record)
                 if tooLarge { counts.tooLarge += 1 } else { counts.invalid += 1 }
             }
         }
@@ -107,6 +121,8 @@ struct IngestProcessor {
                         replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "duplicate", vocabulary: vocabulary))
                     case .conflict:
                         counts.conflict += 1
+                        quarantine.append(Self.quarantined(
+                            batch[item.index], id: item.event.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
                         replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
                             id: item.event.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
                     }
@@ -119,7 +135,7 @@ struct IngestProcessor {
                 }
             }
         }
-        return (replies.map { $0! }, accepted, counts)
+        return (replies.map { $0! }, accepted, counts, quarantine)
     }
 
     static func rejection(id: String?, code: Int, reason: String, errors: [FieldError]) -> String {

@@ -24,14 +24,19 @@ struct Reloader {
     let logger: Logger
     /// Re-reads the key allow-lists (a reload trigger reloads both); returns the errors of refused lists.
     let reloadKeys: @Sendable () -> [String]
+    let audit: AuditLog
 
-    func reload(expect: String?) async -> Outcome {
+    func reload(expect: String?, actor: String) async -> Outcome {
         let started = ContinuousClock.now
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
         switch outcome {
-        case .live: statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
-        case .refused: statistics.recordReload(outcome: "refused", duration: ContinuousClock.now - started)
+        case .live(let version, let hash, _, _, _):
+            statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
+            audit.record(actor: actor, action: "reload.live", detail: "version=\(version) hash=\(hash)")
+        case .refused(let reason, let errors):
+            statistics.recordReload(outcome: "refused", duration: ContinuousClock.now - started)
+            audit.record(actor: actor, action: "reload.refused", detail: "\(reason) (\(errors.count) errors)")
         }
         return outcome
     }

@@ -25,6 +25,10 @@ final class Statistics: Sendable {
 
     var snapshot: Snapshot { counts.withLock { $0 } }
 
+    func recordQuarantined(_ count: Int) {
+        Counter(label: "cobalt_events_quarantined_total").increment(by: count)
+    }
+
     func recordShadow(rule: String) {
         Counter(label: "cobalt_shadow_alerts_total", dimensions: [("rule", rule)]).increment()
     }

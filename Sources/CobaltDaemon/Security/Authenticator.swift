@@ -30,10 +30,12 @@ final class Authenticator: Sendable {
     private let lists: Mutex<[Role: [String: Principal]]>
     private let failures = Mutex((count: 0, lastLog: ContinuousClock.now - .seconds(60)))
     private let logger: Logger
+    private let audit: AuditLog
 
-    init(files: [Role: String], logger: Logger) throws {
+    init(files: [Role: String], logger: Logger, audit: AuditLog) throws {
         self.files = files
         self.logger = logger
+        self.audit = audit
         var loaded: [Role: [String: Principal]] = [:]
         for (role, file) in files { loaded[role] = try Self.read(file, role: role) }
         lists = Mutex(loaded)
@@ -130,6 +132,7 @@ final class Authenticator: Sendable {
             return (state.count, log)
         }
         if log {
+            audit.record(actor: address, action: "auth.refused", detail: "endpoint=\(domain) reason=\(reason) refused_total=\(count)")
             logger.warning("authentication refused", metadata: [
                 "peer": "\(address)", "endpoint": "\(domain)", "reason": "\(reason)", "refused_total": "\(count)",
             ])

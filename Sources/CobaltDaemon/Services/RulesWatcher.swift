@@ -23,7 +23,7 @@ struct RulesWatcher: Service {
             }
             if let candidate = pending, candidate.fingerprint == current {
                 guard ContinuousClock.now - candidate.since >= settle else { continue }
-                _ = await reloader.reload(expect: nil)
+                _ = await reloader.reload(expect: nil, actor: "watcher")
                 loaded = current
                 pending = nil
             } else {

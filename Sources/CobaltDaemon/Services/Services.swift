@@ -15,12 +15,21 @@ struct IngestService: Service {
     let store: any CobaltStore
     let rules: RulesHolder
     let statistics: Statistics
+    let audit: AuditLog
     let wake: AsyncStream<EvaluationPipeline.Work>.Continuation
 
     func run() async throws {
         defer { wake.finish() }
         for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
-            let (replies, accepted, counts) = await processor.process(batch, vocabulary: rules.snapshot.vocabulary, store: store)
+            let (replies, accepted, counts, quarantine) = await processor.process(batch, vocabulary: rules.snapshot.vocabulary, store: store)
+            if !quarantine.isEmpty {
+                // Kept for the integration engineer; counted; audited without the payload.
+                try? await store.quarantine(quarantine)
+                statistics.recordQuarantined(quarantine.count)
+                for item in quarantine {
+                    audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
+                }
+            }
             for reply in replies { loop.send(socket, reply.frames) }
             loop.release(socket, count: batch.count)
             statistics.recordIngest(counts, batch: batch.count)
@@ -50,7 +59,7 @@ struct RequestService: Service {
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await serve(replaySocket) { await replay.reply(to: $0, userID: $1) } }
-            group.addTask { await serve(controlSocket) { request, _ in await control.reply(to: request) } }
+            group.addTask { await serve(controlSocket) { await control.reply(to: $0, userID: $1) } }
         }
     }
 
@@ -106,7 +115,7 @@ struct SignalReloadService: Service {
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            _ = await reloader.reload(expect: nil)
+            _ = await reloader.reload(expect: nil, actor: "signal:SIGHUP")
         }
     }
 }

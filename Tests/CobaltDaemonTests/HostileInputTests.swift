@@ -1,0 +1,93 @@
+import CobaltClient
+import CobaltDaemon
+import CobaltStore
+import CobaltTestSupport
+import Foundation
+import RuleEngine
+import Testing
+import ZeroMQ
+
+/// Generated hostile events, interleaved with valid traffic: every bad event gets a NACK with a reason and is
+/// kept in quarantine; every valid event is acknowledged and evaluated; nothing crashes the daemon.
+@Suite(.timeLimit(.minutes(3))) struct HostileInputTests {
+    /// A deterministic generator so failures reproduce.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state
+        }
+    }
+
+    static func hostile(_ index: Int, _ rng: inout Generator) -> [UInt8] {
+        let valid = deficientEvent(id: "bad-\(index)", patient: "hp-\(index)")
+        switch index % 12 {
+        case 0: return Array(valid.utf8.prefix(Int.random(in: 1..<valid.utf8.count, using: &rng)))  // truncated
+        case 1: return Array(valid.replacingOccurrences(of: "\"patient\": \"hp-\(index)\"", with: "\"patient\": [1, 2]").utf8)  // wrong type
+        case 2: return Array((String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)).utf8)  // deep nesting
+        case 3: return Array(valid.replacingOccurrences(of: "\"diet\": \"vegan\"", with: "\"diet\": \"\(String(repeating: "x", count: 300_000))\"").utf8)  // huge
+        case 4: return Array(valid.replacingOccurrences(of: "\"id\": \"bad-\(index)\"", with: "\"id\": \"\\ud800\"").utf8)  // lone surrogate
+        case 5: return Array(valid.replacingOccurrences(of: "\"gestation_weeks\": 20", with: "\"gestation_weeks\": -3").utf8)  // out of range
+        case 6: return Array(valid.replacingOccurrences(of: "\"value\": 18.0", with: "\"value\": 1e400").utf8)  // overflow
+        case 7: return [0xFF, 0xFE] + Array(valid.utf8)  // invalid UTF-8
+        case 8: return Array(valid.replacingOccurrences(of: "\"time\": \"2026-11-20T09:00:00Z\"", with: "\"time\": \"\\u0000\"").utf8)  // NUL time
+        case 9: return Array(valid.replacingOccurrences(of: "\"clinic\": \"north\"", with: "\"clinic\": \"\"").utf8)  // empty clinic
+        case 10: return Array("{\"id\": \"bad-\(index)\", \"id\": \"again\"}".utf8)  // duplicate key
+        default:
+            var bytes = Array(valid.utf8)
+            for _ in 0..<3 { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            return bytes  // random corruption (may occasionally still be valid JSON with a bad field)
+        }
+    }
+
+    @Test func garbageIsRefusedWithReasonsAndValidTrafficFlows() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.maxEventBytes = 200_000
+        var rng = Generator(state: 2026)
+        var events: [[UInt8]] = []
+        var validIDs: Set<String> = []
+        for index in 0..<240 {
+            if index % 2 == 0 {
+                let id = "ok-\(index)"
+                validIDs.insert(id)
+                events.append(Array(deficientEvent(id: id, patient: "vp-\(index % 40)", value: Double(10 + index % 90)).utf8))
+            } else {
+                events.append(Self.hostile(index, &rng))
+            }
+        }
+        let payloads = events
+        try await withRunningDaemon(configuration) { daemon in
+            let outcomes = try await onThread { try EventSender(endpoint: daemon.endpoints.ingest).send(payloads, context: try ZMQContext()) }
+            var refused = 0
+            for (bytes, outcome) in zip(events, outcomes) {
+                let text = String(decoding: bytes.prefix(40), as: UTF8.self)
+                if validIDs.contains(outcome.id) {
+                    #expect(outcome.status == "accepted", "\(outcome.reply)")
+                } else if outcome.status == "rejected" {
+                    refused += 1
+                    #expect([400, 413].contains(outcome.code), "\(text): \(outcome.reply)")
+                    #expect(!(outcome.reason ?? "").isEmpty, "\(text): no reason")
+                } else {
+                    // Random corruption can leave a valid event; it must then be an ordinary acknowledgement.
+                    #expect(outcome.status == "accepted", "\(text): \(outcome.reply)")
+                }
+            }
+            #expect(refused >= 100)
+            try await waitForEvaluated(validIDs.count, control: daemon.endpoints.control)
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
+            #expect(counts["rejected"] == .number(Double(refused)))
+            // Rejected events are kept in quarantine with their reasons, and audited without payloads.
+            try await Task.sleep(for: .seconds(1))
+            let store = try SQLiteStore(path: configuration.database)
+            let quarantined = try await store.quarantined(limit: 1_000)
+            #expect(quarantined.count == refused)
+            #expect(quarantined.allSatisfy { !$0.reason.isEmpty && [400, 413].contains($0.code) })
+            let audit = try await store.auditTrail(limit: 1_000)
+            #expect(audit.filter { $0.action == "event.quarantined" }.count == refused)
+            #expect(audit.allSatisfy { !$0.detail.contains("vegan") && !$0.detail.contains("hp-") })
+        }
+    }
+}
