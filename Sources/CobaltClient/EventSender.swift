@@ -19,6 +19,7 @@ package struct EventSender {
     package var window = 256
     package var retryAfter: Duration = .seconds(2)
     package var giveUpAfter: Duration = .seconds(60)
+    package var security: ClientSecurity?
 
     package init(endpoint: String) {
         self.endpoint = endpoint
@@ -30,6 +31,7 @@ package struct EventSender {
         defer { socket.close() }
         try socket.set(.immediate, 1)
         try socket.set(.reconnectIntervalMax, 5_000)
+        try security?.apply(to: socket)
         try socket.connect(endpoint)
         // Each event needs an id to match its reply; events without one are sent alone, after the others.
         var ids: [String?] = events.map { bytes in

@@ -5,10 +5,13 @@ package import ZeroMQ
 /// One request, one reply, over a DEALER socket (used for replay and control).
 package struct Requester {
     let socket: ZMQSocket
+    let endpoint: String
 
-    package init(context: ZMQContext, endpoint: String) throws {
+    package init(context: ZMQContext, endpoint: String, security: ClientSecurity? = nil) throws {
+        self.endpoint = endpoint
         socket = try ZMQSocket(context: context, type: .dealer)
         try socket.set(.immediate, 1)
+        try security?.apply(to: socket)
         try socket.connect(endpoint)
     }
 
@@ -16,7 +19,9 @@ package struct Requester {
     package func request(_ json: String, timeout: Int = 10_000) throws -> JSONValue {
         try socket.send([Array(json.utf8)], dontWait: false)
         guard try socket.waitForInput(timeout: timeout), let message = try socket.receive(), let payload = message.frames.last else {
-            throw ZMQError(code: ETIMEDOUT, operation: "no reply within \(timeout) ms")
+            throw ZMQError(
+                code: ETIMEDOUT,
+                operation: "no reply from \(endpoint) within \(timeout) ms (is the daemon running there? if it uses CURVE: is --server-key right, and is this --key on its allow-list for this endpoint?)")
         }
         return try JSONValue.parse(Data(payload))
     }

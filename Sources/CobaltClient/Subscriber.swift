@@ -24,13 +24,16 @@ package final class Subscriber {
     private let sub: ZMQSocket
     private let replay: Requester
 
-    package init(context: ZMQContext, alerts: String, replay: String, clinic: String, cursor: Cursor = Cursor()) throws {
+    package init(
+        context: ZMQContext, alerts: String, replay: String, clinic: String, cursor: Cursor = Cursor(), security: ClientSecurity? = nil
+    ) throws {
         self.clinic = clinic
         self.cursor = cursor
         sub = try ZMQSocket(context: context, type: .sub)
+        try security?.apply(to: sub)
         try sub.set(.subscribe, Array("clinic/\(clinic)/".utf8))
         try sub.connect(alerts)
-        self.replay = try Requester(context: context, endpoint: replay)
+        self.replay = try Requester(context: context, endpoint: replay, security: security)
     }
 
     deinit {

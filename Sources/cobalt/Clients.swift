@@ -4,12 +4,23 @@ import Foundation
 import RuleEngine
 import ZeroMQ
 
+/// CURVE options shared by the clients.
+struct CurveOptions: ParsableArguments {
+    @Option(help: "The daemon's CURVE public key (or a file holding it); needed when the daemon has security configured.")
+    var serverKey: String?
+    @Option(help: "A file holding this client's CURVE secret key (from 'cobalt keygen'); its public key must be on the daemon's allow-list.")
+    var key: String?
+
+    func security() throws -> ClientSecurity? { try ClientSecurity.load(serverKey: serverKey, keyFile: key) }
+}
+
 struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send events (JSON array or JSON Lines files) and print each outcome; retries until acknowledged.")
 
     @Option(help: "Ingest endpoint.") var ingest = "tcp://127.0.0.1:5570"
     @Flag(help: "Print the daemon's full reply for each event.") var verbose = false
+    @OptionGroup var curve: CurveOptions
     @Argument(help: "Event files.") var files: [String]
 
     func run() throws {
@@ -19,7 +30,9 @@ struct Send: ParsableCommand {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("\(file): cannot read file") }
             events += try EventSender.events(in: data)
         }
-        let outcomes = try EventSender(endpoint: ingest).send(events, context: context)
+        var sender = EventSender(endpoint: ingest)
+        sender.security = try curve.security()
+        let outcomes = try sender.send(events, context: context)
         var failed = 0
         for outcome in outcomes {
             let ok = outcome.status == "accepted" || outcome.status == "duplicate"
@@ -43,6 +56,7 @@ struct Subscribe: ParsableCommand {
     @Flag(help: "Print one JSON alert per line.") var jsonl = false
     @Option(help: "Stop after this many alerts.") var count: Int?
     @Option(help: "Stop after this many seconds without a new alert.") var idle: Int?
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
@@ -50,7 +64,8 @@ struct Subscribe: ParsableCommand {
         if let cursor, let data = FileManager.default.contents(atPath: cursor) {
             start = try JSONDecoder().decode(Subscriber.Cursor.self, from: data)
         }
-        let subscriber = try Subscriber(context: context, alerts: alerts, replay: replay, clinic: clinic, cursor: start)
+        let subscriber = try Subscriber(
+            context: context, alerts: alerts, replay: replay, clinic: clinic, cursor: start, security: try curve.security())
         var delivered = 0
         let deliver: (String) throws -> Void = { json in
             // Written straight to the file descriptor: a pipe must see each alert as it arrives.
@@ -79,10 +94,11 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask the daemon for its status.")
 
     @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
-        let reply = try Requester(context: context, endpoint: control).request("{\"command\":\"status\"}")
+        let reply = try Requester(context: context, endpoint: control, security: try curve.security()).request("{\"command\":\"status\"}")
         print(reply.canonicalText)
     }
 }
@@ -93,10 +109,11 @@ struct MetricsCommand: ParsableCommand {
         abstract: "Print the daemon's metrics in Prometheus text format (e.g. for node_exporter's textfile collector).")
 
     @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
-        let reply = try Requester(context: context, endpoint: control).request("{\"command\":\"metrics\"}")
+        let reply = try Requester(context: context, endpoint: control, security: try curve.security()).request("{\"command\":\"metrics\"}")
         guard case .object(let o) = reply, let text = o["text"]?.stringValue else {
             print(reply.canonicalText)
             throw ExitCode(1)
@@ -110,12 +127,13 @@ struct Reload: ParsableCommand {
         abstract: "Ask the daemon to reload its rules (checked and tested first; the running set stays on failure).")
 
     @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+    @OptionGroup var curve: CurveOptions
     @Option(help: "Only reload if the running rule-set hash is this one.") var expect: String?
 
     func run() throws {
         let context = try ZMQContext()
         let request = "{\"command\":\"reload\"" + (expect.map { ",\"expect\":\($0.jsonQuoted)" } ?? "") + "}"
-        let reply = try Requester(context: context, endpoint: control).request(request, timeout: 60_000)
+        let reply = try Requester(context: context, endpoint: control, security: try curve.security()).request(request, timeout: 60_000)
         print(reply.canonicalText)
         if case .object(let o) = reply, o["status"]?.stringValue != "ok" { throw ExitCode(1) }
     }
