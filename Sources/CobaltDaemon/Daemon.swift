@@ -63,6 +63,8 @@ public final class Daemon: Sendable {
         }
         let server: @Sendable (ZMQSocket) throws -> Void = { socket in
             try socket.set(.maxMessageSize, maxMessage)
+            try socket.set(.receiveHighWaterMark, 10_000)
+            try socket.set(.sendHighWaterMark, 10_000)
             try socket.set(.routerMandatory, 1)
             try socket.set(.heartbeatInterval, 10_000)
             try socket.set(.heartbeatTimeout, 30_000)
@@ -84,6 +86,9 @@ public final class Daemon: Sendable {
         let alertsOptions: @Sendable (ZMQSocket) throws -> Void = { socket in
             try socket.set(.maxMessageSize, 4_096)
             try socket.set(.sendHighWaterMark, 100_000)
+            try socket.set(.receiveHighWaterMark, 1_000)
+            try socket.set(.heartbeatInterval, 10_000)
+            try socket.set(.heartbeatTimeout, 30_000)
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
         let ingestSpec = SocketSpec(

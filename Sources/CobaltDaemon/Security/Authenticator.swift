@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 import ZeroMQ
 
@@ -124,6 +125,7 @@ final class Authenticator: Sendable {
 
     /// Counts an authentication failure and logs it at a bounded rate, with the peer address, never a secret.
     private func recordFailure(address: String, domain: String, reason: String) {
+        Counter(label: "cobalt_auth_failures_total", dimensions: [("endpoint", domain)]).increment()
         let (count, log) = failures.withLock { state -> (Int, Bool) in
             state.count += 1
             let now = ContinuousClock.now
