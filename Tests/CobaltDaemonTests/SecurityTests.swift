@@ -1,4 +1,4 @@
-import CobaltDaemon
+@testable import CobaltDaemon
 import CobaltTestSupport
 import Foundation
 import Testing
@@ -59,5 +59,22 @@ import ZeroMQ
         #expect(throws: ConfigurationError.self) { try configuration.validate() }
         configuration.security = .init(serverSecretKey: "k", ingestKeys: "i", subscriberKeys: "s", operatorKeys: "o")
         #expect(throws: Never.self) { try configuration.validate() }
+    }
+}
+
+@Suite struct AllowListTests {
+    @Test func keysMayContainHashesAndCommentsFollowWhitespace() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]#f7"
+        #expect(CurveKeyPair.isZ85Key(key))
+        let file = scratch.path + "/subscribers.allow"
+        try "# a comment\n\(key) north-app north,south  # trailing comment\n\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let list = try Authenticator.read(file, role: .subscriber)
+        #expect(list[key] == Principal(role: .subscriber, name: "north-app", clinics: ["north", "south"]))
+        try "\(key) a\n\(key.replacingOccurrences(of: "r", with: "s")) a\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { _ = try Authenticator.read(file, role: .subscriber) }
+        try "not-a-key name\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { _ = try Authenticator.read(file, role: .subscriber) }
     }
 }

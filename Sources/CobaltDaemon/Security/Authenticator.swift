@@ -19,7 +19,8 @@ struct Principal: Sendable, Equatable {
 /// CURVE authentication (ZAP) and per-clinic authorisation by authenticated identity.
 ///
 /// One key allow-list per role — ingest senders, alert subscribers, operators — each a file of lines
-/// `Z85PUBLICKEY name [clinic,clinic,…|*]`. The ZAP domain of each socket picks the list: `ingest` → senders,
+/// `Z85PUBLICKEY name [clinic,clinic,…|*]`; `#` starts a comment at the start of a line or after whitespace
+/// (keys themselves may contain `#`). The ZAP domain of each socket picks the list: `ingest` → senders,
 /// `alerts` and `replay` → subscribers, `control` → operators. Lists reload without a restart (SIGHUP and
 /// control `reload`); a list that fails to parse is refused and the previous one stays.
 final class Authenticator: Sendable {
@@ -64,8 +65,10 @@ final class Authenticator: Sendable {
         var list: [String: Principal] = [:]
         var names: Set<String> = []
         for (number, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
-                .trimmingCharacters(in: .whitespaces) ?? ""
+            // Z85 keys may contain '#': a comment starts a line, or follows whitespace.
+            var line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("#") { continue }
+            if let comment = line.range(of: " #") ?? line.range(of: "\t#") { line = String(line[..<comment.lowerBound]) }
             guard !line.isEmpty else { continue }
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard fields.count >= 2, CurveKeyPair.isZ85Key(fields[0]) else {
