@@ -33,7 +33,7 @@ struct Options {
     var perfDirectory: String?
     var dumpEvents: Int?
     var dumpAlternating: Int?
-    var quietSeconds = 300.0
+    var quietSeconds = 120.0
 
     var daemonBinary: String { daemon ?? root + "/.build-release/release/cobalt" }
     var rulesDirectory: String { rules ?? root + "/Rules" }
@@ -45,8 +45,8 @@ struct Options {
                           [--dump-events N | --dump-alternating N]   (print the generated events as JSON Lines and exit)
         defaults: --daemon <repo>/.build-release/release/cobalt --rules <repo>/Rules --events 100000 --window 1000
                   --clients 1,4 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
-                  --cap-seconds 60 --wait-quiet 300 (before each scenario, wait up to S seconds until other
-                  processes use < 0.15 cores; 0 disables)
+                  --cap-seconds 60 --wait-quiet 120 (before each scenario, wait until other processes use
+                  < 0.15 cores, at most S seconds in all; 0 disables)
         """
 
     init(_ arguments: [String]) throws {
@@ -157,6 +157,16 @@ func finishDaemon(_ report: Report, _ daemon: DaemonProcess) {
         + (problems.isEmpty ? "" : " (first: \(problems[0]))"))
 }
 
+/// The p99 latency of the events sent in each second of the run, to show whether the tail is steady, bursts or grows.
+func perSecondP99(sendTimes: [UInt64], doneTimes: [UInt64]) -> String {
+    guard let t0 = sendTimes.filter({ $0 > 0 }).min(), let t1 = sendTimes.max() else { return "" }
+    var buckets = Array(repeating: [UInt64](), count: Int((t1 - t0) / 1_000_000_000) + 1)
+    for (sent, done) in zip(sendTimes, doneTimes) where sent > 0 && done > 0 {
+        buckets[Int((sent - t0) / 1_000_000_000)].append(done - sent)
+    }
+    return buckets.compactMap { Latency($0).map { fmt($0.p99, 1) } }.joined(separator: " ")
+}
+
 // MARK: - Scenarios
 
 func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
@@ -197,7 +207,7 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     if let l = Latency(m.latencies) { report.say("  ACK latency under saturation (closed loop, informational): " + l.line) }
     let backlogAtEnd = poller.board.all.last { $0.time <= m.lastReply }.map { max(0, $0.accepted - $0.evaluated) }
     // Evaluation continues after the last ACK: wait (bounded) until every accepted event is evaluated.
-    let evaluatedAt = poller.waitForEvaluated(m.accepted, deadline: max(nowNanoseconds(), m.lastReply) + UInt64(o.capSeconds * 1e9))
+    let evaluatedAt = poller.waitForEvaluated(m.accepted, deadline: max(nowNanoseconds(), m.lastReply) + UInt64(o.capSeconds / 2 * 1e9))
     let samples = poller.board.all
     let evaluatedRate: Double
     var evaluatedNote = ""
@@ -217,7 +227,7 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     report.say("  until all evaluated: " + cpu.summary)
     // Evaluation rate while it runs alone (after ingest ended), from the status samples.
     let after = samples.filter { $0.time >= m.lastReply && $0.evaluated < m.accepted }
-    if let a = after.first, let b = samples.last(where: { $0.time > a.time }), b.evaluated > a.evaluated {
+    if (backlogAtEnd ?? 0) >= 1_000, let a = after.first, let b = samples.last(where: { $0.time > a.time }), b.evaluated > a.evaluated {
         report.say("  evaluation rate after ingest ended (status samples): \(grouped(Double(b.evaluated - a.evaluated) / (Double(b.time - a.time) / 1e9))) events/s")
     }
     if let last = samples.last { report.say("  alerts published: \(last.published)") }
@@ -250,15 +260,7 @@ func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
     if let first = result.firstRejection { report.say("  first rejection: \(first)") }
     let latency = Latency(result.latencies)
     if let latency { report.say("  ACK latency: " + latency.line) }
-    // Tail over time: the p99 of each second, to show whether the tail is steady or bursts.
-    var perSecond: [String] = []
-    let t0 = sentTimes.min()!
-    for s in 0..<Int(o.latencySeconds.rounded(.up)) {
-        let lo = t0 + UInt64(s) * 1_000_000_000, hi = lo + 1_000_000_000
-        let slice = zip(result.sendTimes, result.replyTimes).compactMap { $0 >= lo && $0 < hi && $1 > 0 ? $1 - $0 : nil }
-        if let l = Latency(slice) { perSecond.append(fmt(l.p99, 2)) }
-    }
-    report.say("  p99 per second (ms): " + perSecond.joined(separator: " "))
+    report.say("  p99 per second of sending (ms): " + perSecondP99(sendTimes: result.sendTimes, doneTimes: result.replyTimes))
     report.say("  " + cpu.summary)
     daemonFacts(report, context, daemon, "after the latency run")
     finishDaemon(report, daemon)
@@ -322,6 +324,7 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     var resolved: [UInt64] = []
     var cursor: [String: Int] = [:]
     var missing = 0
+    var firstAlert = Array(repeating: UInt64(0), count: events.count)
     for index in 0..<events.count where result.sendTimes[index] > 0 {
         let patient = EventFactory.alternatingPatient(index, patients: patients)
         let sent = result.sendTimes[index]
@@ -332,6 +335,7 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
         cursor[patient] = position
         if position < times.count, times[position] < nextSent {
             let latency = times[position] - sent
+            firstAlert[index] = times[position]
             latencies.append(latency)
             if (index / patients) % 2 == 0 { fired.append(latency) } else { resolved.append(latency) }
         } else {
@@ -343,9 +347,11 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
         + "); events without a matching alert: \(missing)")
     let latency = Latency(latencies)
     if let latency { report.say("  event-to-alert (send → first alert at the subscriber): " + latency.line) }
+    report.say("    p99 per second of sending (ms): " + perSecondP99(sendTimes: result.sendTimes, doneTimes: firstAlert))
     if let l = Latency(fired) { report.say("    events that fire alerts:   " + l.line) }
     if let l = Latency(resolved) { report.say("    events that resolve alerts: " + l.line) }
     if let l = Latency(result.latencies) { report.say("  ACK latency in the same run: " + l.line) }
+    report.say("    p99 per second of sending (ms): " + perSecondP99(sendTimes: result.sendTimes, doneTimes: result.replyTimes))
     report.say("  " + cpu.summary)
     daemonFacts(report, context, daemon, "after the alert run")
     subscriber.stop()
@@ -431,7 +437,7 @@ report.say("machine: nproc \(Machine.cores), CPU \(Machine.cpuModel), RAM \(Mach
 report.say("load average before: \(loadBefore)")
 report.say("command: \(CommandLine.arguments.joined(separator: " "))")
 report.say("load generator build: \(Machine.buildConfiguration); libzmq \(ZMQContext.version)")
-report.say("daemon: \(options.daemonBinary) (built \(binaryDate)); repository \(Machine.revision(root: options.root))")
+report.say("daemon: \(options.daemonBinary) (binary modified \(binaryDate)); repository at run time: \(Machine.revision(root: options.root))")
 report.say("daemon command: \(options.daemonBinary) serve --rules \(options.rulesDirectory) --db <fresh temp dir>/load.db --ingest tcp://127.0.0.1:* --alerts tcp://127.0.0.1:* --replay tcp://127.0.0.1:* --control tcp://127.0.0.1:*")
 
 let throughputEvents = EventFactory.mixed(prefix: "tput", count: options.events, patients: options.patients, seed: 1)
@@ -446,10 +452,13 @@ do { context = try ZMQContext() } catch {
     exit(1)
 }
 var failures: [String] = []
+var quietBudget = options.quietSeconds
 @MainActor func attempt(_ name: String, _ body: () throws -> Void) {
     guard options.only.contains(name) else { return }
-    if options.quietSeconds > 0 {
-        let other = waitForQuietMachine(limit: options.quietSeconds)
+    if quietBudget > 0 {
+        let started = Date()
+        let other = waitForQuietMachine(limit: quietBudget)
+        quietBudget -= Date().timeIntervalSince(started)
         if other >= 0.15 { report.say("NOTE: other processes used \(fmt(other, 2)) cores when \(name) started (the machine did not become quiet)") }
     }
     do { try body() } catch {
