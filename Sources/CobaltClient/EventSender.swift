@@ -31,6 +31,9 @@ package struct EventSender {
         defer { socket.close() }
         try socket.set(.immediate, 1)
         try socket.set(.reconnectIntervalMax, 5_000)
+        // With ZMQ_IMMEDIATE a send waits for a connected peer: bound it, so an unreachable or refusing daemon
+        // ends in the give-up error instead of a hang.
+        try socket.set(.sendTimeout, 1_000)
         try security?.apply(to: socket)
         try socket.connect(endpoint)
         // Each event needs an id to match its reply; events without one are sent alone, after the others.
@@ -48,7 +51,10 @@ package struct EventSender {
         while !queue.isEmpty || !inFlight.isEmpty {
             while inFlight.count < window, !queue.isEmpty {
                 let index = queue.removeFirst()
-                try socket.send([events[index]], dontWait: false)
+                if try !socket.send([events[index]], dontWait: false) {
+                    queue.insert(index, at: 0)  // no peer yet: try again after checking the deadline
+                    break
+                }
                 inFlight[index] = .now
             }
             if try socket.waitForInput(timeout: 100), let message = try socket.receive() {
@@ -63,7 +69,7 @@ package struct EventSender {
                 for index in indexes { outcomes[index] = reply }
             }
             for (index, sentAt) in inFlight where ContinuousClock.now - sentAt > retryAfter {
-                try socket.send([events[index]], dontWait: false)  // same bytes, same id
+                _ = try socket.send([events[index]], dontWait: false)  // same bytes, same id
                 inFlight[index] = .now
             }
             if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty {
@@ -71,7 +77,7 @@ package struct EventSender {
             }
         }
         for index in ids.indices where ids[index] == nil {
-            try socket.send([events[index]], dontWait: false)
+            guard try socket.send([events[index]], dontWait: false) else { continue }
             if try socket.waitForInput(timeout: 10_000), let message = try socket.receive(), let payload = message.frames.last {
                 outcomes[index] = Self.outcome(payload).map { var o = $0; o.id = "(line \(index + 1))"; return o }
             }

@@ -17,8 +17,10 @@ package struct Requester {
 
     /// Sends `json` and waits up to `timeout` milliseconds for the reply.
     package func request(_ json: String, timeout: Int = 10_000) throws -> JSONValue {
-        try socket.send([Array(json.utf8)], dontWait: false)
-        guard try socket.waitForInput(timeout: timeout), let message = try socket.receive(), let payload = message.frames.last else {
+        // With ZMQ_IMMEDIATE a send waits for a connected peer; a refused handshake never gives one, so bound it.
+        try socket.set(.sendTimeout, Int32(timeout))
+        let sent = try socket.send([Array(json.utf8)], dontWait: false)
+        guard sent, try socket.waitForInput(timeout: timeout), let message = try socket.receive(), let payload = message.frames.last else {
             throw ZMQError(
                 code: ETIMEDOUT,
                 operation: "no reply from \(endpoint) within \(timeout) ms (is the daemon running there? if it uses CURVE: is --server-key right, and is this --key on its allow-list for this endpoint?)")

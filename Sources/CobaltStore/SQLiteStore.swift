@@ -15,6 +15,10 @@ package final class SQLiteStore: CobaltStore {
         }
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets `synchronous = NORMAL` when it enables WAL on the writer connection (after prepareDatabase):
+        // durable against a process crash but not a power loss. An ACK promises durability, so set FULL again on
+        // the one writer connection, outside any transaction.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
         epoch = try pool.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") { return existing }
@@ -290,6 +294,11 @@ package final class SQLiteStore: CobaltStore {
 
     package func lastJournalSequence() async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0 }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 is FULL).
+    package func writerSynchronousMode() async throws -> Int {
+        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     package func recordRuleSet(version: String, hash: String, at time: Double) async throws {

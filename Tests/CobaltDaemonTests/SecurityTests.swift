@@ -1,5 +1,7 @@
 @testable import CobaltDaemon
+import CobaltClient
 import CobaltTestSupport
+import RuleEngine
 import Foundation
 import Testing
 import ZeroMQ
@@ -50,6 +52,41 @@ import ZeroMQ
             }
             #expect(status == 0, "\(output)")
             #expect(output.contains("security: all checks passed"))
+        }
+    }
+
+    @Test func allowListsReloadWithoutARestart() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let operatorKey = try CurveKeyPair.generate()
+        let newcomer = try CurveKeyPair.generate()
+        try server.secretKey.write(toFile: scratch.path + "/server.key", atomically: true, encoding: .utf8)
+        for name in ["ingest", "subscribers"] { try "".write(toFile: scratch.path + "/\(name).allow", atomically: true, encoding: .utf8) }
+        try "\(operatorKey.publicKey) ops\n".write(toFile: scratch.path + "/operators.allow", atomically: true, encoding: .utf8)
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.watchRules = false
+        configuration.security = .init(
+            serverSecretKey: scratch.path + "/server.key", ingestKeys: scratch.path + "/ingest.allow",
+            subscriberKeys: scratch.path + "/subscribers.allow", operatorKeys: scratch.path + "/operators.allow")
+        try await withRunningDaemon(configuration) { daemon in
+            let e = daemon.endpoints
+            let asOperator = ClientSecurity(serverKey: server.publicKey, keys: operatorKey)
+            let asNewcomer = ClientSecurity(serverKey: server.publicKey, keys: newcomer)
+            let replayRequest = #"{"clinic": "north", "after": 0}"#
+            let before = try await onThread { () -> Bool in
+                (try? Requester(context: try ZMQContext(), endpoint: e.replay, security: asNewcomer).request(replayRequest, timeout: 1_500)) != nil
+            }
+            #expect(!before, "a key not on the list got a replay answer")
+            try "\(newcomer.publicKey) newcomer north\n".write(toFile: scratch.path + "/subscribers.allow", atomically: true, encoding: .utf8)
+            let reload = try await onThread {
+                try Requester(context: try ZMQContext(), endpoint: e.control, security: asOperator).request(#"{"command": "reload"}"#).canonicalText
+            }
+            #expect(reload.contains("\"status\":\"ok\""), "\(reload)")
+            let after = try await onThread {
+                try Requester(context: try ZMQContext(), endpoint: e.replay, security: asNewcomer).request(replayRequest, timeout: 5_000).canonicalText
+            }
+            #expect(after.contains("\"status\":\"ok\""), "\(after)")
         }
     }
 

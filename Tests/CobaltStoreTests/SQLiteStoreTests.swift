@@ -25,6 +25,16 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
 }
 
 @Suite struct SQLiteStoreTests {
+    /// An acknowledgement promises durability: every commit must be fsynced (GRDB's WAL default is NORMAL).
+    @Test func commitsAreDurableAgainstPowerLoss() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        #expect(try await store.writerSynchronousMode() == 2)
+        _ = try await store.journal([incoming("e1")])
+        #expect(try await store.writerSynchronousMode() == 2)
+    }
+
     @Test func journalIsIdempotentByIDAndDetectsConflicts() async throws {
         let temp = try TemporaryStore()
         defer { temp.remove() }
