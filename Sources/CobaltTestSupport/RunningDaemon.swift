@@ -88,3 +88,20 @@ package func eventJSON(
 ) -> String {
     #"{"schema": "cobalt.event.v1", "id": "\#(id)", "patient": "\#(patient)", "clinic": "\#(clinic)", "time": "\#(time)"\#(body.isEmpty ? "" : ", " + body)}"#
 }
+
+/// Runs `python3` with arguments (an independent peer such as a pyzmq client) on its own thread; returns the exit
+/// status and everything it printed.
+package func runPython(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await onThread { () -> (Int32, String) in
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

@@ -22,8 +22,10 @@ func send(_ events: [String], to endpoint: String) async throws -> [EventSender.
     }
 }
 
-func request(_ json: String, to endpoint: String) async throws -> [String: JSONValue] {
-    let reply = try await onThread { try Requester(context: try ZMQContext(), endpoint: endpoint).request(json).canonicalText }
+/// One request/reply. The timeout is generous: tests assert behaviour, not speed (a reload runs every rule test,
+/// and CI machines can be busy).
+func request(_ json: String, to endpoint: String, timeout: Int = 60_000) async throws -> [String: JSONValue] {
+    let reply = try await onThread { try Requester(context: try ZMQContext(), endpoint: endpoint).request(json, timeout: timeout).canonicalText }
     return try object(reply)
 }
 

@@ -21,7 +21,7 @@ import Testing
         }
     }
 
-    @Test func examplesMatchTheJSONSchema() throws {
+    @Test func examplesMatchTheJSONSchema() async throws {
         let script = """
             import glob, json, sys, jsonschema
             schema = json.load(open(sys.argv[1]))
@@ -37,18 +37,10 @@ import Testing
             assert not validator.is_valid(bad)
             print(f"valid {count}")
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c", script, Repository.root.appendingPathComponent("docs/schemas/event.v1.schema.json").path, Self.examples.path,
-        ]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        let (status, output) = try await runPython([
+            "-c", script, Repository.root.appendingPathComponent("docs/schemas/event.v1.schema.json").path, Self.examples.path,
+        ])
+        #expect(status == 0, "\(output)")
         #expect(output.hasPrefix("valid ") && !output.hasPrefix("valid 0"))
     }
 }

@@ -13,18 +13,7 @@ import Testing
         defer { scratch.remove() }
         try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
             let e = daemon.endpoints
-            let (status, output) = try await onThread { () -> (Int32, String) in
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["python3", Self.script, e.ingest, e.alerts, e.replay, e.control]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = pipe
-                try process.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-            }
+            let (status, output) = try await runPython([Self.script, e.ingest, e.alerts, e.replay, e.control])
             #expect(status == 0, "\(output)")
             #expect(output.contains("interop: all checks passed"))
         }

@@ -167,20 +167,7 @@ func runningHash(control: String) async throws -> String {
                 }
             }
             try await Task.sleep(for: .milliseconds(300))
-            let sender = Task {
-                try await onThread { () -> String in
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                    process.arguments = ["python3", Self.script, e.ingest, "\(count)", "600"]
-                    let pipe = Pipe()
-                    process.standardOutput = pipe
-                    process.standardError = pipe
-                    try process.run()
-                    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    return String(decoding: output, as: UTF8.self)
-                }
-            }
+            let sender = Task { try await runPython([Self.script, e.ingest, "\(count)", "600"]).output }
             let file = rules + "/rulesets/30-folate-masking.yaml"
             let original = try String(contentsOfFile: file, encoding: .utf8)
             var validHashes: Set<String> = [try await runningHash(control: e.control)]

@@ -38,18 +38,7 @@ import ZeroMQ
             json += "}}"
             let file = scratch.path + "/security.json"
             try json.write(toFile: file, atomically: true, encoding: .utf8)
-            let (status, output) = try await onThread { () -> (Int32, String) in
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["python3", Self.script, file]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = pipe
-                try process.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-            }
+            let (status, output) = try await runPython([Self.script, file])
             #expect(status == 0, "\(output)")
             #expect(output.contains("security: all checks passed"))
         }

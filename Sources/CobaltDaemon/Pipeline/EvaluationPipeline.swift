@@ -33,6 +33,20 @@ actor EvaluationPipeline {
         var lastSeq: Int64
         var states: [String: AlertState]
         var lastUse: UInt64
+
+        /// Keeps the cached alert states in step with the changes about to be committed.
+        mutating func apply(_ changes: [AlertChange]) {
+            for change in changes {
+                switch change.status {
+                case .firing, .updated:
+                    states[change.rule] = AlertState(
+                        patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
+                        digest: change.digest, body: change.body)
+                case .resolved:
+                    states[change.rule] = nil
+                }
+            }
+        }
     }
 
     private let store: any CobaltStore
@@ -121,16 +135,7 @@ actor EvaluationPipeline {
                 statistics.recordShadow(rule: evaluation.rule(index))
                 logger.info("shadow alert", metadata: ["rule.id": "\(evaluation.rule(index))", "event.seq": "\(stored.seq)"])
             }
-            for change in changes {
-                switch change.status {
-                case .firing, .updated:
-                    entry.states[change.rule] = AlertState(
-                        patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
-                        digest: change.digest, body: change.body)
-                case .resolved:
-                    entry.states[change.rule] = nil
-                }
-            }
+            entry.apply(changes)
             clock += 1
             entry.lastUse = clock
             cache[stored.patient] = entry
@@ -194,16 +199,7 @@ actor EvaluationPipeline {
             var entry = try await entry(for: patient, clinic: clinic, before: through + 1, bundle: bundle)
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
             if !changes.isEmpty { evaluations.append((0, changes)) }
-            for change in changes {
-                switch change.status {
-                case .firing, .updated:
-                    entry.states[change.rule] = AlertState(
-                        patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
-                        digest: change.digest, body: change.body)
-                case .resolved:
-                    entry.states[change.rule] = nil
-                }
-            }
+            entry.apply(changes)
             cache[patient] = entry
         }
         let published: [PublishedAlert]
