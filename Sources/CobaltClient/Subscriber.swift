@@ -41,6 +41,17 @@ package final class Subscriber {
         replay.close()
     }
 
+    /// Moves the cursor to `seq`, then delivers — so a cursor saved inside `deliver` already includes this alert;
+    /// if delivery fails, the cursor goes back and the alert will be delivered again.
+    private func advance(to seq: Int64, _ deliver: () throws -> Void) throws {
+        let previous = cursor.last
+        cursor.last = seq
+        do { try deliver() } catch {
+            cursor.last = previous
+            throw error
+        }
+    }
+
     /// Catches up from the replay endpoint, handing each alert JSON to `deliver` in sequence order.
     package func catchUp(_ deliver: (String) throws -> Void) throws {
         var more = true
@@ -61,8 +72,7 @@ package final class Subscriber {
             for alert in alerts {
                 guard case .object(let fields) = alert, case .number(let seq)? = fields["seq"] else { continue }
                 guard Int64(seq) == cursor.last + 1 else { continue }
-                try deliver(alert.canonicalText)
-                cursor.last = Int64(seq)
+                try advance(to: Int64(seq)) { try deliver(alert.canonicalText) }
             }
             if case .bool(let flag)? = page["more"] { more = flag } else { more = false }
         }
@@ -92,8 +102,7 @@ package final class Subscriber {
                 gapsRepaired += 1
                 try catchUp(deliver)
             } else if seq == cursor.last + 1 {
-                try deliver(String(decoding: message.frames[1], as: UTF8.self))
-                cursor.last = seq
+                try advance(to: seq) { try deliver(String(decoding: message.frames[1], as: UTF8.self)) }
             }
             // seq ≤ last: already delivered (from replay); skip.
         }

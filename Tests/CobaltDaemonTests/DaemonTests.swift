@@ -283,3 +283,34 @@ func replayAll(clinic: String, replay: String) async throws -> [[String: JSONVal
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct SubscriberCursorTests {
+    /// A cursor saved while delivering includes the alert being delivered: a restarted subscriber resumes after it.
+    @Test func aSavedCursorResumesWithoutRepeats() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let e = daemon.endpoints
+            _ = try await send([deficientEvent(id: "c-1", patient: "p-1")], to: e.ingest)
+            try await waitForEvaluated(1, control: e.control)
+            let (firstCount, saved) = try await onThread { () -> (Int, Subscriber.Cursor) in
+                let subscriber = try Subscriber(context: try ZMQContext(), alerts: e.alerts, replay: e.replay, clinic: "north")
+                var saved = Subscriber.Cursor()
+                var count = 0
+                try subscriber.catchUp { _ in
+                    count += 1
+                    saved = subscriber.cursor  // what `cobalt subscribe --cursor` writes at this moment
+                }
+                return (count, saved)
+            }
+            #expect(firstCount > 0 && saved.last == Int64(firstCount))
+            let again = try await onThread { () -> Int in
+                let subscriber = try Subscriber(context: try ZMQContext(), alerts: e.alerts, replay: e.replay, clinic: "north", cursor: saved)
+                var count = 0
+                try subscriber.catchUp { _ in count += 1 }
+                return count
+            }
+            #expect(again == 0)
+        }
+    }
+}
