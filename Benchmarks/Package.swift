@@ -26,7 +26,8 @@ let package = Package(
             ]
         ),
         /// Load generator for the real `cobalt serve` process: acknowledged and evaluated events/s, ACK latency
-        /// at a fixed offered rate, event-to-alert latency, beside a bare ROUTER/DEALER echo baseline.
+        /// at a fixed offered rate, event-to-alert latency, rule-set reloads under load (reload time, evaluation pause,
+        /// no event lost), beside a bare ROUTER/DEALER echo baseline.
         .executableTarget(
             name: "DaemonLoad",
             dependencies: [

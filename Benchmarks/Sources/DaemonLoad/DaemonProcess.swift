@@ -47,15 +47,21 @@ final class DaemonProcess: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
 
-    /// Starts the daemon and waits (up to 30 s) for its "cobalt started" line.
-    init(binary: String, rules: String, label: String) throws {
+    /// Starts the daemon and waits (up to 30 s) for its "cobalt started" line. `configuration`: YAML written to
+    /// `cobalt.yaml` in the temporary directory and passed as `--config` (command-line flags override it).
+    init(binary: String, rules: String, label: String, configuration: String? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let arguments = [
+        var arguments = [
             "serve", "--rules", rules, "--db", directory.appendingPathComponent("load.db").path,
             "--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*",
             "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
         ]
+        if let configuration {
+            let file = directory.appendingPathComponent("cobalt.yaml")
+            try configuration.write(to: file, atomically: true, encoding: .utf8)
+            arguments += ["--config", file.path]
+        }
         command = [binary] + arguments
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -134,14 +140,49 @@ final class DaemonProcess: @unchecked Sendable {
         }
     }
 
-    /// SIGTERM (graceful stop), then SIGKILL after 20 s; removes the temporary directory. Returns the exit status.
-    @discardableResult
-    func stop() -> Int32 {
+    /// Counts the daemon's `fdatasync`/`fsync` system calls with `perf stat` until ``stopPerf()`` (optional: needs
+    /// `perf` and access to the syscall tracepoints). The counts are read with ``perfStatCounts(_:)``.
+    func startPerfStat(output: String) {
+        let perf = Process()
+        perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        perf.arguments = ["perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-p", "\(pid)", "-o", output]
+        perf.standardOutput = FileHandle.nullDevice
+        perf.standardError = FileHandle.nullDevice
+        do {
+            try perf.run()
+            runningChildren.withLock { _ = $0.insert(perf.processIdentifier) }
+            self.perf = perf
+            Thread.sleep(forTimeInterval: 0.3)
+        } catch {
+            progress("perf could not start: \(error)")
+        }
+    }
+
+    /// Stops `perf record` or `perf stat` (SIGINT, so that it writes its output).
+    func stopPerf() {
         if let perf, perf.isRunning {
             kill(perf.processIdentifier, SIGINT)
             perf.waitUntilExit()
             runningChildren.withLock { _ = $0.remove(perf.processIdentifier) }
         }
+    }
+
+    /// The event counts in a `perf stat -x ,` output file, by event name (nil when perf did not count).
+    static func perfStatCounts(_ file: String) -> [String: Int]? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        var counts: [String: Int] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count >= 3, let count = Int(fields[0]) else { continue }
+            counts[String(fields[2])] = count
+        }
+        return counts.isEmpty ? nil : counts
+    }
+
+    /// SIGTERM (graceful stop), then SIGKILL after 20 s; removes the temporary directory. Returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        stopPerf()
         if process.isRunning {
             process.terminate()
             let deadline = Date().addingTimeInterval(20)

@@ -10,6 +10,9 @@
 //   alerts      a SUB on `clinic/` and events that each change a patient's alerts (default 1,000/s for 8 s):
 //               event-to-alert latency at the subscriber
 //   echo        a bare ROUTER/DEALER echo with the same payloads, window and offered rate: the transport's ceiling
+//   reload      a 1,000-rule synthetic set in shadow beside the bundled rules (a scratch copy), open alerts for 1,000
+//               patients, then control reloads (each after a harmless edit) while events stream at 1,000/s:
+//               reload_ms, evaluation_pause_ms, ACK latency while reloading, no event lost or left unevaluated
 import Foundation
 import ZeroMQ
 
@@ -29,7 +32,13 @@ struct Options {
     var alertRate = 1_000.0
     var alertSeconds = 8.0
     var capSeconds = 60.0
-    var only: Set<String> = ["throughput", "latency", "alerts", "echo"]
+    var only: Set<String> = ["throughput", "latency", "alerts", "echo", "reload"]
+    var reloadRules = 1_000
+    var reloads = 10
+    var reloadRate = 1_000.0
+    var reloadSeconds = 20.0
+    var reloadPatients = 1_000
+    var perfStat = true
     var perfDirectory: String?
     var dumpEvents: Int?
     var dumpAlternating: Int?
@@ -41,12 +50,16 @@ struct Options {
     static let usage = """
         usage: DaemonLoad [--daemon PATH] [--rules DIR] [--events N] [--window N] [--clients N,…] [--patients N]
                           [--rate PER_S] [--latency-seconds S] [--alert-rate PER_S] [--alert-seconds S]
-                          [--cap-seconds S] [--only throughput,latency,alerts,echo] [--perf-dir DIR] [--wait-quiet S]
+                          [--cap-seconds S] [--only throughput,latency,alerts,echo,reload] [--perf-dir DIR] [--wait-quiet S]
+                          [--reload-rules N] [--reloads N] [--reload-rate PER_S] [--reload-seconds S] [--reload-patients N]
+                          [--no-perf-stat]
                           [--dump-events N | --dump-alternating N]   (print the generated events as JSON Lines and exit)
         defaults: --daemon <repo>/.build-release/release/cobalt --rules <repo>/Rules --events 100000 --window 1000
                   --clients 1,4 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
                   --cap-seconds 60 --wait-quiet 120 (before each scenario, wait until other processes use
-                  < 0.15 cores, at most S seconds in all; 0 disables)
+                  < 0.15 cores, at most S seconds in all; 0 disables) --reload-rules 1000 --reloads 10
+                  --reload-rate 1000 --reload-seconds 20 --reload-patients 1000; without --no-perf-stat, the throughput
+                  runs count the daemon's fdatasync/fsync calls with `perf stat` when perf is available
         """
 
     init(_ arguments: [String]) throws {
@@ -78,6 +91,12 @@ struct Options {
             case "--dump-events": dumpEvents = Int(try number(try value()))
             case "--dump-alternating": dumpAlternating = Int(try number(try value()))
             case "--wait-quiet": quietSeconds = Double(try value()) ?? 0
+            case "--reload-rules": reloadRules = Int(try number(try value()))
+            case "--reloads": reloads = Int(try number(try value()))
+            case "--reload-rate": reloadRate = try number(try value())
+            case "--reload-seconds": reloadSeconds = try number(try value())
+            case "--reload-patients": reloadPatients = Int(try number(try value()))
+            case "--no-perf-stat": perfStat = false
             case "-h", "--help":
                 print(Self.usage)
                 exit(0)
@@ -135,6 +154,18 @@ func metricSummary(_ text: String, _ name: String, scale: Double = 1, unit: Stri
     return text
 }
 
+/// The `_sum` and `_count` of a histogram/summary in the daemon's metrics text (summed over labels).
+func metricSumCount(_ text: String, _ name: String) -> (sum: Double, count: Double)? {
+    var sum = 0.0, count = 0.0, found = false
+    for line in text.split(separator: "\n") where line.hasPrefix(name + "_") {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2, let value = Double(parts[parts.count - 1]) else { continue }
+        let key = parts[0].prefix { $0 != "{" }
+        if key == name + "_sum" { sum += value; found = true } else if key == name + "_count" { count += value; found = true }
+    }
+    return found ? (sum, count) : nil
+}
+
 func fetchMetrics(_ context: ZMQContext, _ daemon: DaemonProcess) -> String {
     guard let reply = try? Clients.request(context: context, endpoint: daemon.endpoints.control, Array(#"{"command":"metrics"}"#.utf8)),
         let object = try? JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any], let text = object["text"] as? String
@@ -173,9 +204,13 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     report.say("## A. Sustained throughput: \(grouped(Double(events.count))) events, \(clients) DEALER client(s), window \(o.window) in flight each")
     let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "throughput-\(clients)")
     defer { daemon.stop() }
+    let perfStatFile = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-perfstat-\(UUID().uuidString.prefix(8)).txt").path
+    defer { try? FileManager.default.removeItem(atPath: perfStatFile) }
     if let directory = o.perfDirectory {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         daemon.startPerf(output: directory + "/throughput-\(clients)x\(o.window).perf.data")
+    } else if o.perfStat {
+        daemon.startPerfStat(output: perfStatFile)
     }
     let poller = StatusPoller(context: context, endpoint: daemon.endpoints.control, intervalMilliseconds: 100)
     defer { poller.stop() }
@@ -231,7 +266,23 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
         report.say("  evaluation rate after ingest ended (status samples): \(grouped(Double(b.evaluated - a.evaluated) / (Double(b.time - a.time) / 1e9))) events/s")
     }
     if let last = samples.last { report.say("  alerts published: \(last.published)") }
+    let countedSeconds = Double(nowNanoseconds() - start) / 1e9
+    daemon.stopPerf()
     daemonFacts(report, context, daemon, "after throughput")
+    let metrics = fetchMetrics(context, daemon)
+    let commits = metricSumCount(metrics, "cobalt_commit_batch_size")
+    let evaluationBatches = metricSumCount(metrics, "cobalt_evaluation_duration_seconds")
+    var fsyncNote = "not counted (--perf-dir or --no-perf-stat, or perf unavailable)"
+    if o.perfDirectory == nil, o.perfStat, let counts = DaemonProcess.perfStatCounts(perfStatFile) {
+        let fdatasync = counts["syscalls:sys_enter_fdatasync"] ?? 0, fsync = counts["syscalls:sys_enter_fsync"] ?? 0
+        fsyncNote = "\(fdatasync) fdatasync + \(fsync) fsync over \(fmt(countedSeconds, 1)) s (\(grouped(Double(fdatasync) / countedSeconds))/s)"
+        if let commits, commits.count > 0 {
+            fsyncNote += "; \(grouped(commits.count)) ingest commits"
+            if let evaluationBatches { fsyncNote += " + \(grouped(evaluationBatches.count)) evaluation batches" }
+            fsyncNote += ": \(fmt(Double(fdatasync) / (commits.count + (evaluationBatches?.count ?? 0)), 2)) fdatasync per transaction"
+        }
+    }
+    report.say("  perf stat on the daemon (first send → all evaluated): " + fsyncNote)
     poller.stop()
     finishDaemon(report, daemon)
     report.rows.append(Row(
@@ -241,6 +292,13 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     report.rows.append(Row(
         metric: "Evaluated events/s, same run (first send → all evaluated)", result: grouped(evaluatedRate) + evaluatedNote,
         target: "≥ 50,000 (for ingest to be sustainable)", verdict: evaluatedRate >= 50_000 && evaluatedNote.isEmpty ? "met" : "MISSED"))
+    if let l = Latency(m.latencies) {
+        report.rows.append(Row(metric: "ACK latency under saturation p50 / p99, same run", result: "\(fmt(l.p50, 1)) / \(fmt(l.p99, 1)) ms", target: "—", verdict: "info"))
+    }
+    if let commits, commits.count > 0 {
+        report.rows.append(Row(metric: "Mean group-commit batch (events per journal transaction), same run", result: "\(fmt(commits.sum / commits.count, 1)) over \(grouped(commits.count)) commits", target: "—", verdict: "info"))
+    }
+    report.rows.append(Row(metric: "fsync evidence, same run", result: fsyncNote, target: "—", verdict: "info"))
 }
 
 func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
@@ -473,6 +531,7 @@ for clients in options.clients {
 attempt("latency") { try ackLatency(options, report, context, latencyEvents) }
 attempt("alerts") { try alertLatency(options, report, context) }
 attempt("echo") { try echo(options, clientsList: options.clients, report, context, throughputEvents, latencyEvents) }
+attempt("reload") { try reloadUnderLoad(options, report, context) }
 context.terminate()
 
 // The summary table goes to stdout (progress and details went to stderr as they happened).
