@@ -118,10 +118,10 @@ public final class Daemon: Sendable {
         let rules = RulesHolder(bundle)
         let statistics = Statistics()
         let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences())
+        let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
         let pipeline = EvaluationPipeline(
             store: store, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
-            batchSize: configuration.evaluationBatch, statistics: statistics, logger: logger)
-        let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
+            batchSize: configuration.evaluationBatch, statistics: statistics, logger: logger, requeue: wake)
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,

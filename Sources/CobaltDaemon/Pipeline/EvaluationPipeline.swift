@@ -15,16 +15,31 @@ actor EvaluationPipeline {
     struct Reevaluation: Sendable {
         var patients: Int
         var changes: Int
+        /// The longest time event evaluation waited for one chunk.
         var pause: Duration
     }
+
+    /// Patients re-evaluated per chunk: bounds how long events wait behind a re-evaluation.
+    static let reevaluationChunk = 50
+
+    private let requeue: AsyncStream<Work>.Continuation?
 
     /// Work for the pipeline's loop. Only the loop evaluates, one item at a time: actor methods can interleave at
     /// every `await`, so two drains started from different places would evaluate the same events twice.
     enum Work: Sendable {
         /// New events were journaled.
         case events
-        /// The rules changed: evaluate what is journaled, then re-evaluate patients with open alerts.
+        /// The rules changed: re-evaluate patients with open alerts, a chunk at a time.
         case reevaluate(CheckedContinuation<Reevaluation, any Error>)
+        /// The next chunk of a re-evaluation, queued behind the event work that arrived meanwhile.
+        case reevaluateRemaining(ReevaluationProgress)
+    }
+
+    /// A re-evaluation in progress: the patients left, and what has been done so far.
+    struct ReevaluationProgress: Sendable {
+        var remaining: [(patient: String, clinic: String)]
+        var done: Reevaluation
+        var continuation: CheckedContinuation<Reevaluation, any Error>
     }
 
     private struct PatientEntry {
@@ -62,7 +77,11 @@ actor EvaluationPipeline {
     private var cachedVocabulary: String?
     private(set) var lastEvaluated: Int64 = 0
 
-    init(store: any CobaltStore, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int, statistics: Statistics, logger: Logger) {
+    init(
+        store: any CobaltStore, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int,
+        statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation? = nil
+    ) {
+        self.requeue = requeue
         self.store = store
         self.rules = rules
         self.publisher = publisher
@@ -81,7 +100,15 @@ actor EvaluationPipeline {
             case .events:
                 await drainLogged()
             case .reevaluate(let continuation):
-                do { continuation.resume(returning: try await reevaluateOpenAlerts()) } catch { continuation.resume(throwing: error) }
+                do {
+                    let patients = try await store.patientsWithOpenAlerts()
+                    await reevaluate(ReevaluationProgress(
+                        remaining: patients, done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            case .reevaluateRemaining(let progress):
+                await reevaluate(progress)
             }
         }
         await drainLogged()
@@ -179,24 +206,53 @@ actor EvaluationPipeline {
         }
     }
 
-    /// After a rule-set change: evaluates every patient with open alerts under the current rules, so a threshold
-    /// change resolves or raises alerts without waiting for the next result. Patients without open alerts are
-    /// evaluated under the new rules with their next event. Runs inside the pipeline, so no event is evaluated
-    /// concurrently; returns how many patients were re-evaluated.
-    private func reevaluateOpenAlerts() async throws -> Reevaluation {
-        try await drain()  // everything already journaled first
+    /// After a rule-set change: evaluates patients with open alerts under the current rules, so a threshold change
+    /// resolves or raises alerts without waiting for the next result. Patients without open alerts are evaluated
+    /// under the new rules with their next event. Works a chunk at a time: after each chunk, the rest is queued
+    /// behind the event work that arrived meanwhile, so events wait at most one chunk. Each patient is evaluated
+    /// as of the events the pipeline has already evaluated.
+    private func reevaluate(_ progress: ReevaluationProgress) async {
+        var progress = progress
         let started = ContinuousClock.now
+        let chunk = Array(progress.remaining.prefix(Self.reevaluationChunk))
+        progress.remaining.removeFirst(chunk.count)
+        do {
+            let changes = try await reevaluate(chunk)
+            let pause = ContinuousClock.now - started
+            progress.done.patients += chunk.count
+            progress.done.changes += changes
+            progress.done.pause = max(progress.done.pause, pause)
+            statistics.recordReevaluationPause(pause)
+        } catch {
+            progress.continuation.resume(throwing: error)
+            return
+        }
+        if !progress.remaining.isEmpty, let requeue, case .enqueued = requeue.yield(.reevaluateRemaining(progress)) {
+            return
+        }
+        if !progress.remaining.isEmpty {
+            // No queue to come back through (stopping): finish here.
+            await reevaluate(progress)
+            return
+        }
+        logger.info("open alerts re-evaluated under the new rules", metadata: [
+            "patients": "\(progress.done.patients)", "changes": "\(progress.done.changes)",
+            "ruleset.hash": "\(rules.snapshot.hash)", "longest_pause": "\(progress.done.pause)",
+        ])
+        progress.continuation.resume(returning: progress.done)
+    }
+
+    /// Re-evaluates some patients and commits the changes; returns how many alerts changed.
+    private func reevaluate(_ patients: [(patient: String, clinic: String)]) async throws -> Int {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
             cache.removeAll()
             cachedVocabulary = bundle.vocabularyHash
         }
         let evaluator = Evaluator(bundle: bundle)
-        let through = try await store.lastJournalSequence()
         var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
-        let patients = try await store.patientsWithOpenAlerts()
         for (patient, clinic) in patients {
-            var entry = try await entry(for: patient, clinic: clinic, before: through + 1, bundle: bundle)
+            var entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
             if !changes.isEmpty { evaluations.append((0, changes)) }
             entry.apply(changes)
@@ -211,13 +267,7 @@ actor EvaluationPipeline {
         }
         publisher.publish(published)
         statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
-        let pause = ContinuousClock.now - started
-        statistics.recordReevaluationPause(pause)
-        logger.info("open alerts re-evaluated under the new rules", metadata: [
-            "patients": "\(patients.count)", "changes": "\(published.count)", "ruleset.hash": "\(bundle.hash)",
-            "pause": "\(pause)",
-        ])
-        return Reevaluation(patients: patients.count, changes: published.count, pause: pause)
+        return published.count
     }
 
     var cachedPatients: Int { cache.count }
