@@ -19,8 +19,9 @@ actor EvaluationPipeline {
         var pause: Duration
     }
 
-    /// Patients re-evaluated per chunk: bounds how long events wait behind a re-evaluation.
-    static let reevaluationChunk = 50
+    /// Time budget of one re-evaluation chunk: bounds how long events wait behind a re-evaluation, whatever the
+    /// size of the rule set (at least one patient per chunk).
+    static let reevaluationBudget: Duration = .milliseconds(20)
 
     private let requeue: AsyncStream<Work>.Continuation?
 
@@ -209,17 +210,16 @@ actor EvaluationPipeline {
     /// After a rule-set change: evaluates patients with open alerts under the current rules, so a threshold change
     /// resolves or raises alerts without waiting for the next result. Patients without open alerts are evaluated
     /// under the new rules with their next event. Works a chunk at a time: after each chunk, the rest is queued
-    /// behind the event work that arrived meanwhile, so events wait at most one chunk. Each patient is evaluated
+    /// behind the event work that arrived meanwhile, so events wait at most one chunk (``reevaluationBudget``). Each patient is evaluated
     /// as of the events the pipeline has already evaluated.
     private func reevaluate(_ progress: ReevaluationProgress) async {
         var progress = progress
         let started = ContinuousClock.now
-        let chunk = Array(progress.remaining.prefix(Self.reevaluationChunk))
-        progress.remaining.removeFirst(chunk.count)
         do {
-            let changes = try await reevaluate(chunk)
+            let (count, changes) = try await reevaluate(progress.remaining, until: started + Self.reevaluationBudget)
+            progress.remaining.removeFirst(count)
             let pause = ContinuousClock.now - started
-            progress.done.patients += chunk.count
+            progress.done.patients += count
             progress.done.changes += changes
             progress.done.pause = max(progress.done.pause, pause)
             statistics.recordReevaluationPause(pause)
@@ -242,8 +242,11 @@ actor EvaluationPipeline {
         progress.continuation.resume(returning: progress.done)
     }
 
-    /// Re-evaluates some patients and commits the changes; returns how many alerts changed.
-    private func reevaluate(_ patients: [(patient: String, clinic: String)]) async throws -> Int {
+    /// Re-evaluates patients in order until the deadline (at least one), commits the changes; returns how many
+    /// patients were re-evaluated and how many alerts changed.
+    private func reevaluate(
+        _ candidates: [(patient: String, clinic: String)], until deadline: ContinuousClock.Instant
+    ) async throws -> (patients: Int, changes: Int) {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
             cache.removeAll()
@@ -251,7 +254,10 @@ actor EvaluationPipeline {
         }
         let evaluator = Evaluator(bundle: bundle)
         var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
-        for (patient, clinic) in patients {
+        var patients: [(patient: String, clinic: String)] = []
+        for (patient, clinic) in candidates {
+            if !patients.isEmpty, ContinuousClock.now >= deadline { break }
+            patients.append((patient, clinic))
             var entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
             if !changes.isEmpty { evaluations.append((0, changes)) }
@@ -267,7 +273,7 @@ actor EvaluationPipeline {
         }
         publisher.publish(published)
         statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
-        return published.count
+        return (patients.count, published.count)
     }
 
     var cachedPatients: Int { cache.count }
