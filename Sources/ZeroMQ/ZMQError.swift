@@ -26,4 +26,4 @@ public struct ZMQError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let hostUnreachable = EHOSTUNREACH
 }
 
-let ETERM_CODE: Int32 = 156_384_765  // libzmq's ETERM (ZMQ_HAUSNUMERO + 53)
+let ETERM_CODE: Int32 = ETERM  // libzmq's own error code (ZMQ_HAUSNUMERO + 53)

@@ -17,15 +17,6 @@ public enum SocketType: Sendable {
     }
 }
 
-/// One frame of a received message, with the connection's ZAP `User-Id` when the peer authenticated.
-public struct Frame: Sendable, Equatable {
-    public var bytes: [UInt8]
-
-    public init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-}
-
 /// A received multipart message.
 public struct Message: Sendable, Equatable {
     public var frames: [[UInt8]]

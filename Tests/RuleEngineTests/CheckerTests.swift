@@ -137,6 +137,20 @@ import Testing
         #expect(lines == ["13:9: error: rules depend on each other in a cycle: makes-x → makes-y → makes-x"])
     }
 
+    @Test func aRuleReadingTheFactItSetsIsNamed() throws {
+        let (result, lines) = try diagnostics("""
+            derive:
+              x: {type: bool}
+            rules:
+              - id: loops
+                when: x
+                set: {x: "true"}
+                citations: [SRC]
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["12:9: error: rule 'loops' reads x, which it sets itself"])
+    }
+
     @Test func missingCitationIsAnErrorInProductionAndAWarningInDraft() throws {
         let body = """
             rules:

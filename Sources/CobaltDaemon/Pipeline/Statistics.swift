@@ -64,8 +64,10 @@ final class Statistics: Sendable {
             $0.published += changes.count
         }
         evaluated.increment(by: count)
-        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-        evaluationLatency.recordNanoseconds(nanoseconds / Int64(max(count, 1)))
+        if count > 0 {  // a re-evaluation after a reload has no events; it is timed as a pause instead
+            let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+            evaluationLatency.recordNanoseconds(nanoseconds / Int64(count))
+        }
         for change in changes {
             Counter(
                 label: "cobalt_alerts_published_total",

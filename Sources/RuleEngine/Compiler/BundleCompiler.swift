@@ -144,7 +144,7 @@ struct BundleCompiler {
         }
         checkUnreachable(rules, derivedOrder, &log)
         guard !log.hasErrors else { return nil }
-        guard let ordered = Self.order(rules, derivedCount: derivedOrder.count, log: &log) else { return nil }
+        guard let ordered = Self.order(rules, derived: derivedOrder, log: &log) else { return nil }
         return Output(
             derived: derivedOrder, parameters: parameterOrder.compactMap { parameters[$0] }, rules: ordered,
             rulesets: files.map(\.info))
@@ -326,8 +326,8 @@ struct BundleCompiler {
 
     /// Orders rules so that every setter of a derived fact runs before its readers, and setters of one fact keep
     /// their declaration order (first true wins). A cycle is an error naming the rules in it.
-    static func order(_ rules: [CompiledRule], derivedCount: Int, log: inout DiagnosticLog) -> [CompiledRule]? {
-        var setters: [[Int]] = Array(repeating: [], count: derivedCount)
+    static func order(_ rules: [CompiledRule], derived: [DerivedFact], log: inout DiagnosticLog) -> [CompiledRule]? {
+        var setters: [[Int]] = Array(repeating: [], count: derived.count)
         for (i, rule) in rules.enumerated() {
             for (slot, _) in rule.sets { setters[slot].append(i) }
         }
@@ -336,7 +336,7 @@ struct BundleCompiler {
             for slot in rule.reads {
                 for setter in setters[slot] where setter != i { edges[setter].insert(i) }
                 if setters[slot].contains(i) {
-                    log.error(rule.location, "rule '\(rule.id)' reads \(slotName(slot, rules)) that it sets itself")
+                    log.error(rule.location, "rule '\(rule.id)' reads \(derived[slot].name), which it sets itself")
                 }
             }
         }
@@ -365,10 +365,6 @@ struct BundleCompiler {
             return nil
         }
         return result
-    }
-
-    private static func slotName(_ slot: Int, _ rules: [CompiledRule]) -> String {
-        "the fact it derives"
     }
 
     private static func findCycle(_ edges: [Set<Int>], among nodes: Set<Int>) -> [Int] {
