@@ -19,9 +19,12 @@ let package = Package(
         .package(name: "main", path: ".."),
     ],
     targets: [
+        /// What both benchmarks share: the synthetic rule generator.
+        .target(name: "BenchmarkSupport"),
         .executableTarget(
             name: "RuleEngineBenchmark",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "RuleEngine", package: "main"),
             ]
         ),
@@ -31,6 +34,7 @@ let package = Package(
         .executableTarget(
             name: "DaemonLoad",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "ZeroMQ", package: "main"),
             ]
         ),

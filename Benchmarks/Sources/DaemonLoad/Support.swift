@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import Synchronization
 
@@ -92,10 +93,6 @@ struct Latency {
     var line: String {
         "n=\(count)  p50 \(fmt(p50, 3)) ms  p90 \(fmt(p90, 3)) ms  p99 \(fmt(p99, 3)) ms  p99.9 \(fmt(p999, 3)) ms  max \(fmt(max, 3)) ms  mean \(fmt(mean, 3)) ms"
     }
-}
-
-func fmt(_ value: Double, _ decimals: Int = 2) -> String {
-    String(format: "%.\(decimals)f", value)
 }
 
 /// 12345.6 → "12,346".

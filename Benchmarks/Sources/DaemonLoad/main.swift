@@ -13,6 +13,7 @@
 //   reload      a 1,000-rule synthetic set in shadow beside the bundled rules (a scratch copy), open alerts for 1,000
 //               patients, then control reloads (each after a harmless edit) while events stream at 1,000/s:
 //               reload_ms, evaluation_pause_ms, ACK latency while reloading, no event lost or left unevaluated
+import BenchmarkSupport
 import Foundation
 import ZeroMQ
 

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 
 /// What the benchmark ran on, read from the running system.

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC through Dispatch).
@@ -41,11 +42,6 @@ struct Summary {
         if n % 2 == 1 { return Double(sorted[n / 2]) / divisor }
         return (Double(sorted[n / 2 - 1]) + Double(sorted[n / 2])) / 2 / divisor
     }
-}
-
-/// Fixed-width number formatting without locale surprises.
-func fmt(_ value: Double, _ decimals: Int = 2) -> String {
-    String(format: "%.\(decimals)f", value)
 }
 
 func pad(_ text: String, _ width: Int, right: Bool = true) -> String {
