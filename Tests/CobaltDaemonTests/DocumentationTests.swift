@@ -8,17 +8,22 @@ import Testing
 @Suite struct DocumentationTests {
     static let examples = Repository.root.appendingPathComponent("docs/examples")
 
-    @Test func examplesDecodeAndEvaluate() throws {
+    /// The README's claims about its examples: C03 (150 pmol/L) is 203 ng/L and borderline, not deficient; C09
+    /// raises the critical neurological flag with an IM route.
+    @Test func examplesDoWhatTheReadmeSays() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.examples.path).filter { $0.hasSuffix(".jsonl") }
-        #expect(!files.isEmpty)
+        #expect(Set(files) == ["c03-unit-trap.jsonl", "c09-neuro.jsonl"])
         let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
-        for file in files {
+        func evaluate(_ file: String) throws -> EvaluationResult {
             let data = try Data(contentsOf: Self.examples.appendingPathComponent(file))
-            let events = try EventDecoder.decodeTimeline(data)
-            #expect(!events.isEmpty, "\(file)")
-            let results = Timelines.evaluate(events, bundle: bundle)
-            #expect(results.allSatisfy { !$0.decisions.isEmpty }, "\(file)")
+            return try #require(Timelines.evaluate(try EventDecoder.decodeTimeline(data), bundle: bundle).first)
         }
+        let c03 = try evaluate("c03-unit-trap.jsonl")
+        #expect(c03.decision("b12.status") == .text("borderline"))
+        #expect(c03.derivedValue("b12.total_result")?.display == "203.3 ng/L")
+        let c09 = try evaluate("c09-neuro.jsonl")
+        #expect(c09.decision("b12.route") == .text("IM"))
+        #expect(c09.alerts.contains { $0.category == "neuro-urgent" && $0.severity == "critical" })
     }
 
     @Test func examplesMatchTheJSONSchema() async throws {

@@ -395,6 +395,8 @@ extension Evaluator {
                 if let facts {
                     guard let fact = finding.fact, facts.contains(fact) else { continue }
                 }
+                evidence.append(.finding(index))
+                if !asText { return .bool(true) }  // a condition needs no text
                 let name = finding.fact.map { bundle.vocabulary.facts[$0].name } ?? finding.code
                 var reported = ""
                 switch finding.provenance.reportedValue {
@@ -403,8 +405,6 @@ extension Evaluator {
                 case nil: break
                 }
                 if let unit = finding.provenance.reportedUnit { reported += reported.isEmpty ? unit : " \(unit)" }
-                evidence.append(.finding(index))
-                if !asText { return .bool(true) }
                 texts.append("\(name)\(reported.isEmpty ? "" : " \(reported)"): \(finding.reason)")
             }
             if asText { return .text(texts.isEmpty ? "none" : texts.joined(separator: "; ")) }
