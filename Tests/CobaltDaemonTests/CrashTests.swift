@@ -170,7 +170,7 @@ func alertLog(replay: String) async throws -> [String] {
         // Nothing lost, nothing re-published as new, sequences continue without gaps: the log equals the reference.
         let log = try await alertLog(replay: second.replay)
         #expect(log == expected)
-        #expect(second.terminate() == 0)
+        #expect(second.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(second.log)")
     }
 
     @Test func sighupReloadsTheRules() async throws {
