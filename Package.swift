@@ -66,7 +66,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "CobaltStoreTests", dependencies: ["CobaltStore"]),
+        .testTarget(name: "CobaltStoreTests", dependencies: ["CobaltStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "CobaltDaemonTests",
             dependencies: ["CobaltDaemon", "CobaltClient", "CobaltStore", "CobaltTestSupport", "ZeroMQ", "RuleEngine", "cobalt"],

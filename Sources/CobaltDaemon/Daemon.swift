@@ -119,8 +119,9 @@ public final class Daemon: Sendable {
         let statistics = Statistics()
         let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences())
         let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
+        let handOff = HandOff(capacity: configuration.handOffEvents)
         let pipeline = EvaluationPipeline(
-            store: store, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
+            store: store, handOff: handOff, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
             batchSize: configuration.evaluationBatch, statistics: statistics, logger: logger, requeue: wake)
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
@@ -138,7 +139,7 @@ public final class Daemon: Sendable {
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
                 loop: loop, socket: ingestSocket, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
-                rules: rules, statistics: statistics, audit: audit, wake: wake),
+                rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
         if configuration.watchRules {

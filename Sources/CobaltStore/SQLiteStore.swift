@@ -28,6 +28,11 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
+    /// Creates a database at `path` with the schema as it was after `migration`, to test upgrades from it.
+    package static func createDatabase(at path: String, upTo migration: String) throws {
+        try migrator.migrate(DatabaseQueue(path: path), upTo: migration)
+    }
+
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -79,6 +84,17 @@ package final class SQLiteStore: CobaltStore {
                     rowid INTEGER PRIMARY KEY AUTOINCREMENT,
                     time REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
                 );
+                """)
+        }
+        migrator.registerMigration("v3-evaluation-watermark") { db in
+            // Events are evaluated strictly in journal order, so one number says which are done: every event with
+            // `seq <= through`. It replaces a per-event flag (an UPDATE and an index entry per event).
+            try db.execute(sql: """
+                CREATE TABLE evaluation_progress (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL);
+                INSERT INTO evaluation_progress (id, through) VALUES (1, coalesce(
+                    (SELECT min(seq) - 1 FROM events WHERE evaluated = 0), (SELECT max(seq) FROM events), 0));
+                DROP INDEX events_unevaluated;
+                ALTER TABLE events DROP COLUMN evaluated;
                 """)
         }
         return migrator
@@ -152,10 +168,17 @@ package final class SQLiteStore: CobaltStore {
     package func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
         try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE evaluated = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                db, sql: """
+                    SELECT seq, id, patient, clinic, body FROM events
+                    WHERE seq > max(?, (SELECT through FROM evaluation_progress)) ORDER BY seq LIMIT ?
+                    """,
                 arguments: [seq, limit]
             ).map(Self.event)
         }
+    }
+
+    package func evaluatedThrough() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT through FROM evaluation_progress") ?? 0 }
     }
 
     package func events(patient: String, through seq: Int64) async throws -> [StoredEvent] {
@@ -184,13 +207,14 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
-    package func commitEvaluations(_ evaluations: [(eventSeq: Int64, changes: [AlertChange])], at time: Double) async throws -> [PublishedAlert] {
+    package func commitEvaluations(
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: Double
+    ) async throws -> [PublishedAlert] {
         let epoch = self.epoch
         let stamp = Self.format(time)
         return try await pool.write { db in
             var published: [PublishedAlert] = []
             var last: [String: Int64] = [:]
-            let markEvaluated = try db.cachedStatement(sql: "UPDATE events SET evaluated = 1 WHERE seq = ?")
             for (eventSeq, changes) in evaluations {
                 for change in changes {
                     var seq: Int64
@@ -220,12 +244,14 @@ package final class SQLiteStore: CobaltStore {
                     }
                     published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
                 }
-                if eventSeq > 0 { try markEvaluated.execute(arguments: [eventSeq]) }
             }
             for (clinic, seq) in last {
                 try db.execute(
                     sql: "INSERT INTO clinic_sequence (clinic, last) VALUES (?, ?) ON CONFLICT (clinic) DO UPDATE SET last = excluded.last",
                     arguments: [clinic, seq])
+            }
+            if let through {
+                try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])
             }
             return published
         }
@@ -272,7 +298,8 @@ package final class SQLiteStore: CobaltStore {
         try await pool.read { db in
             StoreCounts(
                 events: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0,
-                unevaluated: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events WHERE evaluated = 0") ?? 0,
+                unevaluated: try Int64.fetchOne(
+                    db, sql: "SELECT count(*) FROM events WHERE seq > (SELECT through FROM evaluation_progress)") ?? 0,
                 alerts: try Int64.fetchOne(db, sql: "SELECT count(*) FROM alert_log") ?? 0)
         }
     }

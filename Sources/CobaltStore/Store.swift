@@ -125,9 +125,15 @@ package protocol CobaltStore: Sendable {
     func alertStates(patient: String) async throws -> [AlertState]
 
     /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
-    /// sequence numbers, updates alert states, and marks the events evaluated (a re-evaluation after a rule
-    /// change has no event: `eventSeq` 0). Returns what to publish.
-    func commitEvaluations(_ evaluations: [(eventSeq: Int64, changes: [AlertChange])], at time: Double) async throws -> [PublishedAlert]
+    /// sequence numbers, updates alert states, and records every event up to `through` as evaluated (events are
+    /// evaluated in journal order; a re-evaluation after a rule change has no event: `eventSeq` 0, `through`
+    /// nil). Returns what to publish.
+    func commitEvaluations(
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: Double
+    ) async throws -> [PublishedAlert]
+
+    /// The journal sequence number through which every event has been evaluated.
+    func evaluatedThrough() async throws -> Int64
 
     /// Patients with at least one open (firing or updated) alert.
     func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)]

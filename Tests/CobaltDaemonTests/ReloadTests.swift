@@ -54,6 +54,30 @@ func runningHash(control: String) async throws -> String {
         }
     }
 
+    /// After a restart, the pipeline knows which events it evaluated before: a reload's re-evaluation sees each
+    /// patient's whole journal, so a changed text is `updated` and nothing open is `resolved` for lack of data.
+    @Test func aReloadAfterARestartReevaluatesWithTheWholeJournal() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        var configuration = testConfiguration(directory: scratch.path, rules: rules)
+        configuration.watchRules = false
+        let before = try await withRunningDaemon(configuration) { daemon in
+            _ = try await send([deficientEvent(id: "rr-1", patient: "p-1")], to: daemon.endpoints.ingest)
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+        }
+        #expect(before.count >= 2 && before.allSatisfy { $0["status"] == .string("firing") })
+        try await withRunningDaemon(configuration) { daemon in
+            try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+            let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+            #expect(reload["status"] == .string("ok"), "\(reload)")
+            let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count)
+            #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
+            #expect(added.first?["rule"] == .string("b12.deficiency-alert"))
+        }
+    }
+
     @Test func theWatcherReloadsSettledChangesAndNeverABrokenSet() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -1,5 +1,6 @@
 import CobaltStore
 import Foundation
+import GRDB
 import Testing
 
 /// A store in a fresh temporary directory, removed afterwards.
@@ -54,7 +55,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
             let store = try temp.open()
             epoch = store.epoch
             _ = try await store.journal([incoming("e1"), incoming("e2", patient: "p2")])
-            _ = try await store.commitEvaluations([(1, [change("r1", .firing)])], at: 0)
+            _ = try await store.commitEvaluations([(1, [change("r1", .firing)])], through: 1, at: 0)
         }
         let reopened = try temp.open()
         #expect(reopened.epoch == epoch)
@@ -72,9 +73,9 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
             (1, [change("r1", .firing), change("r1", .firing, patient: "p9", clinic: "south")]),
             (2, [change("r2", .firing)]),
             (3, []),
-        ], at: 0)
+        ], through: 3, at: 0)
         #expect(published.map { "\($0.clinic)#\($0.seq)" } == ["north#1", "south#1", "north#2"])
-        let more = try await store.commitEvaluations([(4, [change("r1", .resolved)])], at: 0)
+        let more = try await store.commitEvaluations([(4, [change("r1", .resolved)])], through: 4, at: 0)
         #expect(more.map(\.seq) == [3])
         #expect(try await store.unevaluated(after: 0, limit: 10).isEmpty)
         let json = try #require(published.first?.json)
@@ -88,10 +89,10 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         defer { temp.remove() }
         let store = try temp.open()
         _ = try await store.journal((1...3).map { incoming("e\($0)") })
-        _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], at: 0)
-        _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], at: 0)
+        _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], through: 1, at: 0)
+        _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], through: 2, at: 0)
         #expect(try await store.alertStates(patient: "p1").map { "\($0.rule)=\($0.digest)" } == ["r1=v2", "r2=x"])
-        _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], at: 0)
+        _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], through: 3, at: 0)
         #expect(try await store.alertStates(patient: "p1").map(\.rule) == ["r1"])
     }
 
@@ -100,11 +101,38 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         defer { temp.remove() }
         let store = try temp.open()
         _ = try await store.journal([incoming("e1")])
-        _ = try await store.commitEvaluations([(1, (1...5).map { change("r\($0)", .firing) })], at: 0)
+        _ = try await store.commitEvaluations([(1, (1...5).map { change("r\($0)", .firing) })], through: 1, at: 0)
         let page = try await store.alerts(clinic: "north", after: 1, limit: 2)
         #expect(page.alerts.map(\.seq) == [2, 3] && page.more)
         let last = try await store.alerts(clinic: "north", after: 3, limit: 2)
         #expect(last.alerts.map(\.seq) == [4, 5] && !last.more)
         #expect(try await store.alerts(clinic: "nobody", after: 0, limit: 2).alerts.isEmpty)
+    }
+
+    /// A database written before the evaluation watermark (a flag per event) opens with the watermark just below
+    /// its first unevaluated event, so nothing is evaluated twice or skipped.
+    @Test func theEvaluatedFlagsOfAnOlderDatabaseBecomeTheWatermark() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        do {
+            try SQLiteStore.createDatabase(at: temp.path, upTo: "v2-quarantine-audit")
+            let queue = try DatabaseQueue(path: temp.path)
+            try await queue.write { db in
+                for (seq, evaluated) in [(1, 1), (2, 1), (3, 0), (4, 0)] {
+                    try db.execute(
+                        sql: "INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at, evaluated) VALUES (?, ?, 'd', 'p1', 'north', 0, '{}', 0, ?)",
+                        arguments: [seq, "e\(seq)", evaluated])
+                }
+            }
+        }
+        let store = try temp.open()
+        #expect(try await store.evaluatedThrough() == 2)
+        #expect(try await store.unevaluated(after: 0, limit: 10).map(\.id) == ["e3", "e4"])
+        #expect(try await store.counts().unevaluated == 2)
+        _ = try await store.commitEvaluations([(3, [])], through: 3, at: 0)
+        #expect(try await store.unevaluated(after: 0, limit: 10).map(\.id) == ["e4"])
+        // The watermark never moves back.
+        _ = try await store.commitEvaluations([], through: 1, at: 0)
+        #expect(try await store.evaluatedThrough() == 3)
     }
 }

@@ -13,6 +13,8 @@ import Yams
 /// - `limits.max_in_flight` (int, default 4096): ingest messages read but not yet acknowledged.
 /// - `limits.patient_cache` (int, default 10000): patient timelines kept in memory.
 /// - `limits.evaluation_batch` (int, default 256): journaled events evaluated per transaction.
+/// - `limits.handoff_events` (int, default 20000): decoded events held in memory between ingest and evaluation;
+///   beyond that, evaluation reads them back from the journal.
 /// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
 /// - `replay_page_limit` (int, default 500): most alerts in one replay page.
 /// - `watch_rules` (bool, default true): reload when the rules directory changes.
@@ -35,6 +37,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxInFlight = 4_096
     public var patientCache = 10_000
     public var evaluationBatch = 256
+    public var handOffEvents = 20_000
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
     public var watchRules = true
@@ -100,6 +103,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             configuration.maxInFlight = try int(limits["max_in_flight"], "limits.max_in_flight") ?? configuration.maxInFlight
             configuration.patientCache = try int(limits["patient_cache"], "limits.patient_cache") ?? configuration.patientCache
             configuration.evaluationBatch = try int(limits["evaluation_batch"], "limits.evaluation_batch") ?? configuration.evaluationBatch
+            configuration.handOffEvents = try int(limits["handoff_events"], "limits.handoff_events") ?? configuration.handOffEvents
         }
         configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds
         configuration.replayPageLimit = try int(mapping["replay_page_limit"], "replay_page_limit") ?? configuration.replayPageLimit

@@ -6,8 +6,9 @@ import RuleEngine
 /// Evaluates journaled events once each, in journal order, and publishes the alert changes.
 ///
 /// The journal is the queue: on start (and after a crash) the pipeline first evaluates every journaled but
-/// unevaluated event; afterwards ingest wakes it after each commit. Alert log rows and the "evaluated" marks of a
-/// batch commit in one transaction, so after `kill -9` nothing is evaluated twice and nothing acknowledged is
+/// unevaluated event; afterwards ingest hands it each commit's events, decoded, through a bounded ``HandOff``
+/// (falling back to the journal when that overflows). Alert log rows and the evaluation watermark of a batch
+/// commit in one transaction, so after `kill -9` nothing is evaluated twice and nothing acknowledged is
 /// skipped. Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
 /// journal when needed.
 actor EvaluationPipeline {
@@ -66,6 +67,9 @@ actor EvaluationPipeline {
     }
 
     private let store: any CobaltStore
+    private let handOff: HandOff
+    /// Whether journaled events may be missing from the hand-off: at start, after it overflowed, after a failure.
+    private var readJournal = true
     private let rules: RulesHolder
     private let publisher: Publisher
     private let cacheCapacity: Int
@@ -79,11 +83,12 @@ actor EvaluationPipeline {
     private(set) var lastEvaluated: Int64 = 0
 
     init(
-        store: any CobaltStore, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int,
+        store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int,
         statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation? = nil
     ) {
         self.requeue = requeue
         self.store = store
+        self.handOff = handOff
         self.rules = rules
         self.publisher = publisher
         self.cacheCapacity = cacheCapacity
@@ -95,6 +100,11 @@ actor EvaluationPipeline {
     /// Evaluates everything journaled and not yet evaluated, then handles work items in order until `work`
     /// finishes; then drains once more and returns.
     func run(work: AsyncStream<Work>) async {
+        do {
+            lastEvaluated = try await store.evaluatedThrough()
+        } catch {
+            logger.error("cannot read the evaluation watermark; evaluating from the journal", metadata: ["error": "\(error)"])
+        }
         await drainLogged()
         for await item in work {
             switch item {
@@ -121,22 +131,49 @@ actor EvaluationPipeline {
         } catch {
             logger.error("evaluation failed; will retry on the next event", metadata: ["error": "\(error)"])
             cache.removeAll()
+            readJournal = true
         }
     }
 
-    /// Evaluates all unevaluated events; returns how many. Called only from the loop (see ``Work``).
-    @discardableResult
-    private func drain() async throws -> Int {
-        var total = 0
+    /// Evaluates all unevaluated events, in journal order. Called only from the loop (see ``Work``).
+    private func drain() async throws {
         while true {
-            let batch = try await store.unevaluated(after: lastEvaluated, limit: batchSize)
-            guard !batch.isEmpty else { return total }
-            try await evaluate(batch)
-            total += batch.count
+            if readJournal {
+                while true {
+                    let stored = try await store.unevaluated(after: lastEvaluated, limit: batchSize)
+                    guard !stored.isEmpty else { break }
+                    let bundle = rules.snapshot
+                    try await evaluate(ArraySlice(stored.map { Self.journaled($0, vocabulary: bundle.vocabulary, hash: bundle.vocabularyHash) }))
+                }
+                readJournal = false
+            }
+            let (handed, overflowed) = handOff.take()
+            if overflowed {
+                // Ingest dropped events we had no room for; they are in the journal.
+                statistics.recordHandOffOverflow()
+                readJournal = true
+                continue
+            }
+            // Anything already read from the journal is skipped (sequence numbers only grow).
+            let fresh = handed.drop { $0.seq <= lastEvaluated }
+            guard !fresh.isEmpty else { return }
+            var start = fresh.startIndex
+            while start < fresh.endIndex {
+                let end = min(start + batchSize, fresh.endIndex)
+                try await evaluate(fresh[start..<end])
+                start = end
+            }
         }
     }
 
-    private func evaluate(_ batch: [StoredEvent]) async throws {
+    /// A journal row as the pipeline evaluates it.
+    static func journaled(_ stored: StoredEvent, vocabulary: Vocabulary, hash: String) -> JournaledEvent {
+        JournaledEvent(
+            seq: stored.seq, patient: stored.patient, clinic: stored.clinic,
+            event: decode(stored.body).map { NormalisedEvent($0, vocabulary: vocabulary) }, vocabularyHash: hash)
+    }
+
+    private func evaluate(_ batch: ArraySlice<JournaledEvent>) async throws {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
             // A new vocabulary may map codes differently: rebuild timelines from the journal.
@@ -148,13 +185,17 @@ actor EvaluationPipeline {
         var touched: Set<String> = []
         let started = ContinuousClock.now
         for stored in batch {
-            guard let event = Self.decode(stored.body) else {
+            guard var event = stored.event else {
                 logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
                 evaluations.append((stored.seq, []))
                 continue
             }
+            if stored.vocabularyHash != bundle.vocabularyHash {
+                // Normalised by ingest before a vocabulary change went live.
+                event = NormalisedEvent(event.event, vocabulary: bundle.vocabulary)
+            }
             var entry = try await entry(for: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle)
-            entry.timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary))
+            entry.timeline.apply(event)
             entry.lastSeq = stored.seq
             let evaluation = evaluator.evaluateLazily(entry.timeline)
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)
@@ -173,7 +214,7 @@ actor EvaluationPipeline {
         let evaluatedAt = Date().timeIntervalSince1970
         let published: [PublishedAlert]
         do {
-            published = try await store.commitEvaluations(evaluations, at: evaluatedAt)
+            published = try await store.commitEvaluations(evaluations, through: batch.last!.seq, at: evaluatedAt)
         } catch {
             // The cached states ran ahead of the store: forget them, and retry the batch later.
             for patient in touched { cache[patient] = nil }
@@ -185,9 +226,11 @@ actor EvaluationPipeline {
         evictIfNeeded()
     }
 
-    /// The patient's timeline with every journaled event before `seq` applied.
+    /// The patient's timeline with every journaled event before `seq` applied. A cached entry is taken out of the
+    /// cache (the caller puts it back), so that applying an event mutates its arrays in place instead of copying
+    /// them.
     private func entry(for patient: String, clinic: String, before seq: Int64, bundle: RuleBundle) async throws -> PatientEntry {
-        if let entry = cache[patient], entry.lastSeq < seq { return entry }
+        if let entry = cache.removeValue(forKey: patient), entry.lastSeq < seq { return entry }
         var timeline = PatientTimeline(patient: patient, clinic: clinic, factCount: bundle.vocabulary.facts.count)
         var last: Int64 = 0
         for stored in try await store.events(patient: patient, through: seq - 1) {
@@ -266,7 +309,7 @@ actor EvaluationPipeline {
         }
         let published: [PublishedAlert]
         do {
-            published = try await store.commitEvaluations(evaluations, at: Date().timeIntervalSince1970)
+            published = try await store.commitEvaluations(evaluations, through: nil, at: Date().timeIntervalSince1970)
         } catch {
             for (patient, _) in patients { cache[patient] = nil }  // the cached states ran ahead of the store
             throw error

@@ -37,7 +37,7 @@ struct IngestProcessor {
 
     /// A message after the checks that need no store.
     enum Prepared {
-        case valid(envelope: [[UInt8]], event: PatientEvent, incoming: IncomingEvent)
+        case valid(envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent)
         case invalid(Reply, tooLarge: Bool, quarantine: QuarantinedEvent)
     }
 
@@ -55,6 +55,7 @@ struct IngestProcessor {
             quarantine: quarantined(message, id: id, code: code, reason: reason, errors: errors))
     }
 
+    /// Checks one message; a valid event is normalised here, once: for the warnings of its ACK and for evaluation.
     func prepare(_ message: Message, vocabulary: Vocabulary) -> Prepared {
         let frames = message.frames
         let envelope = Array(frames.dropLast())
@@ -84,18 +85,19 @@ struct IngestProcessor {
         let canonical = json.canonicalText
         let digest = SHA256.hash(data: Array(canonical.utf8)).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         return .valid(
-            envelope: envelope, event: event,
+            envelope: envelope, event: NormalisedEvent(event, vocabulary: vocabulary),
             incoming: IncomingEvent(id: event.id, digest: digest, patient: event.patient, clinic: event.clinic, time: event.time, body: canonical))
     }
 
-    /// Journals the valid messages of a batch and builds every reply, in the batch's order.
+    /// Journals the valid messages of a batch and builds every reply, in the batch's order. `accepted` are the
+    /// newly journaled events, in journal order, for the evaluation pipeline.
     func process(
-        _ batch: [Message], vocabulary: Vocabulary, store: any CobaltStore
-    ) async -> (replies: [Reply], accepted: [(seq: Int64, event: PatientEvent)], counts: Counts, quarantine: [QuarantinedEvent]) {
+        _ batch: [Message], bundle: RuleBundle, store: any CobaltStore
+    ) async -> (replies: [Reply], accepted: [JournaledEvent], counts: Counts, quarantine: [QuarantinedEvent]) {
         var counts = Counts()
         var quarantine: [QuarantinedEvent] = []
-        let prepared = batch.map { prepare($0, vocabulary: vocabulary) }
-        var valid: [(index: Int, envelope: [[UInt8]], event: PatientEvent, incoming: IncomingEvent)] = []
+        let prepared = batch.map { prepare($0, vocabulary: bundle.vocabulary) }
+        var valid: [(index: Int, envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent)] = []
         var replies = [Reply?](repeating: nil, count: batch.count)
         for (index, item) in prepared.enumerated() {
             switch item {
@@ -106,7 +108,7 @@ struct IngestProcessor {
                 if tooLarge { counts.tooLarge += 1 } else { counts.invalid += 1 }
             }
         }
-        var accepted: [(Int64, PatientEvent)] = []
+        var accepted: [JournaledEvent] = []
         if !valid.isEmpty {
             do {
                 let outcomes = try await store.journal(valid.map(\.incoming))
@@ -114,24 +116,26 @@ struct IngestProcessor {
                     switch outcome {
                     case .accepted(let seq):
                         counts.accepted += 1
-                        accepted.append((seq, item.event))
-                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "accepted", vocabulary: vocabulary))
+                        accepted.append(JournaledEvent(
+                            seq: seq, patient: item.incoming.patient, clinic: item.incoming.clinic, event: item.event,
+                            vocabularyHash: bundle.vocabularyHash))
+                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "accepted"))
                     case .duplicate:
                         counts.duplicate += 1
-                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "duplicate", vocabulary: vocabulary))
+                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "duplicate"))
                     case .conflict:
                         counts.conflict += 1
                         quarantine.append(Self.quarantined(
-                            batch[item.index], id: item.event.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
+                            batch[item.index], id: item.incoming.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
                         replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
-                            id: item.event.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
+                            id: item.incoming.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
                     }
                 }
             } catch {
                 for item in valid {
                     counts.unavailable += 1
                     replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
-                        id: item.event.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
+                        id: item.incoming.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
                 }
             }
         }
@@ -144,9 +148,10 @@ struct IngestProcessor {
     }
 
     /// `accepted`/`duplicate`, with warnings: unknown fields and values that will not be used (data quality).
-    static func acknowledgement(_ event: PatientEvent, status: String, vocabulary: Vocabulary) -> String {
+    static func acknowledgement(_ normalised: NormalisedEvent, status: String) -> String {
+        let event = normalised.event
         var warnings = event.warnings
-        for finding in NormalisedEvent(event, vocabulary: vocabulary).findings {
+        for finding in normalised.findings {
             warnings.append(FieldError(path: finding.path, message: finding.reason))
         }
         let list = warnings.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",")

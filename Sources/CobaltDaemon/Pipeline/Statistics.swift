@@ -29,6 +29,11 @@ final class Statistics: Sendable {
         Counter(label: "cobalt_events_quarantined_total").increment(by: count)
     }
 
+    /// Evaluation fell more than the hand-off's capacity behind ingest and reads the journal instead.
+    func recordHandOffOverflow() {
+        Counter(label: "cobalt_handoff_overflows_total").increment()
+    }
+
     func recordShadow(rule: String) {
         Counter(label: "cobalt_shadow_alerts_total", dimensions: [("rule", rule)]).increment()
     }

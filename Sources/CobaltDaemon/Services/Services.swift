@@ -35,6 +35,7 @@ struct IngestService: Service {
     let rules: RulesHolder
     let statistics: Statistics
     let audit: AuditLog
+    let handOff: HandOff
     let wake: AsyncStream<EvaluationPipeline.Work>.Continuation
 
     func run() async throws {
@@ -53,7 +54,7 @@ struct IngestService: Service {
         for await _ in ready.cancelOnGracefulShutdown() {
             let batch = pending.takeAll()
             guard !batch.isEmpty else { continue }
-            let (replies, accepted, counts, quarantine) = await processor.process(batch, vocabulary: rules.snapshot.vocabulary, store: store)
+            let (replies, accepted, counts, quarantine) = await processor.process(batch, bundle: rules.snapshot, store: store)
             if !quarantine.isEmpty {
                 // Kept for the integration engineer; counted; audited without the payload.
                 try? await store.quarantine(quarantine)
@@ -62,10 +63,13 @@ struct IngestService: Service {
                     audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
                 }
             }
+            if !accepted.isEmpty {
+                handOff.push(accepted)
+                wake.yield(.events)
+            }
             for reply in replies { loop.send(socket, reply.frames) }
             loop.release(socket, count: batch.count)
             statistics.recordIngest(counts, batch: batch.count)
-            if !accepted.isEmpty { wake.yield(.events) }
         }
     }
 }

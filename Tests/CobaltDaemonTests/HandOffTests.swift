@@ -1,0 +1,52 @@
+@testable import CobaltDaemon
+import CobaltTestSupport
+import RuleEngine
+import Testing
+
+@Suite struct HandOffTests {
+    private func events(_ range: ClosedRange<Int64>) -> [JournaledEvent] {
+        range.map { JournaledEvent(seq: $0, patient: "p", clinic: "c", event: nil, vocabularyHash: "") }
+    }
+
+    @Test func handsOverInOrderAndDropsEverythingWhenFull() {
+        let handOff = HandOff(capacity: 4)
+        handOff.push(events(1...2))
+        handOff.push(events(3...4))
+        let first = handOff.take()
+        #expect(first.events.map(\.seq) == [1, 2, 3, 4] && !first.overflowed)
+        handOff.push(events(5...7))
+        handOff.push(events(8...9))  // 5 > 4: nothing kept, the pipeline must read the journal
+        handOff.push(events(10...10))  // still overflowed until taken: a later event alone would leave a hole
+        let second = handOff.take()
+        #expect(second.events.isEmpty && second.overflowed)
+        handOff.push(events(11...11))
+        let third = handOff.take()
+        #expect(third.events.map(\.seq) == [11] && !third.overflowed)
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct HandOffFallbackTests {
+    /// With a hand-off too small for the traffic, evaluation reads the journal instead: the alert log is the same
+    /// as with room to spare, and every event is evaluated exactly once.
+    @Test func aFullHandOffLosesNothing() async throws {
+        var logs: [[String]] = []
+        for capacity in [2, 20_000] {
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            var configuration = testConfiguration(directory: scratch.path)
+            configuration.handOffEvents = capacity
+            let stream = crashStream()
+            logs.append(try await withRunningDaemon(configuration) { daemon in
+                let outcomes = try await send(stream.map(\.json), to: daemon.endpoints.ingest)
+                #expect(outcomes.map(\.status) == Array(repeating: "accepted", count: stream.count))
+                try await waitForEvaluated(stream.count, control: daemon.endpoints.control)
+                let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+                let evaluated: JSONValue? = if case .object(let counts)? = status["counts"] { counts["evaluated"] } else { nil }
+                #expect(evaluated == .number(Double(stream.count)))
+                return try await alertLog(replay: daemon.endpoints.replay)
+            })
+        }
+        #expect(logs[0].count > 100)
+        #expect(logs[0] == logs[1])
+    }
+}
