@@ -215,40 +215,41 @@ package final class SQLiteStore: CobaltStore {
         return try await pool.write { db in
             var published: [PublishedAlert] = []
             var last: [String: Int64] = [:]
+            // Cached statements: compiled once per connection, not once per alert.
+            let lastSequence = try db.cachedStatement(sql: "SELECT last FROM clinic_sequence WHERE clinic = ?")
+            let log = try db.cachedStatement(
+                sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)")
+            let upsertState = try db.cachedStatement(sql: """
+                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
+                    digest = excluded.digest, body = excluded.body
+                """)
+            let deleteState = try db.cachedStatement(sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?")
+            let saveSequence = try db.cachedStatement(
+                sql: "INSERT INTO clinic_sequence (clinic, last) VALUES (?, ?) ON CONFLICT (clinic) DO UPDATE SET last = excluded.last")
             for (eventSeq, changes) in evaluations {
                 for change in changes {
                     var seq: Int64
                     if let known = last[change.clinic] {
                         seq = known
                     } else {
-                        seq = try Int64.fetchOne(db, sql: "SELECT last FROM clinic_sequence WHERE clinic = ?", arguments: [change.clinic]) ?? 0
+                        seq = try Int64.fetchOne(lastSequence, arguments: [change.clinic]) ?? 0
                     }
                     seq += 1
                     last[change.clinic] = seq
                     let json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: stamp)
-                    try db.execute(
-                        sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)",
-                        arguments: [change.clinic, seq, change.alertID, change.status.rawValue, eventSeq, json])
+                    try log.execute(arguments: [change.clinic, seq, change.alertID, change.status.rawValue, eventSeq, json])
                     switch change.status {
                     case .firing, .updated:
-                        try db.execute(
-                            sql: """
-                                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body) VALUES (?, ?, ?, ?, ?, ?)
-                                ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
-                                    digest = excluded.digest, body = excluded.body
-                                """,
-                            arguments: [change.patient, change.rule, change.clinic, change.alertID, change.digest, change.body])
+                        try upsertState.execute(arguments: [change.patient, change.rule, change.clinic, change.alertID, change.digest, change.body])
                     case .resolved:
-                        try db.execute(
-                            sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?", arguments: [change.patient, change.rule])
+                        try deleteState.execute(arguments: [change.patient, change.rule])
                     }
                     published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
                 }
             }
             for (clinic, seq) in last {
-                try db.execute(
-                    sql: "INSERT INTO clinic_sequence (clinic, last) VALUES (?, ?) ON CONFLICT (clinic) DO UPDATE SET last = excluded.last",
-                    arguments: [clinic, seq])
+                try saveSequence.execute(arguments: [clinic, seq])
             }
             if let through {
                 try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])

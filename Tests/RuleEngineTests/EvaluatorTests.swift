@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 @testable import RuleEngine
@@ -24,6 +25,28 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(result.json.utf8)) as! [String: Any]
         #expect((json["decisions"] as! [String: Any])["b12.status"] as? String == "deficient")
         #expect((json["ruleset"] as! [String: Any])["hash"] as? String == Support.bundled.hash)
+    }
+
+    /// An alert's content digest is stored with its state; if its recipe changed, every open alert would be
+    /// republished as `updated` after an upgrade. Pin it: SHA-256 of id, category, severity, wording and the
+    /// displayed values, separated by U+001F, first 16 bytes in hex.
+    @Test func contentDigestsKeepTheirRecipe() throws {
+        let bundle = Support.bundled
+        var timeline = PatientTimeline(patient: "p-1", clinic: "north", factCount: bundle.vocabulary.facts.count)
+        timeline.apply(NormalisedEvent(
+            try event("2026-11-20T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "observations": [{"code": "b12.active", "value": 18, "unit": "pmol/L"}]"#),
+            vocabulary: bundle.vocabulary))
+        let evaluation = Evaluator(bundle: Support.bundled).evaluateLazily(timeline)
+        #expect(evaluation.count >= 2)
+        for index in 0..<evaluation.count {
+            let item = evaluation.fired[index]
+            let rule = Support.bundled.rules[item.rule]
+            let alert = try #require(rule.alert)
+            var content = "\(rule.id)\u{1F}\(alert.category)\u{1F}\(alert.severity.rawValue)\u{1F}\(alert.wording)"
+            for value in item.values { content += "\u{1F}" + value.display }
+            let expected = SHA256.hash(data: Array(content.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+            #expect(evaluation.digest(index) == expected, "\(rule.id)")
+        }
     }
 
     @Test func evaluationIsDeterministicAndAsOfATime() throws {

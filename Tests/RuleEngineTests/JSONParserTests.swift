@@ -70,4 +70,31 @@ import Testing
             _ = try? JSONValue.parse(bytes)
         }
     }
+
+    /// Quoting escapes exactly what JSON requires, keeps everything else byte for byte, and round-trips through
+    /// an independent parser (Foundation's).
+    @Test func quotingRoundTripsEveryKindOfCharacter() throws {
+        let samples = [
+            "", "plain", "dé 😀 µg/L", "quote \" and backslash \\", "line\nfeed\rreturn\ttab",
+            "\u{0}\u{1}\u{1F} \u{7F}", String(repeating: "x", count: 200) + "\"",
+        ]
+        for sample in samples {
+            let quoted = sample.jsonQuoted
+            let decoded = try JSONSerialization.jsonObject(with: Data("[\(quoted)]".utf8)) as? [String]
+            #expect(decoded == [sample], "\(quoted)")
+        }
+        #expect("a\"b".jsonQuoted == #""a\"b""#)
+        #expect("\u{1}".jsonQuoted == #""\u0001""#)
+        #expect("\n".jsonQuoted == #""\n""#)
+        #expect("é".jsonQuoted == "\"é\"")
+    }
+
+    /// The canonical form is what the journal stores and what duplicate detection hashes: if it changed, an event
+    /// resent after an upgrade would be refused as a conflict. Pin it: keys sorted, no spaces, integers without a
+    /// decimal point, minimal escapes.
+    @Test func theCanonicalFormIsPinned() throws {
+        let value = try parse(#" { "b": [1.0, -2.5, 3e2, true, null], "a": {"y": "tab\there \"q\" \u0001é/", "x": {}} , "c": [] } "#)
+        #expect(value.canonicalText == #"{"a":{"x":{},"y":"tab\there \"q\" \u0001é/"},"b":[1,-2.5,300,true,null],"c":[]}"#)
+        #expect(value.canonicalBytes == Array(value.canonicalText.utf8))
+    }
 }

@@ -82,11 +82,12 @@ struct IngestProcessor {
         guard authorize(message.userID, event.clinic) else {
             return Self.reject(message, envelope, id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])
         }
-        let canonical = json.canonicalText
-        let digest = SHA256.hash(data: Array(canonical.utf8)).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let canonical = json.canonicalBytes
         return .valid(
             envelope: envelope, event: NormalisedEvent(event, vocabulary: vocabulary),
-            incoming: IncomingEvent(id: event.id, digest: digest, patient: event.patient, clinic: event.clinic, time: event.time, body: canonical))
+            incoming: IncomingEvent(
+                id: event.id, digest: SHA256.hash(data: canonical).hexDigits(), patient: event.patient, clinic: event.clinic,
+                time: event.time, body: String(decoding: canonical, as: UTF8.self)))
     }
 
     /// Journals the valid messages of a batch and builds every reply, in the batch's order. `accepted` are the

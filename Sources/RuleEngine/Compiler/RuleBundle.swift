@@ -1,3 +1,5 @@
+internal import Crypto
+
 /// A compiled, immutable rule bundle: vocabulary, derived facts, parameters and rules in evaluation order.
 /// One bundle is one snapshot; hot reload swaps whole bundles.
 package struct RuleBundle: Sendable {
@@ -79,6 +81,11 @@ package final class CompiledRule: Sendable {
     package let conditionText: String
     /// Parameters the rule reads (its thresholds).
     package let parameters: [String]
+    /// SHA-256 of the constant part of the alert's content digest (see ``LazyEvaluation/digest(_:)``), so that
+    /// each evaluation hashes only the values. Never mutated: evaluations update copies, and swift-crypto's hash
+    /// state is copy-on-write (a copy that is updated first duplicates the shared context), so sharing it across
+    /// threads only ever reads it.
+    nonisolated(unsafe) let digestPrefix: SHA256
 
     package init(
         id: String, ruleset: String, description: String, condition: Code, sets: [(slot: Int, value: Code)],
@@ -98,6 +105,11 @@ package final class CompiledRule: Sendable {
         self.reads = reads
         self.conditionText = conditionText
         self.parameters = parameters
+        var hasher = SHA256()
+        if let alert {
+            hasher.update(data: Array("\(id)\u{1F}\(alert.category)\u{1F}\(alert.severity.rawValue)\u{1F}\(alert.wording)".utf8))
+        }
+        digestPrefix = hasher
     }
 }
 

@@ -50,15 +50,7 @@ package struct Evaluator: Sendable {
 
     /// A stable alert identity per patient × rule that does not reveal the patient identifier.
     package static func alertID(patient: String, rule: String) -> String {
-        let digest = SHA256.hash(data: Array("\(patient)\u{0}\(rule)".utf8))
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(20)
-        for byte in digest.prefix(10) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: hex, as: UTF8.self)
+        SHA256.hash(data: Array("\(patient)\u{0}\(rule)".utf8)).hexDigits(limit: 10)
     }
 
     static func limit(_ text: String, to count: Int) -> String {

@@ -34,22 +34,13 @@ package struct LazyEvaluation: Sendable {
     /// A digest of the alert's clinical content: rule, category, severity, the wording of its texts and every
     /// value they show. Equal digests mean equal alerts.
     package func digest(_ index: Int) -> String {
-        let rule = state.bundle.rules[fired[index].rule]
-        let alert = rule.alert!
-        var content = "\(rule.id)\u{1F}\(alert.category)\u{1F}\(alert.severity.rawValue)\u{1F}\(alert.wording)"
+        // The constant part (id, category, severity, wording) is hashed once when the rule is compiled.
+        var hasher = state.bundle.rules[fired[index].rule].digestPrefix
         for value in fired[index].values {
-            content += "\u{1F}"
-            content += value.display
+            var text = "\u{1F}" + value.display
+            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         }
-        let digest = SHA256.hash(data: Array(content.utf8))
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(32)
-        for byte in digest.prefix(16) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: hex, as: UTF8.self)
+        return hasher.finalize().hexDigits(limit: 16)
     }
 
     /// Builds the alert: texts from the recorded values, evidence from the recorded facts.

@@ -50,34 +50,39 @@ package enum JSONValue: Sendable, Equatable {
         return nil
     }
 
-    /// Compact JSON text (keys sorted), used for content comparison and re-serialisation.
-    package var canonicalText: String {
-        var out = ""
+    /// Compact JSON (object keys sorted, numbers in shortest form): the form in which events are compared for
+    /// content and journaled.
+    package var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1_024)
         write(to: &out)
         return out
     }
 
-    private func write(to out: inout String) {
+    package var canonicalText: String { String(decoding: canonicalBytes, as: UTF8.self) }
+
+    private func write(to out: inout [UInt8]) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n.formatted
-        case .string(let s): out += s.jsonQuoted
+        case .null: out += "null".utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
+        case .number(let n): out += n.formatted.utf8
+        case .string(let s): JSONEscaping.appendQuoted(s, to: &out)
         case .array(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 item.write(to: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            out += "{"
-            for (i, key) in members.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
-                out += key.jsonQuoted + ":"
-                members[key]!.write(to: &out)
+            out.append(UInt8(ascii: "{"))
+            for (i, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONEscaping.appendQuoted(member.key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                member.value.write(to: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 }
@@ -101,25 +106,73 @@ package struct EventDecodingError: Error, Sendable, Equatable {
 }
 
 extension String {
-    /// The string as a JSON string literal.
+    /// The string as a JSON string literal: one allocation, and a plain copy when nothing needs escaping (the
+    /// usual case — this runs for every string of every event and alert).
     package var jsonQuoted: String {
-        var out = "\""
-        for scalar in unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
+        var text = self
+        return text.withUTF8 { bytes in
+            let length = JSONEscaping.quotedLength(bytes)
+            return String(unsafeUninitializedCapacity: length) { out in
+                var i = 0
+                if length == bytes.count + 2 {
+                    out[0] = 0x22
+                    _ = UnsafeMutableBufferPointer(rebasing: out[1...]).initialize(from: bytes)
+                    out[length - 1] = 0x22
+                    return length
                 }
+                JSONEscaping.writeQuoted(bytes) { byte in
+                    out[i] = byte
+                    i += 1
+                }
+                return i
             }
         }
-        return out + "\""
+    }
+}
+
+/// JSON string escaping (RFC 8259 §7): quote, backslash and control characters; everything else byte for byte.
+enum JSONEscaping {
+    private static func escaped(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C }
+
+    /// The length of the quoted form.
+    static func quotedLength(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var length = bytes.count + 2
+        for byte in bytes where escaped(byte) {
+            length += byte == 0x22 || byte == 0x5C || byte == 0x0A || byte == 0x0D || byte == 0x09 ? 1 : 5
+        }
+        return length
+    }
+
+    /// Writes the quoted form, a byte at a time.
+    @inline(__always)
+    static func writeQuoted(_ bytes: UnsafeBufferPointer<UInt8>, _ put: (UInt8) -> Void) {
+        let hex: StaticString = "0123456789abcdef"
+        put(0x22)
+        for byte in bytes {
+            switch byte {
+            case 0x22, 0x5C: put(0x5C); put(byte)
+            case 0x0A: put(0x5C); put(UInt8(ascii: "n"))
+            case 0x0D: put(0x5C); put(UInt8(ascii: "r"))
+            case 0x09: put(0x5C); put(UInt8(ascii: "t"))
+            case ..<0x20:
+                for b in [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 0xF)]] { put(b) }
+            default: put(byte)
+            }
+        }
+        put(0x22)
+    }
+
+    /// Appends the quoted form of `text` to `out`.
+    static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            guard bytes.contains(where: escaped) else {
+                out.append(0x22)
+                out.append(contentsOf: bytes)
+                out.append(0x22)
+                return
+            }
+            writeQuoted(bytes) { out.append($0) }
+        }
     }
 }

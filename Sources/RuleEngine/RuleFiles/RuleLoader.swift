@@ -95,10 +95,10 @@ package struct RuleLoader {
             hasher.update(data: Array(path.utf8) + [0])
             hasher.update(data: data)
         }
-        let hash = "sha256:" + hasher.finalize().map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
+        let hash = "sha256:" + hasher.finalize().hexDigits()
         var vocabularyHasher = SHA256()
         vocabularyHasher.update(data: fm.contents(atPath: vocabularyPath) ?? Data())
-        let vocabularyHash = vocabularyHasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let vocabularyHash = vocabularyHasher.finalize().hexDigits()
         let bundle = RuleBundle(
             version: version, hash: hash, vocabulary: vocabulary, derived: compiled.derived,
             parameters: compiled.parameters, rules: compiled.rules, rulesets: compiled.rulesets, profile: profileName,
