@@ -97,6 +97,13 @@ package final class SQLiteStore: CobaltStore {
                 ALTER TABLE events DROP COLUMN evaluated;
                 """)
         }
+        migrator.registerMigration("v4-alert-severity") { db in
+            // Kept beside the body so that resolving an alert needs no JSON parsing for its metric label.
+            try db.execute(sql: """
+                ALTER TABLE alert_state ADD COLUMN severity TEXT NOT NULL DEFAULT '';
+                UPDATE alert_state SET severity = coalesce(json_extract(body, '$.severity'), '');
+                """)
+        }
         return migrator
     }
 
@@ -197,21 +204,20 @@ package final class SQLiteStore: CobaltStore {
     package func alertStates(patient: String) async throws -> [AlertState] {
         try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT patient, rule, clinic, alert_id, digest, body FROM alert_state WHERE patient = ? ORDER BY rule",
+                db, sql: "SELECT patient, rule, clinic, alert_id, digest, body, severity FROM alert_state WHERE patient = ? ORDER BY rule",
                 arguments: [patient]
             ).map { row in
                 AlertState(
                     patient: row["patient"], rule: row["rule"], clinic: row["clinic"], alertID: row["alert_id"],
-                    digest: row["digest"], body: row["body"])
+                    digest: row["digest"], body: row["body"], severity: row["severity"])
             }
         }
     }
 
     package func commitEvaluations(
-        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: Double
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: String
     ) async throws -> [PublishedAlert] {
         let epoch = self.epoch
-        let stamp = Self.format(time)
         return try await pool.write { db in
             var published: [PublishedAlert] = []
             var last: [String: Int64] = [:]
@@ -220,9 +226,9 @@ package final class SQLiteStore: CobaltStore {
             let log = try db.cachedStatement(
                 sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)")
             let upsertState = try db.cachedStatement(sql: """
-                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body, severity) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
-                    digest = excluded.digest, body = excluded.body
+                    digest = excluded.digest, body = excluded.body, severity = excluded.severity
                 """)
             let deleteState = try db.cachedStatement(sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?")
             let saveSequence = try db.cachedStatement(
@@ -237,11 +243,13 @@ package final class SQLiteStore: CobaltStore {
                     }
                     seq += 1
                     last[change.clinic] = seq
-                    let json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: stamp)
+                    let json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: time)
                     try log.execute(arguments: [change.clinic, seq, change.alertID, change.status.rawValue, eventSeq, json])
                     switch change.status {
                     case .firing, .updated:
-                        try upsertState.execute(arguments: [change.patient, change.rule, change.clinic, change.alertID, change.digest, change.body])
+                        try upsertState.execute(arguments: [
+                            change.patient, change.rule, change.clinic, change.alertID, change.digest, change.body, change.severity,
+                        ])
                     case .resolved:
                         try deleteState.execute(arguments: [change.patient, change.rule])
                     }
@@ -265,11 +273,6 @@ package final class SQLiteStore: CobaltStore {
         return body == "{}" ? "{\(fields)}" : "{\(fields)," + body.dropFirst()
     }
 
-    private static func format(_ time: Double) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: time))
-    }
 
     package func alerts(clinic: String, after seq: Int64, limit: Int) async throws -> (alerts: [PublishedAlert], more: Bool) {
         try await pool.read { db in

@@ -46,14 +46,17 @@ package struct AlertState: Sendable, Equatable {
     package var digest: String
     /// The last published alert JSON.
     package var body: String
+    /// The alert's severity (also in `body`), for the metrics of its resolution.
+    package var severity: String
 
-    package init(patient: String, rule: String, clinic: String, alertID: String, digest: String, body: String) {
+    package init(patient: String, rule: String, clinic: String, alertID: String, digest: String, body: String, severity: String) {
         self.patient = patient
         self.rule = rule
         self.clinic = clinic
         self.alertID = alertID
         self.digest = digest
         self.body = body
+        self.severity = severity
     }
 }
 
@@ -127,9 +130,9 @@ package protocol CobaltStore: Sendable {
     /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
     /// sequence numbers, updates alert states, and records every event up to `through` as evaluated (events are
     /// evaluated in journal order; a re-evaluation after a rule change has no event: `eventSeq` 0, `through`
-    /// nil). Returns what to publish.
+    /// nil). `time` (RFC 3339) is the evaluation time stamped on the alerts. Returns what to publish.
     func commitEvaluations(
-        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: Double
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: String
     ) async throws -> [PublishedAlert]
 
     /// The journal sequence number through which every event has been evaluated.

@@ -55,7 +55,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
             let store = try temp.open()
             epoch = store.epoch
             _ = try await store.journal([incoming("e1"), incoming("e2", patient: "p2")])
-            _ = try await store.commitEvaluations([(1, [change("r1", .firing)])], through: 1, at: 0)
+            _ = try await store.commitEvaluations([(1, [change("r1", .firing)])], through: 1, at: "2026-11-20T09:00:00.000Z")
         }
         let reopened = try temp.open()
         #expect(reopened.epoch == epoch)
@@ -73,9 +73,9 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
             (1, [change("r1", .firing), change("r1", .firing, patient: "p9", clinic: "south")]),
             (2, [change("r2", .firing)]),
             (3, []),
-        ], through: 3, at: 0)
+        ], through: 3, at: "2026-11-20T09:00:00.000Z")
         #expect(published.map { "\($0.clinic)#\($0.seq)" } == ["north#1", "south#1", "north#2"])
-        let more = try await store.commitEvaluations([(4, [change("r1", .resolved)])], through: 4, at: 0)
+        let more = try await store.commitEvaluations([(4, [change("r1", .resolved)])], through: 4, at: "2026-11-20T09:00:00.000Z")
         #expect(more.map(\.seq) == [3])
         #expect(try await store.unevaluated(after: 0, limit: 10).isEmpty)
         let json = try #require(published.first?.json)
@@ -89,10 +89,10 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         defer { temp.remove() }
         let store = try temp.open()
         _ = try await store.journal((1...3).map { incoming("e\($0)") })
-        _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], through: 1, at: 0)
-        _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], through: 2, at: 0)
+        _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], through: 1, at: "2026-11-20T09:00:00.000Z")
+        _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], through: 2, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map { "\($0.rule)=\($0.digest)" } == ["r1=v2", "r2=x"])
-        _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], through: 3, at: 0)
+        _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], through: 3, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.rule) == ["r1"])
     }
 
@@ -101,7 +101,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         defer { temp.remove() }
         let store = try temp.open()
         _ = try await store.journal([incoming("e1")])
-        _ = try await store.commitEvaluations([(1, (1...5).map { change("r\($0)", .firing) })], through: 1, at: 0)
+        _ = try await store.commitEvaluations([(1, (1...5).map { change("r\($0)", .firing) })], through: 1, at: "2026-11-20T09:00:00.000Z")
         let page = try await store.alerts(clinic: "north", after: 1, limit: 2)
         #expect(page.alerts.map(\.seq) == [2, 3] && page.more)
         let last = try await store.alerts(clinic: "north", after: 3, limit: 2)
@@ -129,10 +129,32 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.evaluatedThrough() == 2)
         #expect(try await store.unevaluated(after: 0, limit: 10).map(\.id) == ["e3", "e4"])
         #expect(try await store.counts().unevaluated == 2)
-        _ = try await store.commitEvaluations([(3, [])], through: 3, at: 0)
+        _ = try await store.commitEvaluations([(3, [])], through: 3, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.unevaluated(after: 0, limit: 10).map(\.id) == ["e4"])
         // The watermark never moves back.
-        _ = try await store.commitEvaluations([], through: 1, at: 0)
+        _ = try await store.commitEvaluations([], through: 1, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.evaluatedThrough() == 3)
+    }
+
+    /// Open alerts written before severity had its own column get it from their JSON body.
+    @Test func openAlertsOfAnOlderDatabaseGetTheirSeverity() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        do {
+            try SQLiteStore.createDatabase(at: temp.path, upTo: "v3-evaluation-watermark")
+            let queue = try DatabaseQueue(path: temp.path)
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body)
+                    VALUES ('p1', 'r1', 'north', 'a1', 'd', '{"rule":"r1","severity":"critical"}'), ('p1', 'r2', 'north', 'a2', 'd', '{}')
+                    """)
+            }
+        }
+        let store = try temp.open()
+        #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", ""])
+        var fresh = change("r3", .firing)
+        fresh.severity = "warning"
+        _ = try await store.commitEvaluations([(0, [fresh])], through: nil, at: "2026-11-20T09:00:00.000Z")
+        #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", "", "warning"])
     }
 }

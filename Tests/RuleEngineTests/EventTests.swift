@@ -61,6 +61,13 @@ import Testing
     func timestamps(_ text: String, _ expected: Double) {
         #expect(Timestamp.parse(text) == expected)
         #expect(Timestamp.parse(Timestamp.format(expected)) == expected.rounded(.down))
+        #expect(Timestamp.parse(Timestamp.formatMilliseconds(expected)) == expected)
+    }
+
+    @Test func millisecondStamps() {
+        #expect(Timestamp.formatMilliseconds(1_795_167_000.25) == "2026-11-20T09:30:00.250Z")
+        #expect(Timestamp.formatMilliseconds(1_795_167_059.9999) == "2026-11-20T09:30:59.999Z")
+        #expect(Timestamp.formatMilliseconds(0) == "1970-01-01T00:00:00.000Z")
     }
 
     @Test(arguments: ["2026-13-01", "2026-02-30", "2023-02-29", "2026-11-20T25:00:00Z", "2026-11-20T09:30:00", "20261120", "2026-11-20T09:30:00+0100"])

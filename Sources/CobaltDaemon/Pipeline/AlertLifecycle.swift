@@ -34,7 +34,7 @@ struct AlertLifecycle {
             var change = AlertChange(
                 patient: state.patient, rule: rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
                 digest: state.digest, body: state.body)
-            if case .object(let fields)? = try? JSONValue.parse(Array(state.body.utf8)) { change.severity = fields["severity"]?.stringValue ?? "" }
+            change.severity = state.severity
             changes.append(change)
         }
         return changes

@@ -58,7 +58,7 @@ actor EvaluationPipeline {
                 case .firing, .updated:
                     states[change.rule] = AlertState(
                         patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
-                        digest: change.digest, body: change.body)
+                        digest: change.digest, body: change.body, severity: change.severity)
                 case .resolved:
                     states[change.rule] = nil
                 }
@@ -211,7 +211,7 @@ actor EvaluationPipeline {
             touched.insert(stored.patient)
             evaluations.append((stored.seq, changes))
         }
-        let evaluatedAt = Date().timeIntervalSince1970
+        let evaluatedAt = Timestamp.formatMilliseconds(Date().timeIntervalSince1970)
         let published: [PublishedAlert]
         do {
             published = try await store.commitEvaluations(evaluations, through: batch.last!.seq, at: evaluatedAt)
@@ -309,7 +309,7 @@ actor EvaluationPipeline {
         }
         let published: [PublishedAlert]
         do {
-            published = try await store.commitEvaluations(evaluations, through: nil, at: Date().timeIntervalSince1970)
+            published = try await store.commitEvaluations(evaluations, through: nil, at: Timestamp.formatMilliseconds(Date().timeIntervalSince1970))
         } catch {
             for (patient, _) in patients { cache[patient] = nil }  // the cached states ran ahead of the store
             throw error

@@ -51,6 +51,13 @@ package enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rest / 3_600, 2)):\(pad(rest / 60 % 60, 2)):\(pad(rest % 60, 2))Z"
     }
 
+    /// Formats with milliseconds (`2026-11-20T09:00:00.250Z`): the time stamps the daemon adds to alerts.
+    package static func formatMilliseconds(_ seconds: Double) -> String {
+        let milliseconds = Int64((seconds * 1_000).rounded(.down))
+        let whole = Double(floorDiv(milliseconds, 1_000))
+        return String(format(whole).dropLast()) + "." + pad(Int(milliseconds - Int64(whole) * 1_000), 3) + "Z"
+    }
+
     /// Formats the date part only (`2026-11-20`).
     package static func formatDate(_ seconds: Double) -> String {
         String(format(seconds).prefix(10))
