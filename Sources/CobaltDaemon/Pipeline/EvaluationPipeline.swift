@@ -24,6 +24,11 @@ actor EvaluationPipeline {
     /// size of the rule set (at least one patient per chunk).
     static let reevaluationBudget: Duration = .milliseconds(20)
 
+    /// Evaluation work per transaction: a batch is committed after this long (at least one event), so that the
+    /// one SQLite writer is never held long by evaluation — ingest's commits (and so ACKs) wait for it — and the
+    /// pipeline's thread returns to the concurrency pool between commits.
+    static let commitBudget: Duration = .milliseconds(2)
+
     private let requeue: AsyncStream<Work>.Continuation?
 
     /// Work for the pipeline's loop. Only the loop evaluates, one item at a time: actor methods can interleave at
@@ -143,7 +148,7 @@ actor EvaluationPipeline {
                     let stored = try await store.unevaluated(after: lastEvaluated, limit: batchSize)
                     guard !stored.isEmpty else { break }
                     let bundle = rules.snapshot
-                    try await evaluate(ArraySlice(stored.map { Self.journaled($0, vocabulary: bundle.vocabulary, hash: bundle.vocabularyHash) }))
+                    try await evaluateAll(ArraySlice(stored.map { Self.journaled($0, vocabulary: bundle.vocabulary, hash: bundle.vocabularyHash) }))
                 }
                 readJournal = false
             }
@@ -157,12 +162,15 @@ actor EvaluationPipeline {
             // Anything already read from the journal is skipped (sequence numbers only grow).
             let fresh = handed.drop { $0.seq <= lastEvaluated }
             guard !fresh.isEmpty else { return }
-            var start = fresh.startIndex
-            while start < fresh.endIndex {
-                let end = min(start + batchSize, fresh.endIndex)
-                try await evaluate(fresh[start..<end])
-                start = end
-            }
+            try await evaluateAll(fresh)
+        }
+    }
+
+    /// Evaluates events in order, a transaction at a time (see ``commitBudget``).
+    private func evaluateAll(_ events: ArraySlice<JournaledEvent>) async throws {
+        var rest = events
+        while !rest.isEmpty {
+            rest = rest.dropFirst(try await evaluate(rest.prefix(batchSize)))
         }
     }
 
@@ -173,7 +181,9 @@ actor EvaluationPipeline {
             event: decode(stored.body).map { NormalisedEvent($0, vocabulary: vocabulary) }, vocabularyHash: hash)
     }
 
-    private func evaluate(_ batch: ArraySlice<JournaledEvent>) async throws {
+    /// Evaluates the first events of `batch` for up to ``commitBudget`` (at least one) and commits them; returns
+    /// how many.
+    private func evaluate(_ batch: ArraySlice<JournaledEvent>) async throws -> Int {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
             // A new vocabulary may map codes differently: rebuild timelines from the journal.
@@ -184,7 +194,10 @@ actor EvaluationPipeline {
         var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
         var touched: Set<String> = []
         let started = ContinuousClock.now
+        var last = batch.startIndex
         for stored in batch {
+            if last > batch.startIndex, ContinuousClock.now - started > Self.commitBudget { break }
+            last += 1
             guard var event = stored.event else {
                 logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
                 evaluations.append((stored.seq, []))
@@ -214,16 +227,18 @@ actor EvaluationPipeline {
         let evaluatedAt = Timestamp.formatMilliseconds(Date().timeIntervalSince1970)
         let published: [PublishedAlert]
         do {
-            published = try await store.commitEvaluations(evaluations, through: batch.last!.seq, at: evaluatedAt)
+            published = try await store.commitEvaluations(evaluations, through: batch[last - 1].seq, at: evaluatedAt)
         } catch {
             // The cached states ran ahead of the store: forget them, and retry the batch later.
             for patient in touched { cache[patient] = nil }
             throw error
         }
-        lastEvaluated = batch.last!.seq
-        statistics.recordEvaluated(batch.count, duration: ContinuousClock.now - started, changes: evaluations.flatMap(\.changes))
+        lastEvaluated = batch[last - 1].seq
+        let count = last - batch.startIndex
+        statistics.recordEvaluated(count, duration: ContinuousClock.now - started, changes: evaluations.flatMap(\.changes))
         publisher.publish(published)
         evictIfNeeded()
+        return count
     }
 
     /// The patient's timeline with every journaled event before `seq` applied. A cached entry is taken out of the
