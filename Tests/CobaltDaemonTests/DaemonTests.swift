@@ -11,7 +11,7 @@ func deficientEvent(id: String, patient: String, clinic: String = "north", value
     eventJSON(id: id, patient: patient, clinic: clinic, time: time, body: #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "diet": "vegan", "observations": [{"code": "b12.active", "value": \#(value), "unit": "pmol/L"}]"#)
 }
 
-func object(_ text: String) throws -> [String: JSONValue] {
+func object(_ text: String) throws -> JSONObject {
     guard case .object(let o) = try JSONValue.parse(Data(text.utf8)) else { throw ZMQError(code: EINVAL, operation: "not an object") }
     return o
 }
@@ -24,7 +24,7 @@ func send(_ events: [String], to endpoint: String) async throws -> [EventSender.
 
 /// One request/reply. The timeout is generous: tests assert behaviour, not speed (a reload runs every rule test,
 /// and CI machines can be busy).
-func request(_ json: String, to endpoint: String, timeout: Int = 60_000) async throws -> [String: JSONValue] {
+func request(_ json: String, to endpoint: String, timeout: Int = 60_000) async throws -> JSONObject {
     let reply = try await onThread { try Requester(context: try ZMQContext(), endpoint: endpoint).request(json, timeout: timeout).canonicalText }
     return try object(reply)
 }
@@ -43,8 +43,8 @@ func waitForEvaluated(_ count: Int, control: String) async throws {
     Issue.record("the daemon did not evaluate \(count) events in time")
 }
 
-func replayAll(clinic: String, replay: String) async throws -> [[String: JSONValue]] {
-    var alerts: [[String: JSONValue]] = []
+func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
+    var alerts: [JSONObject] = []
     var after = 0
     while true {
         let page = try await request(#"{"clinic": "\#(clinic)", "after": \#(after), "limit": 2}"#, to: replay)
@@ -261,7 +261,7 @@ func replayAll(clinic: String, replay: String) async throws -> [[String: JSONVal
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let configuration = testConfiguration(directory: scratch.path)
-        let firstRun = try await withRunningDaemon(configuration) { daemon -> [[String: JSONValue]] in
+        let firstRun = try await withRunningDaemon(configuration) { daemon -> [JSONObject] in
             _ = try await send([deficientEvent(id: "r-1", patient: "p-1")], to: daemon.endpoints.ingest)
             try await waitForEvaluated(1, control: daemon.endpoints.control)
             return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)

@@ -97,4 +97,23 @@ import Testing
         #expect(value.canonicalText == #"{"a":{"x":{},"y":"tab\there \"q\" \u0001é/"},"b":[1,-2.5,300,true,null],"c":[]}"#)
         #expect(value.canonicalBytes == Array(value.canonicalText.utf8))
     }
+
+    /// Objects keep their members sorted and unique, whatever their size: lookups (scan and binary search),
+    /// edits, and duplicate keys in large objects.
+    @Test func objectsStaySortedAndUnique() throws {
+        let keys = (0..<40).map { "k\($0)" }.shuffled()
+        let text = "{" + keys.map { "\"\($0)\": \($0.dropFirst())" }.joined(separator: ",") + "}"
+        guard case .object(var large) = try parse(text) else { Issue.record("not an object"); return }
+        #expect(large.keys == keys.sorted())
+        for key in keys { #expect(large[key] == .number(Double(key.dropFirst())!)) }
+        #expect(large["k40"] == nil && large[""] == nil)
+        large["k05"] = .null
+        large["k1"] = nil
+        large["a"] = .bool(true)
+        #expect(large.keys == (keys + ["k05", "a"]).filter { $0 != "k1" }.sorted())
+        #expect(large["k05"] == .null && large["a"] == .bool(true) && large["k1"] == nil)
+        #expect(JSONObject(["b": .null, "a": .number(1)]) == ["a": .number(1), "b": .null])
+        #expect(failure(Array((String(text.dropLast()) + ",\"k7\": 1}").utf8))?.contains("duplicate key \"k7\"") == true)
+        #expect(failure(Array(#"{"a": 1, "b": 2, "a": 3}"#.utf8))?.contains("duplicate key \"a\"") == true)
+    }
 }

@@ -122,7 +122,7 @@ package enum EventDecoder {
             return event
         }
 
-        mutating func requiredString(_ object: [String: JSONValue], _ key: String, maxLength: Int) -> String? {
+        mutating func requiredString(_ object: JSONObject, _ key: String, maxLength: Int) -> String? {
             guard let value = object[key] else {
                 fail(key, "required field is missing")
                 return nil
@@ -138,7 +138,7 @@ package enum EventDecoder {
             return text
         }
 
-        mutating func requiredTime(_ object: [String: JSONValue], _ key: String) -> Double? {
+        mutating func requiredTime(_ object: JSONObject, _ key: String) -> Double? {
             guard object[key] != nil else {
                 fail(key, "required field is missing")
                 return nil
@@ -146,7 +146,7 @@ package enum EventDecoder {
             return optionalTime(object, key, key)
         }
 
-        mutating func optionalTime(_ object: [String: JSONValue], _ key: String, _ path: String) -> Double? {
+        mutating func optionalTime(_ object: JSONObject, _ key: String, _ path: String) -> Double? {
             guard let value = object[key], value != .null else { return nil }
             guard let text = value.stringValue else {
                 fail(path, "expected an RFC 3339 time string, found \(value.typeName)")
@@ -159,7 +159,7 @@ package enum EventDecoder {
             return time
         }
 
-        mutating func optionalString(_ object: [String: JSONValue], _ key: String, _ path: String) -> String? {
+        mutating func optionalString(_ object: JSONObject, _ key: String, _ path: String) -> String? {
             guard let value = object[key], value != .null else { return nil }
             guard let text = value.stringValue else {
                 fail(path, "expected a string, found \(value.typeName)")
@@ -168,7 +168,7 @@ package enum EventDecoder {
             return text
         }
 
-        mutating func optionalNumber(_ object: [String: JSONValue], _ key: String, _ path: String) -> Double? {
+        mutating func optionalNumber(_ object: JSONObject, _ key: String, _ path: String) -> Double? {
             guard let value = object[key], value != .null else { return nil }
             guard case .number(let number) = value, number.isFinite else {
                 fail(path, "expected a number, found \(value.typeName)")
@@ -178,7 +178,7 @@ package enum EventDecoder {
         }
 
         mutating func status(
-            _ object: [String: JSONValue], _ path: String, allowed: [String], default defaultValue: String
+            _ object: JSONObject, _ path: String, allowed: [String], default defaultValue: String
         ) -> String {
             guard let text = optionalString(object, "status", "\(path).status") else { return defaultValue }
             guard allowed.contains(text) else {
@@ -188,7 +188,7 @@ package enum EventDecoder {
             return text
         }
 
-        mutating func code(_ object: [String: JSONValue], _ path: String) -> PatientEvent.Code? {
+        mutating func code(_ object: JSONObject, _ path: String) -> PatientEvent.Code? {
             guard let value = object["code"] else {
                 fail("\(path).code", "required field is missing")
                 return nil
@@ -211,8 +211,8 @@ package enum EventDecoder {
         }
 
         mutating func list<T>(
-            _ root: [String: JSONValue], _ key: String,
-            _ element: (inout Reader, [String: JSONValue], String) -> T?
+            _ root: JSONObject, _ key: String,
+            _ element: (inout Reader, JSONObject, String) -> T?
         ) -> [T] {
             guard let value = root[key], value != .null else { return [] }
             guard case .array(let items) = value else {
@@ -231,7 +231,7 @@ package enum EventDecoder {
             return result
         }
 
-        mutating func observation(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Observation? {
+        mutating func observation(_ o: JSONObject, _ path: String) -> PatientEvent.Observation? {
             let code = self.code(o, path)
             let unit = optionalString(o, "unit", "\(path).unit")
             let time = optionalTime(o, "time", "\(path).time")
@@ -248,7 +248,7 @@ package enum EventDecoder {
             return PatientEvent.Observation(code: code, value: value, unit: unit, time: time, path: path)
         }
 
-        mutating func medication(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Medication? {
+        mutating func medication(_ o: JSONObject, _ path: String) -> PatientEvent.Medication? {
             let code = self.code(o, path)
             let dose = optionalNumber(o, "dose", "\(path).dose")
             let unit = optionalString(o, "unit", "\(path).unit")
@@ -267,7 +267,7 @@ package enum EventDecoder {
                 product: product, path: path)
         }
 
-        mutating func administration(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Administration? {
+        mutating func administration(_ o: JSONObject, _ path: String) -> PatientEvent.Administration? {
             let code = self.code(o, path)
             let dose = optionalNumber(o, "dose", "\(path).dose")
             let unit = optionalString(o, "unit", "\(path).unit")
@@ -277,7 +277,7 @@ package enum EventDecoder {
             return PatientEvent.Administration(code: code, dose: dose, unit: unit, route: route, time: time, path: path)
         }
 
-        mutating func condition(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Condition? {
+        mutating func condition(_ o: JSONObject, _ path: String) -> PatientEvent.Condition? {
             let code = self.code(o, path)
             let status = self.status(o, path, allowed: ["active", "resolved"], default: "active")
             let time = optionalTime(o, "time", "\(path).time") ?? optionalTime(o, "onset", "\(path).onset")
@@ -285,7 +285,7 @@ package enum EventDecoder {
             return PatientEvent.Condition(code: code, status: status, time: time, path: path)
         }
 
-        mutating func symptom(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Symptom? {
+        mutating func symptom(_ o: JSONObject, _ path: String) -> PatientEvent.Symptom? {
             let code = self.code(o, path)
             let status = self.status(o, path, allowed: ["present", "absent"], default: "present")
             let onset = optionalTime(o, "onset", "\(path).onset")
@@ -294,7 +294,7 @@ package enum EventDecoder {
             return PatientEvent.Symptom(code: code, status: status, onset: onset, time: time, path: path)
         }
 
-        mutating func reaction(_ o: [String: JSONValue], _ path: String) -> PatientEvent.Reaction? {
+        mutating func reaction(_ o: JSONObject, _ path: String) -> PatientEvent.Reaction? {
             let code = self.code(o, path)
             let after = optionalString(o, "after", "\(path).after")
             let time = optionalTime(o, "time", "\(path).time")

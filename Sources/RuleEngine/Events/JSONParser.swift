@@ -89,11 +89,12 @@ struct JSONParser {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var members: [String: JSONValue] = [:]
+        var members: [JSONObject.Element] = []
+        var seen: Set<String>?  // for large objects, where scanning for duplicates would be quadratic
         skipSpace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(members)
+            return .object(JSONObject(sortedUniqueMembers: members))
         }
         while true {
             skipSpace()
@@ -107,13 +108,23 @@ struct JSONParser {
             index += 1
             skipSpace()
             let value = try value()
-            guard members.updateValue(value, forKey: key) == nil else {
-                throw Failure(offset: keyOffset, message: "duplicate key \"\(key)\"")
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains { $0.key == key }
+            } else {
+                if seen == nil { seen = Set(members.map(\.key)) }
+                duplicate = !seen!.insert(key).inserted
             }
+            guard !duplicate else { throw Failure(offset: keyOffset, message: "duplicate key \"\(key)\"") }
+            members.append((key, value))
             skipSpace()
             guard index < bytes.count else { throw Failure(offset: index, message: "unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                members.sort { $0.key < $1.key }
+                return .object(JSONObject(sortedUniqueMembers: members))
+            }
             throw Failure(offset: index, message: "expected ',' or '}', found \(describe(bytes[index]))")
         }
     }

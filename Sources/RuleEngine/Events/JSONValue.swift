@@ -7,7 +7,7 @@ package enum JSONValue: Sendable, Equatable {
     case number(Double)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object(JSONObject)
 
     /// Parses JSON text, describing a syntax error with its line and column when the text is malformed.
     package static func parse(_ data: Data) throws(EventDecodingError) -> JSONValue {
@@ -76,7 +76,7 @@ package enum JSONValue: Sendable, Equatable {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            for (i, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+            for (i, member) in members.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONEscaping.appendQuoted(member.key, to: &out)
                 out.append(UInt8(ascii: ":"))

@@ -242,7 +242,7 @@ struct YAMLNode {
                 else { return nil }
                 out[name] = converted
             }
-            return .object(out)
+            return .object(JSONObject(out))
         case .alias:
             log.error(location, "anchors and aliases are not supported")
             return nil

@@ -11,15 +11,26 @@ package struct NormalisedEvent: Sendable {
     package var reactions: [(fact: Int, record: ReactionRecord)] = []
     package var findings: [DataQualityFinding] = []
 
+    // Built once: the normaliser runs for every event.
+    private static let observationKinds: [FactKind] = [.observation]
+    private static let medicationKinds: [FactKind] = [.medication, .administration]
+    private static let administrationKinds: [FactKind] = [.administration, .medication]
+    private static let conditionKinds: [FactKind] = [.condition]
+    private static let symptomKinds: [FactKind] = [.symptom]
+    private static let reactionKinds: [FactKind] = [.reaction]
+    private static let milligrams = UnitTable.unit("mg")!
+    private static let milligramsPerDay = UnitTable.unit("mg/d")
+    /// Dose periods (`per`) as unit symbols.
+    private static let periods = ["day": "d", "week": "wk", "month": "mo"]
+
     package init(_ event: PatientEvent, vocabulary: Vocabulary) {
         self.event = event
         for item in event.observations { observation(item, vocabulary) }
         for item in event.medications { medication(item, vocabulary) }
         for item in event.administrations {
-            guard let fact = resolve(item.code, item.path, [.administration, .medication], item.time, vocabulary) else { continue }
+            guard let fact = resolve(item.code, item.path, Self.administrationKinds, item.time, vocabulary) else { continue }
             var dose: Double?
-            if let value = item.dose, let symbol = item.unit, let unit = UnitTable.unit(symbol), let mg = UnitTable.unit("mg"),
-                let converted = unit.convert(value, to: mg)
+            if let value = item.dose, let symbol = item.unit, let unit = UnitTable.unit(symbol), let converted = unit.convert(value, to: Self.milligrams)
             {
                 dose = converted
             }
@@ -27,21 +38,21 @@ package struct NormalisedEvent: Sendable {
             administrations.append((fact.index, AdministrationRecord(route: item.route?.uppercased(), dose: dose, provenance: provenance)))
         }
         for item in event.conditions {
-            guard let fact = resolve(item.code, item.path, [.condition], item.time, vocabulary) else { continue }
+            guard let fact = resolve(item.code, item.path, Self.conditionKinds, item.time, vocabulary) else { continue }
             let at = item.time ?? event.time
             statuses.append((fact.index, StatusRecord(
                 present: item.status == "active", onset: at, reportedAt: max(at, event.time),
                 provenance: Provenance(event: event.id, time: at, reportedValue: .text(item.status)))))
         }
         for item in event.symptoms {
-            guard let fact = resolve(item.code, item.path, [.symptom], item.time, vocabulary) else { continue }
+            guard let fact = resolve(item.code, item.path, Self.symptomKinds, item.time, vocabulary) else { continue }
             let reported = item.time ?? event.time
             statuses.append((fact.index, StatusRecord(
                 present: item.status == "present", onset: item.onset ?? reported, reportedAt: reported,
                 provenance: Provenance(event: event.id, time: item.onset ?? reported, reportedValue: .text(item.status)))))
         }
         for item in event.reactions {
-            guard let fact = resolve(item.code, item.path, [.reaction], item.time, vocabulary) else { continue }
+            guard let fact = resolve(item.code, item.path, Self.reactionKinds, item.time, vocabulary) else { continue }
             reactions.append((fact.index, ReactionRecord(after: item.after, provenance: Provenance(event: event.id, time: item.time ?? event.time))))
         }
     }
@@ -75,7 +86,7 @@ package struct NormalisedEvent: Sendable {
     }
 
     private mutating func observation(_ item: PatientEvent.Observation, _ vocabulary: Vocabulary) {
-        guard let fact = resolve(item.code, item.path, [.observation], item.time, vocabulary) else { return }
+        guard let fact = resolve(item.code, item.path, Self.observationKinds, item.time, vocabulary) else { return }
         let time = item.time ?? event.time
         let provenance = Provenance(event: event.id, time: time, reportedValue: item.value, reportedUnit: item.unit)
         switch item.value {
@@ -94,7 +105,7 @@ package struct NormalisedEvent: Sendable {
                 finding(fact.index, item.code, item.path, "\(fact.name) expects one of \(fact.values?.joined(separator: ", ") ?? "a value"), not a number", time: time, value: item.value, unit: item.unit)
                 return
             }
-            guard let symbol = item.unit, !symbol.trimmingWhitespace().isEmpty else {
+            guard let symbol = item.unit, !symbol.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else {
                 finding(fact.index, item.code, item.path, "unit missing; value \(number.formatted) not used (never guessed)", time: time, value: item.value, unit: nil)
                 return
             }
@@ -125,17 +136,17 @@ package struct NormalisedEvent: Sendable {
     }
 
     private mutating func medication(_ item: PatientEvent.Medication, _ vocabulary: Vocabulary) {
-        guard let fact = resolve(item.code, item.path, [.medication, .administration], item.start, vocabulary) else { return }
+        guard let fact = resolve(item.code, item.path, Self.medicationKinds, item.start, vocabulary) else { return }
         let key = item.product ?? "\(fact.name)|\(item.dose.map(\.formatted) ?? "")|\(item.unit ?? "")|\(item.per ?? "")"
         var daily: Double?
         if let dose = item.dose {
             let reported = PatientEvent.ObservedValue.number(dose)
-            if let symbol = item.unit, let unit = UnitTable.unit(symbol), let canonical = fact.unit ?? UnitTable.unit("mg/d") {
+            if let symbol = item.unit, let unit = UnitTable.unit(symbol), let canonical = fact.unit ?? Self.milligramsPerDay {
                 var rate: Unit?
                 if unit.dimension == .doseRate {
                     rate = unit
                 } else if unit.dimension == .mass, let per = item.per {
-                    rate = UnitTable.unit("\(UnitTable.normalise(symbol))/\(["day": "d", "week": "wk", "month": "mo"][per] ?? "d")")
+                    rate = UnitTable.unit("\(unit.symbol)/\(Self.periods[per] ?? "d")")
                 }
                 if let rate, let converted = rate.convert(dose, to: canonical), converted > 0 {
                     daily = converted
