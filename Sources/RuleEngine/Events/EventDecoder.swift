@@ -146,32 +146,32 @@ package enum EventDecoder {
             return optionalTime(object, key, key)
         }
 
-        mutating func optionalTime(_ object: JSONObject, _ key: String, _ path: String) -> Double? {
+        mutating func optionalTime(_ object: JSONObject, _ key: String, _ path: @autoclosure () -> String) -> Double? {
             guard let value = object[key], value != .null else { return nil }
             guard let text = value.stringValue else {
-                fail(path, "expected an RFC 3339 time string, found \(value.typeName)")
+                fail(path(), "expected an RFC 3339 time string, found \(value.typeName)")
                 return nil
             }
             guard let time = Timestamp.parse(text) else {
-                fail(path, "not an RFC 3339 time or date: \(text.jsonQuoted)")
+                fail(path(), "not an RFC 3339 time or date: \(text.jsonQuoted)")
                 return nil
             }
             return time
         }
 
-        mutating func optionalString(_ object: JSONObject, _ key: String, _ path: String) -> String? {
+        mutating func optionalString(_ object: JSONObject, _ key: String, _ path: @autoclosure () -> String) -> String? {
             guard let value = object[key], value != .null else { return nil }
             guard let text = value.stringValue else {
-                fail(path, "expected a string, found \(value.typeName)")
+                fail(path(), "expected a string, found \(value.typeName)")
                 return nil
             }
             return text
         }
 
-        mutating func optionalNumber(_ object: JSONObject, _ key: String, _ path: String) -> Double? {
+        mutating func optionalNumber(_ object: JSONObject, _ key: String, _ path: @autoclosure () -> String) -> Double? {
             guard let value = object[key], value != .null else { return nil }
             guard case .number(let number) = value, number.isFinite else {
-                fail(path, "expected a number, found \(value.typeName)")
+                fail(path(), "expected a number, found \(value.typeName)")
                 return nil
             }
             return number

@@ -197,12 +197,15 @@ struct JSONParser {
     private mutating func string() throws(Failure) -> String {
         index += 1
         let start = index
+        var ascii = true
         // Fast path: no escapes.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
+                // ASCII is valid UTF-8: skip the validating initialiser, the costlier path.
+                if ascii { return String(decoding: slice, as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else {
                     throw Failure(offset: start, message: "string is not valid UTF-8")
                 }
@@ -210,6 +213,7 @@ struct JSONParser {
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw Failure(offset: index, message: "control character in a string (escape it)") }
+            ascii = ascii && byte < 0x80
             index += 1
         }
         // Slow path: with escapes.
