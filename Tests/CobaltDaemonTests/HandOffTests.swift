@@ -8,17 +8,17 @@ import Testing
         range.map { JournaledEvent(seq: $0, patient: "p", clinic: "c", event: nil, vocabularyHash: "") }
     }
 
-    @Test func handsOverInOrderAndDropsEverythingWhenFull() {
+    @Test func handsOverInOrderAndKeepsAGapFreePrefixWhenFull() {
         let handOff = HandOff(capacity: 4)
         handOff.push(events(1...2))
         handOff.push(events(3...4))
         let first = handOff.take()
         #expect(first.events.map(\.seq) == [1, 2, 3, 4] && !first.overflowed)
         handOff.push(events(5...7))
-        handOff.push(events(8...9))  // 5 > 4: nothing kept, the pipeline must read the journal
-        handOff.push(events(10...10))  // still overflowed until taken: a later event alone would leave a hole
+        handOff.push(events(8...9))  // 5 > 4: left out, the pipeline must read the journal after 7
+        handOff.push(events(10...10))  // left out too until taken: it would leave a hole
         let second = handOff.take()
-        #expect(second.events.isEmpty && second.overflowed)
+        #expect(second.events.map(\.seq) == [5, 6, 7] && second.overflowed)
         handOff.push(events(11...11))
         let third = handOff.take()
         #expect(third.events.map(\.seq) == [11] && !third.overflowed)

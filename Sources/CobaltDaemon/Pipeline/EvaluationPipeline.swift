@@ -153,16 +153,16 @@ actor EvaluationPipeline {
                 readJournal = false
             }
             let (handed, overflowed) = handOff.take()
+            // Anything already read from the journal is skipped (sequence numbers only grow).
+            let fresh = handed.drop { $0.seq <= lastEvaluated }
+            if !fresh.isEmpty { try await evaluateAll(fresh) }
             if overflowed {
-                // Ingest dropped events we had no room for; they are in the journal.
+                // Ingest left out the events after these (no room); they are in the journal.
                 statistics.recordHandOffOverflow()
                 readJournal = true
                 continue
             }
-            // Anything already read from the journal is skipped (sequence numbers only grow).
-            let fresh = handed.drop { $0.seq <= lastEvaluated }
             guard !fresh.isEmpty else { return }
-            try await evaluateAll(fresh)
         }
     }
 

@@ -16,9 +16,10 @@ struct JournaledEvent: Sendable {
 /// Events journaled by ingest and not yet taken by the evaluation pipeline, in journal order.
 ///
 /// The journal stays the queue of record: this is a bounded shortcut in memory. When the pipeline falls more than
-/// `capacity` events behind, ingest drops what is buffered and marks the hand-off as overflowed; the pipeline then
-/// reads the journal after the last event it evaluated, as it does after a restart, and skips anything it is handed
-/// later that it has already evaluated (by sequence number). Memory is bounded by `capacity`, never by backlog.
+/// `capacity` events behind, further events are not buffered and the hand-off is marked as overflowed; the
+/// pipeline evaluates what was buffered (the events before the first one left out), then reads the journal after
+/// the last event it evaluated, as it does after a restart, and skips anything it is handed later that it has
+/// already evaluated (by sequence number). Memory is bounded by `capacity`, never by backlog.
 final class HandOff: Sendable {
     private struct State {
         var events: [JournaledEvent] = []
@@ -36,9 +37,9 @@ final class HandOff: Sendable {
     func push(_ events: [JournaledEvent]) {
         guard !events.isEmpty else { return }
         state.withLock { state in
+            // Once an event is left out, every later one is too: the buffer stays a gap-free prefix.
             guard !state.overflowed else { return }
             if state.events.count + events.count > capacity {
-                state.events.removeAll()
                 state.overflowed = true
             } else {
                 state.events += events
@@ -46,8 +47,8 @@ final class HandOff: Sendable {
         }
     }
 
-    /// Takes everything buffered. `overflowed` says that events were dropped since the last call: the journal
-    /// must be read to find them.
+    /// Takes everything buffered. `overflowed` says that events after these were left out since the last call:
+    /// the journal must be read to find them.
     func take() -> (events: [JournaledEvent], overflowed: Bool) {
         state.withLock { state in
             defer { state = State() }
