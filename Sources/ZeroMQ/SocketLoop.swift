@@ -114,12 +114,18 @@ public final class SocketLoop: Sendable {
 
     /// Queues a message for sending on a socket (from any thread or task).
     public func send(_ socket: Socket, _ frames: [[UInt8]]) {
-        post(.send(socket.index, frames))
+        post([.send(socket.index, frames)])
+    }
+
+    /// Queues several messages at once (one lock, at most one wake-up).
+    public func send(_ socket: Socket, messages: [[[UInt8]]]) {
+        guard !messages.isEmpty else { return }
+        post(messages.map { .send(socket.index, $0) })
     }
 
     /// Returns receive credit after the consumer has finished with `count` messages.
     public func release(_ socket: Socket, count: Int = 1) {
-        post(.release(socket.index, count))
+        post([.release(socket.index, count)])
     }
 
     /// Sends what is queued, closes every socket on the loop thread, and waits until the thread has ended.
@@ -129,16 +135,20 @@ public final class SocketLoop: Sendable {
                 if !state.ended { state.waiters.append(continuation) }
                 return state.ended
             }
-            if ended { continuation.resume() } else { post(.stop) }
+            if ended { continuation.resume() } else { post([.stop]) }
         }
     }
 
-    private func post(_ command: Command) {
-        let ended = state.withLock { state -> Bool in
-            if !state.ended { state.commands.append(command) }
-            return state.ended
+    /// Queues commands for the loop thread, waking it only if the queue was empty: otherwise a wake-up is already
+    /// on its way (whoever queued first wrote the eventfd after queuing), and the loop takes the whole queue after
+    /// reading the eventfd.
+    private func post(_ commands: [Command]) {
+        let (ended, wasEmpty) = state.withLock { state -> (Bool, Bool) in
+            let wasEmpty = state.commands.isEmpty
+            if !state.ended { state.commands += commands }
+            return (state.ended, wasEmpty)
         }
-        guard !ended else { return }
+        guard !ended, wasEmpty else { return }
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
     }

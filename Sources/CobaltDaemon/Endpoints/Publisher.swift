@@ -31,9 +31,7 @@ final class Publisher: Sendable {
         last.withLock { last in
             for alert in alerts { last[alert.clinic] = max(last[alert.clinic] ?? 0, alert.seq) }
         }
-        for alert in alerts {
-            loop.send(socket, [Array(Self.alertTopic(alert.clinic).utf8), Array(alert.json.utf8)])
-        }
+        loop.send(socket, messages: alerts.map { [Array(Self.alertTopic($0.clinic).utf8), Array($0.json.utf8)] })
     }
 
     /// Sends one heartbeat per known clinic.

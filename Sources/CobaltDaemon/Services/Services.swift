@@ -67,7 +67,7 @@ struct IngestService: Service {
                 handOff.push(accepted)
                 wake.yield(.events)
             }
-            for reply in replies { loop.send(socket, reply.frames) }
+            loop.send(socket, messages: replies.map(\.frames))
             loop.release(socket, count: batch.count)
             statistics.recordIngest(counts, batch: batch.count)
         }
