@@ -90,17 +90,37 @@ struct IngestProcessor {
                 time: event.time, body: String(decoding: canonical, as: UTF8.self)))
     }
 
-    /// Journals the valid messages of a batch and builds every reply, in the batch's order. `accepted` are the
-    /// newly journaled events, in journal order, for the evaluation pipeline.
+    /// A batch checked and normalised, ready to journal.
+    struct PreparedBatch: Sendable {
+        var messages: [Message]
+        var items: [Prepared]
+        /// The vocabulary the events were normalised with.
+        var vocabularyHash: String
+    }
+
+    /// Checks and normalises every message of a batch (no I/O: this can run while the previous batch commits).
+    func prepare(_ batch: [Message], bundle: RuleBundle) -> PreparedBatch {
+        PreparedBatch(messages: batch, items: batch.map { prepare($0, vocabulary: bundle.vocabulary) }, vocabularyHash: bundle.vocabularyHash)
+    }
+
+    /// Checks, journals and answers a batch in one go.
     func process(
         _ batch: [Message], bundle: RuleBundle, store: any CobaltStore
     ) async -> (replies: [Reply], accepted: [JournaledEvent], counts: Counts, quarantine: [QuarantinedEvent]) {
+        await commit(prepare(batch, bundle: bundle), store: store)
+    }
+
+    /// Journals the valid messages of a prepared batch in one transaction and builds every reply, in the batch's
+    /// order. `accepted` are the newly journaled events, in journal order, for the evaluation pipeline.
+    func commit(
+        _ prepared: PreparedBatch, store: any CobaltStore
+    ) async -> (replies: [Reply], accepted: [JournaledEvent], counts: Counts, quarantine: [QuarantinedEvent]) {
+        let batch = prepared.messages
         var counts = Counts()
         var quarantine: [QuarantinedEvent] = []
-        let prepared = batch.map { prepare($0, vocabulary: bundle.vocabulary) }
         var valid: [(index: Int, envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent)] = []
         var replies = [Reply?](repeating: nil, count: batch.count)
-        for (index, item) in prepared.enumerated() {
+        for (index, item) in prepared.items.enumerated() {
             switch item {
             case .valid(let envelope, let event, let incoming): valid.append((index, envelope, event, incoming))
             case .invalid(let reply, let tooLarge, let record):
@@ -119,7 +139,7 @@ struct IngestProcessor {
                         counts.accepted += 1
                         accepted.append(JournaledEvent(
                             seq: seq, patient: item.incoming.patient, clinic: item.incoming.clinic, event: item.event,
-                            vocabularyHash: bundle.vocabularyHash))
+                            vocabularyHash: prepared.vocabularyHash))
                         replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "accepted"))
                     case .duplicate:
                         counts.duplicate += 1

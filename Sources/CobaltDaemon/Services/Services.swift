@@ -26,7 +26,8 @@ final class PendingMessages: Sendable {
 ///
 /// Group commit: a reader task collects what the socket delivers while the previous transaction is being
 /// written; each transaction then takes everything collected. Under load, batches grow on their own and the
-/// cost of an fsync is shared; when idle, an event is committed at once.
+/// cost of an fsync is shared; when idle, an event is committed at once. Decoding is pipelined with storing: the
+/// next batch is checked and normalised while the previous one commits (commits stay one at a time, in order).
 struct IngestService: Service {
     let loop: SocketLoop
     let socket: SocketLoop.Socket
@@ -51,26 +52,36 @@ struct IngestService: Service {
             signal.finish()
         }
         defer { reader.cancel() }
+        var committing: Task<Void, Never>?
         for await _ in ready.cancelOnGracefulShutdown() {
             let batch = pending.takeAll()
             guard !batch.isEmpty else { continue }
-            let (replies, accepted, counts, quarantine) = await processor.process(batch, bundle: rules.snapshot, store: store)
-            if !quarantine.isEmpty {
-                // Kept for the integration engineer; counted; audited without the payload.
-                try? await store.quarantine(quarantine)
-                statistics.recordQuarantined(quarantine.count)
-                for item in quarantine {
-                    audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
-                }
-            }
-            if !accepted.isEmpty {
-                handOff.push(accepted)
-                wake.yield(.events)
-            }
-            loop.send(socket, messages: replies.map(\.frames))
-            loop.release(socket, count: batch.count)
-            statistics.recordIngest(counts, batch: batch.count)
+            let prepared = processor.prepare(batch, bundle: rules.snapshot)
+            await committing?.value
+            committing = Task { await commit(prepared) }
         }
+        await committing?.value
+    }
+
+    /// Journals a prepared batch, hands the accepted events to evaluation, and answers.
+    private func commit(_ prepared: IngestProcessor.PreparedBatch) async {
+        let batch = prepared.messages
+        let (replies, accepted, counts, quarantine) = await processor.commit(prepared, store: store)
+        if !quarantine.isEmpty {
+            // Kept for the integration engineer; counted; audited without the payload.
+            try? await store.quarantine(quarantine)
+            statistics.recordQuarantined(quarantine.count)
+            for item in quarantine {
+                audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
+            }
+        }
+        if !accepted.isEmpty {
+            handOff.push(accepted)
+            wake.yield(.events)
+        }
+        loop.send(socket, messages: replies.map(\.frames))
+        loop.release(socket, count: batch.count)
+        statistics.recordIngest(counts, batch: batch.count)
     }
 }
 
