@@ -114,7 +114,7 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
             try dealer.connect(endpoint)
             var replies: [String] = []
             for i in 0..<50 { try dealer.send([Array("m\(i)".utf8)]) }
-            while replies.count < 50, let reply = try receive(dealer) {
+            while replies.count < 50, let reply = try receive(dealer, timeout: 10_000) {  // generous: tests run in parallel
                 replies.append(String(decoding: reply.frames[0], as: UTF8.self))
             }
             return replies
