@@ -85,8 +85,22 @@ public struct DaemonConfiguration: Sendable, Equatable {
             "rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit", "watch_rules",
             "watch_interval_ms", "watch_settle_ms", "security",
         ]
-        for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
-            throw ConfigurationError("\(file): unknown key '\(key)'; expected one of \(known.joined(separator: ", "))")
+        func refuseUnknown(_ mapping: Node.Mapping, _ known: [String], in section: String?) throws {
+            for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
+                let name = section.map { "\($0).\(key)" } ?? key
+                throw ConfigurationError("\(file): unknown key '\(name)'; expected one of \(known.joined(separator: ", "))")
+            }
+        }
+        try refuseUnknown(mapping, known, in: nil)
+        // A misspelt setting must not silently fall back to its default.
+        if let endpoints = mapping["endpoints"]?.mapping { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control"], in: "endpoints") }
+        if let limits = mapping["limits"]?.mapping {
+            try refuseUnknown(
+                limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "evaluation_batch", "handoff_events"],
+                in: "limits")
+        }
+        if let security = mapping["security"]?.mapping {
+            try refuseUnknown(security, ["server_secret_key", "ingest_keys", "subscriber_keys", "operator_keys"], in: "security")
         }
         configuration.rules = try string(mapping["rules"], "rules") ?? configuration.rules
         configuration.profile = try string(mapping["profile"], "profile")
