@@ -197,4 +197,32 @@ func alertLog(replay: String) async throws -> [String] {
         #expect(daemon.terminate() == 0)
         #expect(daemon.log.contains("rule set went live"))
     }
+
+    /// `cobalt serve` exposes its metrics (Prometheus text) on the control socket: counts that match what was sent,
+    /// alerts by clinic, severity and status, and the evaluation and commit histograms.
+    @Test func metricsCountWhatHappened() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let daemon = try DaemonProcess(database: scratch.path + "/metrics.db")
+        let stream = crashStream()
+        _ = try await send(stream.map(\.json) + ["{not json"], to: daemon.ingest)
+        try await waitForEvaluated(stream.count, control: daemon.control)
+        let log = try await alertLog(replay: daemon.replay)
+        let reply = try await request(#"{"command": "metrics"}"#, to: daemon.control)
+        let text = reply["text"]?.stringValue ?? ""
+        func value(_ series: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect(value("cobalt_events_accepted_total") == Double(stream.count), "\(text)")
+        #expect(value("cobalt_events_received_total") == Double(stream.count + 1))
+        #expect(value("cobalt_events_rejected_total") == 1)
+        #expect(value("cobalt_events_evaluated_total") == Double(stream.count))
+        // Every alert in the log is counted once, under its clinic, severity and status.
+        let published = text.split(separator: "\n").filter { $0.hasPrefix("cobalt_alerts_published_total{") }
+        let total = published.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        #expect(total == Double(log.count) && !log.isEmpty)
+        #expect(published.contains { $0.contains(#"clinic="north""#) && $0.contains(#"status="resolved""#) && $0.contains(#"severity="warning""#) })
+        #expect(text.contains("cobalt_evaluation_duration_seconds_bucket") && text.contains("cobalt_commit_batch_size"))
+        #expect(daemon.terminate() == 0)
+    }
 }

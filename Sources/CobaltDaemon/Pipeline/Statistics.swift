@@ -14,6 +14,15 @@ final class Statistics: Sendable {
     }
 
     private let counts = Mutex(Snapshot())
+    /// `cobalt_alerts_published_total` by clinic, severity and status, made once each: asking the metrics
+    /// factory for a counter costs a lock and a lookup, per alert.
+    private let published = Mutex([PublishedKey: Counter]())
+
+    private struct PublishedKey: Hashable {
+        var clinic: String
+        var severity: String
+        var status: String
+    }
     private let received = Counter(label: "cobalt_events_received_total")
     private let accepted = Counter(label: "cobalt_events_accepted_total")
     private let duplicates = Counter(label: "cobalt_events_duplicate_total")
@@ -73,11 +82,20 @@ final class Statistics: Sendable {
             let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
             evaluationLatency.recordNanoseconds(nanoseconds / Int64(count))
         }
+        guard !changes.isEmpty else { return }
+        var tally: [PublishedKey: Int] = [:]
         for change in changes {
-            Counter(
-                label: "cobalt_alerts_published_total",
-                dimensions: [("clinic", change.clinic), ("severity", change.severity), ("status", change.status.rawValue)]
-            ).increment()
+            tally[PublishedKey(clinic: change.clinic, severity: change.severity, status: change.status.rawValue), default: 0] += 1
         }
+        let counters = published.withLock { known in
+            tally.map { key, count in
+                let counter = known[key] ?? Counter(
+                    label: "cobalt_alerts_published_total",
+                    dimensions: [("clinic", key.clinic), ("severity", key.severity), ("status", key.status)])
+                known[key] = counter
+                return (counter, count)
+            }
+        }
+        for (counter, count) in counters { counter.increment(by: count) }
     }
 }
