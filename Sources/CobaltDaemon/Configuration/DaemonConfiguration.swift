@@ -15,6 +15,7 @@ import Yams
 /// - `limits.evaluation_batch` (int, default 256): journaled events evaluated per transaction.
 /// - `limits.handoff_events` (int, default 20000): decoded events held in memory between ingest and evaluation;
 ///   beyond that, evaluation reads them back from the journal.
+/// - `limits.evaluation_workers` (int, default: the number of cores, at most 4): patients evaluated in parallel.
 /// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
 /// - `replay_page_limit` (int, default 500): most alerts in one replay page.
 /// - `watch_rules` (bool, default true): reload when the rules directory changes.
@@ -38,6 +39,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var patientCache = 10_000
     public var evaluationBatch = 256
     public var handOffEvents = 20_000
+    public var evaluationWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
     public var watchRules = true
@@ -96,7 +98,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let endpoints = mapping["endpoints"]?.mapping { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control"], in: "endpoints") }
         if let limits = mapping["limits"]?.mapping {
             try refuseUnknown(
-                limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "evaluation_batch", "handoff_events"],
+                limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "evaluation_batch", "handoff_events",
+                    "evaluation_workers"],
                 in: "limits")
         }
         if let security = mapping["security"]?.mapping {
@@ -118,6 +121,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             configuration.patientCache = try int(limits["patient_cache"], "limits.patient_cache") ?? configuration.patientCache
             configuration.evaluationBatch = try int(limits["evaluation_batch"], "limits.evaluation_batch") ?? configuration.evaluationBatch
             configuration.handOffEvents = try int(limits["handoff_events"], "limits.handoff_events") ?? configuration.handOffEvents
+            configuration.evaluationWorkers = try int(limits["evaluation_workers"], "limits.evaluation_workers") ?? configuration.evaluationWorkers
         }
         configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds
         configuration.replayPageLimit = try int(mapping["replay_page_limit"], "replay_page_limit") ?? configuration.replayPageLimit

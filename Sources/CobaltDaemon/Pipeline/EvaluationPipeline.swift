@@ -79,6 +79,11 @@ actor EvaluationPipeline {
     private let publisher: Publisher
     private let cacheCapacity: Int
     private let batchSize: Int
+    /// Parallel evaluation shards (by patient).
+    private let workers: Int
+    /// Events per transaction, adjusted to take about ``commitBudget``.
+    private var chunkSize = 32
+    private var perEventEstimate: Duration = .zero
     private let logger: Logger
     private let statistics: Statistics
     private var cache: [String: PatientEntry] = [:]
@@ -89,6 +94,7 @@ actor EvaluationPipeline {
 
     init(
         store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int,
+        workers: Int = 1,
         statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation? = nil
     ) {
         self.requeue = requeue
@@ -98,6 +104,7 @@ actor EvaluationPipeline {
         self.publisher = publisher
         self.cacheCapacity = cacheCapacity
         self.batchSize = batchSize
+        self.workers = max(1, workers)
         self.statistics = statistics
         self.logger = logger
     }
@@ -181,8 +188,12 @@ actor EvaluationPipeline {
             event: decode(stored.body).map { NormalisedEvent($0, vocabulary: vocabulary) }, vocabularyHash: hash)
     }
 
-    /// Evaluates the first events of `batch` for up to ``commitBudget`` (at least one) and commits them; returns
-    /// how many.
+    /// Evaluates the first events of `batch` — about ``commitBudget`` of work, at least one event — and commits
+    /// them; returns how many.
+    ///
+    /// Patients are independent, so the events are split into ``workers`` shards by patient and evaluated in
+    /// parallel (a patient's events stay in one shard, in journal order); the changes are then committed in journal
+    /// order, so sequence numbers come out exactly as from a single worker.
     private func evaluate(_ batch: ArraySlice<JournaledEvent>) async throws -> Int {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
@@ -190,55 +201,106 @@ actor EvaluationPipeline {
             cache.removeAll()
             cachedVocabulary = bundle.vocabularyHash
         }
-        let evaluator = Evaluator(bundle: bundle)
-        var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
-        var touched: Set<String> = []
         let started = ContinuousClock.now
-        var last = batch.startIndex
-        for stored in batch {
-            if last > batch.startIndex, ContinuousClock.now - started > Self.commitBudget { break }
-            last += 1
-            guard var event = stored.event else {
-                logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
-                evaluations.append((stored.seq, []))
-                continue
+        let chunk = Array(batch.prefix(chunkSize))
+        let shards = (0..<min(workers, chunk.count)).map { _ in Shard() }
+        for (offset, event) in chunk.enumerated() {
+            let shard = shards.count == 1 ? shards[0] : shards[Int(UInt(bitPattern: event.patient.hashValue) % UInt(shards.count))]
+            shard.events.append((offset, event))
+            // Taken out of the cache, so that the shard owns the only copy and mutates it in place.
+            if let cached = cache.removeValue(forKey: event.patient) { shard.entries[event.patient] = cached }
+        }
+        let busy = shards.filter { !$0.events.isEmpty }
+        let context = Shard.Context(bundle: bundle, store: store, statistics: statistics, logger: logger)
+        if busy.count == 1 {
+            try await busy[0].run(context)
+        } else {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for shard in busy { group.addTask { try await shard.run(context) } }
+                try await group.waitForAll()
             }
-            if stored.vocabularyHash != bundle.vocabularyHash {
-                // Normalised by ingest before a vocabulary change went live.
-                event = NormalisedEvent(event.event, vocabulary: bundle.vocabulary)
+        }
+        var evaluations = chunk.map { (eventSeq: $0.seq, changes: [AlertChange]()) }
+        for shard in busy {
+            for (offset, changes) in shard.changes { evaluations[offset].changes = changes }
+            for (patient, var entry) in shard.entries {
+                clock += 1
+                entry.lastUse = clock
+                cache[patient] = entry
             }
-            var entry = try await entry(for: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle)
-            entry.timeline.apply(event)
-            entry.lastSeq = stored.seq
-            let evaluation = evaluator.evaluateLazily(entry.timeline)
-            let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)
-            for index in 0..<evaluation.count where evaluation.isShadow(index) {
-                // Rule sets in `testing` run in shadow: evaluated and logged, never published.
-                statistics.recordShadow(rule: evaluation.rule(index))
-                logger.info("shadow alert", metadata: ["rule.id": "\(evaluation.rule(index))", "event.seq": "\(stored.seq)"])
-            }
-            entry.apply(changes)
-            clock += 1
-            entry.lastUse = clock
-            cache[stored.patient] = entry
-            touched.insert(stored.patient)
-            evaluations.append((stored.seq, changes))
         }
         let evaluatedAt = Timestamp.formatMilliseconds(Date().timeIntervalSince1970)
         let published: [PublishedAlert]
         do {
-            published = try await store.commitEvaluations(evaluations, through: batch[last - 1].seq, at: evaluatedAt)
+            published = try await store.commitEvaluations(evaluations, through: chunk[chunk.count - 1].seq, at: evaluatedAt)
         } catch {
             // The cached states ran ahead of the store: forget them, and retry the batch later.
-            for patient in touched { cache[patient] = nil }
+            for event in chunk { cache[event.patient] = nil }
             throw error
         }
-        lastEvaluated = batch[last - 1].seq
-        let count = last - batch.startIndex
-        statistics.recordEvaluated(count, duration: ContinuousClock.now - started, changes: evaluations.flatMap(\.changes))
+        lastEvaluated = chunk[chunk.count - 1].seq
+        let elapsed = ContinuousClock.now - started
+        adjustChunkSize(evaluated: chunk.count, in: elapsed)
+        statistics.recordEvaluated(chunk.count, duration: elapsed, changes: evaluations.flatMap(\.changes))
         publisher.publish(published)
         evictIfNeeded()
-        return count
+        return chunk.count
+    }
+
+    /// Sizes the next chunk so that it takes about ``commitBudget`` (an average over recent chunks).
+    private func adjustChunkSize(evaluated count: Int, in elapsed: Duration) {
+        let perEvent = max(elapsed / count, .microseconds(1))
+        perEventEstimate = perEventEstimate == .zero ? perEvent : (perEventEstimate * 3 + perEvent) / 4
+        chunkSize = max(1, min(batchSize, Int((Self.commitBudget * workers) / perEventEstimate)))
+    }
+
+    /// One shard's events and patient entries, owned by exactly one task while it runs (the pipeline fills it
+    /// before and reads it after), so its timelines are mutated in place, never copied.
+    private final class Shard: @unchecked Sendable {
+        struct Context: Sendable {
+            let bundle: RuleBundle
+            let store: any CobaltStore
+            let statistics: Statistics
+            let logger: Logger
+        }
+
+        var events: [(offset: Int, event: JournaledEvent)] = []
+        var entries: [String: PatientEntry] = [:]
+        var changes: [(offset: Int, changes: [AlertChange])] = []
+
+        func run(_ context: Context) async throws {
+            let bundle = context.bundle
+            let evaluator = Evaluator(bundle: bundle)
+            for (offset, stored) in events {
+                guard var event = stored.event else {
+                    context.logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
+                    continue
+                }
+                if stored.vocabularyHash != bundle.vocabularyHash {
+                    // Normalised by ingest before a vocabulary change went live.
+                    event = NormalisedEvent(event.event, vocabulary: bundle.vocabulary)
+                }
+                var entry: PatientEntry
+                if let cached = entries.removeValue(forKey: stored.patient), cached.lastSeq < stored.seq {
+                    entry = cached
+                } else {
+                    entry = try await EvaluationPipeline.loadEntry(
+                        patient: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle, store: context.store)
+                }
+                entry.timeline.apply(event)
+                entry.lastSeq = stored.seq
+                let evaluation = evaluator.evaluateLazily(entry.timeline)
+                let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)
+                for index in 0..<evaluation.count where evaluation.isShadow(index) {
+                    // Rule sets in `testing` run in shadow: evaluated and logged, never published.
+                    context.statistics.recordShadow(rule: evaluation.rule(index))
+                    context.logger.info("shadow alert", metadata: ["rule.id": "\(evaluation.rule(index))", "event.seq": "\(stored.seq)"])
+                }
+                entry.apply(changes)
+                entries[stored.patient] = entry
+                self.changes.append((offset, changes))
+            }
+        }
     }
 
     /// The patient's timeline with every journaled event before `seq` applied. A cached entry is taken out of the
@@ -246,15 +308,22 @@ actor EvaluationPipeline {
     /// them.
     private func entry(for patient: String, clinic: String, before seq: Int64, bundle: RuleBundle) async throws -> PatientEntry {
         if let entry = cache.removeValue(forKey: patient), entry.lastSeq < seq { return entry }
+        return try await Self.loadEntry(patient: patient, clinic: clinic, before: seq, bundle: bundle, store: store)
+    }
+
+    /// Rebuilds a patient's entry from the journal (every event before `seq`) and the stored alert states.
+    private static func loadEntry(
+        patient: String, clinic: String, before seq: Int64, bundle: RuleBundle, store: any CobaltStore
+    ) async throws -> PatientEntry {
         var timeline = PatientTimeline(patient: patient, clinic: clinic, factCount: bundle.vocabulary.facts.count)
         var last: Int64 = 0
         for stored in try await store.events(patient: patient, through: seq - 1) {
-            if let event = Self.decode(stored.body) { timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary)) }
+            if let event = decode(stored.body) { timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary)) }
             last = stored.seq
         }
         var states: [String: AlertState] = [:]
         for state in try await store.alertStates(patient: patient) { states[state.rule] = state }
-        return PatientEntry(timeline: timeline, lastSeq: last, states: states, lastUse: clock)
+        return PatientEntry(timeline: timeline, lastSeq: last, states: states, lastUse: 0)
     }
 
     private func evictIfNeeded() {
