@@ -20,7 +20,12 @@ extension Evaluator {
             self.timeline = timeline
             self.now = now
             self.bundle = bundle
-            self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
+            // The timeline keeps the history of all its reports; it is the one as of `now` unless a report is later.
+            if let last = timeline.pregnancy.last, last.time > now {
+                self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
+            } else {
+                self.pregnancy = timeline.pregnancyHistory
+            }
             self.derived = Array(repeating: nil, count: bundle.derived.count)
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
             self.basis = Array(repeating: nil, count: bundle.derived.count)
