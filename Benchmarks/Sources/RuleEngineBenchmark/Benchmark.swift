@@ -3,10 +3,11 @@ import Foundation
 import RuleEngine
 
 /// Measures the rule engine in one run: per-event decoding against apply + evaluate (bundled rules and a
-/// synthetic 200-rule set), and the compile (reload) time of a synthetic 1,000-rule set.
+/// synthetic 200-rule set), apply + evaluate and alert building on a long (60-event) patient history, and the
+/// compile (reload) time of a synthetic 1,000-rule set.
 ///
 ///     swift run -c release RuleEngineBenchmark [--iterations N] [--warmup N] [--compile-runs N]
-///         [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|compile]
+///         [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|long|compile]
 ///         [--write-synthetic DIR]   (writes the synthetic set of --synthetic-rules rules to DIR and exits)
 @main
 enum RuleEngineBenchmark {
@@ -52,6 +53,11 @@ enum RuleEngineBenchmark {
             let syntheticResult = perEvent(synthetic, label: "Synthetic \(options.syntheticRules)-rule set (\(directory))", options: options, sink: &sink)
 
             summaryTable([("bundled (\(bundled.ruleCount) rules)", bundledResult), ("synthetic (\(synthetic.ruleCount) rules)", syntheticResult)])
+        }
+
+        if options.only == nil || options.only == "evaluate" || options.only == "long" {
+            let bundled = load(bundledRules, label: "bundled rules")
+            _ = longTimeline(bundled, label: "bundled rules (\(bundledRules))", options: options, sink: &sink)
         }
 
         if options.only == nil || options.only == "compile" {
@@ -260,12 +266,12 @@ enum RuleEngineBenchmark {
             case "--write-synthetic": options.writeSynthetic = it.next()
             case "--only":
                 options.only = it.next()
-                guard options.only == "evaluate" || options.only == "compile" else {
-                    print("error: --only takes evaluate or compile")
+                guard options.only == "evaluate" || options.only == "long" || options.only == "compile" else {
+                    print("error: --only takes evaluate, long or compile")
                     exit(2)
                 }
             default:
-                print("usage: RuleEngineBenchmark [--iterations N] [--warmup N] [--compile-runs N] [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|compile] [--write-synthetic DIR]")
+                print("usage: RuleEngineBenchmark [--iterations N] [--warmup N] [--compile-runs N] [--synthetic-rules N] [--compile-rules N] [--rules DIR] [--only evaluate|long|compile] [--write-synthetic DIR]")
                 exit(argument == "--help" || argument == "-h" ? 0 : 2)
             }
         }

@@ -1,18 +1,46 @@
 /// JSON and text renderings of evaluation results (INTERFACES.md §2).
+///
+/// The JSON is written as bytes into one buffer, with ``JSONEscaping/appendQuoted(_:to:)`` quoting in place, and
+/// becomes a `String` once at the end: building it from a string per field, joined, cost an allocation per field
+/// and per quoted string, and the daemon builds an alert for every alert that changes.
 extension EvaluationResult {
     /// Compact JSON, keys in the documented order.
     package var json: String {
-        var fields: [String] = [
-            "\"patient\":\(patient.jsonQuoted)", "\"clinic\":\(clinic.jsonQuoted)",
-            "\"at\":\(Timestamp.format(at).jsonQuoted)",
-            "\"ruleset\":{\"version\":\(rulesetVersion.jsonQuoted),\"hash\":\(rulesetHash.jsonQuoted)}",
-        ]
-        fields.append("\"decisions\":{" + decisions.map { "\($0.name.jsonQuoted):\($0.value.json)" }.joined(separator: ",") + "}")
-        fields.append("\"alerts\":[" + alerts.map(\.json).joined(separator: ",") + "]")
-        if !shadowAlerts.isEmpty {
-            fields.append("\"shadow_alerts\":[" + shadowAlerts.map(\.json).joined(separator: ",") + "]")
+        var out: [UInt8] = []
+        out.reserveCapacity(4_096)
+        out += "{\"patient\":".utf8
+        JSONEscaping.appendQuoted(patient, to: &out)
+        out += ",\"clinic\":".utf8
+        JSONEscaping.appendQuoted(clinic, to: &out)
+        out += ",\"at\":".utf8
+        JSONEscaping.appendQuoted(Timestamp.format(at), to: &out)
+        out += ",\"ruleset\":{\"version\":".utf8
+        JSONEscaping.appendQuoted(rulesetVersion, to: &out)
+        out += ",\"hash\":".utf8
+        JSONEscaping.appendQuoted(rulesetHash, to: &out)
+        out += "},\"decisions\":{".utf8
+        for (i, decision) in decisions.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONEscaping.appendQuoted(decision.name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            decision.value.writeJSON(to: &out)
         }
-        return "{" + fields.joined(separator: ",") + "}"
+        out += "},\"alerts\":[".utf8
+        for (i, alert) in alerts.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            alert.writeJSON(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        if !shadowAlerts.isEmpty {
+            out += ",\"shadow_alerts\":[".utf8
+            for (i, alert) in shadowAlerts.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                alert.writeJSON(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A readable report for a terminal.
@@ -29,15 +57,40 @@ extension EvaluationResult {
 
 extension Alert {
     package var json: String {
-        let fields = [
-            "\"id\":\(id.jsonQuoted)", "\"rule\":\(rule.jsonQuoted)", "\"ruleset_id\":\(ruleset.jsonQuoted)",
-            "\"category\":\(category.jsonQuoted)", "\"severity\":\(severity.jsonQuoted)",
-            "\"summary\":\(summary.jsonQuoted)", "\"detail\":\(detail.jsonQuoted)",
-            "\"recommendation\":\(recommendation.jsonQuoted)",
-            "\"citations\":[" + citations.map(\.jsonQuoted).joined(separator: ",") + "]",
-            "\"evidence\":[" + evidence.map(\.json).joined(separator: ",") + "]",
-        ]
-        return "{" + fields.joined(separator: ",") + "}"
+        var out: [UInt8] = []
+        out.reserveCapacity(2_048)
+        writeJSON(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func writeJSON(to out: inout [UInt8]) {
+        out += "{\"id\":".utf8
+        JSONEscaping.appendQuoted(id, to: &out)
+        out += ",\"rule\":".utf8
+        JSONEscaping.appendQuoted(rule, to: &out)
+        out += ",\"ruleset_id\":".utf8
+        JSONEscaping.appendQuoted(ruleset, to: &out)
+        out += ",\"category\":".utf8
+        JSONEscaping.appendQuoted(category, to: &out)
+        out += ",\"severity\":".utf8
+        JSONEscaping.appendQuoted(severity, to: &out)
+        out += ",\"summary\":".utf8
+        JSONEscaping.appendQuoted(summary, to: &out)
+        out += ",\"detail\":".utf8
+        JSONEscaping.appendQuoted(detail, to: &out)
+        out += ",\"recommendation\":".utf8
+        JSONEscaping.appendQuoted(recommendation, to: &out)
+        out += ",\"citations\":[".utf8
+        for (i, citation) in citations.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONEscaping.appendQuoted(citation, to: &out)
+        }
+        out += "],\"evidence\":[".utf8
+        for (i, item) in evidence.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            item.writeJSON(to: &out)
+        }
+        out += "]}".utf8
     }
 
     func text(indent: String) -> String {
@@ -52,23 +105,54 @@ extension Alert {
 
 extension Evidence {
     package var json: String {
-        var fields = ["\"fact\":\(fact.jsonQuoted)", "\"value\":\(value.jsonScalar)"]
-        if case .quantity(_, let unit) = value { fields.append("\"unit\":\(unit.symbol.jsonQuoted)") }
+        var out: [UInt8] = []
+        writeJSON(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func writeJSON(to out: inout [UInt8]) {
+        out += "{\"fact\":".utf8
+        JSONEscaping.appendQuoted(fact, to: &out)
+        out += ",\"value\":".utf8
+        value.writeJSONScalar(to: &out)
+        if case .quantity(_, let unit) = value {
+            out += ",\"unit\":".utf8
+            JSONEscaping.appendQuoted(unit.symbol, to: &out)
+        }
         if reportedValue != nil || reportedUnit != nil {
-            var reported: [String] = []
+            out += ",\"reported\":{".utf8
             switch reportedValue {
-            case .number(let n)?: reported.append("\"value\":\(n.formatted)")
-            case .text(let t)?: reported.append("\"value\":\(t.jsonQuoted)")
+            case .number(let n)?:
+                out += "\"value\":".utf8
+                out += n.formatted.utf8
+                out.append(UInt8(ascii: ","))
+            case .text(let t)?:
+                out += "\"value\":".utf8
+                JSONEscaping.appendQuoted(t, to: &out)
+                out.append(UInt8(ascii: ","))
             case nil: break
             }
-            reported.append("\"unit\":\(reportedUnit.map(\.jsonQuoted) ?? "null")")
-            fields.append("\"reported\":{" + reported.joined(separator: ",") + "}")
+            out += "\"unit\":".utf8
+            if let reportedUnit { JSONEscaping.appendQuoted(reportedUnit, to: &out) } else { out += "null".utf8 }
+            out.append(UInt8(ascii: "}"))
         }
-        if let time { fields.append("\"time\":\(Timestamp.format(time).jsonQuoted)") }
-        if let event { fields.append("\"event\":\(event.jsonQuoted)") }
-        if let rule { fields.append("\"rule\":\(rule.jsonQuoted)") }
-        if let note { fields.append("\"note\":\(note.jsonQuoted)") }
-        return "{" + fields.joined(separator: ",") + "}"
+        if let time {
+            out += ",\"time\":".utf8
+            JSONEscaping.appendQuoted(Timestamp.format(time), to: &out)
+        }
+        if let event {
+            out += ",\"event\":".utf8
+            JSONEscaping.appendQuoted(event, to: &out)
+        }
+        if let rule {
+            out += ",\"rule\":".utf8
+            JSONEscaping.appendQuoted(rule, to: &out)
+        }
+        if let note {
+            out += ",\"note\":".utf8
+            JSONEscaping.appendQuoted(note, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     var text: String {
@@ -92,21 +176,46 @@ extension Evidence {
 extension Value {
     /// The value as JSON; quantities give their number (the unit travels beside it).
     package var jsonScalar: String {
-        switch self {
-        case .unknown: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return n.formatted
-        case .quantity(let v, _): return v.formatted
-        case .text(let t): return t.jsonQuoted
-        case .time(let t): return Timestamp.format(t).jsonQuoted
-        case .textSet(let s): return "[" + s.sorted().map(\.jsonQuoted).joined(separator: ",") + "]"
-        }
+        var out: [UInt8] = []
+        writeJSONScalar(to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The value as JSON, quantities as `{"value", "unit"}`.
     package var json: String {
-        if case .quantity(let v, let u) = self { return "{\"value\":\(v.formatted),\"unit\":\(u.symbol.jsonQuoted)}" }
-        if case .unknown = self { return "\"unknown\"" }
-        return jsonScalar
+        var out: [UInt8] = []
+        writeJSON(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func writeJSONScalar(to out: inout [UInt8]) {
+        switch self {
+        case .unknown: out += "null".utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
+        case .number(let n): out += n.formatted.utf8
+        case .quantity(let v, _): out += v.formatted.utf8
+        case .text(let t): JSONEscaping.appendQuoted(t, to: &out)
+        case .time(let t): JSONEscaping.appendQuoted(Timestamp.format(t), to: &out)
+        case .textSet(let s):
+            out.append(UInt8(ascii: "["))
+            for (i, text) in s.sorted().enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONEscaping.appendQuoted(text, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+    }
+
+    func writeJSON(to out: inout [UInt8]) {
+        switch self {
+        case .quantity(let v, let u):
+            out += "{\"value\":".utf8
+            out += v.formatted.utf8
+            out += ",\"unit\":".utf8
+            JSONEscaping.appendQuoted(u.symbol, to: &out)
+            out.append(UInt8(ascii: "}"))
+        case .unknown: out += "\"unknown\"".utf8
+        default: writeJSONScalar(to: &out)
+        }
     }
 }

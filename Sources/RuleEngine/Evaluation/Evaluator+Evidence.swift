@@ -16,7 +16,8 @@ extension Evaluator.State {
     /// each fact appears once (duplicates are found on the small references, before any string is built).
     func materialize(_ range: Range<Int>) -> [Evidence] {
         var out: [Evidence] = []
-        var seen: Set<EvidenceItem> = []
+        // Sized for the common case up front: growing from empty rehashes several times for a dozen items.
+        var seen = Set<EvidenceItem>(minimumCapacity: 2 * range.count)
         var stack: [Range<Int>] = [range]
         var cursor: [Int] = [range.lowerBound]
         while let top = stack.last {
@@ -68,8 +69,7 @@ extension Evaluator.State {
                 reportedValue: finding.provenance.reportedValue, reportedUnit: finding.provenance.reportedUnit,
                 time: finding.time, event: finding.provenance.event, note: finding.reason)
         case .context(let fact, let time):
-            var copy = self
-            let value = copy.context(fact, at: time)
+            let value = contextValue(fact, at: time).value
             var event: String?
             switch fact {
             case .diet: event = timeline.diet.last(where: { $0.provenance.time <= time })?.provenance.event

@@ -20,7 +20,12 @@ extension Evaluator {
             self.timeline = timeline
             self.now = now
             self.bundle = bundle
-            self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
+            // The timeline keeps the history of all its reports; it is the one as of `now` unless a report is later.
+            if let last = timeline.pregnancy.last, last.time > now {
+                self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
+            } else {
+                self.pregnancy = timeline.pregnancyHistory
+            }
             self.derived = Array(repeating: nil, count: bundle.derived.count)
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
             self.basis = Array(repeating: nil, count: bundle.derived.count)
@@ -149,21 +154,26 @@ extension Evaluator {
         // MARK: - Context
 
         mutating func context(_ fact: ContextFact, at t: Double) -> Value {
+            let (value, isEvidence) = contextValue(fact, at: t)
+            if isEvidence { evidence.append(.context(fact, t)) }
+            return value
+        }
+
+        /// A context fact's value at `t`, and whether reading it counts as evidence (it was read from a report).
+        func contextValue(_ fact: ContextFact, at t: Double) -> (value: Value, isEvidence: Bool) {
             switch fact {
             case .now:
-                return .time(now)
+                return (.time(now), false)
             case .diet:
-                guard let record = timeline.diet.last(where: { $0.provenance.time <= t }) else { return .unknown }
-                evidence.append(.context(.diet, t))
-                return .text(record.value)
+                guard let record = timeline.diet.last(where: { $0.provenance.time <= t }) else { return (.unknown, false) }
+                return (.text(record.value), true)
             case .preferences:
-                guard let record = timeline.preferences.last(where: { $0.provenance.time <= t }) else { return .textSet([]) }
-                evidence.append(.context(.preferences, t))
-                return .textSet(Set(record.values))
+                guard let record = timeline.preferences.last(where: { $0.provenance.time <= t }) else { return (.textSet([]), false) }
+                return (.textSet(Set(record.values)), true)
             default:
                 break
             }
-            guard let state = pregnancy.state(at: t) else { return .unknown }
+            guard let state = pregnancy.state(at: t) else { return (.unknown, false) }
             let value: Value
             switch fact {
             case .pregnancyStatus: value = .text(state.status.rawValue)
@@ -175,8 +185,7 @@ extension Evaluator {
             case .fetuses: value = state.episode?.fetuses.map { .number(Double($0)) } ?? .unknown
             case .now, .diet, .preferences: value = .unknown
             }
-            if !value.isUnknown { evidence.append(.context(fact, t)) }
-            return value
+            return (value, !value.isUnknown)
         }
 
         // MARK: - Filters

@@ -36,10 +36,16 @@ package struct LazyEvaluation: Sendable {
     package func digest(_ index: Int) -> String {
         // The constant part (id, category, severity, wording) is hashed once when the rule is compiled.
         var hasher = state.bundle.rules[fired[index].rule].digestPrefix
+        // The values' bytes are gathered and hashed in one update (the same byte stream, so the same digest, as one
+        // update per value): each update of the hash state has a fixed cost, and a separator joined to each display
+        // string cost an allocation per value.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
         for value in fired[index].values {
-            var text = "\u{1F}" + value.display
-            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            bytes.append(0x1F)
+            bytes += value.display.utf8
         }
+        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         return hasher.finalize().hexDigits(limit: 16)
     }
 

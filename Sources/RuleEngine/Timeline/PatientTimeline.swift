@@ -11,7 +11,12 @@ package struct PatientTimeline: Sendable {
     package var statuses: [[StatusRecord]]
     package var reactions: [[ReactionRecord]]
     package var findings: [DataQualityFinding] = []
-    package var pregnancy: [PregnancyRecord] = []
+    /// Only ``apply(_:)`` changes it, so that ``pregnancyHistory`` stays in step.
+    package private(set) var pregnancy: [PregnancyRecord] = []
+    /// The history built from every report in `pregnancy`, kept up to date as reports arrive: evaluating as of
+    /// the latest report or later (the daemon's case) then needs no rebuild, which otherwise costs a pass over the
+    /// whole pregnancy history for every event.
+    package private(set) var pregnancyHistory = PregnancyHistory([], now: 0)
     package var diet: [(value: String, provenance: Provenance)] = []
     package var preferences: [(values: [String], provenance: Provenance)] = []
     /// Time of the latest event applied.
@@ -40,10 +45,16 @@ package struct PatientTimeline: Sendable {
         for finding in event.findings { Self.insert(finding, into: &findings) { $0.time } }
         let provenance = Provenance(event: e.id, time: e.time)
         if let p = e.pregnancy {
-            Self.insert(
-                PregnancyRecord(status: p.status, gestationWeeks: p.gestationWeeks, deliveryDate: p.deliveryDate,
-                    breastfeeding: p.breastfeeding, fetuses: p.fetuses, provenance: provenance),
-                into: &pregnancy) { $0.time }
+            let record = PregnancyRecord(
+                status: p.status, gestationWeeks: p.gestationWeeks, deliveryDate: p.deliveryDate,
+                breastfeeding: p.breastfeeding, fetuses: p.fetuses, provenance: provenance)
+            let appended = pregnancy.last.map { $0.time <= record.time } ?? true
+            Self.insert(record, into: &pregnancy) { $0.time }
+            if appended {
+                pregnancyHistory.add(record)  // the usual case
+            } else {
+                pregnancyHistory = PregnancyHistory(pregnancy, now: .infinity)  // a report that arrived late: rebuild
+            }
         }
         if let d = e.diet { Self.insert((d, provenance), into: &diet) { $0.provenance.time } }
         if let p = e.preferences { Self.insert((p, provenance), into: &preferences) { $0.provenance.time } }

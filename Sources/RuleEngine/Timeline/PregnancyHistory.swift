@@ -36,37 +36,41 @@ package struct PregnancyHistory: Sendable {
 
     /// Builds the history from reports made at or before `now`.
     package init(_ records: [PregnancyRecord], now: Double) {
-        for record in records where record.time <= now {
-            switch record.status {
-            case "pregnant":
-                let start = record.time - (record.gestationWeeks ?? 0) * Self.week
-                if var current = episodes.last, current.endedAt == nil, current.delivery.map({ start < $0 }) ?? true {
-                    current.start = start
-                    current.fetuses = record.fetuses ?? current.fetuses
-                    current.provenance = record.provenance
-                    episodes[episodes.count - 1] = current
-                } else {
-                    episodes.append(Episode(start: start, fetuses: record.fetuses, provenance: record.provenance))
-                }
-            case "postpartum":
-                let delivery = record.deliveryDate ?? record.time
-                if var current = episodes.last, current.endedAt == nil,
-                    current.delivery == nil || current.delivery == delivery,
-                    current.start.map({ $0 <= delivery }) ?? true
-                {
-                    current.delivery = delivery
-                    current.breastfeeding = record.breastfeeding ?? current.breastfeeding
-                    current.provenance = record.provenance
-                    episodes[episodes.count - 1] = current
-                } else {
-                    episodes.append(Episode(delivery: delivery, breastfeeding: record.breastfeeding, provenance: record.provenance))
-                }
-            default:
-                notPregnantReports.append(record.time)
-                if var current = episodes.last, current.endedAt == nil {
-                    current.endedAt = record.time
-                    episodes[episodes.count - 1] = current
-                }
+        for record in records where record.time <= now { add(record) }
+    }
+
+    /// Adds the next report. Reports must be added in time order (as ``PatientTimeline`` keeps them): adding them
+    /// one at a time then builds the same history as ``init(_:now:)`` does from all of them.
+    package mutating func add(_ record: PregnancyRecord) {
+        switch record.status {
+        case "pregnant":
+            let start = record.time - (record.gestationWeeks ?? 0) * Self.week
+            if var current = episodes.last, current.endedAt == nil, current.delivery.map({ start < $0 }) ?? true {
+                current.start = start
+                current.fetuses = record.fetuses ?? current.fetuses
+                current.provenance = record.provenance
+                episodes[episodes.count - 1] = current
+            } else {
+                episodes.append(Episode(start: start, fetuses: record.fetuses, provenance: record.provenance))
+            }
+        case "postpartum":
+            let delivery = record.deliveryDate ?? record.time
+            if var current = episodes.last, current.endedAt == nil,
+                current.delivery == nil || current.delivery == delivery,
+                current.start.map({ $0 <= delivery }) ?? true
+            {
+                current.delivery = delivery
+                current.breastfeeding = record.breastfeeding ?? current.breastfeeding
+                current.provenance = record.provenance
+                episodes[episodes.count - 1] = current
+            } else {
+                episodes.append(Episode(delivery: delivery, breastfeeding: record.breastfeeding, provenance: record.provenance))
+            }
+        default:
+            notPregnantReports.append(record.time)
+            if var current = episodes.last, current.endedAt == nil {
+                current.endedAt = record.time
+                episodes[episodes.count - 1] = current
             }
         }
     }
