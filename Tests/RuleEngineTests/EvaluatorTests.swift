@@ -158,4 +158,29 @@ import Testing
         #expect(Support.evaluate(events).decision("b12.status") == .text("borderline"))
         #expect(Support.evaluate(events, bundle: site).decision("b12.status") == .text("deficient"))
     }
+
+    /// The medications in force as of the latest statement come from an index kept as statements arrive; it must
+    /// agree with a scan of every statement, whatever the arrival order (late statements shift indices).
+    @Test func medicationsInForceAgreeWithAFullScan() throws {
+        let bundle = Support.bundled
+        let fact = try #require(bundle.vocabulary.facts.first { $0.name == "folic-acid" }).index
+        var timeline = PatientTimeline(patient: "p-1", clinic: "north", factCount: bundle.vocabulary.facts.count)
+        // Doses (distinct keys) and days, including statements that arrive out of order and repeat a key.
+        let statements: [(dose: Int, day: Int)] = [(400, 1), (5, 3), (400, 5), (1, 2), (5, 8), (400, 4), (1, 9), (5, 8)]
+        for (n, statement) in statements.enumerated() {
+            let unit = statement.dose >= 100 ? "ug" : "mg"
+            let day = statement.day < 10 ? "0\(statement.day)" : "\(statement.day)"
+            timeline.apply(NormalisedEvent(try event(
+                "2026-06-\(day)T09:00:00Z",
+                #""medications": [{"code": "folic-acid", "dose": \#(statement.dose), "unit": "\#(unit)", "per": "day", "start": "2026-05-01"}]"#,
+                id: "m\(n)"), vocabulary: bundle.vocabulary))
+            let records = timeline.medications[fact]
+            var expected: [Int] = []
+            var seen: Set<String> = []
+            for index in records.indices.reversed() where seen.insert(records[index].key).inserted { expected.append(index) }
+            var state = Evaluator.State(timeline: timeline, now: timeline.lastEventTime, bundle: bundle)
+            #expect(state.currentMedications(fact) == expected, "after statement \(n)")
+        }
+        #expect(Set(timeline.newestMedication[fact].keys).count == 3)
+    }
 }

@@ -210,11 +210,16 @@ extension Evaluator {
         mutating func currentMedications(_ fact: Int) -> [Int] {
             if let cached = currentMedicationCache[fact] { return cached }
             let records = timeline.medications[fact]
-            var seen: [String] = []
             var result: [Int] = []
-            for index in records.indices.reversed() where records[index].reportedAt <= now && !seen.contains(records[index].key) {
-                seen.append(records[index].key)
-                result.append(index)
+            if let newest = records.last, newest.reportedAt <= now {
+                // Every statement is visible: the newest per key is indexed already (same order as the scan below).
+                result = timeline.newestMedication[fact].values.sorted(by: >)
+            } else {
+                var seen: [String] = []
+                for index in records.indices.reversed() where records[index].reportedAt <= now && !seen.contains(records[index].key) {
+                    seen.append(records[index].key)
+                    result.append(index)
+                }
             }
             currentMedicationCache[fact] = result
             return result

@@ -6,7 +6,12 @@ package struct PatientTimeline: Sendable {
     package let patient: String
     package var clinic: String
     package var observations: [[ObservationRecord]]
-    package var medications: [[MedicationRecord]]
+    /// Only ``apply(_:)`` changes it, so that ``newestMedication`` stays in step.
+    package private(set) var medications: [[MedicationRecord]]
+    /// Per fact, the index in `medications` of the newest statement of each medication key, kept up to date as
+    /// statements arrive: the medications in force as of the latest statement (the daemon's case) are then read
+    /// without a pass over every statement ever made, which grows with the patient's history.
+    package private(set) var newestMedication: [[String: Int]]
     package var administrations: [[AdministrationRecord]]
     package var statuses: [[StatusRecord]]
     package var reactions: [[ReactionRecord]]
@@ -27,6 +32,7 @@ package struct PatientTimeline: Sendable {
         self.clinic = clinic
         observations = Array(repeating: [], count: factCount)
         medications = Array(repeating: [], count: factCount)
+        newestMedication = Array(repeating: [:], count: factCount)
         administrations = Array(repeating: [], count: factCount)
         statuses = Array(repeating: [], count: factCount)
         reactions = Array(repeating: [], count: factCount)
@@ -38,7 +44,16 @@ package struct PatientTimeline: Sendable {
         clinic = e.clinic
         lastEventTime = max(lastEventTime, e.time)
         for (fact, record) in event.observations { Self.insert(record, into: &observations[fact]) { $0.time } }
-        for (fact, record) in event.medications { Self.insert(record, into: &medications[fact]) { $0.reportedAt } }
+        for (fact, record) in event.medications {
+            let index = Self.insert(record, into: &medications[fact]) { $0.reportedAt }
+            if index == medications[fact].count - 1 {
+                newestMedication[fact][record.key] = index  // the usual case: the newest statement
+            } else {
+                // A statement that arrived late shifted the later ones: index them again.
+                newestMedication[fact] = [:]
+                for (i, m) in medications[fact].enumerated() { newestMedication[fact][m.key] = i }
+            }
+        }
         for (fact, record) in event.administrations { Self.insert(record, into: &administrations[fact]) { $0.time } }
         for (fact, record) in event.statuses { Self.insert(record, into: &statuses[fact]) { $0.reportedAt } }
         for (fact, record) in event.reactions { Self.insert(record, into: &reactions[fact]) { $0.time } }
@@ -61,11 +76,13 @@ package struct PatientTimeline: Sendable {
     }
 
     /// Inserts keeping the array sorted by `time`; equal times keep arrival order. Events mostly arrive in
-    /// order, so this is usually an append.
-    private static func insert<T>(_ item: T, into array: inout [T], time: (T) -> Double) {
+    /// order, so this is usually an append. Returns where the item went.
+    @discardableResult
+    private static func insert<T>(_ item: T, into array: inout [T], time: (T) -> Double) -> Int {
         let t = time(item)
         var index = array.count
         while index > 0, time(array[index - 1]) > t { index -= 1 }
         array.insert(item, at: index)
+        return index
     }
 }
