@@ -129,7 +129,6 @@ public final class Daemon: Sendable {
             statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit)
         var services: [any Service] = [
             AuditService(audit: audit, store: store),
-            CheckpointService(store: store, interval: .milliseconds(100), logger: logger),
             SocketService(loop: loop, subscriptions: alertsSocket, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
                 loop: loop, replaySocket: .init(base + 2), controlSocket: .init(base + 3),

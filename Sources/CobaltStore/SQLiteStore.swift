@@ -3,19 +3,9 @@ import GRDB
 
 /// The embedded store: SQLite through GRDB, WAL mode, `synchronous=FULL` so that a committed transaction
 /// survives power loss. Writes are batched by the callers (group commit).
-///
-/// Checkpoints (copying the write-ahead log into the database file) are meant to run in the background through
-/// ``checkpoint()``, on a connection of their own, so that no commit — and so no ACK — waits for one. SQLite's
-/// automatic checkpoint stays as a backstop, at ``automaticCheckpointPages`` rather than its default 1,000 pages.
 package final class SQLiteStore: CobaltStore {
     private let pool: DatabasePool
-    /// A separate connection for background checkpoints (a passive checkpoint runs beside the writer).
-    private let checkpointer: DatabaseQueue
     package let epoch: String
-
-    /// The WAL size (in 4 KiB pages) at which a commit checkpoints by itself, when background checkpoints have
-    /// not kept up (or do not run, as in the CLI).
-    static let automaticCheckpointPages = 8_192
 
     /// Opens (creating and migrating if needed) the database at `path`.
     package init(path: String) throws {
@@ -28,30 +18,13 @@ package final class SQLiteStore: CobaltStore {
         // GRDB sets `synchronous = NORMAL` when it enables WAL on the writer connection (after prepareDatabase):
         // durable against a process crash but not a power loss. An ACK promises durability, so set FULL again on
         // the one writer connection, outside any transaction.
-        try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = \(Self.automaticCheckpointPages)")
-        }
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
-        var checkpointing = Configuration()
-        checkpointing.busyMode = .timeout(5)
-        checkpointing.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        checkpointer = try DatabaseQueue(path: path, configuration: checkpointing)
         epoch = try pool.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") { return existing }
             let fresh = UUID().uuidString.lowercased()
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('epoch', ?)", arguments: [fresh])
             return fresh
-        }
-    }
-
-    /// Copies what it can of the write-ahead log into the database file without waiting for readers or the writer
-    /// (a passive checkpoint), on the checkpoint connection; returns the log's size and how much of it is now in
-    /// the database, in pages. When the log is entirely copied, the next commit starts it again from the beginning.
-    @discardableResult
-    package func checkpoint() async throws -> (logPages: Int, checkpointedPages: Int) {
-        try await checkpointer.writeWithoutTransaction { db in
-            let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")
-            return (row?[1] ?? 0, row?[2] ?? 0)
         }
     }
 

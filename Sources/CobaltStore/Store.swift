@@ -138,11 +138,6 @@ package protocol CobaltStore: Sendable {
     /// The journal sequence number through which every event has been evaluated.
     func evaluatedThrough() async throws -> Int64
 
-    /// Background maintenance of the storage (SQLite: a passive WAL checkpoint); returns how much was pending and
-    /// how much was done, in the store's units.
-    @discardableResult
-    func checkpoint() async throws -> (logPages: Int, checkpointedPages: Int)
-
     /// Patients with at least one open (firing or updated) alert.
     func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)]
 

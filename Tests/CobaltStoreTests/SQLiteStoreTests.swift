@@ -157,22 +157,4 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         _ = try await store.commitEvaluations([(0, [fresh])], through: nil, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", "", "warning"])
     }
-
-    /// Background checkpoints copy the write-ahead log into the database beside the writer; commits checkpoint by
-    /// themselves only past a large backstop, so an ACK does not wait for a checkpoint.
-    @Test func checkpointsRunBesideTheWriter() async throws {
-        let temp = try TemporaryStore()
-        defer { temp.remove() }
-        let store = try temp.open()
-        for batch in 0..<20 {
-            _ = try await store.journal((0..<50).map { incoming("c-\(batch)-\($0)") })
-        }
-        let (log, done) = try await store.checkpoint()
-        #expect(log > 0 && done == log, "\(done) of \(log) pages")
-        // Everything was copied: the next commit starts the log again from the beginning.
-        _ = try await store.journal([incoming("after")])
-        let again = try await store.checkpoint()
-        #expect(again.logPages < log && again.checkpointedPages == again.logPages)
-        #expect(try await store.events(after: 0, limit: 2_000).count == 1_001)
-    }
 }

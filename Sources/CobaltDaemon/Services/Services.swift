@@ -169,22 +169,3 @@ struct SignalReloadService: Service {
         }
     }
 }
-
-/// Checkpoints the store in the background, so that commits never pay for it (see ``SQLiteStore``).
-struct CheckpointService: Service {
-    let store: any CobaltStore
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
-        while !Task.isCancelledOrShuttingDown {
-            try? await Task.sleep(for: interval)
-            do {
-                let (log, done) = try await store.checkpoint()
-                if log > 0 { logger.trace("checkpoint", metadata: ["wal_pages": "\(log)", "checkpointed_pages": "\(done)"]) }
-            } catch {
-                logger.warning("background checkpoint failed; commits will checkpoint by themselves", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-}
