@@ -220,6 +220,7 @@ actor EvaluationPipeline {
                 try await group.waitForAll()
             }
         }
+        adjustChunkSize(evaluated: chunk.count, in: ContinuousClock.now - started)
         var evaluations = chunk.map { (eventSeq: $0.seq, changes: [AlertChange]()) }
         for shard in busy {
             for (offset, changes) in shard.changes { evaluations[offset].changes = changes }
@@ -240,18 +241,19 @@ actor EvaluationPipeline {
         }
         lastEvaluated = chunk[chunk.count - 1].seq
         let elapsed = ContinuousClock.now - started
-        adjustChunkSize(evaluated: chunk.count, in: elapsed)
         statistics.recordEvaluated(chunk.count, duration: elapsed, changes: evaluations.flatMap(\.changes))
         publisher.publish(published)
         evictIfNeeded()
         return chunk.count
     }
 
-    /// Sizes the next chunk so that it takes about ``commitBudget`` (an average over recent chunks).
+    /// Sizes the next chunk so that evaluating it (all shards, before the commit) takes about ``commitBudget``,
+    /// from an average over recent chunks. The commit is left out on purpose: it waits for the writer and an
+    /// fsync, and counting that wait would shrink chunks, multiply commits, and so lengthen the waits.
     private func adjustChunkSize(evaluated count: Int, in elapsed: Duration) {
         let perEvent = max(elapsed / count, .microseconds(1))
         perEventEstimate = perEventEstimate == .zero ? perEvent : (perEventEstimate * 3 + perEvent) / 4
-        chunkSize = max(1, min(batchSize, Int((Self.commitBudget * workers) / perEventEstimate)))
+        chunkSize = max(1, min(batchSize, Int(Self.commitBudget / perEventEstimate)))
     }
 
     /// One shard's events and patient entries, owned by exactly one task while it runs (the pipeline fills it
