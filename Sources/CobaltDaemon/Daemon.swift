@@ -91,8 +91,10 @@ public final class Daemon: Sendable {
             try socket.set(.heartbeatTimeout, 30_000)
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
+        let pending = PendingMessages()
         let ingestSpec = SocketSpec(
             name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
+            deliver: { pending.append($0) },
             configure: secured("ingest", server))
         let alertsSpec = SocketSpec(
             name: "alerts", type: .xpub, bind: [configuration.alerts], maxInFlight: 1_024, respond: subscriptionHandler,
@@ -138,7 +140,7 @@ public final class Daemon: Sendable {
                     statistics: statistics, started: started, reloader: reloader, audit: audit, metrics: metrics)),
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
-                loop: loop, socket: ingestSocket, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
+                loop: loop, socket: ingestSocket, pending: pending, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
                 rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }

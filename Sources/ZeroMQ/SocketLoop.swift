@@ -15,6 +15,9 @@ public struct SocketSpec: Sendable {
     /// Handles a message on the loop thread, before it is delivered — for answers that cannot wait (a ZAP reply,
     /// approving an XPUB subscription). Sockets with a handler are always read.
     public var respond: (@Sendable (Message, ZMQSocket) -> Handling)?
+    /// Takes each batch of inbound messages on the loop thread, instead of the socket's `inbound` stream: for a
+    /// consumer that only queues them, it saves a hop through the concurrency pool. Credit works the same way.
+    public var deliver: (@Sendable ([Message]) -> Void)?
 
     /// What a handler did with a message.
     public enum Handling: Sendable {
@@ -29,10 +32,12 @@ public struct SocketSpec: Sendable {
     public init(
         name: String, type: SocketType, bind: [String] = [], connect: [String] = [], maxInFlight: Int = 0,
         respond: (@Sendable (Message, ZMQSocket) -> Handling)? = nil,
+        deliver: (@Sendable ([Message]) -> Void)? = nil,
         configure: @escaping @Sendable (ZMQSocket) throws -> Void = { _ in }
     ) {
         self.name = name
         self.respond = respond
+        self.deliver = deliver
         self.type = type
         self.bind = bind
         self.connect = connect
@@ -253,7 +258,9 @@ public final class SocketLoop: Sendable {
                         break
                     }
                 }
-                if !batch.isEmpty { continuations[i].yield(batch) }
+                if !batch.isEmpty {
+                    if let deliver = specs[i].deliver { deliver(batch) } else { continuations[i].yield(batch) }
+                }
             }
         }
     }

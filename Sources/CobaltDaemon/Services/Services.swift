@@ -7,11 +7,21 @@ import UnixSignals
 import Synchronization
 import ZeroMQ
 
-/// Messages read from the ingest socket and not yet journaled.
+/// Messages read from the ingest socket and not yet journaled. The socket loop appends to it on its own thread
+/// (see ``SocketSpec/deliver``) and signals `ready`; ingest takes everything there is.
 final class PendingMessages: Sendable {
     private let messages = Mutex<[Message]>([])
+    let ready: AsyncStream<Void>
+    private let signal: AsyncStream<Void>.Continuation
 
-    func append(_ batch: [Message]) { messages.withLock { $0 += batch } }
+    init() {
+        (ready, signal) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func append(_ batch: [Message]) {
+        messages.withLock { $0 += batch }
+        signal.yield()
+    }
 
     func takeAll() -> [Message] {
         messages.withLock { list in
@@ -24,13 +34,14 @@ final class PendingMessages: Sendable {
 /// Reads ingest messages, journals them, acknowledges, and wakes the evaluation pipeline. Shut down first: it
 /// stops reading (unacknowledged messages are simply retried by senders), then ends the wake-ups.
 ///
-/// Group commit: a reader task collects what the socket delivers while the previous transaction is being
+/// Group commit: the socket loop queues what it reads (``PendingMessages``) while the previous transaction is being
 /// written; each transaction then takes everything collected. Under load, batches grow on their own and the
 /// cost of an fsync is shared; when idle, an event is committed at once. Decoding is pipelined with storing: the
 /// next batch is checked and normalised while the previous one commits (commits stay one at a time, in order).
 struct IngestService: Service {
     let loop: SocketLoop
     let socket: SocketLoop.Socket
+    let pending: PendingMessages
     let processor: IngestProcessor
     let store: any CobaltStore
     let rules: RulesHolder
@@ -41,19 +52,8 @@ struct IngestService: Service {
 
     func run() async throws {
         defer { wake.finish() }
-        let pending = PendingMessages()
-        let (ready, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let inbound = loop.inbound[socket.index]
-        let reader = Task {
-            for await batch in inbound {
-                pending.append(batch)
-                signal.yield()
-            }
-            signal.finish()
-        }
-        defer { reader.cancel() }
         var committing: Task<Void, Never>?
-        for await _ in ready.cancelOnGracefulShutdown() {
+        for await _ in pending.ready.cancelOnGracefulShutdown() {
             let batch = pending.takeAll()
             guard !batch.isEmpty else { continue }
             let prepared = processor.prepare(batch, bundle: rules.snapshot)
