@@ -97,6 +97,40 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
 }
 
 @Suite(.timeLimit(.minutes(1))) struct SocketLoopTests {
+    /// A socket with `deliver` hands its batches to the closure on the loop thread, and reading still pauses at
+    /// `maxInFlight` until the consumer releases credit.
+    @Test func deliversOnTheLoopThreadWithinCredit() async throws {
+        let context = try ZMQContext()
+        let received = Mutex<[String]>([])
+        let loop = try await SocketLoop.start(
+            context: context, name: "test-deliver",
+            specs: [SocketSpec(name: "in", type: .router, bind: ["tcp://127.0.0.1:*"], maxInFlight: 5, deliver: { batch in
+                received.withLock { $0 += batch.map { String(decoding: $0.frames.last ?? [], as: UTF8.self) } }
+            })])
+        let endpoint = try #require(loop.endpoints.first?.first)
+        try await onThread {
+            let dealer = try ZMQSocket(context: context, type: .dealer)
+            try dealer.connect(endpoint)
+            for i in 0..<12 { try dealer.send([Array("m\(i)".utf8)]) }
+        }
+        func count() async throws -> Int {
+            for _ in 0..<100 {
+                try await Task.sleep(for: .milliseconds(20))
+                if received.withLock({ $0.count }) % 5 == 0, received.withLock({ $0.count }) > 0 { break }
+            }
+            return received.withLock { $0.count }
+        }
+        #expect(try await count() == 5)  // credit exhausted: no more reads
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(received.withLock { $0.count } == 5)
+        loop.release(SocketLoop.Socket(0), count: 5)
+        #expect(try await count() == 10)
+        loop.release(SocketLoop.Socket(0), count: 5)
+        for _ in 0..<100 where received.withLock({ $0.count }) < 12 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(received.withLock { $0 } == (0..<12).map { "m\($0)" })
+        await loop.stop()
+    }
+
     @Test func echoesThroughTheLoop() async throws {
         let context = try ZMQContext()
         let loop = try await SocketLoop.start(
