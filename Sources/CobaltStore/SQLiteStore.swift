@@ -188,24 +188,34 @@ package final class SQLiteStore: CobaltStore {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT through FROM evaluation_progress") ?? 0 }
     }
 
-    package func events(patient: String, through seq: Int64) async throws -> [StoredEvent] {
-        try await pool.read { db in
+    package func events(patients: [String], through seq: Int64) async throws -> [StoredEvent] {
+        guard !patients.isEmpty else { return [] }
+        return try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE patient = ? AND seq <= ? ORDER BY seq",
-                arguments: [patient, seq]
+                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE patient IN \(Self.placeholders(patients.count)) AND seq <= ? ORDER BY seq",
+                arguments: StatementArguments(patients.map { $0 as any DatabaseValueConvertible } + [seq])
             ).map(Self.event)
         }
+    }
+
+    /// `(?, ?, …)` for an IN list.
+    private static func placeholders(_ count: Int) -> String {
+        "(" + Array(repeating: "?", count: count).joined(separator: ",") + ")"
     }
 
     private static func event(_ row: Row) -> StoredEvent {
         StoredEvent(seq: row["seq"], id: row["id"], patient: row["patient"], clinic: row["clinic"], body: row["body"])
     }
 
-    package func alertStates(patient: String) async throws -> [AlertState] {
-        try await pool.read { db in
+    package func alertStates(patients: [String]) async throws -> [AlertState] {
+        guard !patients.isEmpty else { return [] }
+        return try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT patient, rule, clinic, alert_id, digest, body, severity FROM alert_state WHERE patient = ? ORDER BY rule",
-                arguments: [patient]
+                db, sql: """
+                    SELECT patient, rule, clinic, alert_id, digest, body, severity FROM alert_state
+                    WHERE patient IN \(Self.placeholders(patients.count)) ORDER BY patient, rule
+                    """,
+                arguments: StatementArguments(patients)
             ).map { row in
                 AlertState(
                     patient: row["patient"], rule: row["rule"], clinic: row["clinic"], alertID: row["alert_id"],

@@ -121,11 +121,12 @@ package protocol CobaltStore: Sendable {
     /// Events not yet evaluated, in journal order, after `seq`.
     func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent]
 
-    /// A patient's journaled events up to and including `seq`, in journal order.
-    func events(patient: String, through seq: Int64) async throws -> [StoredEvent]
+    /// The journaled events of some patients up to and including `seq`, in journal order (one query for a whole
+    /// evaluation chunk of patients not in memory).
+    func events(patients: [String], through seq: Int64) async throws -> [StoredEvent]
 
-    /// The stored alert states of a patient.
-    func alertStates(patient: String) async throws -> [AlertState]
+    /// The stored alert states of some patients, by patient then rule.
+    func alertStates(patients: [String]) async throws -> [AlertState]
 
     /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
     /// sequence numbers, updates alert states, and records every event up to `through` as evaluated (events are
@@ -208,5 +209,17 @@ package struct AuditEntry: Sendable, Equatable {
         self.actor = actor
         self.action = action
         self.detail = detail
+    }
+}
+
+extension CobaltStore {
+    /// A patient's journaled events up to and including `seq`, in journal order.
+    package func events(patient: String, through seq: Int64) async throws -> [StoredEvent] {
+        try await events(patients: [patient], through: seq)
+    }
+
+    /// The stored alert states of a patient, by rule.
+    package func alertStates(patient: String) async throws -> [AlertState] {
+        try await alertStates(patients: [patient])
     }
 }

@@ -157,4 +157,23 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         _ = try await store.commitEvaluations([(0, [fresh])], through: nil, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", "", "warning"])
     }
+
+    /// Patients not in memory are loaded a chunk at a time: events of several patients in journal order, and
+    /// their alert states by patient and rule.
+    @Test func severalPatientsLoadInOneQuery() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        _ = try await store.journal([
+            incoming("a1", patient: "pa"), incoming("b1", patient: "pb"), incoming("c1", patient: "pc"), incoming("a2", patient: "pa"),
+            incoming("b2", patient: "pb"),
+        ])
+        #expect(try await store.events(patients: ["pb", "pa"], through: 4).map(\.id) == ["a1", "b1", "a2"])
+        #expect(try await store.events(patients: [], through: 10).isEmpty)
+        _ = try await store.commitEvaluations(
+            [(1, [change("r2", .firing, patient: "pb"), change("r1", .firing, patient: "pb"), change("r1", .firing, patient: "pc")])],
+            through: 1, at: "2026-11-20T09:00:00.000Z")
+        #expect(try await store.alertStates(patients: ["pc", "pb", "pa"]).map { "\($0.patient)/\($0.rule)" } == ["pb/r1", "pb/r2", "pc/r1"])
+        #expect(try await store.alertStates(patient: "pa").isEmpty)
+    }
 }

@@ -204,11 +204,26 @@ actor EvaluationPipeline {
         let started = ContinuousClock.now
         let chunk = Array(batch.prefix(chunkSize))
         let shards = (0..<min(workers, chunk.count)).map { _ in Shard() }
+        func shard(_ patient: String) -> Shard {
+            shards.count == 1 ? shards[0] : shards[Int(UInt(bitPattern: patient.hashValue) % UInt(shards.count))]
+        }
+        var cold: [(patient: String, clinic: String)] = []
+        var seenCold: Set<String> = []
         for (offset, event) in chunk.enumerated() {
-            let shard = shards.count == 1 ? shards[0] : shards[Int(UInt(bitPattern: event.patient.hashValue) % UInt(shards.count))]
+            let shard = shard(event.patient)
             shard.events.append((offset, event))
             // Taken out of the cache, so that the shard owns the only copy and mutates it in place.
-            if let cached = cache.removeValue(forKey: event.patient) { shard.entries[event.patient] = cached }
+            if let cached = cache.removeValue(forKey: event.patient) {
+                shard.entries[event.patient] = cached
+            } else if shard.entries[event.patient] == nil, seenCold.insert(event.patient).inserted {
+                cold.append((event.patient, event.clinic))
+            }
+        }
+        if !cold.isEmpty {
+            // Patients not in memory: their earlier events and open alerts, for the whole chunk in two queries.
+            for (patient, entry) in try await Self.loadEntries(cold, before: chunk[0].seq, bundle: bundle, store: store) {
+                shard(patient).entries[patient] = entry
+            }
         }
         let busy = shards.filter { !$0.events.isEmpty }
         let context = Shard.Context(bundle: bundle, store: store, statistics: statistics, logger: logger)
@@ -317,15 +332,26 @@ actor EvaluationPipeline {
     private static func loadEntry(
         patient: String, clinic: String, before seq: Int64, bundle: RuleBundle, store: any CobaltStore
     ) async throws -> PatientEntry {
-        var timeline = PatientTimeline(patient: patient, clinic: clinic, factCount: bundle.vocabulary.facts.count)
-        var last: Int64 = 0
-        for stored in try await store.events(patient: patient, through: seq - 1) {
-            if let event = decode(stored.body) { timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary)) }
-            last = stored.seq
+        try await loadEntries([(patient, clinic)], before: seq, bundle: bundle, store: store)[patient]!
+    }
+
+    /// Rebuilds patients' entries from the journal (every event before `seq`) and the stored alert states.
+    private static func loadEntries(
+        _ patients: [(patient: String, clinic: String)], before seq: Int64, bundle: RuleBundle, store: any CobaltStore
+    ) async throws -> [String: PatientEntry] {
+        var entries: [String: PatientEntry] = [:]
+        for (patient, clinic) in patients {
+            entries[patient] = PatientEntry(
+                timeline: PatientTimeline(patient: patient, clinic: clinic, factCount: bundle.vocabulary.facts.count),
+                lastSeq: 0, states: [:], lastUse: 0)
         }
-        var states: [String: AlertState] = [:]
-        for state in try await store.alertStates(patient: patient) { states[state.rule] = state }
-        return PatientEntry(timeline: timeline, lastSeq: last, states: states, lastUse: 0)
+        let names = patients.map(\.patient)
+        for stored in try await store.events(patients: names, through: seq - 1) {
+            if let event = decode(stored.body) { entries[stored.patient]?.timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary)) }
+            entries[stored.patient]?.lastSeq = stored.seq
+        }
+        for state in try await store.alertStates(patients: names) { entries[state.patient]?.states[state.rule] = state }
+        return entries
     }
 
     private func evictIfNeeded() {
