@@ -308,12 +308,13 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
-    package func counts() async throws -> StoreCounts {
+    package func counts(evaluatedThrough: Int64?) async throws -> StoreCounts {
         try await pool.read { db in
             StoreCounts(
                 events: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0,
                 unevaluated: try Int64.fetchOne(
-                    db, sql: "SELECT count(*) FROM events WHERE seq > (SELECT through FROM evaluation_progress)") ?? 0,
+                    db, sql: "SELECT count(*) FROM events WHERE seq > coalesce(?, (SELECT through FROM evaluation_progress))",
+                    arguments: [evaluatedThrough]) ?? 0,
                 alerts: try Int64.fetchOne(db, sql: "SELECT count(*) FROM alert_log") ?? 0)
         }
     }

@@ -154,7 +154,8 @@ package protocol CobaltStore: Sendable {
     /// The last sequence number per clinic.
     func lastSequences() async throws -> [String: Int64]
 
-    func counts() async throws -> StoreCounts
+    /// Events journaled, events after `evaluatedThrough` (default: the stored watermark), alerts logged.
+    func counts(evaluatedThrough: Int64?) async throws -> StoreCounts
 
     /// Records that a rule set went live (version and hash), for the audit trail.
     func recordRuleSet(version: String, hash: String, at time: Double) async throws
@@ -213,6 +214,8 @@ package struct AuditEntry: Sendable, Equatable {
 }
 
 extension CobaltStore {
+    package func counts() async throws -> StoreCounts { try await counts(evaluatedThrough: nil) }
+
     /// A patient's journaled events up to and including `seq`, in journal order.
     package func events(patient: String, through seq: Int64) async throws -> [StoredEvent] {
         try await events(patients: [patient], through: seq)

@@ -1,4 +1,5 @@
 import CobaltClient
+import CobaltStore
 import CobaltTestSupport
 import Foundation
 import RuleEngine
@@ -224,5 +225,33 @@ func alertLog(replay: String) async throws -> [String] {
         #expect(published.contains { $0.contains(#"clinic="north""#) && $0.contains(#"status="resolved""#) && $0.contains(#"severity="warning""#) })
         #expect(text.contains("cobalt_evaluation_duration_seconds_bucket") && text.contains("cobalt_commit_batch_size"))
         #expect(daemon.terminate() == 0)
+    }
+
+    /// Chunks that change no alert leave the evaluation watermark behind (no commit, no fsync). After `kill -9`
+    /// those events are evaluated again at start — and, evaluation being deterministic, change nothing again.
+    @Test func eventsThatChangedNothingAreSafelyEvaluatedAgainAfterACrash() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let database = scratch.path + "/deferred.db"
+        let first = try DaemonProcess(database: database)
+        let quiet = (0..<30).map { deficientEvent(id: "q-\($0)", patient: "qp-\($0)", value: 95) }  // not deficient: no alert
+        _ = try await send([deficientEvent(id: "d-1", patient: "dp-1")], to: first.ingest)
+        try await waitForEvaluated(1, control: first.control)
+        _ = try await send(quiet, to: first.ingest)
+        try await waitForEvaluated(31, control: first.control)
+        let before = try await alertLog(replay: first.replay)
+        first.kill()
+        do {
+            let store = try SQLiteStore(path: database)
+            let through = try await store.evaluatedThrough()
+            let journaled = try await store.lastJournalSequence()
+            #expect(through >= 1 && through < journaled, "watermark \(through) of \(journaled): nothing was deferred")
+        }
+        let second = try DaemonProcess(database: database)
+        try await waitForEvaluated(0, control: second.control)
+        #expect(try await alertLog(replay: second.replay) == before && !before.isEmpty)
+        #expect(second.terminate() == 0, "\(second.log)")
+        let store = try SQLiteStore(path: database)
+        #expect(try await store.evaluatedThrough() == store.lastJournalSequence())
     }
 }

@@ -77,7 +77,9 @@ struct ControlHandler {
     private func status() async -> String {
         let bundle = rules.snapshot
         let counts = statistics.snapshot
-        let stored = (try? await store.counts()) ?? StoreCounts(events: -1, unevaluated: -1, alerts: -1)
+        // What the pipeline has evaluated, which may be ahead of the stored watermark (see EvaluationPipeline).
+        let stored = (try? await store.counts(evaluatedThrough: await pipeline.lastEvaluated))
+            ?? StoreCounts(events: -1, unevaluated: -1, alerts: -1)
         let clinics = publisher.lastSequences.sorted { $0.key < $1.key }.map { "\($0.key.jsonQuoted):\($0.value)" }.joined(separator: ",")
         let uptime = Date().timeIntervalSince1970 - started
         return """
