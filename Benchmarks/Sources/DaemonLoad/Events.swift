@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 
 /// Realistic patient events (INTERFACES §1), 640–720 bytes of JSON each, generated before any timing starts.
@@ -110,20 +111,6 @@ enum EventFactory {
     }
 }
 
-/// A small fixed-seed generator (SplitMix64), so runs send identical events.
-struct SplitMix {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 // MARK: - Minimal JSON field access on raw bytes (replies, alerts, status)
 

@@ -18,7 +18,7 @@ enum LongTimeline {
 
     /// The earlier events, oldest first, and the measured event.
     static func events(seed: UInt64 = 0x5EED) -> (prior: [String], measured: String) {
-        var random = Random(seed: seed)
+        var random = SplitMix(seed: seed)
         let bands: [Double] = [18, 45, 90]
         var band = Int(random.next() % 3)
         var prior: [String] = []
@@ -34,7 +34,7 @@ enum LongTimeline {
     }
 
     /// One event of the shape DaemonLoad sends (about 700 bytes of JSON).
-    static func event(_ index: Int, activeB12: Double?, random: inout Random) -> String {
+    static func event(_ index: Int, activeB12: Double?, random: inout SplitMix) -> String {
         let hb = 112 + Int(random.next() % 24)
         let mcv = 84 + Int(random.next() % 14)
         let ferritin = 30 + Int(random.next() % 70)
@@ -62,19 +62,6 @@ enum LongTimeline {
         precondition(total / 86_400 == 20_777, "the long timeline stays within one day")
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return "2026-11-20T\(two(rest / 3_600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
-    }
-
-    /// SplitMix64, so runs generate identical events.
-    struct Random {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 }
 
