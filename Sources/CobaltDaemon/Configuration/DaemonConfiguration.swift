@@ -13,7 +13,7 @@ import Yams
 /// - `limits.max_in_flight` (int, default 4096): ingest messages read but not yet acknowledged.
 /// - `limits.patient_cache` (int, default 10000): patient timelines kept in memory.
 /// - `limits.evaluation_batch` (int, default 256): journaled events evaluated per transaction.
-/// - `limits.handoff_events` (int, default 20000): decoded events held in memory between ingest and evaluation;
+/// - `limits.handoff_events` (int, default 4096, about 5 KiB each): decoded events held in memory between ingest and evaluation;
 ///   beyond that, evaluation reads them back from the journal.
 /// - `limits.evaluation_workers` (int, default: the number of cores, at most 4): patients evaluated in parallel.
 /// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
@@ -38,7 +38,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxInFlight = 4_096
     public var patientCache = 10_000
     public var evaluationBatch = 256
-    public var handOffEvents = 20_000
+    public var handOffEvents = 4_096
     public var evaluationWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
