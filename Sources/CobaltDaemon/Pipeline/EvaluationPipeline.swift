@@ -161,7 +161,7 @@ actor EvaluationPipeline {
 
     private func drainLogged() async {
         do {
-            _ = try await drain()
+            try await drain()
         } catch {
             logger.error("evaluation failed; will retry on the next event", metadata: ["error": "\(error)"])
             cache.removeAll()
