@@ -125,34 +125,27 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Records the daemon with `perf record -g` until ``stop()`` (for profiling; optional).
     func startPerf(output: String) {
-        let perf = Process()
-        perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        perf.arguments = ["perf", "record", "-g", "-F", "999", "-p", "\(pid)", "-o", output]
-        perf.standardOutput = FileHandle.nullDevice
-        perf.standardError = FileHandle.nullDevice
-        do {
-            try perf.run()
-            runningChildren.withLock { _ = $0.insert(perf.processIdentifier) }
-            self.perf = perf
-            Thread.sleep(forTimeInterval: 0.5)
-        } catch {
-            progress("perf could not start: \(error)")
-        }
+        runPerf(["record", "-g", "-F", "999", "-p", "\(pid)", "-o", output], settle: 0.5)
     }
 
     /// Counts the daemon's `fdatasync`/`fsync` system calls with `perf stat` until ``stopPerf()`` (optional: needs
     /// `perf` and access to the syscall tracepoints). The counts are read with ``perfStatCounts(_:)``.
     func startPerfStat(output: String) {
+        runPerf(["stat", "-x", ",", "-e", "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-p", "\(pid)", "-o", output], settle: 0.3)
+    }
+
+    /// Starts `perf` attached to the daemon, then gives it `settle` seconds to attach.
+    private func runPerf(_ arguments: [String], settle: Double) {
         let perf = Process()
         perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        perf.arguments = ["perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-p", "\(pid)", "-o", output]
+        perf.arguments = ["perf"] + arguments
         perf.standardOutput = FileHandle.nullDevice
         perf.standardError = FileHandle.nullDevice
         do {
             try perf.run()
             runningChildren.withLock { _ = $0.insert(perf.processIdentifier) }
             self.perf = perf
-            Thread.sleep(forTimeInterval: 0.3)
+            Thread.sleep(forTimeInterval: settle)
         } catch {
             progress("perf could not start: \(error)")
         }

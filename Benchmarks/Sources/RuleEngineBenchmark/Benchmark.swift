@@ -235,10 +235,10 @@ enum RuleEngineBenchmark {
         print("command:   cd Benchmarks && swift run -c release RuleEngineBenchmark\(CommandLine.arguments.dropFirst().map { " " + $0 }.joined())")
         print("build:     \(Machine.buildConfiguration)")
         print("date:      \(ISO8601DateFormatter().string(from: Date()))")
-        print("machine:   \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Machine.cpuModel), \(Machine.memory) RAM")
+        print("machine:   \(Machine.cores) cores, \(Machine.cpuModel), \(Machine.memory) RAM")
         print("system:    \(ProcessInfo.processInfo.operatingSystemVersionString)")
         print("swift:     \(Machine.swiftVersion)")
-        print("engine:    (working tree at run time) \(Machine.mainRevision(root: root))")
+        print("engine:    (working tree at run time) \(Machine.revision(root: root))")
         print("load avg:  \(Machine.loadAverage) (another build on this 2-core machine inflates the numbers)")
         var overhead: [UInt64] = []
         for _ in 0..<10_000 {

@@ -44,7 +44,7 @@ enum LongTimeline {
         let b12 = activeB12.map { "{\"code\":\"b12.active\",\"value\":\(Int($0)),\"unit\":\"pmol/L\"}," } ?? ""
         return """
             {"schema":"cobalt.event.v1","id":"lt-\(index)","patient":"\(patient)","clinic":"\(clinic)",\
-            "time":"\(timestamp(index * spacing))",\
+            "time":"\(benchmarkTimestamp(index * spacing))",\
             "pregnancy":{"status":"pregnant","gestation_weeks":\(weeks),"fetuses":1},"diet":"vegan",\
             "observations":[\(b12)\
             {"code":"hb","value":\(hb),"unit":"g/L"},{"code":"mcv","value":\(mcv),"unit":"fL"},\
@@ -53,15 +53,6 @@ enum LongTimeline {
             "medications":[{"code":"folic-acid","dose":5,"unit":"mg","per":"day","status":"active","start":"2026-05-01"}],\
             "symptoms":[{"code":"fatigue","status":"absent"}]}
             """
-    }
-
-    /// RFC 3339 UTC time, `seconds` after 2026-11-20T09:00:00Z.
-    static func timestamp(_ seconds: Int) -> String {
-        let total = 20_777 * 86_400 + 9 * 3_600 + seconds
-        let rest = total % 86_400
-        precondition(total / 86_400 == 20_777, "the long timeline stays within one day")
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "2026-11-20T\(two(rest / 3_600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
     }
 }
 
