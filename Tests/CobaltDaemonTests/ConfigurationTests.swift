@@ -9,8 +9,7 @@ import Testing
         let configuration = try DaemonConfiguration.load(file: Repository.root.appendingPathComponent("deploy/cobalt.yaml").path)
         try configuration.validate()
         let defaults = DaemonConfiguration()
-        #expect(configuration.handOffEvents == defaults.handOffEvents && configuration.evaluationBatch == defaults.evaluationBatch)
-        #expect(configuration.patientCache == defaults.patientCache)
+        #expect(configuration == defaults)
     }
 
     /// A misspelt setting is refused with its full name, never silently replaced by its default.

@@ -241,14 +241,17 @@ func alertLog(replay: String) async throws -> [String] {
         try await waitForEvaluated(31, control: first.control)
         let before = try await alertLog(replay: first.replay)
         first.kill()
-        do {
+        let (through, journaled) = try await { () async throws -> (Int64, Int64) in
             let store = try SQLiteStore(path: database)
-            let through = try await store.evaluatedThrough()
-            let journaled = try await store.lastJournalSequence()
-            #expect(through >= 1 && through < journaled, "watermark \(through) of \(journaled): nothing was deferred")
-        }
+            return (try await store.evaluatedThrough(), try await store.lastJournalSequence())
+        }()
+        #expect(through >= 1 && through < journaled, "watermark \(through) of \(journaled): nothing was deferred")
         let second = try DaemonProcess(database: database)
-        try await waitForEvaluated(0, control: second.control)
+        // Exactly the events after the stored watermark are evaluated again, no more, no fewer.
+        try await waitForEvaluated(Int(journaled - through), control: second.control)
+        let status = try await request(#"{"command": "status"}"#, to: second.control)
+        let evaluated: JSONValue? = if case .object(let counts)? = status["counts"] { counts["evaluated"] } else { nil }
+        #expect(evaluated == .number(Double(journaled - through)))
         #expect(try await alertLog(replay: second.replay) == before && !before.isEmpty)
         #expect(second.terminate() == 0, "\(second.log)")
         let store = try SQLiteStore(path: database)

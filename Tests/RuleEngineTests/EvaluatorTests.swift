@@ -46,7 +46,13 @@ import Testing
             for value in item.values { content += "\u{1F}" + value.display }
             let expected = SHA256.hash(data: Array(content.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
             #expect(evaluation.digest(index) == expected, "\(rule.id)")
+            if rule.id == "b12.deficiency-alert" {
+                // A literal too: the recipe above is rebuilt from the engine's own wording and display, which could
+                // change together with the code (say, how a quantity is displayed) and still agree.
+                #expect(evaluation.digest(index) == "a293463ea3d10f7aa2fed52b1fdb81c9")
+            }
         }
+        #expect((0..<evaluation.count).contains { Support.bundled.rules[evaluation.fired[$0].rule].id == "b12.deficiency-alert" })
     }
 
     @Test func evaluationIsDeterministicAndAsOfATime() throws {

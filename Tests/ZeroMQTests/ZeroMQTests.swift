@@ -102,9 +102,13 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
     @Test func deliversOnTheLoopThreadWithinCredit() async throws {
         let context = try ZMQContext()
         let received = Mutex<[String]>([])
+        let threads = Mutex<Set<String>>([])
         let loop = try await SocketLoop.start(
             context: context, name: "test-deliver",
             specs: [SocketSpec(name: "in", type: .router, bind: ["tcp://127.0.0.1:*"], maxInFlight: 5, deliver: { batch in
+                // The kernel's name of the calling thread (the loop names its thread after itself).
+                let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+                threads.withLock { _ = $0.insert(name.trimmingCharacters(in: .newlines)) }
                 received.withLock { $0 += batch.map { String(decoding: $0.frames.last ?? [], as: UTF8.self) } }
             })])
         let endpoint = try #require(loop.endpoints.first?.first)
@@ -128,6 +132,7 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
         loop.release(SocketLoop.Socket(0), count: 5)
         for _ in 0..<100 where received.withLock({ $0.count }) < 12 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(received.withLock { $0 } == (0..<12).map { "m\($0)" })
+        #expect(threads.withLock { $0 } == ["test-deliver"])  // the loop's own thread
         await loop.stop()
     }
 
