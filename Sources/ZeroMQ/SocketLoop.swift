@@ -110,8 +110,12 @@ public final class SocketLoop: Sendable {
         guard wakeFD >= 0 else { throw ZMQError(code: errno, operation: "eventfd") }
         let loop = SocketLoop(specs: specs, wakeFD: wakeFD, onSendError: onSendError)
         try await withCheckedThrowingContinuation { (started: CheckedContinuation<Void, any Error>) in
-            let thread = Thread { loop.run(context: context, started: started) }
-            thread.name = name
+            let thread = Thread {
+                // Named from inside: on Linux, a name set before start does not reach the kernel, and the thread
+                // would show in `top` and `perf` under its creator's name.
+                Thread.current.name = name
+                loop.run(context: context, started: started)
+            }
             thread.start()
         }
         return loop
