@@ -103,13 +103,6 @@ struct IngestProcessor {
         PreparedBatch(messages: batch, items: batch.map { prepare($0, vocabulary: bundle.vocabulary) }, vocabularyHash: bundle.vocabularyHash)
     }
 
-    /// Checks, journals and answers a batch in one go.
-    func process(
-        _ batch: [Message], bundle: RuleBundle, store: any CobaltStore
-    ) async -> (replies: [Reply], accepted: [JournaledEvent], counts: Counts, quarantine: [QuarantinedEvent]) {
-        await commit(prepare(batch, bundle: bundle), store: store)
-    }
-
     /// Journals the valid messages of a prepared batch in one transaction and builds every reply, in the batch's
     /// order. `accepted` are the newly journaled events, in journal order, for the evaluation pipeline.
     func commit(

@@ -144,8 +144,6 @@ final class Authenticator: Sendable {
         }
     }
 
-    var failureCount: Int { failures.withLock { $0.count } }
-
     /// Z85 text of a 32-byte key.
     static func z85(_ key: [UInt8]) -> String {
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)

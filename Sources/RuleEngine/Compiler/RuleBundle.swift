@@ -23,7 +23,7 @@ package struct RuleBundle: Sendable {
 
     package init(
         version: String, hash: String, vocabulary: Vocabulary, derived: [DerivedFact], parameters: [Parameter],
-        rules: [CompiledRule], rulesets: [RuleSetInfo], profile: String?, vocabularyHash: String = ""
+        rules: [CompiledRule], rulesets: [RuleSetInfo], profile: String?, vocabularyHash: String
     ) {
         self.vocabularyHash = vocabularyHash
         self.version = version

@@ -174,13 +174,6 @@ extension Evidence {
 }
 
 extension Value {
-    /// The value as JSON; quantities give their number (the unit travels beside it).
-    package var jsonScalar: String {
-        var out: [UInt8] = []
-        writeJSONScalar(to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// The value as JSON, quantities as `{"value", "unit"}`.
     package var json: String {
         var out: [UInt8] = []

@@ -235,12 +235,6 @@ extension Evaluator {
             return m.start >= b.lower && m.start < b.upper
         }
 
-        /// The latest statement of a condition or symptom at `now`, when it says present/active.
-        func currentStatus(_ fact: Int) -> StatusRecord? {
-            guard let record = timeline.statuses[fact].last(where: { $0.reportedAt <= now }), record.present else { return nil }
-            return record
-        }
-
         mutating func matchCount(_ fact: Int, _ filter: Filter, _ b: Bounds, stopAtFirst: Bool) -> Int {
             let definition = bundle.vocabulary.facts[fact]
             var count = 0
