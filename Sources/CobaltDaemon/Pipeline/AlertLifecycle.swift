@@ -30,7 +30,7 @@ struct AlertLifecycle {
             change.severity = alert.severity
             changes.append(change)
         }
-        for (rule, state) in previous.sorted(by: { $0.key < $1.key }) where !current.contains(rule) {
+        for (rule, state) in previous.filter({ !current.contains($0.key) }).sorted(by: { $0.key < $1.key }) {
             var change = AlertChange(
                 patient: state.patient, rule: rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
                 digest: state.digest, body: state.body)

@@ -79,8 +79,7 @@ final class Statistics: Sendable {
         }
         evaluated.increment(by: count)
         if count > 0 {  // a re-evaluation after a reload has no events; it is timed as a pause instead
-            let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-            evaluationLatency.recordNanoseconds(nanoseconds / Int64(count))
+            evaluationLatency.record(duration: duration / count)
         }
         guard !changes.isEmpty else { return }
         var tally: [PublishedKey: Int] = [:]

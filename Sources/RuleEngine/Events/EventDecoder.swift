@@ -67,16 +67,17 @@ package enum EventDecoder {
             errors.append(FieldError(path: path, message: message))
         }
 
+        static let known: Set<String> = [
+            "schema", "id", "patient", "clinic", "time", "observations", "medications", "administrations",
+            "conditions", "symptoms", "reactions", "pregnancy", "diet", "preferences",
+        ]
+
         mutating func event(_ json: JSONValue) -> PatientEvent? {
             guard case .object(let root) = json else {
                 fail("$", "an event must be a JSON object, not \(json.typeName)")
                 return nil
             }
-            let known: Set<String> = [
-                "schema", "id", "patient", "clinic", "time", "observations", "medications", "administrations",
-                "conditions", "symptoms", "reactions", "pregnancy", "diet", "preferences",
-            ]
-            for key in root.keys.sorted() where !known.contains(key) {
+            for (key, _) in root where !Self.known.contains(key) {  // members are in key order already
                 warnings.append(FieldError(path: key, message: "unknown field ignored"))
             }
             if let schema = root["schema"] {

@@ -105,7 +105,7 @@ package struct NormalisedEvent: Sendable {
                 finding(fact.index, item.code, item.path, "\(fact.name) expects one of \(fact.values?.joined(separator: ", ") ?? "a value"), not a number", time: time, value: item.value, unit: item.unit)
                 return
             }
-            guard let symbol = item.unit, !symbol.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else {
+            guard let symbol = item.unit, !symbol.allSatisfy(\.isWhitespace) else {
                 finding(fact.index, item.code, item.path, "unit missing; value \(number.formatted) not used (never guessed)", time: time, value: item.value, unit: nil)
                 return
             }
