@@ -38,21 +38,33 @@ struct IngestProcessor {
     /// A message after the checks that need no store.
     enum Prepared {
         case valid(envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent)
-        case invalid(Reply, tooLarge: Bool, quarantine: QuarantinedEvent)
+        case invalid(Reply, quarantine: QuarantinedEvent)
+    }
+
+    /// `[{"path": …, "message": …}, …]`: the errors and warnings of replies and quarantine records.
+    static func fieldErrorsJSON(_ errors: [FieldError]) -> String {
+        "[" + errors.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",") + "]"
     }
 
     /// The quarantine record of a rejected message.
     static func quarantined(_ message: Message, id: String?, code: Int, reason: String, errors: [FieldError]) -> QuarantinedEvent {
-        let list = "[" + errors.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",") + "]"
+        let list = fieldErrorsJSON(errors)
         let payload = String(decoding: (message.frames.last ?? []).prefix(65_536), as: UTF8.self)
         return QuarantinedEvent(
             time: Date().timeIntervalSince1970, id: id, code: code, reason: reason, errors: list, sender: message.userID, payload: payload)
     }
 
-    private static func reject(_ message: Message, _ envelope: [[UInt8]], id: String?, code: Int, reason: String, errors: [FieldError], tooLarge: Bool = false) -> Prepared {
-        .invalid(
-            Reply(envelope: envelope, json: rejection(id: id, code: code, reason: reason, errors: errors)), tooLarge: tooLarge,
-            quarantine: quarantined(message, id: id, code: code, reason: reason, errors: errors))
+    /// The reply and the quarantine record of a refused message.
+    private static func refusal(
+        _ message: Message, _ envelope: [[UInt8]], id: String?, code: Int, reason: String, errors: [FieldError]
+    ) -> (reply: Reply, record: QuarantinedEvent) {
+        (Reply(envelope: envelope, json: rejection(id: id, code: code, reason: reason, errors: errors)),
+         quarantined(message, id: id, code: code, reason: reason, errors: errors))
+    }
+
+    private static func reject(_ message: Message, _ envelope: [[UInt8]], id: String?, code: Int, reason: String, errors: [FieldError]) -> Prepared {
+        let (reply, record) = refusal(message, envelope, id: id, code: code, reason: reason, errors: errors)
+        return .invalid(reply, quarantine: record)
     }
 
     /// Checks one message; a valid event is normalised here, once: for the warnings of its ACK and for evaluation.
@@ -66,7 +78,7 @@ struct IngestProcessor {
             // Still name the event, so the sender can match the answer (the socket's hard limit bounds the work).
             var id: String?
             if case .object(let object)? = try? JSONValue.parse(payload) { id = object["id"]?.stringValue }
-            return Self.reject(message, envelope, id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [], tooLarge: true)
+            return Self.reject(message, envelope, id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])
         }
         let json: JSONValue
         do { json = try JSONValue.parse(Data(payload)) } catch {
@@ -116,10 +128,10 @@ struct IngestProcessor {
         for (index, item) in prepared.items.enumerated() {
             switch item {
             case .valid(let envelope, let event, let incoming): valid.append((index, envelope, event, incoming))
-            case .invalid(let reply, let tooLarge, let record):
+            case .invalid(let reply, let record):
                 replies[index] = reply
                 quarantine.append(record)
-                if tooLarge { counts.tooLarge += 1 } else { counts.invalid += 1 }
+                if record.code == 413 { counts.tooLarge += 1 } else { counts.invalid += 1 }
             }
         }
         var accepted: [JournaledEvent] = []
@@ -139,10 +151,11 @@ struct IngestProcessor {
                         replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "duplicate"))
                     case .conflict:
                         counts.conflict += 1
-                        quarantine.append(Self.quarantined(
-                            batch[item.index], id: item.incoming.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
-                        replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
-                            id: item.incoming.id, code: 409, reason: "this id was already used for an event with different content", errors: []))
+                        let (reply, record) = Self.refusal(
+                            batch[item.index], item.envelope, id: item.incoming.id, code: 409,
+                            reason: "this id was already used for an event with different content", errors: [])
+                        replies[item.index] = reply
+                        quarantine.append(record)
                     }
                 }
             } catch {
@@ -157,8 +170,7 @@ struct IngestProcessor {
     }
 
     static func rejection(id: String?, code: Int, reason: String, errors: [FieldError]) -> String {
-        let list = errors.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",")
-        return "{\"id\":\(id.map(\.jsonQuoted) ?? "null"),\"status\":\"rejected\",\"code\":\(code),\"reason\":\(reason.jsonQuoted),\"errors\":[\(list)]}"
+        "{\"id\":\(id.map(\.jsonQuoted) ?? "null"),\"status\":\"rejected\",\"code\":\(code),\"reason\":\(reason.jsonQuoted),\"errors\":\(fieldErrorsJSON(errors))}"
     }
 
     /// `accepted`/`duplicate`, with warnings: unknown fields and values that will not be used (data quality).
@@ -168,7 +180,6 @@ struct IngestProcessor {
         for finding in normalised.findings {
             warnings.append(FieldError(path: finding.path, message: finding.reason))
         }
-        let list = warnings.map { "{\"path\":\($0.path.jsonQuoted),\"message\":\($0.message.jsonQuoted)}" }.joined(separator: ",")
-        return "{\"id\":\(event.id.jsonQuoted),\"status\":\"\(status)\",\"code\":200,\"reason\":null,\"errors\":[],\"warnings\":[\(list)]}"
+        return "{\"id\":\(event.id.jsonQuoted),\"status\":\"\(status)\",\"code\":200,\"reason\":null,\"errors\":[],\"warnings\":\(fieldErrorsJSON(warnings))}"
     }
 }
