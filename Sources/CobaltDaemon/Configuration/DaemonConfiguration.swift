@@ -12,7 +12,8 @@ import Yams
 /// - `limits.max_message_bytes` (int, default 1048576): libzmq drops the connection of a larger message.
 /// - `limits.max_in_flight` (int, default 4096): ingest messages read but not yet acknowledged.
 /// - `limits.patient_cache` (int, default 10000): patient timelines kept in memory.
-/// - `limits.evaluation_batch` (int, default 256): journaled events evaluated per transaction.
+/// - `limits.evaluation_batch` (int, default 256): at most this many events per evaluation transaction (each is
+///   sized to about 2 ms of work) and per journal read.
 /// - `limits.handoff_events` (int, default 4096, about 5 KiB each): decoded events held in memory between ingest and evaluation;
 ///   beyond that, evaluation reads them back from the journal.
 /// - `limits.evaluation_workers` (int, default: the number of cores, at most 4): patients evaluated in parallel.

@@ -8,8 +8,8 @@ import RuleEngine
 /// The journal is the queue: on start (and after a crash) the pipeline first evaluates every journaled but
 /// unevaluated event; afterwards ingest hands it each commit's events, decoded, through a bounded ``HandOff``
 /// (falling back to the journal when that overflows). Alert log rows and the evaluation watermark of a batch
-/// commit in one transaction, so after `kill -9` nothing is evaluated twice and nothing acknowledged is
-/// skipped. Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
+/// commit in one transaction, so after `kill -9` no alert change is committed twice and nothing acknowledged is
+/// skipped (chunks that change nothing may leave the watermark behind; see ``watermarkDeferral``). Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
 /// journal when needed.
 actor EvaluationPipeline {
     /// What a re-evaluation after a rule change did, and how long event evaluation waited for it.
