@@ -51,8 +51,11 @@ import Testing
                 #expect(outcomes.map(\.status) == Array(repeating: "accepted", count: stream.count))
                 try await waitForEvaluated(stream.count, control: daemon.endpoints.control)
                 let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
-                let evaluated: JSONValue? = if case .object(let counts)? = status["counts"] { counts["evaluated"] } else { nil }
-                #expect(evaluated == .number(Double(stream.count)))
+                let counts: JSONObject? = if case .object(let counts)? = status["counts"] { counts } else { nil }
+                #expect(counts?["evaluated"] == .number(Double(stream.count)))
+                // The small hand-off did overflow, so the journal path really ran; the large one never did.
+                let overflows: Double = if case .number(let n)? = counts?["handoff_overflows"] { n } else { -1 }
+                #expect(capacity == 2 ? overflows > 0 : overflows == 0, "\(overflows) overflows with capacity \(capacity)")
                 return try await alertLog(replay: daemon.endpoints.replay)
             })
         }

@@ -88,7 +88,8 @@ struct ControlHandler {
             "ruleset":{"version":\(bundle.version.jsonQuoted),"hash":\(bundle.hash.jsonQuoted),"rules":\(bundle.rules.count)},\
             "counts":{"received":\(counts.received),"accepted":\(counts.accepted),"duplicate":\(counts.duplicate),\
             "rejected":\(counts.rejected),"evaluated":\(counts.evaluated),"published":\(counts.published),\
-            "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts)},\
+            "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts),\
+            "handoff_overflows":\(counts.handOffOverflows)},\
             "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients)}
             """
     }

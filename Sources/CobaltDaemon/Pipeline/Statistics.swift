@@ -11,6 +11,7 @@ final class Statistics: Sendable {
         var rejected = 0
         var evaluated = 0
         var published = 0
+        var handOffOverflows = 0
     }
 
     private let counts = Mutex(Snapshot())
@@ -40,6 +41,7 @@ final class Statistics: Sendable {
 
     /// Evaluation fell more than the hand-off's capacity behind ingest and reads the journal instead.
     func recordHandOffOverflow() {
+        counts.withLock { $0.handOffOverflows += 1 }
         Counter(label: "cobalt_handoff_overflows_total").increment()
     }
 
