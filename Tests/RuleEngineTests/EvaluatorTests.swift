@@ -189,4 +189,12 @@ import Testing
         }
         #expect(Set(timeline.newestMedication[fact].keys).count == 3)
     }
+
+    /// The vocabulary hash (which decides whether cached timelines must be rebuilt after a reload) is the hash of
+    /// the vocabulary file's bytes as loaded.
+    @Test func theVocabularyHashIsTheLoadedFilesHash() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(Support.rulesDirectory)/vocabulary.yaml"))
+        let expected = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        #expect(Support.bundled.vocabularyHash == expected)
+    }
 }

@@ -96,9 +96,9 @@ package struct RuleLoader {
             hasher.update(data: data)
         }
         let hash = "sha256:" + hasher.finalize().hexDigits()
-        var vocabularyHasher = SHA256()
-        vocabularyHasher.update(data: fm.contents(atPath: vocabularyPath) ?? Data())
-        let vocabularyHash = vocabularyHasher.finalize().hexDigits()
+        // The bytes that were loaded (read once, above), not the file read again: it may have changed since.
+        let vocabularyBytes = hashed.first { $0.0 == join(directory, "vocabulary.yaml") }?.1 ?? Data()
+        let vocabularyHash = SHA256.hash(data: vocabularyBytes).hexDigits()
         let bundle = RuleBundle(
             version: version, hash: hash, vocabulary: vocabulary, derived: compiled.derived,
             parameters: compiled.parameters, rules: compiled.rules, rulesets: compiled.rulesets, profile: profileName,
