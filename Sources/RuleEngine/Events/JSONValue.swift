@@ -136,17 +136,15 @@ enum JSONEscaping {
 
     /// The length of the quoted form.
     static func quotedLength(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-        var length = bytes.count + 2
-        for byte in bytes where escaped(byte) {
-            length += byte == 0x22 || byte == 0x5C || byte == 0x0A || byte == 0x0D || byte == 0x09 ? 1 : 5
-        }
+        guard bytes.contains(where: escaped) else { return bytes.count + 2 }
+        var length = 0
+        writeQuoted(bytes) { _ in length += 1 }  // the writer alone decides what an escape costs
         return length
     }
 
     /// Writes the quoted form, a byte at a time.
     @inline(__always)
     static func writeQuoted(_ bytes: UnsafeBufferPointer<UInt8>, _ put: (UInt8) -> Void) {
-        let hex: StaticString = "0123456789abcdef"
         put(0x22)
         for byte in bytes {
             switch byte {
@@ -155,7 +153,7 @@ enum JSONEscaping {
             case 0x0D: put(0x5C); put(UInt8(ascii: "r"))
             case 0x09: put(0x5C); put(UInt8(ascii: "t"))
             case ..<0x20:
-                for b in [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 0xF)]] { put(b) }
+                for b in [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hexDigitCharacters.utf8Start[Int(byte >> 4)], hexDigitCharacters.utf8Start[Int(byte & 0xF)]] { put(b) }
             default: put(byte)
             }
         }
