@@ -102,7 +102,7 @@ package struct EventSender {
         let text = String(decoding: data, as: UTF8.self)
         if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("[") {
             guard case .array(let items) = try JSONValue.parse(data) else { return [] }
-            return items.map { Array($0.canonicalText.utf8) }
+            return items.map(\.canonicalBytes)
         }
         return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { Array($0.utf8) }
     }
