@@ -47,6 +47,32 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.counts() == StoreCounts(events: 3, unevaluated: 3, alerts: 0))
     }
 
+    /// `status` counts without scanning (max seq, the clinics' last seqs); they must equal what a scan counts after
+    /// duplicates, conflicts, alerts in two clinics and a watermark that trails.
+    @Test func countsWithoutScanningEqualCountsByScanning() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        #expect(try await store.counts() == StoreCounts(events: 0, unevaluated: 0, alerts: 0))
+        _ = try await store.journal([incoming("e1"), incoming("e2", patient: "p2", clinic: "south"), incoming("e3")])
+        _ = try await store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e4"), incoming("e5", patient: "p2")])
+        _ = try await store.commitEvaluations(
+            [(1, [change("r1", .firing)]), (2, [change("r1", .firing, patient: "p2", clinic: "south")]),
+             (3, [change("r1", .updated, digest: "y"), change("r2", .firing)])],
+            through: 3, at: "2026-11-20T09:00:00.000Z")
+        let counted = try await store.counts()
+        let scanned = try await DatabaseQueue(path: temp.path).read { db in
+            StoreCounts(
+                events: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? -1,
+                unevaluated: try Int64.fetchOne(db, sql: "SELECT count(*) FROM events WHERE seq > (SELECT through FROM evaluation_progress)") ?? -1,
+                alerts: try Int64.fetchOne(db, sql: "SELECT count(*) FROM alert_log") ?? -1)
+        }
+        #expect(scanned == StoreCounts(events: 5, unevaluated: 2, alerts: 4))
+        #expect(counted == scanned)
+        // What the pipeline has evaluated may be ahead of the stored watermark.
+        #expect(try await store.counts(evaluatedThrough: 5).unevaluated == 0)
+    }
+
     @Test func everythingSurvivesReopeningAndTheEpochIsStable() async throws {
         let temp = try TemporaryStore()
         defer { temp.remove() }
