@@ -32,6 +32,8 @@ struct IngestProcessor {
     }
 
     let maxEventBytes: Int
+    /// Parts a large batch is checked in at once (see ``prepare(_:bundle:)``).
+    var parallelism = ProcessInfo.processInfo.activeProcessorCount
     /// Whether the authenticated sender (ZAP User-Id) may send events for a clinic.
     var authorize: @Sendable (String?, String) -> Bool = { _, _ in true }
 
@@ -111,9 +113,29 @@ struct IngestProcessor {
     }
 
     /// Checks and normalises every message of a batch (no I/O: this can run while the previous batch commits).
-    func prepare(_ batch: [Message], bundle: RuleBundle) -> PreparedBatch {
-        PreparedBatch(messages: batch, items: batch.map { prepare($0, vocabulary: bundle.vocabulary) }, vocabularyHash: bundle.vocabularyHash)
+    /// A large batch is split into parts checked in parallel, one per core: decoding is most of ingest's work, and
+    /// one task decoding alone held the acknowledged rate to what a single core decodes.
+    func prepare(_ batch: [Message], bundle: RuleBundle) async -> PreparedBatch {
+        let vocabulary = bundle.vocabulary
+        let parts = min(parallelism, batch.count / Self.smallestPart)
+        guard parts > 1 else {
+            return PreparedBatch(messages: batch, items: batch.map { prepare($0, vocabulary: vocabulary) }, vocabularyHash: bundle.vocabularyHash)
+        }
+        let size = (batch.count + parts - 1) / parts
+        let items = await withTaskGroup(of: (Int, [Prepared]).self) { group in
+            for start in stride(from: 0, to: batch.count, by: size) {
+                let part = batch[start..<min(start + size, batch.count)]
+                group.addTask { (start, part.map { prepare($0, vocabulary: vocabulary) }) }
+            }
+            var ordered = [[Prepared]](repeating: [], count: parts)
+            for await (start, prepared) in group { ordered[start / size] = prepared }
+            return Array(ordered.joined())
+        }
+        return PreparedBatch(messages: batch, items: items, vocabularyHash: bundle.vocabularyHash)
     }
+
+    /// Fewest messages worth a task of their own.
+    static let smallestPart = 64
 
     /// Journals the valid messages of a prepared batch in one transaction and builds every reply, in the batch's
     /// order. `accepted` are the newly journaled events, in journal order, for the evaluation pipeline.

@@ -56,7 +56,7 @@ struct IngestService: Service {
         for await _ in pending.ready.cancelOnGracefulShutdown() {
             let batch = pending.takeAll()
             guard !batch.isEmpty else { continue }
-            let prepared = processor.prepare(batch, bundle: rules.snapshot)
+            let prepared = await processor.prepare(batch, bundle: rules.snapshot)
             await committing?.value
             committing = Task { await commit(prepared) }
         }

@@ -1,0 +1,52 @@
+@testable import CobaltDaemon
+import CobaltStore
+import CobaltTestSupport
+import RuleEngine
+import Testing
+import ZeroMQ
+
+@Suite struct IngestProcessorTests {
+    /// A large batch is checked in parts on several tasks; every message must keep its place, its reply and its
+    /// verdict exactly as when one task checks them all in order.
+    @Test func aBatchCheckedInPartsKeepsEveryMessageInItsPlace() async throws {
+        let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
+        let count = IngestProcessor.smallestPart * 5 + 7
+        let batch = (0..<count).map { i -> Message in
+            let payload: String
+            switch i % 5 {
+            case 0: payload = "{not json \(i)"
+            case 1: payload = eventJSON(id: "e-\(i)", time: "not a time")
+            default: payload = eventJSON(id: "e-\(i)", patient: "p-\(i % 17)", body: #""observations": [{"code": "b12", "value": \#(100 + i), "unit": "pmol/L"}]"#)
+            }
+            return Message(frames: [Array("peer-\(i)".utf8), Array(payload.utf8)])
+        }
+        var serial = IngestProcessor(maxEventBytes: 65_536)
+        serial.parallelism = 1
+        var parallel = serial
+        parallel.parallelism = 4
+        let one = await serial.prepare(batch, bundle: bundle)
+        let parts = await parallel.prepare(batch, bundle: bundle)
+        #expect(parts.items.count == count)
+        #expect(parts.messages == batch)
+        /// What identifies an item's outcome: its envelope, then the event id or the refusal.
+        func summary(_ item: IngestProcessor.Prepared) -> String {
+            switch item {
+            case .valid(let envelope, _, let incoming): "\(String(decoding: envelope[0], as: UTF8.self)) valid \(incoming.id) \(incoming.digest)"
+            case .invalid(let reply, _): "\(String(decoding: reply.envelope[0], as: UTF8.self)) \(reply.json)"
+            }
+        }
+        let expected = one.items.map(summary)
+        let got = parts.items.map(summary)
+        let firstDifference = zip(expected, got).firstIndex { $0 != $1 }
+        #expect(firstDifference == nil, "message \(firstDifference ?? -1): \(firstDifference.map { got[$0] } ?? "")")
+        // And the serial verdicts are the ones intended: every fifth is malformed JSON, the next has a bad time.
+        for (i, line) in expected.enumerated() {
+            #expect(line.hasPrefix("peer-\(i) "))
+            switch i % 5 {
+            case 0: #expect(line.contains("malformed JSON"))
+            case 1: #expect(line.contains("\"code\":400") && line.contains("e-\(i)"))
+            default: #expect(line.contains("valid e-\(i) "))
+            }
+        }
+    }
+}
