@@ -110,9 +110,9 @@ package final class SQLiteStore: CobaltStore {
     /// Largest payload kept in quarantine, in bytes.
     static let quarantinePayloadLimit = 65_536
 
-    package func quarantine(_ items: [QuarantinedEvent]) async throws {
+    package func quarantine(_ items: [QuarantinedEvent]) throws {
         guard !items.isEmpty else { return }
-        try await pool.write { db in
+        try pool.write { db in
             for item in items {
                 try db.execute(
                     sql: "INSERT INTO quarantine (time, event_id, code, reason, errors, sender, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -150,9 +150,9 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
-    package func journal(_ events: [IncomingEvent]) async throws -> [JournalOutcome] {
+    package func journal(_ events: [IncomingEvent]) throws -> [JournalOutcome] {
         let now = Date().timeIntervalSince1970
-        return try await pool.write { db in
+        return try pool.write { db in
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(events.count)
             let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")

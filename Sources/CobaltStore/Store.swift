@@ -115,8 +115,10 @@ package protocol CobaltStore: Sendable {
     /// The alert stream's epoch: fixed when the store is created, so sequence numbers are comparable within it.
     var epoch: String { get }
 
-    /// Journals a batch in one durable transaction; one outcome per event, in order.
-    func journal(_ events: [IncomingEvent]) async throws -> [JournalOutcome]
+    /// Journals a batch in one durable transaction; one outcome per event, in order. **Blocks** the calling
+    /// thread until the transaction is durable: ingest calls it from a thread of its own, never from the
+    /// concurrency pool (an acknowledgement then waits for no task scheduling, and no task waits for the disk).
+    func journal(_ events: [IncomingEvent]) throws -> [JournalOutcome]
 
     /// Events not yet evaluated, in journal order, after `seq`.
     func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent]
@@ -162,7 +164,8 @@ package protocol CobaltStore: Sendable {
 
     /// Keeps rejected events for the integration engineer to inspect: id (when readable), code, reason, every
     /// error, who sent it, and the payload (truncated). Patient data stays in the store, never in logs.
-    func quarantine(_ items: [QuarantinedEvent]) async throws
+    /// Blocks like ``journal(_:)``; ingest calls it from the same thread.
+    func quarantine(_ items: [QuarantinedEvent]) throws
 
     /// The most recent quarantined events.
     func quarantined(limit: Int) async throws -> [QuarantinedEvent]

@@ -8,7 +8,7 @@ import ZeroMQ
 @Suite struct IngestProcessorTests {
     /// A large batch is checked in parts on several tasks; every message must keep its place, its reply and its
     /// verdict exactly as when one task checks them all in order.
-    @Test func aBatchCheckedInPartsKeepsEveryMessageInItsPlace() async throws {
+    @Test func aBatchCheckedInPartsKeepsEveryMessageInItsPlace() throws {
         let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
         let count = IngestProcessor.smallestPart * 5 + 7
         let batch = (0..<count).map { i -> Message in
@@ -24,8 +24,8 @@ import ZeroMQ
         serial.parallelism = 1
         var parallel = serial
         parallel.parallelism = 4
-        let one = await serial.prepare(batch, bundle: bundle)
-        let parts = await parallel.prepare(batch, bundle: bundle)
+        let one = serial.prepare(batch, bundle: bundle)
+        let parts = parallel.prepare(batch, bundle: bundle)
         #expect(parts.items.count == count)
         #expect(parts.messages == batch)
         /// What identifies an item's outcome: its envelope, then the event id or the refusal.
@@ -37,7 +37,7 @@ import ZeroMQ
         }
         let expected = one.items.map(summary)
         let got = parts.items.map(summary)
-        let firstDifference = zip(expected, got).firstIndex { $0 != $1 }
+        let firstDifference = expected.indices.first { $0 >= got.count || expected[$0] != got[$0] }
         #expect(firstDifference == nil, "message \(firstDifference ?? -1): \(firstDifference.map { got[$0] } ?? "")")
         // And the serial verdicts are the ones intended: every fifth is malformed JSON, the next has a bad time.
         for (i, line) in expected.enumerated() {

@@ -151,7 +151,7 @@ func runningHash(control: String) async throws -> String {
             deficientEvent(id: "d-1", patient: "p-1"),
             eventJSON(id: "d-2", patient: "p-2", clinic: "south", body: #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "symptoms": [{"code": "paraesthesia"}]"#),
         ]
-        _ = try await store.journal(events.enumerated().map { index, json in
+        _ = try store.journal(events.enumerated().map { index, json in
             IncomingEvent(id: "d-\(index)", digest: "x\(index)", patient: index == 0 ? "p-1" : "p-2", clinic: index == 0 ? "north" : "south", time: 0, body: json)
         })
         let same = try await RulesDiff.run(journal: journal, old: Repository.rules, new: Repository.rules)

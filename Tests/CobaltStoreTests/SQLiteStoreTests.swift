@@ -32,7 +32,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         defer { temp.remove() }
         let store = try temp.open()
         #expect(try await store.writerSynchronousMode() == 2)
-        _ = try await store.journal([incoming("e1")])
+        _ = try store.journal([incoming("e1")])
         #expect(try await store.writerSynchronousMode() == 2)
     }
 
@@ -40,9 +40,9 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         let temp = try TemporaryStore()
         defer { temp.remove() }
         let store = try temp.open()
-        let first = try await store.journal([incoming("e1"), incoming("e2")])
+        let first = try store.journal([incoming("e1"), incoming("e2")])
         #expect(first == [.accepted(seq: 1), .accepted(seq: 2)])
-        let again = try await store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e3")])
+        let again = try store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e3")])
         #expect(again == [.duplicate(seq: 1), .conflict, .accepted(seq: 3)])
         #expect(try await store.counts() == StoreCounts(events: 3, unevaluated: 3, alerts: 0))
     }
@@ -54,8 +54,8 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         defer { temp.remove() }
         let store = try temp.open()
         #expect(try await store.counts() == StoreCounts(events: 0, unevaluated: 0, alerts: 0))
-        _ = try await store.journal([incoming("e1"), incoming("e2", patient: "p2", clinic: "south"), incoming("e3")])
-        _ = try await store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e4"), incoming("e5", patient: "p2")])
+        _ = try store.journal([incoming("e1"), incoming("e2", patient: "p2", clinic: "south"), incoming("e3")])
+        _ = try store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e4"), incoming("e5", patient: "p2")])
         _ = try await store.commitEvaluations(
             [(1, [change("r1", .firing)]), (2, [change("r1", .firing, patient: "p2", clinic: "south")]),
              (3, [change("r1", .updated, digest: "y"), change("r2", .firing)])],
@@ -80,7 +80,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         do {
             let store = try temp.open()
             epoch = store.epoch
-            _ = try await store.journal([incoming("e1"), incoming("e2", patient: "p2")])
+            _ = try store.journal([incoming("e1"), incoming("e2", patient: "p2")])
             _ = try await store.commitEvaluations([(1, [change("r1", .firing)])], through: 1, at: "2026-11-20T09:00:00.000Z")
         }
         let reopened = try temp.open()
@@ -94,7 +94,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         let temp = try TemporaryStore()
         defer { temp.remove() }
         let store = try temp.open()
-        _ = try await store.journal((1...4).map { incoming("e\($0)") })
+        _ = try store.journal((1...4).map { incoming("e\($0)") })
         let published = try await store.commitEvaluations([
             (1, [change("r1", .firing), change("r1", .firing, patient: "p9", clinic: "south")]),
             (2, [change("r2", .firing)]),
@@ -114,7 +114,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         let temp = try TemporaryStore()
         defer { temp.remove() }
         let store = try temp.open()
-        _ = try await store.journal((1...3).map { incoming("e\($0)") })
+        _ = try store.journal((1...3).map { incoming("e\($0)") })
         _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], through: 1, at: "2026-11-20T09:00:00.000Z")
         _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], through: 2, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map { "\($0.rule)=\($0.digest)" } == ["r1=v2", "r2=x"])
@@ -126,7 +126,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         let temp = try TemporaryStore()
         defer { temp.remove() }
         let store = try temp.open()
-        _ = try await store.journal([incoming("e1")])
+        _ = try store.journal([incoming("e1")])
         _ = try await store.commitEvaluations([(1, (1...5).map { change("r\($0)", .firing) })], through: 1, at: "2026-11-20T09:00:00.000Z")
         let page = try await store.alerts(clinic: "north", after: 1, limit: 2)
         #expect(page.alerts.map(\.seq) == [2, 3] && page.more)
@@ -190,7 +190,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         let temp = try TemporaryStore()
         defer { temp.remove() }
         let store = try temp.open()
-        _ = try await store.journal([
+        _ = try store.journal([
             incoming("a1", patient: "pa"), incoming("b1", patient: "pb"), incoming("c1", patient: "pc"), incoming("a2", patient: "pa"),
             incoming("b2", patient: "pb"),
         ])

@@ -8,36 +8,80 @@ import Synchronization
 import ZeroMQ
 
 /// Messages read from the ingest socket and not yet journaled. The socket loop appends to it on its own thread
-/// (see ``SocketSpec/deliver``) and signals `ready`; ingest takes everything there is.
-final class PendingMessages: Sendable {
-    private let messages = Mutex<[Message]>([])
-    let ready: AsyncStream<Void>
-    private let signal: AsyncStream<Void>.Continuation
-
-    init() {
-        (ready, signal) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
-    }
+/// (see ``SocketSpec/deliver``); ingest's thread waits for them and takes everything there is.
+final class PendingMessages: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var messages: [Message] = []
+    private var closed = false
 
     func append(_ batch: [Message]) {
-        messages.withLock { $0 += batch }
-        signal.yield()
+        condition.lock()
+        messages += batch
+        condition.signal()
+        condition.unlock()
     }
 
-    func takeAll() -> [Message] {
-        messages.withLock { list in
-            defer { list.removeAll(keepingCapacity: true) }
-            return list
-        }
+    /// Waits for messages and takes them all; nil once closed. Messages left behind are never acknowledged, so
+    /// their senders send them again.
+    func waitAndTakeAll() -> [Message]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while messages.isEmpty, !closed { condition.wait() }
+        guard !closed else { return nil }
+        defer { messages.removeAll(keepingCapacity: true) }
+        return messages
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// One item at a time from one thread to the next: `put` waits while the slot is full, `take` while it is empty.
+/// After `close`, `take` still returns what was put, then nil.
+final class Slot<Item>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var item: Item?
+    private var closed = false
+
+    func put(_ new: Item) {
+        condition.lock()
+        while item != nil { condition.wait() }
+        item = new
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func take() -> Item? {
+        condition.lock()
+        defer { condition.unlock() }
+        while item == nil, !closed { condition.wait() }
+        defer { item = nil; condition.broadcast() }
+        return item
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
 /// Reads ingest messages, journals them, acknowledges, and wakes the evaluation pipeline. Shut down first: it
 /// stops reading (unacknowledged messages are simply retried by senders), then ends the wake-ups.
 ///
+/// Two threads of its own, not the concurrency pool: `cobalt-ingest` checks and normalises a batch (with idle
+/// pool threads helping, see ``IngestProcessor/prepare(_:bundle:)``) while `cobalt-journal` commits the previous
+/// one and answers it. On the pool, an acknowledgement waited for a free pool thread after every step (behind
+/// evaluation work when there was a backlog), and one batch's replies waited for the next batch's decoding.
+///
 /// Group commit: the socket loop queues what it reads (``PendingMessages``) while the previous transaction is being
 /// written; each transaction then takes everything collected. Under load, batches grow on their own and the
-/// cost of an fsync is shared; when idle, an event is committed at once. Decoding is pipelined with storing: the
-/// next batch is checked and normalised while the previous one commits (commits stay one at a time, in order).
+/// cost of an fsync is shared; when idle, an event is committed at once. Commits stay one at a time, in order.
 struct IngestService: Service {
     let loop: SocketLoop
     let socket: SocketLoop.Socket
@@ -52,24 +96,28 @@ struct IngestService: Service {
 
     func run() async throws {
         defer { wake.finish() }
-        var committing: Task<Void, Never>?
-        for await _ in pending.ready.cancelOnGracefulShutdown() {
-            let batch = pending.takeAll()
-            guard !batch.isEmpty else { continue }
-            let prepared = await processor.prepare(batch, bundle: rules.snapshot)
-            await committing?.value
-            committing = Task { await commit(prepared) }
+        let prepared = Slot<IngestProcessor.PreparedBatch>()
+        async let checked: Void = onThread(named: "cobalt-ingest") {
+            while let batch = pending.waitAndTakeAll() {
+                prepared.put(processor.prepare(batch, bundle: rules.snapshot))
+            }
+            prepared.close()
         }
-        await committing?.value
+        async let journaled: Void = onThread(named: "cobalt-journal") {
+            while let batch = prepared.take() { commit(batch) }
+        }
+        try? await gracefulShutdown()
+        pending.close()
+        _ = await (checked, journaled)
     }
 
     /// Journals a prepared batch, hands the accepted events to evaluation, and answers.
-    private func commit(_ prepared: IngestProcessor.PreparedBatch) async {
+    private func commit(_ prepared: IngestProcessor.PreparedBatch) {
         let batch = prepared.messages
-        let (replies, accepted, counts, quarantine) = await processor.commit(prepared, store: store)
+        let (replies, accepted, counts, quarantine) = processor.commit(prepared, store: store)
         if !quarantine.isEmpty {
             // Kept for the integration engineer; counted; audited without the payload.
-            try? await store.quarantine(quarantine)
+            try? store.quarantine(quarantine)
             statistics.recordQuarantined(quarantine.count)
             for item in quarantine {
                 audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
@@ -82,6 +130,20 @@ struct IngestService: Service {
         loop.send(socket, messages: replies.map(\.frames))
         loop.release(socket, count: batch.count)
         statistics.recordIngest(counts, batch: batch.count)
+    }
+}
+
+/// Runs `body` on a thread of its own named `name` (named from inside, so that `top` and `perf` show it) and
+/// returns when it has finished.
+func onThread(named name: String, _ body: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+        let thread = Thread {
+            Thread.current.name = name
+            body()
+            finished.resume()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
 }
 
