@@ -18,7 +18,15 @@ package final class SQLiteStore: CobaltStore {
         // GRDB sets `synchronous = NORMAL` when it enables WAL on the writer connection (after prepareDatabase):
         // durable against a process crash but not a power loss. An ACK promises durability, so set FULL again on
         // the one writer connection, outside any transaction.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        //
+        // Checkpoints run on the writer, inside the commit that crosses the threshold, so that commit (and the
+        // acknowledgements waiting for it) pays for copying the WAL into the database. SQLite's default of 1,000
+        // pages made about 1.5 % of commits at 5,000 events/s take 3–31 ms; at 100 pages such commits were 10
+        // times fewer and none took over 7 ms, with the same throughput (docs/benchmarks.md, session 3).
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
+        }
         try Self.migrator.migrate(pool)
         epoch = try pool.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") { return existing }
@@ -106,6 +114,9 @@ package final class SQLiteStore: CobaltStore {
         }
         return migrator
     }
+
+    /// WAL pages after which a commit checkpoints (see ``init(path:)``).
+    static let checkpointPages = 100
 
     /// Largest payload kept in quarantine, in bytes.
     static let quarantinePayloadLimit = 65_536
