@@ -49,4 +49,26 @@ import ZeroMQ
             }
         }
     }
+
+    /// Batches checked while a transaction was being written go into the next one together, in order; a batch
+    /// normalised with another vocabulary (a reload in between) starts a transaction of its own.
+    @Test func batchesWaitingForTheJournalAreJoinedInOrder() {
+        func batch(_ names: [String], _ vocabulary: String) -> IngestProcessor.PreparedBatch {
+            IngestProcessor.PreparedBatch(
+                messages: names.map { Message(frames: [Array($0.utf8), Array("{}".utf8)]) },
+                items: names.map { name in
+                    let reply = IngestProcessor.Reply(envelope: [Array(name.utf8)], json: name)
+                    return .invalid(reply, quarantine: QuarantinedEvent(time: 0, id: name, code: 400, reason: "", errors: "[]", sender: nil, payload: ""))
+                },
+                vocabularyHash: vocabulary)
+        }
+        let merged = IngestProcessor.PreparedBatch.merged([batch(["a1", "a2"], "v1"), batch(["a3"], "v1"), batch(["b1"], "v2"), batch(["c1", "c2"], "v1")])
+        func names(_ batch: IngestProcessor.PreparedBatch) -> [String] { batch.messages.map { String(decoding: $0.frames[0], as: UTF8.self) } }
+        func replies(_ batch: IngestProcessor.PreparedBatch) -> [String] {
+            batch.items.map { if case .invalid(let reply, _) = $0 { reply.json } else { "?" } }
+        }
+        #expect(merged.map(names) == [["a1", "a2", "a3"], ["b1"], ["c1", "c2"]])
+        #expect(merged.map(replies) == merged.map(names))
+        #expect(merged.map(\.vocabularyHash) == ["v1", "v2", "v1"])
+    }
 }

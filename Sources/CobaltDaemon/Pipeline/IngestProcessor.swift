@@ -110,6 +110,21 @@ struct IngestProcessor {
         var items: [Prepared]
         /// The vocabulary the events were normalised with.
         var vocabularyHash: String
+
+        /// Consecutive batches joined into as few as possible, in order: one transaction for all that were
+        /// normalised with the same vocabulary (a reload in between starts a new one).
+        static func merged(_ batches: [PreparedBatch]) -> [PreparedBatch] {
+            var joined: [PreparedBatch] = []
+            for batch in batches {
+                if let last = joined.indices.last, joined[last].vocabularyHash == batch.vocabularyHash {
+                    joined[last].messages += batch.messages
+                    joined[last].items += batch.items
+                } else {
+                    joined.append(batch)
+                }
+            }
+            return joined
+        }
     }
 
     /// Checks and normalises every message of a batch (no I/O: this can run while the previous batch commits).

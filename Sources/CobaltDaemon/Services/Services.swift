@@ -40,27 +40,28 @@ final class PendingMessages: @unchecked Sendable {
     }
 }
 
-/// One item at a time from one thread to the next: `put` waits while the slot is full, `take` while it is empty.
-/// After `close`, `take` still returns what was put, then nil.
-final class Slot<Item>: @unchecked Sendable {
+/// Items passed from one thread to the next in order: `put` never waits; `takeAll` waits for at least one and
+/// takes everything there is. After `close`, `takeAll` still returns what was put, then nil. (Bounded by the
+/// ingest socket's credit: messages are not read past `limits.max_in_flight` until answered.)
+final class Handover<Item>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var item: Item?
+    private var items: [Item] = []
     private var closed = false
 
-    func put(_ new: Item) {
+    func put(_ item: Item) {
         condition.lock()
-        while item != nil { condition.wait() }
-        item = new
-        condition.broadcast()
+        items.append(item)
+        condition.signal()
         condition.unlock()
     }
 
-    func take() -> Item? {
+    func takeAll() -> [Item]? {
         condition.lock()
         defer { condition.unlock() }
-        while item == nil, !closed { condition.wait() }
-        defer { item = nil; condition.broadcast() }
-        return item
+        while items.isEmpty, !closed { condition.wait() }
+        guard !items.isEmpty else { return nil }
+        defer { items.removeAll(keepingCapacity: true) }
+        return items
     }
 
     func close() {
@@ -74,9 +75,10 @@ final class Slot<Item>: @unchecked Sendable {
 /// Reads ingest messages, journals them, acknowledges, and wakes the evaluation pipeline. Shut down first: it
 /// stops reading (unacknowledged messages are simply retried by senders), then ends the wake-ups.
 ///
-/// Two threads of its own, not the concurrency pool: `cobalt-ingest` checks and normalises a batch (with idle
-/// pool threads helping, see ``IngestProcessor/prepare(_:bundle:)``) while `cobalt-journal` commits the previous
-/// one and answers it. On the pool, an acknowledgement waited for a free pool thread after every step (behind
+/// Two threads of its own, not the concurrency pool: `cobalt-ingest` checks and normalises what has arrived
+/// (with idle pool threads helping, see ``IngestProcessor/prepare(_:bundle:)``) while `cobalt-journal` commits
+/// and answers; each transaction takes everything checked meanwhile, so an event waits for at most the
+/// transaction being written, then is written with everything that arrived with it. On the pool, an acknowledgement waited for a free pool thread after every step (behind
 /// evaluation work when there was a backlog), and one batch's replies waited for the next batch's decoding.
 ///
 /// Group commit: the socket loop queues what it reads (``PendingMessages``) while the previous transaction is being
@@ -96,7 +98,7 @@ struct IngestService: Service {
 
     func run() async throws {
         defer { wake.finish() }
-        let prepared = Slot<IngestProcessor.PreparedBatch>()
+        let prepared = Handover<IngestProcessor.PreparedBatch>()
         async let checked: Void = onThread(named: "cobalt-ingest") {
             while let batch = pending.waitAndTakeAll() {
                 prepared.put(processor.prepare(batch, bundle: rules.snapshot))
@@ -104,7 +106,10 @@ struct IngestService: Service {
             prepared.close()
         }
         async let journaled: Void = onThread(named: "cobalt-journal") {
-            while let batch = prepared.take() { commit(batch) }
+            // Everything checked while the previous transaction was being written goes into the next one.
+            while let batches = prepared.takeAll() {
+                for batch in IngestProcessor.PreparedBatch.merged(batches) { commit(batch) }
+            }
         }
         try? await gracefulShutdown()
         pending.close()
