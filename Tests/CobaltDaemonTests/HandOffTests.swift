@@ -27,16 +27,19 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct HandOffFallbackTests {
     /// With a hand-off too small for the traffic, evaluation reads the journal instead; with several workers,
-    /// patients are evaluated in parallel. Either way the alert log — sequence numbers included — is the same as
-    /// with one worker and room to spare, and every event is evaluated exactly once.
+    /// patients are evaluated in parallel; with a patient cache of one and chunks of three events, patients are
+    /// evicted and rebuilt from the store all the time. Either way the alert log — sequence numbers included — is
+    /// the same as with one worker and room to spare, and every event is evaluated exactly once.
     @Test func aFullHandOffAndParallelWorkersChangeNothing() async throws {
         var logs: [[String]] = []
-        for (capacity, workers) in [(20_000, 1), (2, 1), (20_000, 4), (2, 3)] {
+        for (capacity, workers, patients) in [(20_000, 1, 10_000), (2, 1, 10_000), (20_000, 4, 10_000), (2, 3, 10_000), (20_000, 1, 1)] {
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
             var configuration = testConfiguration(directory: scratch.path)
             configuration.handOffEvents = capacity
             configuration.evaluationWorkers = workers
+            configuration.patientCache = patients
+            if patients == 1 { configuration.evaluationBatch = 3 }
             // The crash stream, then pairs of events of one patient back to back (low, then recovered), so that a
             // patient often has several events in one evaluation chunk.
             let stream = crashStream() + (0..<40).flatMap { p in
