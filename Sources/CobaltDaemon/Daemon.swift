@@ -91,10 +91,10 @@ public final class Daemon: Sendable {
             try socket.set(.heartbeatTimeout, 30_000)
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
-        let pending = PendingMessages()
+        let pending = Handover<Message>()
         let ingestSpec = SocketSpec(
             name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
-            deliver: { pending.append($0) },
+            deliver: { pending.put(contentsOf: $0) },
             configure: secured("ingest", server))
         let alertsSpec = SocketSpec(
             name: "alerts", type: .xpub, bind: [configuration.alerts], maxInFlight: 1_024, respond: subscriptionHandler,

@@ -2,10 +2,11 @@
 import CobaltStore
 import CobaltTestSupport
 import RuleEngine
+import Synchronization
 import Testing
 import ZeroMQ
 
-@Suite struct IngestProcessorTests {
+@Suite(.timeLimit(.minutes(1))) struct IngestProcessorTests {
     /// A large batch is checked in parts on several tasks; every message must keep its place, its reply and its
     /// verdict exactly as when one task checks them all in order.
     @Test func aBatchCheckedInPartsKeepsEveryMessageInItsPlace() throws {
@@ -70,5 +71,31 @@ import ZeroMQ
         #expect(merged.map(names) == [["a1", "a2", "a3"], ["b1"], ["c1", "c2"]])
         #expect(merged.map(replies) == merged.map(names))
         #expect(merged.map(\.vocabularyHash) == ["v1", "v2", "v1"])
+    }
+
+    /// The hand-over between ingest's threads: everything put is taken at once, in order; after `close` what is
+    /// left is still taken (batches checked but not yet journaled), unless the rest is discarded (messages not yet
+    /// checked, never acknowledged, so their senders send them again).
+    @Test func theHandoverTakesEverythingInOrderAndClosesEitherWay() async {
+        let keep = Handover<Int>()
+        keep.put(1)
+        keep.put(contentsOf: [2, 3])
+        #expect(keep.takeAll() == [1, 2, 3])
+        keep.put(4)
+        keep.close()
+        #expect(keep.takeAll() == [4])
+        #expect(keep.takeAll() == nil)
+        let discard = Handover<Int>()
+        discard.put(contentsOf: [5, 6])
+        discard.close(discardingRest: true)
+        #expect(discard.takeAll() == nil)
+        // A waiting taker is woken by a put from another thread.
+        let waiting = Handover<Int>()
+        let taken = Mutex<[Int]?>(nil)
+        async let taker: Void = onThread(named: "test-taker") { taken.withLock { $0 = waiting.takeAll() } }
+        try? await Task.sleep(for: .milliseconds(20))
+        waiting.put(7)
+        await taker
+        #expect(taken.withLock { $0 } == [7])
     }
 }

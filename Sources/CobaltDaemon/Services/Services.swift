@@ -7,66 +7,44 @@ import UnixSignals
 import Synchronization
 import ZeroMQ
 
-/// Messages read from the ingest socket and not yet journaled. The socket loop appends to it on its own thread
-/// (see ``SocketSpec/deliver``); ingest's thread waits for them and takes everything there is.
-final class PendingMessages: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var messages: [Message] = []
-    private var closed = false
-
-    func append(_ batch: [Message]) {
-        condition.lock()
-        messages += batch
-        condition.signal()
-        condition.unlock()
-    }
-
-    /// Waits for messages and takes them all; nil once closed. Messages left behind are never acknowledged, so
-    /// their senders send them again.
-    func waitAndTakeAll() -> [Message]? {
-        condition.lock()
-        defer { condition.unlock() }
-        while messages.isEmpty, !closed { condition.wait() }
-        guard !closed else { return nil }
-        defer { messages.removeAll(keepingCapacity: true) }
-        return messages
-    }
-
-    func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
-    }
-}
-
 /// Items passed from one thread to the next in order: `put` never waits; `takeAll` waits for at least one and
-/// takes everything there is. After `close`, `takeAll` still returns what was put, then nil. (Bounded by the
-/// ingest socket's credit: messages are not read past `limits.max_in_flight` until answered.)
+/// takes everything there is. Bounded by the ingest socket's credit: messages are not read past
+/// `limits.max_in_flight` until answered.
+///
+/// Two of them on the ingest path: the messages read from the socket (the socket loop puts them on its own
+/// thread, see ``SocketSpec/deliver``), and the batches checked and waiting for the journal.
 final class Handover<Item>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Item] = []
     private var closed = false
+    private var discardOnClose = false
 
-    func put(_ item: Item) {
+    func put(_ item: Item) { put(contentsOf: CollectionOfOne(item)) }
+
+    func put(contentsOf more: some Sequence<Item>) {
         condition.lock()
-        items.append(item)
+        items += more
         condition.signal()
         condition.unlock()
     }
 
+    /// Everything there is, after waiting for at least one item; nil once closed and empty — or at once after
+    /// `close(discardingRest: true)`.
     func takeAll() -> [Item]? {
         condition.lock()
         defer { condition.unlock() }
         while items.isEmpty, !closed { condition.wait() }
-        guard !items.isEmpty else { return nil }
+        guard !items.isEmpty, !(closed && discardOnClose) else { return nil }
         defer { items.removeAll(keepingCapacity: true) }
         return items
     }
 
-    func close() {
+    /// Ends the hand-over. With `discardingRest`, what is left is never taken (unanswered messages: their senders
+    /// send them again); otherwise it is taken first.
+    func close(discardingRest: Bool = false) {
         condition.lock()
         closed = true
+        discardOnClose = discardingRest
         condition.broadcast()
         condition.unlock()
     }
@@ -81,13 +59,13 @@ final class Handover<Item>: @unchecked Sendable {
 /// transaction being written, then is written with everything that arrived with it. On the pool, an acknowledgement waited for a free pool thread after every step (behind
 /// evaluation work when there was a backlog), and one batch's replies waited for the next batch's decoding.
 ///
-/// Group commit: the socket loop queues what it reads (``PendingMessages``) while the previous transaction is being
+/// Group commit: the socket loop queues what it reads (a ``Handover``) while the previous transaction is being
 /// written; each transaction then takes everything collected. Under load, batches grow on their own and the
 /// cost of an fsync is shared; when idle, an event is committed at once. Commits stay one at a time, in order.
 struct IngestService: Service {
     let loop: SocketLoop
     let socket: SocketLoop.Socket
-    let pending: PendingMessages
+    let pending: Handover<Message>
     let processor: IngestProcessor
     let store: any CobaltStore
     let rules: RulesHolder
@@ -100,7 +78,7 @@ struct IngestService: Service {
         defer { wake.finish() }
         let prepared = Handover<IngestProcessor.PreparedBatch>()
         async let checked: Void = onThread(named: "cobalt-ingest") {
-            while let batch = pending.waitAndTakeAll() {
+            while let batch = pending.takeAll() {
                 prepared.put(processor.prepare(batch, bundle: rules.snapshot))
             }
             prepared.close()
@@ -112,7 +90,7 @@ struct IngestService: Service {
             }
         }
         try? await gracefulShutdown()
-        pending.close()
+        pending.close(discardingRest: true)
         _ = await (checked, journaled)
     }
 
