@@ -25,8 +25,8 @@ actor EvaluationPipeline {
     static let reevaluationBudget: Duration = .milliseconds(20)
 
     /// Evaluation work per transaction: a batch is committed after this long (at least one event), so that the
-    /// one SQLite writer is never held long by evaluation — ingest's commits (and so ACKs) wait for it — and the
-    /// pipeline's thread returns to the concurrency pool between commits.
+    /// one SQLite writer is never held long by evaluation — ingest's commits (and so ACKs) wait for it — and
+    /// other work queued for the pipeline (a reload's re-evaluation) runs between commits.
     static let commitBudget: Duration = .milliseconds(2)
 
     private let requeue: AsyncStream<Work>.Continuation?
