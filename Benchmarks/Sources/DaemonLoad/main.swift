@@ -9,7 +9,8 @@
 //   latency     open loop at a fixed offered rate (default 5,000 events/s for 10 s): ACK latency percentiles
 //   alerts      a SUB on `clinic/` and events that each change a patient's alerts (default 1,000/s for 8 s):
 //               event-to-alert latency at the subscriber
-//   echo        a bare ROUTER/DEALER echo with the same payloads, window and offered rate: the transport's ceiling
+//   echo        a bare ROUTER/DEALER echo with the same payloads, window and offered rate: the transport's ceiling;
+//               and 2,000 small synced writes: the disk's floor under every durable ACK
 //   reload      a 1,000-rule synthetic set in shadow beside the bundled rules (a scratch copy), open alerts for 1,000
 //               patients, then control reloads (each after a harmless edit) while events stream at 1,000/s:
 //               reload_ms, evaluation_pause_ms, ACK latency while reloading, no event lost or left unevaluated
@@ -451,6 +452,29 @@ func echo(_ o: Options, clientsList: [Int], _ report: Report, _ context: ZMQCont
     if let latency {
         report.rows.append(Row(metric: "Baseline echo round trip p50 / p99 at \(grouped(o.rate))/s", result: "\(fmt(latency.p50, 3)) / \(fmt(latency.p99, 3)) ms", target: "—", verdict: "baseline"))
     }
+    if let disk = try diskBaseline() {
+        report.say("  disk: 8 KiB pwrite + fdatasync, \(disk.count) times in the temporary directory: " + disk.line)
+        report.rows.append(Row(metric: "Baseline disk: 8 KiB write + fdatasync p50 / p99 / max", result: "\(fmt(disk.p50, 3)) / \(fmt(disk.p99, 3)) / \(fmt(disk.max, 3)) ms", target: "—", verdict: "baseline"))
+    }
+}
+
+/// The disk's floor for a durable ACK: every journal commit ends in an fdatasync, so its latency (and the host's
+/// spikes in it) bounds ACK latency whatever the daemon does. 2,000 small synced writes, as a WAL commit does.
+func diskBaseline() throws -> Latency? {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-disk-\(UUID().uuidString.prefix(8))").path
+    let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+    guard fd >= 0 else { throw BenchmarkError("cannot create \(path): errno \(errno)") }
+    defer { close(fd); unlink(path) }
+    let page = [UInt8](repeating: 0x5A, count: 8_192)
+    var samples: [UInt64] = []
+    for i in 0..<2_000 {
+        let start = nowNanoseconds()
+        guard page.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, off_t(i % 256) * 8_192) }) == 8_192, fdatasync(fd) == 0 else {
+            throw BenchmarkError("write or fdatasync failed: errno \(errno)")
+        }
+        samples.append(nowNanoseconds() - start)
+    }
+    return Latency(samples)
 }
 
 // MARK: - Main
