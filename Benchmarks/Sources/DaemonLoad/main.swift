@@ -16,6 +16,7 @@
 //               reload_ms, evaluation_pause_ms, ACK latency while reloading, no event lost or left unevaluated
 import BenchmarkSupport
 import Foundation
+import Synchronization
 import ZeroMQ
 
 // MARK: - Options
@@ -309,9 +310,12 @@ func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
     defer { daemon.stop() }
     let deadline = nowNanoseconds() + UInt64((o.latencySeconds + 5) * 1e9)
     let cpu = CPUWindow(daemonPID: daemon.pid)
+    let probe = try DiskProbe()
+    let probeStart = nowNanoseconds()
     let result = try Worker("paced-sender") {
         try Clients.paced(context: context, endpoint: daemon.endpoints.ingest, events: events, rate: o.rate, sendDeadline: deadline, mode: .daemon)
     }.join()
+    let disk = try probe.stop(start: probeStart)
     let sentTimes = result.sendTimes.filter { $0 > 0 }
     let achieved = Double(sentTimes.count) / (Double(sentTimes.max()! - sentTimes.min()!) / 1e9)
     report.say("  sent \(result.sent) (achieved \(grouped(achieved))/s; max send lag behind schedule \(fmt(Double(result.maxScheduleLag) / 1e6, 2)) ms), "
@@ -321,6 +325,7 @@ func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events:
     let latency = Latency(result.latencies)
     if let latency { report.say("  ACK latency: " + latency.line) }
     report.say("  p99 per second of sending (ms): " + perSecondP99(sendTimes: result.sendTimes, doneTimes: result.replyTimes))
+    report.say("  disk probe: " + disk)
     report.say("  " + cpu.summary)
     daemonFacts(report, context, daemon, "after the latency run")
     finishDaemon(report, daemon)
@@ -461,20 +466,70 @@ func echo(_ o: Options, clientsList: [Int], _ report: Report, _ context: ZMQCont
 /// The disk's floor for a durable ACK: every journal commit ends in an fdatasync, so its latency (and the host's
 /// spikes in it) bounds ACK latency whatever the daemon does. 2,000 small synced writes, as a WAL commit does.
 func diskBaseline() throws -> Latency? {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-disk-\(UUID().uuidString.prefix(8))").path
-    let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
-    guard fd >= 0 else { throw BenchmarkError("cannot create \(path): errno \(errno)") }
-    defer { close(fd); unlink(path) }
-    let page = [UInt8](repeating: 0x5A, count: 8_192)
-    var samples: [UInt64] = []
-    for i in 0..<2_000 {
+    let file = try SyncedFile()
+    return Latency(try (0..<2_000).map { try file.write(slot: $0) })
+}
+
+/// A scratch file in the temporary directory (where the daemon's database is) for timing small synced writes.
+final class SyncedFile: @unchecked Sendable {
+    private let path = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-disk-\(UUID().uuidString.prefix(8))").path
+    private let fd: Int32
+    private let page = [UInt8](repeating: 0x5A, count: 8_192)
+
+    init() throws {
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw BenchmarkError("cannot create \(path): errno \(errno)") }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// Writes 8 KiB at one of 256 slots and waits for `fdatasync`; returns how long that took, in nanoseconds.
+    func write(slot: Int) throws -> UInt64 {
         let start = nowNanoseconds()
-        guard page.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, off_t(i % 256) * 8_192) }) == 8_192, fdatasync(fd) == 0 else {
+        guard page.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, off_t(slot % 256) * 8_192) }) == 8_192, fdatasync(fd) == 0 else {
             throw BenchmarkError("write or fdatasync failed: errno \(errno)")
         }
-        samples.append(nowNanoseconds() - start)
+        return nowNanoseconds() - start
     }
-    return Latency(samples)
+}
+
+/// Times one small synced write every 20 ms while a scenario runs, so that its latency tail can be told apart
+/// from the disk's: a second in which the probe's write took tens of milliseconds is a second in which every
+/// commit on that disk could too. (50 fsyncs/s beside the daemon's hundreds: a small extra load.)
+final class DiskProbe: @unchecked Sendable {
+    private let stopped = Mutex(false)
+    private var worker: Worker<[(at: UInt64, took: UInt64)]>?
+
+    init() throws {
+        let file = try SyncedFile()
+        worker = Worker("disk-probe") { [self] in
+            var samples: [(at: UInt64, took: UInt64)] = []
+            var slot = 0
+            while !stopped.withLock({ $0 }) {
+                let at = nowNanoseconds()
+                samples.append((at, try file.write(slot: slot)))
+                slot += 1
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            return samples
+        }
+    }
+
+    /// Stops the probe; a line for the report, with the slowest write in each second after `start`.
+    func stop(start: UInt64) throws -> String {
+        stopped.withLock { $0 = true }
+        guard let samples = try worker?.join(), let latency = Latency(samples.map(\.took)) else { return "no samples" }
+        var slowest: [Int: UInt64] = [:]
+        for sample in samples where sample.at >= start {
+            let second = Int((sample.at - start) / 1_000_000_000)
+            slowest[second] = max(slowest[second] ?? 0, sample.took)
+        }
+        let perSecond = slowest.keys.sorted().map { fmt(Double(slowest[$0]!) / 1e6, 1) }.joined(separator: " ")
+        return "8 KiB write + fdatasync every 20 ms during the run: " + latency.line + "; slowest per second (ms): " + perSecond
+    }
 }
 
 // MARK: - Main
