@@ -6,11 +6,12 @@ import Glibc
 /// Threads of their own for evaluation, running at a lower scheduling priority than ingest's threads.
 ///
 /// Evaluation is throughput work behind the journal; an acknowledgement is latency work that passes through four
-/// threads (socket loop, `cobalt-ingest`, `cobalt-journal`, socket loop). When evaluation ran on the concurrency
-/// pool at the same priority, each of those hops could wait for a core behind an evaluation chunk, and that wait
-/// was most of the ACK latency tail (p99 3 ms with evaluation switched off, 8–12 ms with it on, at 5,000 events/s
-/// on 2 cores). With a higher nice value the kernel runs ingest's threads first when they wake; evaluation still
-/// gets every core that ingest leaves idle, and a share of a busy one.
+/// threads (socket loop, `cobalt-ingest`, `cobalt-journal`, socket loop), each of which may have to wait for a
+/// core when it wakes. With a higher nice value the kernel runs ingest's threads first; evaluation still gets
+/// every core that ingest leaves idle, and a share of a busy one. Measured at 5,000 events/s on 2 cores: ACK p99
+/// 6.3 ms against 7.2–10.5 ms with evaluation on the concurrency pool; against nice 0 on these same threads, no
+/// difference that the disk's stalls did not drown (docs/benchmarks.md, session 3). Its threads share only short
+/// locks with the ACK path (hand-off, send queue, statistics).
 ///
 /// The pipeline runs under this executor's preference (`withTaskExecutorPreference`), so its actor and its shard
 /// tasks run here. One executor for the process: its threads live as long as the process (tests start many daemons).

@@ -56,8 +56,9 @@ final class Handover<Item>: @unchecked Sendable {
 /// Two threads of its own, not the concurrency pool: `cobalt-ingest` checks and normalises what has arrived
 /// (with idle pool threads helping, see ``IngestProcessor/prepare(_:bundle:)``) while `cobalt-journal` commits
 /// and answers; each transaction takes everything checked meanwhile, so an event waits for at most the
-/// transaction being written, then is written with everything that arrived with it. On the pool, an acknowledgement waited for a free pool thread after every step (behind
-/// evaluation work when there was a backlog), and one batch's replies waited for the next batch's decoding.
+/// transaction being written, then is written with everything that arrived with it. (On the pool, an
+/// acknowledgement waited for a free pool thread after every step, behind evaluation work when there was a
+/// backlog.)
 ///
 /// Group commit: the socket loop queues what it reads (a ``Handover``) while the previous transaction is being
 /// written; each transaction then takes everything collected. Under load, batches grow on their own and the
