@@ -137,10 +137,7 @@ struct EvaluationService: Service {
     let work: AsyncStream<EvaluationPipeline.Work>
 
     func run() async throws {
-        // On evaluation's own lower-priority threads (see EvaluationExecutor).
-        await withTaskExecutorPreference(EvaluationExecutor.shared) {
-            await pipeline.run(work: work)
-        }
+        await pipeline.run(work: work)
         // The work stream ends when ingest stops, which can be a moment before the service group has seen ingest
         // finish; returning now would count as finishing out of turn (and fail the shutdown). Wait for our turn.
         try? await gracefulShutdown()
