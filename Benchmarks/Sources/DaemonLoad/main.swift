@@ -366,9 +366,12 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     let probeAlerts = subscriber.received
     let deadline = nowNanoseconds() + UInt64((o.alertSeconds + 5) * 1e9)
     let cpu = CPUWindow(daemonPID: daemon.pid)
+    let probe = try DiskProbe()
+    let probeStart = nowNanoseconds()
     let result = try Worker("alert-sender") {
         try Clients.paced(context: context, endpoint: daemon.endpoints.ingest, events: events, rate: o.alertRate, sendDeadline: deadline, mode: .daemon)
     }.join()
+    let disk = try probe.stop(start: probeStart)
     // Wait (bounded) for the alerts of the last events: every event changes 3 alerts.
     let expected = probeAlerts + 3 * result.accepted
     let until = nowNanoseconds() + 10_000_000_000
@@ -417,6 +420,7 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     if let l = Latency(resolved) { report.say("    events that resolve alerts: " + l.line) }
     if let l = Latency(result.latencies) { report.say("  ACK latency in the same run: " + l.line) }
     report.say("    p99 per second of sending (ms): " + perSecondP99(sendTimes: result.sendTimes, doneTimes: result.replyTimes))
+    report.say("  disk probe: " + disk)
     report.say("  " + cpu.summary)
     daemonFacts(report, context, daemon, "after the alert run")
     subscriber.stop()
