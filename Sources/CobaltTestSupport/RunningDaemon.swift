@@ -73,15 +73,6 @@ package func withRunningDaemon<T: Sendable>(
     }
 }
 
-/// Runs blocking zmq client code on its own thread, never on the Swift concurrency pool.
-package func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-        }.start()
-    }
-}
-
 /// An event JSON for tests.
 package func eventJSON(
     id: String, patient: String = "p-1", clinic: String = "north", time: String = "2026-11-20T09:00:00Z", body: String = ""

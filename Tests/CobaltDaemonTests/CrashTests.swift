@@ -1,4 +1,5 @@
 import CobaltClient
+import CobaltDaemon
 import CobaltStore
 import CobaltTestSupport
 import Foundation

@@ -117,18 +117,21 @@ struct IngestService: Service {
     }
 }
 
-/// Runs `body` on a thread of its own named `name` (named from inside, so that `top` and `perf` show it) and
-/// returns when it has finished.
-func onThread(named name: String, _ body: @escaping @Sendable () -> Void) async {
-    await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+/// Runs `body` on a thread of its own, never on the Swift concurrency pool (blocking work: zmq clients, SQLite
+/// commits), and returns its result when it has finished. A name is set from inside the thread, so that the
+/// kernel, `top` and `perf` show it.
+package func onThread<T: Sendable, E: Error>(
+    named name: String? = nil, _ body: @escaping @Sendable () throws(E) -> T
+) async throws(E) -> T {
+    let result: Result<T, E> = await withCheckedContinuation { finished in
         let thread = Thread {
-            Thread.current.name = name
-            body()
-            finished.resume()
+            if let name { Thread.current.name = name }
+            finished.resume(returning: Result { () throws(E) -> T in try body() })
         }
         thread.stackSize = 8 << 20
         thread.start()
     }
+    return try result.get()
 }
 
 /// Runs the evaluation pipeline until ingest has stopped and everything journaled is evaluated.
