@@ -238,23 +238,8 @@ public struct SplitMix {
     }
 }
 
-/// RFC 3339 UTC time, `seconds` after 2026-11-20T09:00:00Z, the base time of the benchmarks' generated events
-/// (computed: no formatter in a send loop).
+/// RFC 3339 UTC time, `seconds` after 2026-11-20T09:00:00Z, the base time of the benchmarks' generated events.
 public func benchmarkTimestamp(_ seconds: Int) -> String {
-    let base = 20_777 * 86_400 + 9 * 3_600  // 2026-11-20T09:00:00Z in seconds since 1970
-    let total = base + seconds
-    let days = total / 86_400
-    let rest = total % 86_400
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let day = doy - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-    func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    return "\(year)-\(two(month))-\(two(day))T\(two(rest / 3_600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
+    let base = 1_795_165_200  // 2026-11-20T09:00:00Z in seconds since 1970
+    return Date(timeIntervalSince1970: Double(base + seconds)).formatted(Date.ISO8601FormatStyle())
 }
