@@ -22,7 +22,8 @@ package final class SQLiteStore: CobaltStore {
         // Checkpoints run on the writer, inside the commit that crosses the threshold, so that commit (and the
         // acknowledgements waiting for it) pays for copying the WAL into the database. SQLite's default of 1,000
         // pages made about 1.5 % of commits at 5,000 events/s take 3–31 ms; at 100 pages such commits were 10
-        // times fewer and none took over 7 ms, with the same throughput (docs/benchmarks.md, session 3).
+        // times fewer, with the same throughput and write volume (docs/benchmarks.md, session 3). Stalls of the
+        // disk itself still reach every commit.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")

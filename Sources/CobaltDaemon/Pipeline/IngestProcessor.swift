@@ -130,7 +130,7 @@ struct IngestProcessor {
     /// Checks and normalises every message of a batch (no I/O: this can run while the previous batch commits).
     /// A large batch is split into parts checked in parallel: decoding is most of ingest's work, and one thread
     /// decoding alone held the acknowledged rate to what a single core decodes. The calling thread takes parts
-    /// itself and idle pool threads help (`concurrentPerform`), so a busy pool delays nothing.
+    /// itself and idle pool threads help (`concurrentPerform`): with the pool busy, the caller decodes them all.
     func prepare(_ batch: [Message], bundle: RuleBundle) -> PreparedBatch {
         let vocabulary = bundle.vocabulary
         let parts = min(parallelism, batch.count / Self.smallestPart)
