@@ -91,7 +91,7 @@ public final class Daemon: Sendable {
             try socket.set(.heartbeatTimeout, 30_000)
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
-        let pending = Handover<Message>()
+        let pending = ThreadQueue<Message>()
         let ingestSpec = SocketSpec(
             name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
             deliver: { pending.put(contentsOf: $0) },

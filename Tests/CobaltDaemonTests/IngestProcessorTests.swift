@@ -73,11 +73,11 @@ import ZeroMQ
         #expect(merged.map(\.vocabularyHash) == ["v1", "v2", "v1"])
     }
 
-    /// The hand-over between ingest's threads: everything put is taken at once, in order; after `close` what is
+    /// The queue between ingest's threads: everything put is taken at once, in order; after `close` what is
     /// left is still taken (batches checked but not yet journaled), unless the rest is discarded (messages not yet
     /// checked, never acknowledged, so their senders send them again).
-    @Test func theHandoverTakesEverythingInOrderAndClosesEitherWay() async {
-        let keep = Handover<Int>()
+    @Test func theQueueBetweenIngestThreadsTakesEverythingInOrderAndClosesEitherWay() async {
+        let keep = ThreadQueue<Int>()
         keep.put(1)
         keep.put(contentsOf: [2, 3])
         #expect(keep.takeAll() == [1, 2, 3])
@@ -85,12 +85,12 @@ import ZeroMQ
         keep.close()
         #expect(keep.takeAll() == [4])
         #expect(keep.takeAll() == nil)
-        let discard = Handover<Int>()
+        let discard = ThreadQueue<Int>()
         discard.put(contentsOf: [5, 6])
         discard.close(discardingRest: true)
         #expect(discard.takeAll() == nil)
         // A waiting taker is woken by a put from another thread.
-        let waiting = Handover<Int>()
+        let waiting = ThreadQueue<Int>()
         let taken = Mutex<[Int]?>(nil)
         async let taker: Void = onThread(named: "test-taker") { taken.withLock { $0 = waiting.takeAll() } }
         try? await Task.sleep(for: .milliseconds(20))

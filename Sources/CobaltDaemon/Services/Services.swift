@@ -12,8 +12,9 @@ import ZeroMQ
 /// `limits.max_in_flight` until answered.
 ///
 /// Two of them on the ingest path: the messages read from the socket (the socket loop puts them on its own
-/// thread, see ``SocketSpec/deliver``), and the batches checked and waiting for the journal.
-final class Handover<Item>: @unchecked Sendable {
+/// thread, see ``SocketSpec/deliver``), and the batches checked and waiting for the journal. (Evaluation is
+/// reached through ``HandOff`` instead, which never waits and is bounded by its own capacity.)
+final class ThreadQueue<Item>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Item] = []
     private var closed = false
@@ -39,7 +40,7 @@ final class Handover<Item>: @unchecked Sendable {
         return items
     }
 
-    /// Ends the hand-over. With `discardingRest`, what is left is never taken (unanswered messages: their senders
+    /// Ends the queue. With `discardingRest`, what is left is never taken (unanswered messages: their senders
     /// send them again); otherwise it is taken first.
     func close(discardingRest: Bool = false) {
         condition.lock()
@@ -60,13 +61,13 @@ final class Handover<Item>: @unchecked Sendable {
 /// acknowledgement waited for a free pool thread after every step, behind evaluation work when there was a
 /// backlog.)
 ///
-/// Group commit: the socket loop queues what it reads (a ``Handover``) while the previous transaction is being
+/// Group commit: the socket loop queues what it reads (a ``ThreadQueue``) while the previous transaction is being
 /// written; each transaction then takes everything collected. Under load, batches grow on their own and the
 /// cost of an fsync is shared; when idle, an event is committed at once. Commits stay one at a time, in order.
 struct IngestService: Service {
     let loop: SocketLoop
     let socket: SocketLoop.Socket
-    let pending: Handover<Message>
+    let pending: ThreadQueue<Message>
     let processor: IngestProcessor
     let store: any CobaltStore
     let rules: RulesHolder
@@ -77,7 +78,7 @@ struct IngestService: Service {
 
     func run() async throws {
         defer { wake.finish() }
-        let prepared = Handover<IngestProcessor.PreparedBatch>()
+        let prepared = ThreadQueue<IngestProcessor.PreparedBatch>()
         async let checked: Void = onThread(named: "cobalt-ingest") {
             while let batch = pending.takeAll() {
                 prepared.put(processor.prepare(batch, bundle: rules.snapshot))
