@@ -38,7 +38,7 @@ package struct EventSender {
         try socket.connect(endpoint)
         // Each event needs an id to match its reply; events without one are sent alone, after the others.
         var ids: [String?] = events.map { bytes in
-            guard case .object(let object)? = try? JSONValue.parse(Data(bytes)) else { return nil }
+            guard case .object(let object)? = try? JSONValue.parse(bytes) else { return nil }
             return object["id"]?.stringValue
         }
         var outcomes = [Outcome?](repeating: nil, count: events.count)
@@ -89,7 +89,7 @@ package struct EventSender {
     }
 
     static func outcome(_ payload: [UInt8]) -> Outcome? {
-        guard case .object(let object)? = try? JSONValue.parse(Data(payload)) else { return nil }
+        guard case .object(let object)? = try? JSONValue.parse(payload) else { return nil }
         var code = 0
         if case .number(let n)? = object["code"] { code = Int(n) }
         return Outcome(

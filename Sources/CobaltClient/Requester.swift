@@ -25,7 +25,7 @@ package struct Requester {
                 code: ETIMEDOUT,
                 operation: "no reply from \(endpoint) within \(timeout) ms (is the daemon running there? if it uses CURVE: is --server-key right, and is this --key on its allow-list for this endpoint?)")
         }
-        return try JSONValue.parse(Data(payload))
+        return try JSONValue.parse(payload)
     }
 
     package func close() { socket.close() }

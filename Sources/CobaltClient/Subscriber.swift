@@ -87,7 +87,7 @@ package final class Subscriber {
         while let message = try sub.receive(dontWait: true) {
             guard message.frames.count == 2 else { continue }
             let topic = String(decoding: message.frames[0], as: UTF8.self)
-            guard case .object(let fields) = try JSONValue.parse(Data(message.frames[1])) else { continue }
+            guard case .object(let fields) = try JSONValue.parse(message.frames[1]) else { continue }
             let epoch = fields["epoch"]?.stringValue
             if topic.hasSuffix("/heartbeat") {
                 if case .number(let last)? = fields["last"], Int64(last) > cursor.last || epoch != cursor.epoch {

@@ -83,7 +83,7 @@ struct IngestProcessor {
             return Self.reject(message, envelope, id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])
         }
         let json: JSONValue
-        do { json = try JSONValue.parse(Data(payload)) } catch {
+        do { json = try JSONValue.parse(payload) } catch {
             return Self.reject(message, envelope, id: nil, code: 400, reason: "malformed JSON", errors: error.errors)
         }
         var id: String?

@@ -168,7 +168,7 @@ struct RequestService: Service {
             for message in batch {
                 let envelope = Array(message.frames.dropLast())
                 let reply: String
-                if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(Data(payload)) {
+                if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(payload) {
                     reply = await answer(request, message.userID)
                 } else {
                     reply = ReplayHandler.error("expected one JSON frame")

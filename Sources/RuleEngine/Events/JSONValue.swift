@@ -10,22 +10,9 @@ package enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
 
     /// Parses JSON text, describing a syntax error with its line and column when the text is malformed.
-    package static func parse(_ data: Data) throws(EventDecodingError) -> JSONValue {
+    package static func parse(_ bytes: some ContiguousBytes) throws(EventDecodingError) -> JSONValue {
         do {
-            return try data.withUnsafeBytes { raw in
-                try JSONParser.parse(raw.bindMemory(to: UInt8.self))
-            }
-        } catch let error as EventDecodingError {
-            throw error
-        } catch {
-            throw EventDecodingError(errors: [FieldError(path: "$", message: "malformed JSON: \(error)")])
-        }
-    }
-
-    /// Parses JSON from bytes.
-    package static func parse(_ bytes: [UInt8]) throws(EventDecodingError) -> JSONValue {
-        do {
-            return try bytes.withUnsafeBufferPointer { try JSONParser.parse($0) }
+            return try bytes.withUnsafeBytes { raw in try JSONParser.parse(raw.bindMemory(to: UInt8.self)) }
         } catch let error as EventDecodingError {
             throw error
         } catch {
