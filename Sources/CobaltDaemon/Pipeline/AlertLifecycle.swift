@@ -10,7 +10,7 @@ struct AlertLifecycle {
     static func changes(previous: [String: AlertState], evaluation: LazyEvaluation) -> [AlertChange] {
         var changes: [AlertChange] = []
         var current: Set<String> = []
-        var decisions: String?
+        var header: [UInt8]?
         for index in 0..<evaluation.count where !evaluation.isShadow(index) {
             let rule = evaluation.rule(index)
             current.insert(rule)
@@ -22,11 +22,11 @@ struct AlertLifecycle {
             } else {
                 status = .firing
             }
-            if decisions == nil { decisions = decisionsJSON(evaluation) }
+            if header == nil { header = evaluation.publishedHeader }
             let alert = evaluation.alert(index)
             var change = AlertChange(
                 patient: evaluation.patient, rule: rule, clinic: evaluation.clinic, alertID: evaluation.alertID(index),
-                status: status, digest: digest, body: body(alert, evaluation, decisions: decisions!))
+                status: status, digest: digest, body: evaluation.publishedJSON(alert, header: header!))
             change.severity = alert.severity
             changes.append(change)
         }
@@ -38,20 +38,5 @@ struct AlertLifecycle {
             changes.append(change)
         }
         return changes
-    }
-
-    static func decisionsJSON(_ evaluation: LazyEvaluation) -> String {
-        "{" + evaluation.decisions.map { "\($0.name.jsonQuoted):\($0.value.json)" }.joined(separator: ",") + "}"
-    }
-
-    /// The published alert (INTERFACES §2) before the store adds `seq`, `epoch`, `status` and `time`.
-    static func body(_ alert: Alert, _ evaluation: LazyEvaluation, decisions: String) -> String {
-        let context = [
-            "\"patient\":\(evaluation.patient.jsonQuoted)", "\"clinic\":\(evaluation.clinic.jsonQuoted)",
-            "\"at\":\(Timestamp.format(evaluation.at).jsonQuoted)",
-            "\"ruleset\":{\"version\":\(evaluation.rulesetVersion.jsonQuoted),\"hash\":\(evaluation.rulesetHash.jsonQuoted)}",
-            "\"decisions\":" + decisions,
-        ].joined(separator: ",")
-        return "{" + context + "," + alert.json.dropFirst()
     }
 }

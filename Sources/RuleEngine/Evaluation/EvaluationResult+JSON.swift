@@ -8,6 +8,33 @@ extension EvaluationResult {
     package var json: String {
         var out: [UInt8] = []
         out.reserveCapacity(4_096)
+        Self.writeHeader(
+            patient: patient, clinic: clinic, at: at, rulesetVersion: rulesetVersion, rulesetHash: rulesetHash,
+            decisions: decisions, to: &out)
+        out += ",\"alerts\":[".utf8
+        for (i, alert) in alerts.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            alert.writeJSON(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        if !shadowAlerts.isEmpty {
+            out += ",\"shadow_alerts\":[".utf8
+            for (i, alert) in shadowAlerts.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                alert.writeJSON(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `{"patient":…,"clinic":…,"at":…,"ruleset":{"version":…,"hash":…},"decisions":{…}` — how both an evaluation
+    /// result and a published alert (INTERFACES §2) begin; the caller adds its own members and the closing brace.
+    static func writeHeader(
+        patient: String, clinic: String, at: Double, rulesetVersion: String, rulesetHash: String,
+        decisions: [(name: String, value: Value)], to out: inout [UInt8]
+    ) {
         out += "{\"patient\":".utf8
         JSONEscaping.appendQuoted(patient, to: &out)
         out += ",\"clinic\":".utf8
@@ -25,22 +52,7 @@ extension EvaluationResult {
             out.append(UInt8(ascii: ":"))
             decision.value.writeJSON(to: &out)
         }
-        out += "},\"alerts\":[".utf8
-        for (i, alert) in alerts.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            alert.writeJSON(to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-        if !shadowAlerts.isEmpty {
-            out += ",\"shadow_alerts\":[".utf8
-            for (i, alert) in shadowAlerts.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                alert.writeJSON(to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// A readable report for a terminal.
@@ -64,7 +76,15 @@ extension Alert {
     }
 
     func writeJSON(to out: inout [UInt8]) {
-        out += "{\"id\":".utf8
+        out.append(UInt8(ascii: "{"))
+        writeMembers(to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The alert's members, `"id":…` to `"evidence":[…]`, without braces (a published alert adds them to its
+    /// context, see ``LazyEvaluation/publishedJSON(_:header:)``).
+    func writeMembers(to out: inout [UInt8]) {
+        out += "\"id\":".utf8
         JSONEscaping.appendQuoted(id, to: &out)
         out += ",\"rule\":".utf8
         JSONEscaping.appendQuoted(rule, to: &out)
@@ -90,7 +110,7 @@ extension Alert {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             item.writeJSON(to: &out)
         }
-        out += "]}".utf8
+        out.append(UInt8(ascii: "]"))
     }
 
     func text(indent: String) -> String {

@@ -49,6 +49,28 @@ package struct LazyEvaluation: Sendable {
         return hasher.finalize().hexDigits(limit: 16)
     }
 
+    /// The beginning shared by every alert this evaluation publishes: context and decisions (see
+    /// ``EvaluationResult/writeHeader(patient:clinic:at:rulesetVersion:rulesetHash:decisions:to:)``).
+    package var publishedHeader: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1_024)
+        EvaluationResult.writeHeader(
+            patient: patient, clinic: clinic, at: at, rulesetVersion: rulesetVersion, rulesetHash: rulesetHash,
+            decisions: decisions, to: &out)
+        return out
+    }
+
+    /// A published alert (INTERFACES §2) before the store adds `seq`, `epoch`, `status` and `time`: the shared
+    /// `header`, then the alert's own members.
+    package func publishedJSON(_ alert: Alert, header: [UInt8]) -> String {
+        var out = header
+        out.reserveCapacity(header.count + 2_048)
+        out.append(UInt8(ascii: ","))
+        alert.writeMembers(to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Builds the alert: texts from the recorded values, evidence from the recorded facts.
     package func alert(_ index: Int) -> Alert {
         let item = fired[index]
