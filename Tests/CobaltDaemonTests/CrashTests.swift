@@ -22,10 +22,10 @@ final class DaemonProcess: @unchecked Sendable {
     let replay: String
     let control: String
 
-    init(database: String) throws {
+    init(database: String, rules: String = Repository.rules) throws {
         process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
         process.arguments = [
-            "serve", "--rules", Repository.rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
+            "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
             "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
         ]
         let pipe = Pipe()
@@ -225,6 +225,40 @@ func alertLog(replay: String) async throws -> [String] {
         #expect(total == Double(log.count) && !log.isEmpty)
         #expect(published.contains { $0.contains(#"clinic="north""#) && $0.contains(#"status="resolved""#) && $0.contains(#"severity="warning""#) })
         #expect(text.contains("cobalt_evaluation_duration_seconds_bucket") && text.contains("cobalt_commit_batch_size"))
+        #expect(daemon.terminate() == 0)
+    }
+
+    /// A rule set in `testing` runs in shadow: its alerts are counted by rule (`cobalt_shadow_alerts_total`), once
+    /// per event that fires them, and never published.
+    @Test func shadowAlertsAreCountedByRule() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        try """
+            ruleset:
+              id: candidate.note
+              version: "0.1"
+              owner: Test owner
+              status: testing
+              review_by: 2027-11-01
+              citations: {SRC: Test source}
+            rules:
+              - id: candidate.low-active
+                when: latest(b12.active) < 30 pmol/L
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: candidate, detail: "active B12 {{latest(b12.active)}}", recommendation: a candidate rule under evaluation}
+            """.write(toFile: rules + "/rulesets/95-candidate.yaml", atomically: true, encoding: .utf8)
+        // Five patients below the candidate's threshold, two above it: five shadow alerts.
+        let events = (0..<7).map { deficientEvent(id: "shadow-\($0)", patient: "ps-\($0)", value: $0 < 5 ? 18 : 95) }
+        let daemon = try DaemonProcess(database: scratch.path + "/shadow.db", rules: rules)
+        _ = try await send(events, to: daemon.ingest)
+        try await waitForEvaluated(events.count, control: daemon.control)
+        let text = try await request(#"{"command": "metrics"}"#, to: daemon.control)["text"]?.stringValue ?? ""
+        let series = text.split(separator: "\n").filter { $0.hasPrefix("cobalt_shadow_alerts_total{") }
+        #expect(series.count == 1 && series[0].contains(#"rule="candidate.low-active""#), "\(series)")
+        #expect(series.first.flatMap { Double($0.split(separator: " ").last ?? "") } == 5)
+        let log = try await alertLog(replay: daemon.replay)
+        #expect(!log.isEmpty && !log.contains { $0.contains("candidate.low-active") })
         #expect(daemon.terminate() == 0)
     }
 
