@@ -15,15 +15,8 @@ final class Statistics: Sendable {
     }
 
     private let counts = Mutex(Snapshot())
-    /// `cobalt_alerts_published_total` by clinic, severity and status, made once each: asking the metrics
-    /// factory for a counter costs a lock and a lookup, per alert.
-    private let published = Mutex([PublishedKey: Counter]())
-
-    private struct PublishedKey: Hashable {
-        var clinic: String
-        var severity: String
-        var status: String
-    }
+    private let published = LabelledCounters("cobalt_alerts_published_total", dimensions: ["clinic", "severity", "status"])
+    private let shadowAlerts = LabelledCounters("cobalt_shadow_alerts_total", dimensions: ["rule"])
     private let received = Counter(label: "cobalt_events_received_total")
     private let accepted = Counter(label: "cobalt_events_accepted_total")
     private let duplicates = Counter(label: "cobalt_events_duplicate_total")
@@ -46,7 +39,7 @@ final class Statistics: Sendable {
     }
 
     func recordShadow(rule: String) {
-        Counter(label: "cobalt_shadow_alerts_total", dimensions: [("rule", rule)]).increment()
+        shadowAlerts.increment([rule])
     }
 
     /// How long event evaluation waited while open alerts were re-evaluated after a rule change.
@@ -84,19 +77,32 @@ final class Statistics: Sendable {
             evaluationLatency.record(duration: duration / count)
         }
         guard !changes.isEmpty else { return }
-        var tally: [PublishedKey: Int] = [:]
-        for change in changes {
-            tally[PublishedKey(clinic: change.clinic, severity: change.severity, status: change.status.rawValue), default: 0] += 1
+        var tally: [[String]: Int] = [:]
+        for change in changes { tally[[change.clinic, change.severity, change.status.rawValue], default: 0] += 1 }
+        for (values, count) in tally { published.increment(values, by: count) }
+    }
+}
+
+/// Counters of one label with dimensions, made once per distinct set of values: asking the metrics factory for a
+/// counter costs a lock and a lookup, and these are counted per alert.
+private final class LabelledCounters: Sendable {
+    private let label: String
+    private let dimensions: [String]
+    private let known = Mutex([[String]: Counter]())
+
+    init(_ label: String, dimensions: [String]) {
+        self.label = label
+        self.dimensions = dimensions
+    }
+
+    /// Adds `count` to the counter whose dimension values are `values` (in the order of `dimensions`).
+    func increment(_ values: [String], by count: Int = 1) {
+        let counter = known.withLock { known in
+            if let counter = known[values] { return counter }
+            let counter = Counter(label: label, dimensions: Array(zip(dimensions, values)))
+            known[values] = counter
+            return counter
         }
-        let counters = published.withLock { known in
-            tally.map { key, count in
-                let counter = known[key] ?? Counter(
-                    label: "cobalt_alerts_published_total",
-                    dimensions: [("clinic", key.clinic), ("severity", key.severity), ("status", key.status)])
-                known[key] = counter
-                return (counter, count)
-            }
-        }
-        for (counter, count) in counters { counter.increment(by: count) }
+        counter.increment(by: count)
     }
 }
