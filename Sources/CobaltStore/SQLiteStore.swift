@@ -237,7 +237,7 @@ package final class SQLiteStore: CobaltStore {
     }
 
     package func commitEvaluations(
-        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: String
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
     ) async throws -> [PublishedAlert] {
         let epoch = self.epoch
         return try await pool.write { db in
@@ -281,9 +281,7 @@ package final class SQLiteStore: CobaltStore {
             for (clinic, seq) in last {
                 try saveSequence.execute(arguments: [clinic, seq])
             }
-            if let through {
-                try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])
-            }
+            try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])
             return published
         }
     }

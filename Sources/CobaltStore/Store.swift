@@ -132,10 +132,11 @@ package protocol CobaltStore: Sendable {
 
     /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
     /// sequence numbers, updates alert states, and records every event up to `through` as evaluated (events are
-    /// evaluated in journal order; a re-evaluation after a rule change has no event: `eventSeq` 0, `through`
-    /// nil). `time` (RFC 3339) is the evaluation time stamped on the alerts. Returns what to publish.
+    /// evaluated in journal order, and the watermark never moves back; a re-evaluation after a rule change has no
+    /// event: `eventSeq` 0, and passes the pipeline's watermark). `time` (RFC 3339) is the evaluation time stamped
+    /// on the alerts. Returns what to publish.
     func commitEvaluations(
-        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64?, at time: String
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
     ) async throws -> [PublishedAlert]
 
     /// The journal sequence number through which every event has been evaluated.

@@ -180,7 +180,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", ""])
         var fresh = change("r3", .firing)
         fresh.severity = "warning"
-        _ = try await store.commitEvaluations([(0, [fresh])], through: nil, at: "2026-11-20T09:00:00.000Z")
+        _ = try await store.commitEvaluations([(0, [fresh])], through: 0, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", "", "warning"])
     }
 
