@@ -234,20 +234,7 @@ func alertLog(replay: String) async throws -> [String] {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let rules = try copyRules(into: scratch)
-        try """
-            ruleset:
-              id: candidate.note
-              version: "0.1"
-              owner: Test owner
-              status: testing
-              review_by: 2027-11-01
-              citations: {SRC: Test source}
-            rules:
-              - id: candidate.low-active
-                when: latest(b12.active) < 30 pmol/L
-                citations: [SRC]
-                alert: {category: note, severity: info, summary: candidate, detail: "active B12 {{latest(b12.active)}}", recommendation: a candidate rule under evaluation}
-            """.write(toFile: rules + "/rulesets/95-candidate.yaml", atomically: true, encoding: .utf8)
+        try addShadowCandidate(to: rules)
         // Five patients below the candidate's threshold, two above it: five shadow alerts.
         let events = (0..<7).map { deficientEvent(id: "shadow-\($0)", patient: "ps-\($0)", value: $0 < 5 ? 18 : 95) }
         let daemon = try DaemonProcess(database: scratch.path + "/shadow.db", rules: rules)

@@ -14,6 +14,25 @@ func copyRules(into scratch: ScratchDirectory) throws -> String {
     return rules
 }
 
+/// Adds a rule set in `testing` to a rules directory: `candidate.low-active` fires (in shadow) when the latest
+/// active B12 is below 30 pmol/L.
+func addShadowCandidate(to rules: String) throws {
+    try """
+        ruleset:
+          id: candidate.note
+          version: "0.1"
+          owner: Test owner
+          status: testing
+          review_by: 2027-11-01
+          citations: {SRC: Test source}
+        rules:
+          - id: candidate.low-active
+            when: latest(b12.active) < 30 pmol/L
+            citations: [SRC]
+            alert: {category: note, severity: info, summary: candidate, detail: "active B12 {{latest(b12.active)}}", recommendation: a candidate rule under evaluation}
+        """.write(toFile: rules + "/rulesets/95-candidate.yaml", atomically: true, encoding: .utf8)
+}
+
 func edit(_ file: String, _ old: String, _ new: String) throws {
     let text = try String(contentsOfFile: file, encoding: .utf8)
     precondition(text.contains(old), "\(old) not in \(file)")
@@ -109,20 +128,7 @@ func runningHash(control: String) async throws -> String {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let rules = try copyRules(into: scratch)
-        try """
-            ruleset:
-              id: candidate.note
-              version: "0.1"
-              owner: Test owner
-              status: testing
-              review_by: 2027-11-01
-              citations: {SRC: Test source}
-            rules:
-              - id: candidate.low-active
-                when: latest(b12.active) < 30 pmol/L
-                citations: [SRC]
-                alert: {category: note, severity: info, summary: candidate, detail: "active B12 {{latest(b12.active)}}", recommendation: a candidate rule under evaluation}
-            """.write(toFile: rules + "/rulesets/95-candidate.yaml", atomically: true, encoding: .utf8)
+        try addShadowCandidate(to: rules)
         var configuration = testConfiguration(directory: scratch.path, rules: rules)
         configuration.watchRules = false
         try await withRunningDaemon(configuration) { daemon in
