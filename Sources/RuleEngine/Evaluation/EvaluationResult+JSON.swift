@@ -35,16 +35,11 @@ extension EvaluationResult {
         patient: String, clinic: String, at: Double, rulesetVersion: String, rulesetHash: String,
         decisions: [(name: String, value: Value)], to out: inout [UInt8]
     ) {
-        out += "{\"patient\":".utf8
-        JSONEscaping.appendQuoted(patient, to: &out)
-        out += ",\"clinic\":".utf8
-        JSONEscaping.appendQuoted(clinic, to: &out)
-        out += ",\"at\":".utf8
-        JSONEscaping.appendQuoted(Timestamp.format(at), to: &out)
-        out += ",\"ruleset\":{\"version\":".utf8
-        JSONEscaping.appendQuoted(rulesetVersion, to: &out)
-        out += ",\"hash\":".utf8
-        JSONEscaping.appendQuoted(rulesetHash, to: &out)
+        JSONEscaping.appendMember("{\"patient\":", patient, to: &out)
+        JSONEscaping.appendMember(",\"clinic\":", clinic, to: &out)
+        JSONEscaping.appendMember(",\"at\":", Timestamp.format(at), to: &out)
+        JSONEscaping.appendMember(",\"ruleset\":{\"version\":", rulesetVersion, to: &out)
+        JSONEscaping.appendMember(",\"hash\":", rulesetHash, to: &out)
         out += "},\"decisions\":{".utf8
         for (i, decision) in decisions.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -84,22 +79,14 @@ extension Alert {
     /// The alert's members, `"id":…` to `"evidence":[…]`, without braces (a published alert adds them to its
     /// context, see ``LazyEvaluation/publishedJSON(_:header:)``).
     func writeMembers(to out: inout [UInt8]) {
-        out += "\"id\":".utf8
-        JSONEscaping.appendQuoted(id, to: &out)
-        out += ",\"rule\":".utf8
-        JSONEscaping.appendQuoted(rule, to: &out)
-        out += ",\"ruleset_id\":".utf8
-        JSONEscaping.appendQuoted(ruleset, to: &out)
-        out += ",\"category\":".utf8
-        JSONEscaping.appendQuoted(category, to: &out)
-        out += ",\"severity\":".utf8
-        JSONEscaping.appendQuoted(severity, to: &out)
-        out += ",\"summary\":".utf8
-        JSONEscaping.appendQuoted(summary, to: &out)
-        out += ",\"detail\":".utf8
-        JSONEscaping.appendQuoted(detail, to: &out)
-        out += ",\"recommendation\":".utf8
-        JSONEscaping.appendQuoted(recommendation, to: &out)
+        JSONEscaping.appendMember("\"id\":", id, to: &out)
+        JSONEscaping.appendMember(",\"rule\":", rule, to: &out)
+        JSONEscaping.appendMember(",\"ruleset_id\":", ruleset, to: &out)
+        JSONEscaping.appendMember(",\"category\":", category, to: &out)
+        JSONEscaping.appendMember(",\"severity\":", severity, to: &out)
+        JSONEscaping.appendMember(",\"summary\":", summary, to: &out)
+        JSONEscaping.appendMember(",\"detail\":", detail, to: &out)
+        JSONEscaping.appendMember(",\"recommendation\":", recommendation, to: &out)
         out += ",\"citations\":[".utf8
         for (i, citation) in citations.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -131,13 +118,11 @@ extension Evidence {
     }
 
     func writeJSON(to out: inout [UInt8]) {
-        out += "{\"fact\":".utf8
-        JSONEscaping.appendQuoted(fact, to: &out)
+        JSONEscaping.appendMember("{\"fact\":", fact, to: &out)
         out += ",\"value\":".utf8
         value.writeJSONScalar(to: &out)
         if case .quantity(_, let unit) = value {
-            out += ",\"unit\":".utf8
-            JSONEscaping.appendQuoted(unit.symbol, to: &out)
+            JSONEscaping.appendMember(",\"unit\":", unit.symbol, to: &out)
         }
         if reportedValue != nil || reportedUnit != nil {
             out += ",\"reported\":{".utf8
@@ -147,8 +132,7 @@ extension Evidence {
                 out += n.formatted.utf8
                 out.append(UInt8(ascii: ","))
             case .text(let t)?:
-                out += "\"value\":".utf8
-                JSONEscaping.appendQuoted(t, to: &out)
+                JSONEscaping.appendMember("\"value\":", t, to: &out)
                 out.append(UInt8(ascii: ","))
             case nil: break
             }
@@ -157,20 +141,16 @@ extension Evidence {
             out.append(UInt8(ascii: "}"))
         }
         if let time {
-            out += ",\"time\":".utf8
-            JSONEscaping.appendQuoted(Timestamp.format(time), to: &out)
+            JSONEscaping.appendMember(",\"time\":", Timestamp.format(time), to: &out)
         }
         if let event {
-            out += ",\"event\":".utf8
-            JSONEscaping.appendQuoted(event, to: &out)
+            JSONEscaping.appendMember(",\"event\":", event, to: &out)
         }
         if let rule {
-            out += ",\"rule\":".utf8
-            JSONEscaping.appendQuoted(rule, to: &out)
+            JSONEscaping.appendMember(",\"rule\":", rule, to: &out)
         }
         if let note {
-            out += ",\"note\":".utf8
-            JSONEscaping.appendQuoted(note, to: &out)
+            JSONEscaping.appendMember(",\"note\":", note, to: &out)
         }
         out.append(UInt8(ascii: "}"))
     }
@@ -224,8 +204,7 @@ extension Value {
         case .quantity(let v, let u):
             out += "{\"value\":".utf8
             out += v.formatted.utf8
-            out += ",\"unit\":".utf8
-            JSONEscaping.appendQuoted(u.symbol, to: &out)
+            JSONEscaping.appendMember(",\"unit\":", u.symbol, to: &out)
             out.append(UInt8(ascii: "}"))
         case .unknown: out += "\"unknown\"".utf8
         default: writeJSONScalar(to: &out)

@@ -147,6 +147,13 @@ enum JSONEscaping {
         put(0x22)
     }
 
+    /// Appends `prefix` (punctuation and a key, such as `,"rule":`), then the quoted `value`: one member of an
+    /// object being written.
+    static func appendMember(_ prefix: String, _ value: String, to out: inout [UInt8]) {
+        out += prefix.utf8
+        appendQuoted(value, to: &out)
+    }
+
     /// Appends the quoted form of `text` to `out`.
     static func appendQuoted(_ text: String, to out: inout [UInt8]) {
         var text = text
