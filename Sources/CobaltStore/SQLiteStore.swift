@@ -5,6 +5,7 @@ import GRDB
 /// survives power loss. Writes are batched by the callers (group commit).
 package final class SQLiteStore: CobaltStore {
     private let pool: DatabasePool
+    private let checkpointer: Checkpointer
     package let epoch: String
 
     /// Opens (creating and migrating if needed) the database at `path`.
@@ -19,11 +20,8 @@ package final class SQLiteStore: CobaltStore {
         // durable against a process crash but not a power loss. An ACK promises durability, so set FULL again on
         // the one writer connection, outside any transaction.
         //
-        // Checkpoints run on the writer, inside the commit that crosses the threshold, so that commit (and the
-        // acknowledgements waiting for it) pays for copying the WAL into the database. SQLite's default of 1,000
-        // pages made about 1.5 % of commits at 5,000 events/s take 3–31 ms; at 100 pages such commits were 10
-        // times fewer, with the same throughput and write volume (docs/benchmarks.md, session 3). Stalls of the
-        // disk itself still reach every commit.
+        // Checkpoints: a thread of their own copies the log into the database soon after commits (``Checkpointer``);
+        // the writer's automatic checkpoint is only the backstop that lets the log start over.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
@@ -35,6 +33,11 @@ package final class SQLiteStore: CobaltStore {
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('epoch', ?)", arguments: [fresh])
             return fresh
         }
+        checkpointer = try Checkpointer(path: path)
+    }
+
+    deinit {
+        checkpointer.stop()
     }
 
     /// Creates a database at `path` with the schema as it was after `migration`, to test upgrades from it.
@@ -116,8 +119,11 @@ package final class SQLiteStore: CobaltStore {
         return migrator
     }
 
-    /// WAL pages after which a commit checkpoints (see ``init(path:)``).
-    static let checkpointPages = 100
+    /// Log pages after which a commit checkpoints, finishing what ``Checkpointer`` has not copied yet, so that the
+    /// next transaction starts the log from the beginning (4 MiB with 4 KiB pages). In session 3, with the
+    /// writer doing all the copying, this was 100: at SQLite's default of 1,000, 1.5 % of commits at 5,000
+    /// events/s took 3–31 ms. With the copying moved off the writer, the threshold only bounds the log's size.
+    static let checkpointPages = 1_000
 
     /// Largest payload kept in quarantine, in bytes.
     static let quarantinePayloadLimit = 65_536
@@ -164,7 +170,7 @@ package final class SQLiteStore: CobaltStore {
 
     package func journal(_ events: [IncomingEvent]) throws -> [JournalOutcome] {
         let now = Date().timeIntervalSince1970
-        return try pool.write { db in
+        let outcomes = try pool.write { db in
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(events.count)
             let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
@@ -182,6 +188,8 @@ package final class SQLiteStore: CobaltStore {
             }
             return outcomes
         }
+        checkpointer.committed()
+        return outcomes
     }
 
     package func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
@@ -240,7 +248,7 @@ package final class SQLiteStore: CobaltStore {
         _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
     ) async throws -> [PublishedAlert] {
         let epoch = self.epoch
-        return try await pool.write { db in
+        let published = try await pool.write { db in
             var published: [PublishedAlert] = []
             var last: [String: Int64] = [:]
             // Cached statements: compiled once per connection, not once per alert.
@@ -284,6 +292,8 @@ package final class SQLiteStore: CobaltStore {
             try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])
             return published
         }
+        checkpointer.committed()
+        return published
     }
 
     /// Inserts `seq`, `epoch`, `status` and `time` at the front of an alert JSON object.

@@ -202,4 +202,45 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.alertStates(patients: ["pc", "pb", "pa"]).map { "\($0.patient)/\($0.rule)" } == ["pb/r1", "pb/r2", "pc/r1"])
         #expect(try await store.alertStates(patient: "pa").isEmpty)
     }
+
+    /// Events of about 1 KiB each, `count` of them from `first`.
+    private func bulky(_ first: Int, _ count: Int) -> [IncomingEvent] {
+        (first..<first + count).map { i in
+            IncomingEvent(id: "e\(i)", digest: "d\(i)", patient: "p\(i % 7)", clinic: "north", time: 0, body: String(repeating: "x", count: 1_000))
+        }
+    }
+
+    private func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// Commits are copied into the database file by the checkpoint thread, well before the writer's own
+    /// checkpoint threshold (1,000 pages) is reached: without that thread, these 300 KiB would stay in the log.
+    @Test func committedPagesReachTheDatabaseFileWithoutWaitingForTheWriter() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        let before = fileSize(temp.path)
+        for batch in 0..<10 { _ = try store.journal(bulky(batch * 30, 30)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while fileSize(temp.path) < before + 300_000, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(fileSize(temp.path) >= before + 300_000, "database file \(fileSize(temp.path)) bytes, \(before) before")
+        #expect(fileSize(temp.path + "-wal") < 4_096 * 1_000)
+        _ = store
+    }
+
+    /// The log does not grow with the data written: the writer's backstop checkpoint lets it start over.
+    @Test func theLogStaysBoundedUnderContinuousCommits() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        var largest = 0
+        for batch in 0..<100 {  // 100 transactions of 200 KiB, back to back: 20 MiB in all
+            _ = try store.journal(bulky(batch * 200, 200))
+            largest = max(largest, fileSize(temp.path + "-wal"))
+        }
+        #expect(try await store.lastJournalSequence() == 20_000)
+        #expect(largest < 10_000_000, "the log reached \(largest) bytes")
+        #expect(fileSize(temp.path) > 20_000_000)
+    }
 }
