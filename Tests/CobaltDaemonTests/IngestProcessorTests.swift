@@ -32,7 +32,7 @@ import ZeroMQ
         /// What identifies an item's outcome: its envelope, then the event id or the refusal.
         func summary(_ item: IngestProcessor.Prepared) -> String {
             switch item {
-            case .valid(let envelope, _, let incoming): "\(String(decoding: envelope[0], as: UTF8.self)) valid \(incoming.id) \(incoming.digest)"
+            case .valid(let checked): "\(String(decoding: checked.envelope[0], as: UTF8.self)) valid \(checked.incoming.id) \(checked.incoming.digest)"
             case .invalid(let reply, _): "\(String(decoding: reply.envelope[0], as: UTF8.self)) \(reply.json)"
             }
         }

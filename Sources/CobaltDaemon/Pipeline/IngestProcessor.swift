@@ -39,8 +39,33 @@ struct IngestProcessor {
 
     /// A message after the checks that need no store.
     enum Prepared {
-        case valid(envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent)
+        case valid(CheckedEvent)
         case invalid(Reply, quarantine: QuarantinedEvent)
+    }
+
+    /// A valid event, checked and normalised, with everything its acknowledgement needs.
+    ///
+    /// A class, so that moving it between threads and batches costs one reference count: as a struct, each copy
+    /// retained every string and array of the normalised event, on the journal thread, which every event passes
+    /// through one at a time.
+    final class CheckedEvent: Sendable {
+        let envelope: [[UInt8]]
+        let event: NormalisedEvent
+        let incoming: IncomingEvent
+        /// The acknowledgement's `warnings` array, written while checking (in parallel, off the journal thread).
+        let warnings: String
+
+        init(envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent) {
+            self.envelope = envelope
+            self.event = event
+            self.incoming = incoming
+            warnings = IngestProcessor.warningsJSON(event)
+        }
+
+        /// The `accepted` or `duplicate` reply.
+        func acknowledgement(_ status: String) -> Reply {
+            Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: incoming.id, status: status, warnings: warnings))
+        }
     }
 
     /// `[{"path": …, "message": …}, …]`: the errors and warnings of replies and quarantine records.
@@ -97,11 +122,11 @@ struct IngestProcessor {
             return Self.reject(message, envelope, id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])
         }
         let canonical = json.canonicalBytes
-        return .valid(
+        return .valid(CheckedEvent(
             envelope: envelope, event: NormalisedEvent(event, vocabulary: vocabulary),
             incoming: IncomingEvent(
                 id: event.id, digest: SHA256.hash(data: canonical).hexDigits(), patient: event.patient, clinic: event.clinic,
-                time: event.time, body: String(decoding: canonical, as: UTF8.self)))
+                time: event.time, body: String(decoding: canonical, as: UTF8.self))))
     }
 
     /// A batch checked and normalised, ready to journal.
@@ -160,11 +185,12 @@ struct IngestProcessor {
         let batch = prepared.messages
         var counts = Counts()
         var quarantine: [QuarantinedEvent] = []
-        var valid: [(index: Int, envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent)] = []
+        var valid: [(index: Int, checked: CheckedEvent)] = []
+        valid.reserveCapacity(prepared.items.count)
         var replies = [Reply?](repeating: nil, count: batch.count)
         for (index, item) in prepared.items.enumerated() {
             switch item {
-            case .valid(let envelope, let event, let incoming): valid.append((index, envelope, event, incoming))
+            case .valid(let checked): valid.append((index, checked))
             case .invalid(let reply, let record):
                 replies[index] = reply
                 quarantine.append(record)
@@ -174,32 +200,33 @@ struct IngestProcessor {
         var accepted: [JournaledEvent] = []
         if !valid.isEmpty {
             do {
-                let outcomes = try store.journal(valid.map(\.incoming))
-                for (item, outcome) in zip(valid, outcomes) {
+                let outcomes = try store.journal(valid.map(\.checked.incoming))
+                accepted.reserveCapacity(outcomes.count)
+                for ((index, checked), outcome) in zip(valid, outcomes) {
                     switch outcome {
                     case .accepted(let seq):
                         counts.accepted += 1
                         accepted.append(JournaledEvent(
-                            seq: seq, patient: item.incoming.patient, clinic: item.incoming.clinic, event: item.event,
+                            seq: seq, patient: checked.incoming.patient, clinic: checked.incoming.clinic, event: checked.event,
                             vocabularyHash: prepared.vocabularyHash))
-                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "accepted"))
+                        replies[index] = checked.acknowledgement("accepted")
                     case .duplicate:
                         counts.duplicate += 1
-                        replies[item.index] = Reply(envelope: item.envelope, json: Self.acknowledgement(item.event, status: "duplicate"))
+                        replies[index] = checked.acknowledgement("duplicate")
                     case .conflict:
                         counts.conflict += 1
                         let (reply, record) = Self.refusal(
-                            batch[item.index], item.envelope, id: item.incoming.id, code: 409,
+                            batch[index], checked.envelope, id: checked.incoming.id, code: 409,
                             reason: "this id was already used for an event with different content", errors: [])
-                        replies[item.index] = reply
+                        replies[index] = reply
                         quarantine.append(record)
                     }
                 }
             } catch {
-                for item in valid {
+                for (index, checked) in valid {
                     counts.unavailable += 1
-                    replies[item.index] = Reply(envelope: item.envelope, json: Self.rejection(
-                        id: item.incoming.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
+                    replies[index] = Reply(envelope: checked.envelope, json: Self.rejection(
+                        id: checked.incoming.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
                 }
             }
         }
@@ -210,13 +237,17 @@ struct IngestProcessor {
         "{\"id\":\(id.map(\.jsonQuoted) ?? "null"),\"status\":\"rejected\",\"code\":\(code),\"reason\":\(reason.jsonQuoted),\"errors\":\(fieldErrorsJSON(errors))}"
     }
 
-    /// `accepted`/`duplicate`, with warnings: unknown fields and values that will not be used (data quality).
-    static func acknowledgement(_ normalised: NormalisedEvent, status: String) -> String {
-        let event = normalised.event
-        var warnings = event.warnings
+    /// `accepted`/`duplicate`, with warnings (see ``warningsJSON(_:)``).
+    static func acknowledgement(id: String, status: String, warnings: String) -> String {
+        "{\"id\":\(id.jsonQuoted),\"status\":\"\(status)\",\"code\":200,\"reason\":null,\"errors\":[],\"warnings\":\(warnings)}"
+    }
+
+    /// An acknowledgement's warnings: unknown fields and values that will not be used (data quality).
+    static func warningsJSON(_ normalised: NormalisedEvent) -> String {
+        var warnings = normalised.event.warnings
         for finding in normalised.findings {
             warnings.append(FieldError(path: finding.path, message: finding.reason))
         }
-        return "{\"id\":\(event.id.jsonQuoted),\"status\":\"\(status)\",\"code\":200,\"reason\":null,\"errors\":[],\"warnings\":\(fieldErrorsJSON(warnings))}"
+        return fieldErrorsJSON(warnings)
     }
 }
