@@ -26,8 +26,10 @@ final class Checkpointer: @unchecked Sendable {
         var configuration = Configuration()
         configuration.label = "cobalt.checkpointer"
         connection = try DatabaseQueue(path: path, configuration: configuration)
-        let thread = Thread { [self] in run() }
-        thread.name = "cobalt-checkpoint"
+        let thread = Thread { [self] in
+            Thread.current.name = "cobalt-checkpoint"  // set from inside, so that the kernel (top, perf) sees it
+            run()
+        }
         thread.start()
     }
 
