@@ -49,9 +49,12 @@ package struct PatientTimeline: Sendable {
             if index == medications[fact].count - 1 {
                 newestMedication[fact][record.key] = index  // the usual case: the newest statement
             } else {
-                // A statement that arrived late shifted the later ones: index them again.
-                newestMedication[fact] = [:]
-                for (i, m) in medications[fact].enumerated() { newestMedication[fact][m.key] = i }
+                // A statement that arrived late moved the later ones up by one; it is the newest of its key only
+                // if no later statement has that key. (Indexing every statement again cost a pass over the
+                // patient's whole medication history per late event: 5 % of evaluation when events arrived
+                // out of order in the load benchmark.)
+                newestMedication[fact] = newestMedication[fact].mapValues { $0 >= index ? $0 + 1 : $0 }
+                if (newestMedication[fact][record.key] ?? -1) < index { newestMedication[fact][record.key] = index }
             }
         }
         for (fact, record) in event.administrations { Self.insert(record, into: &administrations[fact]) { $0.time } }
