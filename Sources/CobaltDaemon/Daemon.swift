@@ -124,7 +124,7 @@ public final class Daemon: Sendable {
         let handOff = HandOff(capacity: configuration.handOffEvents)
         let pipeline = EvaluationPipeline(
             store: store, handOff: handOff, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
-            batchSize: configuration.evaluationBatch, workers: configuration.evaluationWorkers, statistics: statistics, logger: logger, requeue: wake)
+            cacheRecords: configuration.patientCacheRecords, batchSize: configuration.evaluationBatch, workers: configuration.evaluationWorkers, statistics: statistics, logger: logger, requeue: wake)
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,

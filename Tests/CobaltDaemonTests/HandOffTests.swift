@@ -27,18 +27,24 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct HandOffFallbackTests {
     /// With a hand-off too small for the traffic, evaluation reads the journal instead; with several workers,
-    /// patients are evaluated in parallel; with a patient cache of one and chunks of three events, patients are
-    /// evicted and rebuilt from the store all the time. Either way the alert log — sequence numbers included — is
-    /// the same as with one worker and room to spare, and every event is evaluated exactly once.
+    /// patients are evaluated in parallel; with a patient cache of one and chunks of three events, or a cache of
+    /// 40 timeline records, patients are evicted and rebuilt from the store all the time. Either way the alert
+    /// log — sequence numbers included — is the same as with one worker and room to spare, and every event is
+    /// evaluated exactly once.
     @Test func aFullHandOffAndParallelWorkersChangeNothing() async throws {
         var logs: [[String]] = []
-        for (capacity, workers, patients) in [(20_000, 1, 10_000), (2, 1, 10_000), (20_000, 4, 10_000), (2, 3, 10_000), (20_000, 1, 1)] {
+        let configurations = [
+            (20_000, 1, 10_000, 2_000_000), (2, 1, 10_000, 2_000_000), (20_000, 4, 10_000, 2_000_000), (2, 3, 10_000, 2_000_000),
+            (20_000, 1, 1, 2_000_000), (20_000, 2, 10_000, 40),
+        ]
+        for (capacity, workers, patients, records) in configurations {
             let scratch = try ScratchDirectory()
             defer { scratch.remove() }
             var configuration = testConfiguration(directory: scratch.path)
             configuration.handOffEvents = capacity
             configuration.evaluationWorkers = workers
             configuration.patientCache = patients
+            configuration.patientCacheRecords = records
             if patients == 1 { configuration.evaluationBatch = 3 }
             // The crash stream, then pairs of events of one patient back to back (low, then recovered), so that a
             // patient often has several events in one evaluation chunk.
@@ -59,6 +65,14 @@ import Testing
                 // The small hand-off did overflow, so the journal path really ran; the large one never did.
                 let overflows: Double = if case .number(let n)? = counts?["handoff_overflows"] { n } else { -1 }
                 #expect(capacity == 2 ? overflows > 0 : overflows == 0, "\(overflows) overflows with capacity \(capacity)")
+                // The cache keeps to its bounds; with 40 records, patients are evicted and loaded again.
+                let cachedPatients: Double = if case .number(let n)? = status["cached_patients"] { n } else { -1 }
+                let cachedRecords: Double = if case .number(let n)? = status["cached_records"] { n } else { -1 }
+                let loaded: Double = if case .number(let n)? = counts?["patients_loaded"] { n } else { -1 }
+                let distinctPatients = Set(stream.map { patientOf($0.json) }).count
+                #expect(cachedPatients >= 1 && cachedPatients <= Double(patients) && cachedRecords >= 1 && cachedRecords <= Double(records))
+                #expect(patients == 1 || records == 40 ? loaded > Double(distinctPatients) : loaded == Double(distinctPatients),
+                    "\(loaded) patients loaded, \(distinctPatients) distinct")
                 return try await alertLog(replay: daemon.endpoints.replay)
             })
         }
@@ -69,4 +83,10 @@ import Testing
             #expect(log.count == logs[0].count && firstDifference == nil, "\(log.count) vs \(logs[0].count) lines")
         }
     }
+}
+
+/// The `patient` of an event's JSON.
+private func patientOf(_ json: String) -> String {
+    guard case .object(let object)? = try? JSONValue.parse(Array(json.utf8)), let patient = object["patient"]?.stringValue else { return "" }
+    return patient
 }

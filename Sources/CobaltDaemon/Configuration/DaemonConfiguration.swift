@@ -12,6 +12,8 @@ import Yams
 /// - `limits.max_message_bytes` (int, default 1048576): libzmq drops the connection of a larger message.
 /// - `limits.max_in_flight` (int, default 4096): ingest messages read but not yet acknowledged.
 /// - `limits.patient_cache` (int, default 10000): patient timelines kept in memory.
+/// - `limits.patient_cache_records` (int, default 2000000): timeline records kept in memory over all patients
+///   (a timeline grows with the patient's history; the least recently used patients are evicted first).
 /// - `limits.evaluation_batch` (int, default 256): at most this many events per evaluation transaction (each is
 ///   sized to about 2 ms of work) and per journal read.
 /// - `limits.handoff_events` (int, default 4096, about 5 KiB each): decoded events held in memory between ingest and evaluation;
@@ -38,6 +40,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxMessageBytes = 1_048_576
     public var maxInFlight = 4_096
     public var patientCache = 10_000
+    public var patientCacheRecords = 2_000_000
     public var evaluationBatch = 256
     public var handOffEvents = 4_096
     public var evaluationWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
@@ -99,8 +102,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let endpoints = mapping["endpoints"]?.mapping { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control"], in: "endpoints") }
         if let limits = mapping["limits"]?.mapping {
             try refuseUnknown(
-                limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "evaluation_batch", "handoff_events",
-                    "evaluation_workers"],
+                limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "patient_cache_records",
+                    "evaluation_batch", "handoff_events", "evaluation_workers"],
                 in: "limits")
         }
         if let security = mapping["security"]?.mapping {
@@ -120,6 +123,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
             configuration.maxMessageBytes = try int(limits["max_message_bytes"], "limits.max_message_bytes") ?? configuration.maxMessageBytes
             configuration.maxInFlight = try int(limits["max_in_flight"], "limits.max_in_flight") ?? configuration.maxInFlight
             configuration.patientCache = try int(limits["patient_cache"], "limits.patient_cache") ?? configuration.patientCache
+            configuration.patientCacheRecords =
+                try int(limits["patient_cache_records"], "limits.patient_cache_records") ?? configuration.patientCacheRecords
             configuration.evaluationBatch = try int(limits["evaluation_batch"], "limits.evaluation_batch") ?? configuration.evaluationBatch
             configuration.handOffEvents = try int(limits["handoff_events"], "limits.handoff_events") ?? configuration.handOffEvents
             configuration.evaluationWorkers = try int(limits["evaluation_workers"], "limits.evaluation_workers") ?? configuration.evaluationWorkers

@@ -9,8 +9,9 @@ import RuleEngine
 /// unevaluated event; afterwards ingest hands it each commit's events, decoded, through a bounded ``HandOff``
 /// (falling back to the journal when that overflows). Alert log rows and the evaluation watermark of a batch
 /// commit in one transaction, so after `kill -9` no alert change is committed twice and nothing acknowledged is
-/// skipped (chunks that change nothing may leave the watermark behind; see ``watermarkDeferral``). Memory is bounded: at most `cacheCapacity` patient timelines are kept; others are rebuilt from the
-/// journal when needed.
+/// skipped (chunks that change nothing may leave the watermark behind; see ``watermarkDeferral``). Memory is
+/// bounded by configuration: ``PatientCache`` keeps at most so many patients and so many timeline records; others
+/// are rebuilt from the journal when needed.
 actor EvaluationPipeline {
     /// What a re-evaluation after a rule change did, and how long event evaluation waited for it.
     struct Reevaluation: Sendable {
@@ -57,35 +58,12 @@ actor EvaluationPipeline {
         var continuation: CheckedContinuation<Reevaluation, any Error>
     }
 
-    private struct PatientEntry {
-        var timeline: PatientTimeline
-        /// The journal sequence number of the last event applied.
-        var lastSeq: Int64
-        var states: [String: AlertState]
-        var lastUse: UInt64
-
-        /// Keeps the cached alert states in step with the changes about to be committed.
-        mutating func apply(_ changes: [AlertChange]) {
-            for change in changes {
-                switch change.status {
-                case .firing, .updated:
-                    states[change.rule] = AlertState(
-                        patient: change.patient, rule: change.rule, clinic: change.clinic, alertID: change.alertID,
-                        digest: change.digest, body: change.body, severity: change.severity)
-                case .resolved:
-                    states[change.rule] = nil
-                }
-            }
-        }
-    }
-
     private let store: any CobaltStore
     private let handOff: HandOff
     /// Whether journaled events may be missing from the hand-off: at start, after it overflowed, after a failure.
     private var readJournal = true
     private let rules: RulesHolder
     private let publisher: Publisher
-    private let cacheCapacity: Int
     private let batchSize: Int
     /// Parallel evaluation shards (by patient).
     private let workers: Int
@@ -105,14 +83,14 @@ actor EvaluationPipeline {
     static let watermarkDeferralTime: Duration = .seconds(1)
     private let logger: Logger
     private let statistics: Statistics
-    private var cache: [String: PatientEntry] = [:]
-    private var clock: UInt64 = 0
+    private var cache: PatientCache
     /// The vocabulary the cached timelines were built with.
     private var cachedVocabulary: String?
     private(set) var lastEvaluated: Int64 = 0
 
     init(
-        store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int, batchSize: Int,
+        store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int,
+        cacheRecords: Int = .max, batchSize: Int,
         workers: Int = 1,
         statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation? = nil
     ) {
@@ -121,7 +99,7 @@ actor EvaluationPipeline {
         self.handOff = handOff
         self.rules = rules
         self.publisher = publisher
-        self.cacheCapacity = cacheCapacity
+        cache = PatientCache(capacity: cacheCapacity, recordCapacity: cacheRecords)
         self.batchSize = batchSize
         self.workers = max(1, workers)
         self.statistics = statistics
@@ -244,7 +222,7 @@ actor EvaluationPipeline {
             let shard = shard(event.patient)
             shard.events.append((offset, event))
             // Taken out of the cache, so that the shard owns the only copy and mutates it in place.
-            if let cached = cache.removeValue(forKey: event.patient) {
+            if let cached = cache.take(event.patient) {
                 shard.entries[event.patient] = cached
             } else if shard.entries[event.patient] == nil, seenCold.insert(event.patient).inserted {
                 cold.append((event.patient, event.clinic))
@@ -252,7 +230,8 @@ actor EvaluationPipeline {
         }
         if !cold.isEmpty {
             // Patients not in memory: their earlier events and open alerts, for the whole chunk in two queries.
-            for (patient, entry) in try await Self.loadEntries(cold, before: chunk[0].seq, bundle: bundle, store: store) {
+            for (patient, entry) in try await Self.loadEntries(
+                cold, before: chunk[0].seq, bundle: bundle, store: store, statistics: statistics) {
                 shard(patient).entries[patient] = entry
             }
         }
@@ -270,11 +249,7 @@ actor EvaluationPipeline {
         var evaluations = chunk.map { (eventSeq: $0.seq, changes: [AlertChange]()) }
         for shard in busy {
             for (offset, changes) in shard.changes { evaluations[offset].changes = changes }
-            for (patient, var entry) in shard.entries {
-                clock += 1
-                entry.lastUse = clock
-                cache[patient] = entry
-            }
+            for (patient, entry) in shard.entries { cache.put(patient, entry) }
         }
         let through = chunk[chunk.count - 1].seq
         if evaluations.allSatisfy({ $0.changes.isEmpty }), deferredEvents + chunk.count <= Self.watermarkDeferral,
@@ -294,7 +269,7 @@ actor EvaluationPipeline {
             deferredEvents = 0
         } catch {
             // The cached states ran ahead of the store: forget them, and retry the batch later.
-            for event in chunk { cache[event.patient] = nil }
+            for event in chunk { cache.remove(event.patient) }
             throw error
         }
         lastEvaluated = through
@@ -346,7 +321,8 @@ actor EvaluationPipeline {
                     entry = cached
                 } else {
                     entry = try await EvaluationPipeline.loadEntry(
-                        patient: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle, store: context.store)
+                        patient: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle, store: context.store,
+                        statistics: context.statistics)
                 }
                 entry.timeline.apply(event)
                 entry.lastSeq = stored.seq
@@ -370,26 +346,29 @@ actor EvaluationPipeline {
     /// cache (the caller puts it back), so that applying an event mutates its arrays in place instead of copying
     /// them.
     private func entry(for patient: String, clinic: String, before seq: Int64, bundle: RuleBundle) async throws -> PatientEntry {
-        if let entry = cache.removeValue(forKey: patient), entry.lastSeq < seq { return entry }
-        return try await Self.loadEntry(patient: patient, clinic: clinic, before: seq, bundle: bundle, store: store)
+        if let entry = cache.take(patient), entry.lastSeq < seq { return entry }
+        return try await Self.loadEntry(patient: patient, clinic: clinic, before: seq, bundle: bundle, store: store, statistics: statistics)
     }
 
     /// Rebuilds a patient's entry from the journal (every event before `seq`) and the stored alert states.
     private static func loadEntry(
-        patient: String, clinic: String, before seq: Int64, bundle: RuleBundle, store: any CobaltStore
+        patient: String, clinic: String, before seq: Int64, bundle: RuleBundle, store: any CobaltStore, statistics: Statistics
     ) async throws -> PatientEntry {
-        try await loadEntries([(patient, clinic)], before: seq, bundle: bundle, store: store)[patient]!
+        try await loadEntries([(patient, clinic)], before: seq, bundle: bundle, store: store, statistics: statistics)[patient]!
     }
 
-    /// Rebuilds patients' entries from the journal (every event before `seq`) and the stored alert states.
+    /// Rebuilds patients' entries from the journal (every event before `seq`) and the stored alert states; counted,
+    /// so that a cache too small for the patients in play (each event then rebuilds its patient) shows.
     private static func loadEntries(
-        _ patients: [(patient: String, clinic: String)], before seq: Int64, bundle: RuleBundle, store: any CobaltStore
+        _ patients: [(patient: String, clinic: String)], before seq: Int64, bundle: RuleBundle, store: any CobaltStore,
+        statistics: Statistics
     ) async throws -> [String: PatientEntry] {
+        statistics.recordPatientsLoaded(patients.count)
         var entries: [String: PatientEntry] = [:]
         for (patient, clinic) in patients {
             entries[patient] = PatientEntry(
                 timeline: PatientTimeline(patient: patient, clinic: clinic, factCount: bundle.vocabulary.facts.count),
-                lastSeq: 0, states: [:], lastUse: 0)
+                lastSeq: 0, states: [:])
         }
         let names = patients.map(\.patient)
         for stored in try await store.events(patients: names, through: seq - 1) {
@@ -401,11 +380,7 @@ actor EvaluationPipeline {
     }
 
     private func evictIfNeeded() {
-        guard cache.count > cacheCapacity else { return }
-        let excess = cache.count - cacheCapacity + cacheCapacity / 10
-        for (patient, _) in cache.sorted(by: { $0.value.lastUse < $1.value.lastUse }).prefix(excess) {
-            cache[patient] = nil
-        }
+        cache.evictIfNeeded()
     }
 
     /// After a rule-set change: evaluates patients with open alerts under the current rules, so a threshold change
@@ -463,7 +438,7 @@ actor EvaluationPipeline {
             let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
             if !changes.isEmpty { evaluations.append((0, changes)) }
             entry.apply(changes)
-            cache[patient] = entry
+            cache.put(patient, entry)
         }
         let published: [PublishedAlert]
         do {
@@ -472,7 +447,7 @@ actor EvaluationPipeline {
                 evaluations, through: lastEvaluated, at: Timestamp.formatMilliseconds(Date().timeIntervalSince1970))
             deferredEvents = 0
         } catch {
-            for (patient, _) in patients { cache[patient] = nil }  // the cached states ran ahead of the store
+            for (patient, _) in patients { cache.remove(patient) }  // the cached states ran ahead of the store
             throw error
         }
         publisher.publish(published)
@@ -481,6 +456,7 @@ actor EvaluationPipeline {
     }
 
     var cachedPatients: Int { cache.count }
+    var cachedRecords: Int { cache.records }
 
     static func decode(_ body: String) -> PatientEvent? {
         try? EventDecoder.decode(Data(body.utf8))

@@ -12,6 +12,8 @@ final class Statistics: Sendable {
         var evaluated = 0
         var published = 0
         var handOffOverflows = 0
+        /// Patients whose timeline was built from the journal: first seen since the start, or evicted before.
+        var patientsLoaded = 0
     }
 
     private let counts = Mutex(Snapshot())
@@ -36,6 +38,11 @@ final class Statistics: Sendable {
     func recordHandOffOverflow() {
         counts.withLock { $0.handOffOverflows += 1 }
         Counter(label: "cobalt_handoff_overflows_total").increment()
+    }
+
+    func recordPatientsLoaded(_ count: Int) {
+        counts.withLock { $0.patientsLoaded += count }
+        Counter(label: "cobalt_patients_loaded_total").increment(by: count)
     }
 
     func recordShadow(rule: String) {

@@ -26,6 +26,8 @@ package struct PatientTimeline: Sendable {
     package var preferences: [(values: [String], provenance: Provenance)] = []
     /// Time of the latest event applied.
     package var lastEventTime: Double = -.infinity
+    /// Records held, of every kind: what the timeline costs in memory grows with it.
+    package private(set) var recordCount = 0
 
     package init(patient: String, clinic: String, factCount: Int) {
         self.patient = patient
@@ -43,6 +45,9 @@ package struct PatientTimeline: Sendable {
         let e = event.event
         clinic = e.clinic
         lastEventTime = max(lastEventTime, e.time)
+        recordCount += event.observations.count + event.medications.count + event.administrations.count
+            + event.statuses.count + event.reactions.count + event.findings.count
+            + (e.pregnancy == nil ? 0 : 1) + (e.diet == nil ? 0 : 1) + (e.preferences == nil ? 0 : 1)
         for (fact, record) in event.observations { Self.insert(record, into: &observations[fact]) { $0.time } }
         for (fact, record) in event.medications {
             let index = Self.insert(record, into: &medications[fact]) { $0.reportedAt }
