@@ -27,22 +27,28 @@ final class Statistics: Sendable {
     private let batchSize = Recorder(label: "cobalt_commit_batch_size")
     /// Per event, averaged over each evaluation batch.
     private let evaluationLatency = Timer(label: "cobalt_evaluation_duration_seconds")
+    private let quarantined = Counter(label: "cobalt_events_quarantined_total")
+    private let handOffOverflows = Counter(label: "cobalt_handoff_overflows_total")
+    private let patientsLoaded = Counter(label: "cobalt_patients_loaded_total")
+    private let reevaluationPause = Timer(label: "cobalt_reload_evaluation_pause_seconds")
+    private let reloadDuration = Timer(label: "cobalt_reload_duration_seconds")
+    private let reloads = LabelledCounters("cobalt_reloads_total", dimensions: ["outcome"])
 
     var snapshot: Snapshot { counts.withLock { $0 } }
 
     func recordQuarantined(_ count: Int) {
-        Counter(label: "cobalt_events_quarantined_total").increment(by: count)
+        quarantined.increment(by: count)
     }
 
     /// Evaluation fell more than the hand-off's capacity behind ingest and reads the journal instead.
     func recordHandOffOverflow() {
         counts.withLock { $0.handOffOverflows += 1 }
-        Counter(label: "cobalt_handoff_overflows_total").increment()
+        handOffOverflows.increment()
     }
 
     func recordPatientsLoaded(_ count: Int) {
         counts.withLock { $0.patientsLoaded += count }
-        Counter(label: "cobalt_patients_loaded_total").increment(by: count)
+        patientsLoaded.increment(by: count)
     }
 
     func recordShadow(rule: String) {
@@ -51,12 +57,12 @@ final class Statistics: Sendable {
 
     /// How long event evaluation waited while open alerts were re-evaluated after a rule change.
     func recordReevaluationPause(_ pause: Duration) {
-        Timer(label: "cobalt_reload_evaluation_pause_seconds").record(duration: pause)
+        reevaluationPause.record(duration: pause)
     }
 
     func recordReload(outcome: String, duration: Duration) {
-        Counter(label: "cobalt_reloads_total", dimensions: [("outcome", outcome)]).increment()
-        Timer(label: "cobalt_reload_duration_seconds").record(duration: duration)
+        reloads.increment([outcome])
+        reloadDuration.record(duration: duration)
     }
 
     func recordIngest(_ c: IngestProcessor.Counts, batch: Int) {
