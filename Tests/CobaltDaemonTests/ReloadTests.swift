@@ -217,9 +217,13 @@ func runningHash(control: String) async throws -> String {
                     .write(toFile: file, atomically: true, encoding: .utf8)
                 let valid = try await request(#"{"command": "reload"}"#, to: e.control)
                 replies.append(valid["status"]?.stringValue ?? "?")
-                if case .number(let pause)? = valid["evaluation_pause_ms"], case .number(let total)? = valid["reload_ms"] {
+                if case .number(let pause)? = valid["evaluation_pause_ms"], case .number(let total)? = valid["reload_ms"],
+                    case .number(let compile)? = valid["compile_ms"], case .number(let tests)? = valid["tests_ms"]
+                {
                     pauses.append(pause)
                     reloadTimes.append(total)
+                    // Compiling and testing are parts of the whole reload (each rounded to 4 significant digits).
+                    #expect(compile > 0 && tests > 0 && compile + tests <= total * 1.001, "\(compile) + \(tests) of \(total) ms")
                 }
                 if case .object(let r)? = valid["ruleset"], let hash = r["hash"]?.stringValue { validHashes.insert(hash) }
                 #expect(validHashes.contains(try await runningHash(control: e.control)), "a broken set went live")

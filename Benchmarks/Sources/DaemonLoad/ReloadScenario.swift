@@ -8,6 +8,9 @@ struct ReloadSample {
     var answered: UInt64
     var ok: Bool
     var reloadMilliseconds: Double
+    /// Of `reloadMilliseconds`: reading, checking and compiling the rule files; running the rule tests.
+    var compileMilliseconds: Double
+    var testsMilliseconds: Double
     var pauseMilliseconds: Double
     var patients: Int
     var hash: String
@@ -35,6 +38,8 @@ func reloadOnce(_ context: ZMQContext, _ daemon: DaemonProcess, _ rules: ReloadR
     return ReloadSample(
         requested: requested, answered: answered, ok: object["status"] as? String == "ok",
         reloadMilliseconds: (object["reload_ms"] as? NSNumber)?.doubleValue ?? .nan,
+        compileMilliseconds: (object["compile_ms"] as? NSNumber)?.doubleValue ?? .nan,
+        testsMilliseconds: (object["tests_ms"] as? NSNumber)?.doubleValue ?? .nan,
         pauseMilliseconds: (object["evaluation_pause_ms"] as? NSNumber)?.doubleValue ?? .nan,
         patients: (object["patients_reevaluated"] as? NSNumber)?.intValue ?? -1,
         hash: (ruleset?["hash"] as? String) ?? "?", reply: text, backlog: backlog)
@@ -51,7 +56,7 @@ func spread(_ values: [Double], _ decimals: Int = 1) -> (text: String, median: D
 func describe(_ report: Report, _ label: String, _ samples: [ReloadSample]) {
     for (i, s) in samples.enumerated() {
         report.say("    \(label) \(i + 1): " + (s.ok
-            ? "reload_ms \(fmt(s.reloadMilliseconds, 1)), evaluation_pause_ms \(fmt(s.pauseMilliseconds, 1)), patients_reevaluated \(s.patients), request → reply \(fmt(s.roundTripMilliseconds, 1)) ms"
+            ? "reload_ms \(fmt(s.reloadMilliseconds, 1)) (compile \(fmt(s.compileMilliseconds, 1)), tests \(fmt(s.testsMilliseconds, 1))), evaluation_pause_ms \(fmt(s.pauseMilliseconds, 1)), patients_reevaluated \(s.patients), request → reply \(fmt(s.roundTripMilliseconds, 1)) ms"
                 + (s.backlog >= 0 ? " (evaluation backlog at the request: \(s.backlog) events)" : "") + s.timing + ", hash \(s.hash.prefix(19))…"
             : "REFUSED: \(s.reply.prefix(300))"))
     }
@@ -210,7 +215,13 @@ func reloadUnderLoad(_ o: Options, _ report: Report, _ context: ZMQContext) thro
     let patients = during.map(\.patients)
     report.rows.append(Row(
         metric: "Reload (load + check + compile + rule tests + swap) of bundled + \(o.reloadRules) synthetic rules under \(grouped(o.reloadRate))/s, \(during.count) of \(o.reloads) reloads answered during the stream",
-        result: reloadSpread.text + " ms", target: "< 200 ms", verdict: failedReloads == 0 && during.count == o.reloads && reloadSpread.max < 200 ? "met" : "MISSED"))
+        result: reloadSpread.text + " ms", target: "< 200 ms (for compile + swap, next row)", verdict: failedReloads == 0 && during.count == o.reloads && reloadSpread.max < 200 ? "met" : "MISSED"))
+    // DESIGN's reload target is for compile + swap; the swap exchanges one reference, so compile_ms is that part.
+    let compileSpread = spread(during.map(\.compileMilliseconds))
+    report.rows.append(Row(
+        metric: "Of which compile (read + check + compile the rule files; the swap exchanges one reference), under load",
+        result: compileSpread.text + " ms; rule tests " + spread(during.map(\.testsMilliseconds)).text + " ms", target: "< 200 ms (compile + swap)",
+        verdict: failedReloads == 0 && during.count == o.reloads && compileSpread.max < 200 ? "met" : "MISSED"))
     report.rows.append(Row(
         metric: "Reload request → reply (includes the drain of journaled events and the re-evaluation), all \(o.reloads) reloads",
         result: spread(underLoad.map(\.roundTripMilliseconds)).text + " ms", target: "—", verdict: "info"))

@@ -96,12 +96,13 @@ struct ControlHandler {
 
     private func reload(expect: String?, actor: String) async -> String {
         switch await reloader.reload(expect: expect, actor: actor) {
-        case .live(let version, let hash, let duration, let pause, let patients):
+        case .live(let version, let hash, let duration, let compile, let tests, let pause, let patients):
             func ms(_ d: Duration) -> String {
                 (Double(d.components.seconds) * 1_000 + Double(d.components.attoseconds) / 1e15).rounded(significant: 4).formatted
             }
             return "{\"status\":\"ok\",\"ruleset\":{\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)},"
-                + "\"reload_ms\":\(ms(duration)),\"evaluation_pause_ms\":\(ms(pause)),\"patients_reevaluated\":\(patients)}"
+                + "\"reload_ms\":\(ms(duration)),\"compile_ms\":\(ms(compile)),\"tests_ms\":\(ms(tests)),"
+                + "\"evaluation_pause_ms\":\(ms(pause)),\"patients_reevaluated\":\(patients)}"
         case .refused(let reason, let errors):
             return "{\"status\":\"error\",\"reason\":\(reason.jsonQuoted),\"errors\":[" + errors.map(\.jsonQuoted).joined(separator: ",") + "]}"
         }

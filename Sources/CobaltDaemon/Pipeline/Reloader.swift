@@ -8,9 +8,10 @@ import RuleEngine
 /// Triggered by the control `reload` command and by SIGHUP.
 struct Reloader {
     enum Outcome: Equatable {
-        /// Live; `duration` from the request to the swap (load, check, compile, test), `pause` how long event
+        /// Live; `duration` from the request to the swap (load, check, compile, test), of which `compile` reading,
+        /// checking and compiling the rule files and `tests` running the rule tests; `pause` how long event
         /// evaluation waited (re-evaluating open alerts), `patients` re-evaluated.
-        case live(version: String, hash: String, duration: Duration, pause: Duration, patients: Int)
+        case live(version: String, hash: String, duration: Duration, compile: Duration, tests: Duration, pause: Duration, patients: Int)
         case refused(reason: String, errors: [String])
     }
 
@@ -31,7 +32,7 @@ struct Reloader {
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
         switch outcome {
-        case .live(let version, let hash, _, _, _):
+        case .live(let version, let hash, _, _, _, _, _):
             statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
             audit.record(actor: actor, action: "reload.live", detail: "version=\(version) hash=\(hash)")
         case .refused(let reason, let errors):
@@ -46,7 +47,9 @@ struct Reloader {
         if let expect, expect != current.hash {
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
         }
+        let compileStarted = ContinuousClock.now
         let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
+        let compiled = ContinuousClock.now
         var errors = loaded.log.errors.map(\.description)
         if let bundle = loaded.bundle {
             var testLog = DiagnosticLog()
@@ -55,6 +58,7 @@ struct Reloader {
             for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
                 errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
             }
+            let tested = ContinuousClock.now
             if errors.isEmpty {
                 rules.swap(bundle)
                 let swapped = ContinuousClock.now - started
@@ -72,8 +76,8 @@ struct Reloader {
                 publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
                 logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
                 return .live(
-                    version: bundle.version, hash: bundle.hash, duration: swapped, pause: reevaluation.pause,
-                    patients: reevaluation.patients)
+                    version: bundle.version, hash: bundle.hash, duration: swapped, compile: compiled - compileStarted,
+                    tests: tested - compiled, pause: reevaluation.pause, patients: reevaluation.patients)
             }
         }
         publisher.ops("ruleset", [
