@@ -10,7 +10,8 @@ import GRDB
 /// after commits, at most every ``spacing``. A passive checkpoint cannot restart the log while commits keep
 /// arriving, so the writer keeps an automatic checkpoint with a high threshold (``SQLiteStore/checkpointPages``)
 /// as a backstop: when it fires, nearly everything has already been copied, and it finishes the job so that the
-/// next transaction starts the log from the beginning again (the log stayed under 20 MB in the load benchmark).
+/// next transaction starts the log from the beginning again (the log stayed at or under about 20 MB in the load
+/// benchmark).
 final class Checkpointer: @unchecked Sendable {
     /// Least time between two checkpoints: commits in between are copied together (a page changed by several of
     /// them is copied once).
@@ -64,7 +65,8 @@ final class Checkpointer: @unchecked Sendable {
             condition.unlock()
             // A failure (the file is gone, say) only leaves the work to the writer's own checkpoints.
             _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-            Thread.sleep(forTimeInterval: Double(Self.spacing.components.attoseconds) / 1e18)
+            let (seconds, attoseconds) = Self.spacing.components
+            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
         }
     }
 }

@@ -40,6 +40,20 @@ package final class SQLiteStore: CobaltStore {
         checkpointer.stop()
     }
 
+    /// A write transaction; once it has committed, the checkpoint thread is told (every write goes through here
+    /// or its `async` twin, so that no commit's pages wait for the writer's backstop checkpoint).
+    private func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        let result = try pool.write(updates)
+        checkpointer.committed()
+        return result
+    }
+
+    private func write<T: Sendable>(_ updates: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        let result = try await pool.write(updates)
+        checkpointer.committed()
+        return result
+    }
+
     /// Creates a database at `path` with the schema as it was after `migration`, to test upgrades from it.
     package static func createDatabase(at path: String, upTo migration: String) throws {
         try migrator.migrate(DatabaseQueue(path: path), upTo: migration)
@@ -130,7 +144,7 @@ package final class SQLiteStore: CobaltStore {
 
     package func quarantine(_ items: [QuarantinedEvent]) throws {
         guard !items.isEmpty else { return }
-        try pool.write { db in
+        try write { db in
             for item in items {
                 try db.execute(
                     sql: "INSERT INTO quarantine (time, event_id, code, reason, errors, sender, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -151,7 +165,7 @@ package final class SQLiteStore: CobaltStore {
 
     package func audit(_ entries: [AuditEntry]) async throws {
         guard !entries.isEmpty else { return }
-        try await pool.write { db in
+        try await write { db in
             for entry in entries {
                 try db.execute(
                     sql: "INSERT INTO audit (time, actor, action, detail) VALUES (?, ?, ?, ?)",
@@ -170,7 +184,7 @@ package final class SQLiteStore: CobaltStore {
 
     package func journal(_ events: [IncomingEvent]) throws -> [JournalOutcome] {
         let now = Date().timeIntervalSince1970
-        let outcomes = try pool.write { db in
+        return try write { db in
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(events.count)
             let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
@@ -188,8 +202,6 @@ package final class SQLiteStore: CobaltStore {
             }
             return outcomes
         }
-        checkpointer.committed()
-        return outcomes
     }
 
     package func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
@@ -248,7 +260,7 @@ package final class SQLiteStore: CobaltStore {
         _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
     ) async throws -> [PublishedAlert] {
         let epoch = self.epoch
-        let published = try await pool.write { db in
+        return try await write { db in
             var published: [PublishedAlert] = []
             var last: [String: Int64] = [:]
             // Cached statements: compiled once per connection, not once per alert.
@@ -292,8 +304,6 @@ package final class SQLiteStore: CobaltStore {
             try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])
             return published
         }
-        checkpointer.committed()
-        return published
     }
 
     /// Inserts `seq`, `epoch`, `status` and `time` at the front of an alert JSON object.
@@ -367,7 +377,7 @@ package final class SQLiteStore: CobaltStore {
     }
 
     package func recordRuleSet(version: String, hash: String, at time: Double) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "INSERT INTO rulesets (hash, version, live_at) VALUES (?, ?, ?)", arguments: [hash, version, time])
         }
     }

@@ -259,7 +259,7 @@ actor EvaluationPipeline {
             deferredEvents += chunk.count
             lastEvaluated = through
             statistics.recordEvaluated(chunk.count, duration: ContinuousClock.now - started, changes: [])
-            evictIfNeeded()
+            cache.evictIfNeeded()
             return chunk.count
         }
         let evaluatedAt = Timestamp.formatMilliseconds(Date().timeIntervalSince1970)
@@ -276,7 +276,7 @@ actor EvaluationPipeline {
         let elapsed = ContinuousClock.now - started
         statistics.recordEvaluated(chunk.count, duration: elapsed, changes: evaluations.flatMap(\.changes))
         publisher.publish(published)
-        evictIfNeeded()
+        cache.evictIfNeeded()
         return chunk.count
     }
 
@@ -377,10 +377,6 @@ actor EvaluationPipeline {
         }
         for state in try await store.alertStates(patients: names) { entries[state.patient]?.states[state.rule] = state }
         return entries
-    }
-
-    private func evictIfNeeded() {
-        cache.evictIfNeeded()
     }
 
     /// After a rule-set change: evaluates patients with open alerts under the current rules, so a threshold change
