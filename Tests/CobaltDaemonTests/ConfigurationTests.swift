@@ -12,6 +12,16 @@ import Testing
         #expect(configuration == defaults)
     }
 
+    /// Each limit is read from its own key (the example sets them all to their defaults, so it cannot tell).
+    @Test func limitsAreReadFromTheirKeys() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let file = scratch.path + "/cobalt.yaml"
+        try "limits:\n  patient_cache: 12\n  patient_cache_records: 345\n  handoff_events: 67\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try DaemonConfiguration.load(file: file)
+        #expect(configuration.patientCache == 12 && configuration.patientCacheRecords == 345 && configuration.handOffEvents == 67)
+    }
+
     /// A misspelt setting is refused with its full name, never silently replaced by its default.
     @Test func misspeltSettingsAreRefusedByName() throws {
         let scratch = try ScratchDirectory()
