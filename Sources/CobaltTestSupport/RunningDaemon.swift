@@ -83,10 +83,16 @@ package func eventJSON(
 /// Runs `python3` with arguments (an independent peer such as a pyzmq client) on its own thread; returns the exit
 /// status and everything it printed.
 package func runPython(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await runProgram("/usr/bin/env", ["python3"] + arguments)
+}
+
+/// Runs a program on its own thread, as a user would from a shell; returns the exit status and everything it
+/// printed (standard output and error together, in order).
+package func runProgram(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
     try await onThread { () -> (Int32, String) in
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -14,6 +14,18 @@ struct CurveOptions: ParsableArguments {
     func security() throws -> ClientSecurity? { try ClientSecurity.load(serverKey: serverKey, keyFile: key) }
 }
 
+/// The control endpoint and its keys, shared by `status`, `metrics` and `reload`.
+struct ControlOptions: ParsableArguments {
+    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
+    @OptionGroup var curve: CurveOptions
+
+    /// Sends one control request and returns the reply (an error when none comes within `timeout` ms).
+    func request(_ json: String, timeout: Int = 10_000) throws -> JSONValue {
+        let context = try ZMQContext()
+        return try Requester(context: context, endpoint: control, security: try curve.security()).request(json, timeout: timeout)
+    }
+}
+
 struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send events (JSON array or JSON Lines files) and print each outcome; retries until acknowledged.")
@@ -93,13 +105,10 @@ struct Subscribe: ParsableCommand {
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask the daemon for its status.")
 
-    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
-    @OptionGroup var curve: CurveOptions
+    @OptionGroup var options: ControlOptions
 
     func run() throws {
-        let context = try ZMQContext()
-        let reply = try Requester(context: context, endpoint: control, security: try curve.security()).request("{\"command\":\"status\"}")
-        print(reply.canonicalText)
+        print(try options.request("{\"command\":\"status\"}").canonicalText)
     }
 }
 
@@ -108,12 +117,10 @@ struct MetricsCommand: ParsableCommand {
         commandName: "metrics",
         abstract: "Print the daemon's metrics in Prometheus text format (e.g. for node_exporter's textfile collector).")
 
-    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
-    @OptionGroup var curve: CurveOptions
+    @OptionGroup var options: ControlOptions
 
     func run() throws {
-        let context = try ZMQContext()
-        let reply = try Requester(context: context, endpoint: control, security: try curve.security()).request("{\"command\":\"metrics\"}")
+        let reply = try options.request("{\"command\":\"metrics\"}")
         guard case .object(let o) = reply, let text = o["text"]?.stringValue else {
             print(reply.canonicalText)
             throw ExitCode(1)
@@ -126,14 +133,12 @@ struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask the daemon to reload its rules (checked and tested first; the running set stays on failure).")
 
-    @Option(help: "Control endpoint.") var control = "tcp://127.0.0.1:5573"
-    @OptionGroup var curve: CurveOptions
+    @OptionGroup var options: ControlOptions
     @Option(help: "Only reload if the running rule-set hash is this one.") var expect: String?
 
     func run() throws {
-        let context = try ZMQContext()
         let request = "{\"command\":\"reload\"" + (expect.map { ",\"expect\":\($0.jsonQuoted)" } ?? "") + "}"
-        let reply = try Requester(context: context, endpoint: control, security: try curve.security()).request(request, timeout: 60_000)
+        let reply = try options.request(request, timeout: 60_000)
         print(reply.canonicalText)
         if case .object(let o) = reply, o["status"]?.stringValue != "ok" { throw ExitCode(1) }
     }

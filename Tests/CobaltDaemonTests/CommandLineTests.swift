@@ -1,0 +1,84 @@
+import CobaltTestSupport
+import Foundation
+import RuleEngine
+import Testing
+
+/// The README's walk-through, typed as a user types it: the real `cobalt` binary as daemon and as every client.
+@Suite(.timeLimit(.minutes(2))) struct CommandLineTests {
+    static let example = Repository.root.appendingPathComponent("docs/examples/c09-neuro.jsonl").path
+
+    func cobalt(_ arguments: String...) async throws -> (status: Int32, output: String) {
+        try await runProgram(Repository.cobaltBinary, arguments)
+    }
+
+    func object(_ output: String) throws -> JSONObject {
+        guard case .object(let object) = try JSONValue.parse(Data(output.utf8)) else { throw JSONError("not an object: \(output)") }
+        return object
+    }
+
+    struct JSONError: Error, CustomStringConvertible { var description: String; init(_ d: String) { description = d } }
+
+    @Test func sendSubscribeStatusMetricsAndReloadDoWhatTheReadmeSays() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let daemon = try DaemonProcess(database: scratch.path + "/cobalt.db")
+        defer { _ = daemon.terminate() }
+
+        // send: one line per event, then the tally; a resend is a duplicate, not a second event.
+        let sent = try await cobalt("send", "--ingest", daemon.ingest, Self.example)
+        #expect(sent.status == 0, "\(sent.output)")
+        #expect(sent.output == "c09-booking: accepted\nc09-lab: accepted\n2 acknowledged, 0 rejected\n")
+        let again = try await cobalt("send", "--ingest", daemon.ingest, Self.example)
+        #expect(again.output == "c09-booking: duplicate\nc09-lab: duplicate\n2 acknowledged, 0 rejected\n")
+
+        // status: JSON with the counts, once both events are evaluated.
+        var counts: JSONObject = [:]
+        for _ in 0..<100 {
+            let status = try await cobalt("status", "--control", daemon.control)
+            #expect(status.status == 0, "\(status.output)")
+            if case .object(let c)? = try object(status.output)["counts"] { counts = c }
+            if counts["evaluated"] == .number(2) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(counts["accepted"] == .number(2) && counts["duplicate"] == .number(2) && counts["evaluated"] == .number(2), "\(counts)")
+
+        // subscribe: replays what was published before it started, as JSON Lines equal to the alert log, in order;
+        // with the saved cursor, a second run has nothing new to print.
+        let log = try await replayAll(clinic: "north-antenatal", replay: daemon.replay)
+        #expect(log.contains { $0["rule"] == .string("neuro.urgent") && $0["status"] == .string("firing") }, "\(log)")
+        let cursor = scratch.path + "/cursor.json"
+        let subscribed = try await cobalt(
+            "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay,
+            "--jsonl", "--cursor", cursor, "--count", "\(log.count)")
+        #expect(subscribed.status == 0, "\(subscribed.output)")
+        let lines = subscribed.output.split(separator: "\n").map(String.init)
+        #expect(try lines.map { try object($0)["id"] } == log.map { $0["id"] })
+        let rerun = try await cobalt(
+            "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay,
+            "--cursor", cursor, "--idle", "1")
+        #expect(rerun.status == 0 && rerun.output.isEmpty, "\(rerun.output)")
+        // The readable form: sequence, status, severity, category, patient, summary.
+        let readable = try await cobalt(
+            "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay, "--count", "\(log.count)")
+        #expect(readable.output.contains("[firing] CRITICAL neuro-urgent patient p-c09: "), "\(readable.output)")
+
+        // metrics: Prometheus text with the events counted.
+        let metrics = try await cobalt("metrics", "--control", daemon.control)
+        #expect(metrics.status == 0)
+        #expect(metrics.output.contains("# TYPE cobalt_events_received_total counter"), "\(metrics.output.prefix(2_000))")
+
+        // reload: refused (exit 1) when the expected hash is not the running one; done when it is.
+        let running = try object(try await cobalt("status", "--control", daemon.control).output)
+        guard case .object(let ruleset)? = running["ruleset"], let hash = ruleset["hash"]?.stringValue else {
+            Issue.record("no ruleset hash in status: \(running)")
+            return
+        }
+        let refused = try await cobalt("reload", "--control", daemon.control, "--expect", "sha256:not-the-running-one")
+        let refusal = try object(refused.output)["status"]
+        #expect(refused.status == 1 && refusal != .string("ok"), "\(refused.output)")
+        let reloaded = try await cobalt("reload", "--control", daemon.control, "--expect", hash)
+        let outcome = try object(reloaded.output)["status"]
+        #expect(reloaded.status == 0 && outcome == .string("ok"), "\(reloaded.output)")
+        #expect(daemon.terminate() == 0)
+    }
+}
