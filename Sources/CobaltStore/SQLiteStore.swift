@@ -139,16 +139,13 @@ package final class SQLiteStore: CobaltStore {
     /// events/s took 3–31 ms. With the copying moved off the writer, the threshold only bounds the log's size.
     static let checkpointPages = 1_000
 
-    /// Largest payload kept in quarantine, in bytes.
-    static let quarantinePayloadLimit = 65_536
-
     package func quarantine(_ items: [QuarantinedEvent]) throws {
         guard !items.isEmpty else { return }
         try write { db in
             for item in items {
                 try db.execute(
                     sql: "INSERT INTO quarantine (time, event_id, code, reason, errors, sender, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [item.time, item.id, item.code, item.reason, item.errors, item.sender, String(item.payload.prefix(Self.quarantinePayloadLimit))])
+                    arguments: [item.time, item.id, item.code, item.reason, item.errors, item.sender, item.payload])
             }
         }
     }

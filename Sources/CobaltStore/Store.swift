@@ -198,6 +198,16 @@ package struct QuarantinedEvent: Sendable, Equatable {
         self.sender = sender
         self.payload = payload
     }
+
+    /// Most bytes of a rejected message kept: it can be as large as the socket's limit, and its start is what an
+    /// integration engineer needs to find the fault.
+    package static let payloadLimit = 65_536
+
+    /// The first ``payloadLimit`` bytes of a rejected message as text; invalid UTF-8, including a character cut at
+    /// the limit, becomes U+FFFD.
+    package static func payload(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes.prefix(payloadLimit), as: UTF8.self)
+    }
 }
 
 /// One line of the audit trail.

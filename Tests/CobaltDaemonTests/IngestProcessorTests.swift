@@ -51,6 +51,26 @@ import ZeroMQ
         }
     }
 
+    /// An oversized message is refused with 413 and quarantined with its first ``QuarantinedEvent/payloadLimit``
+    /// bytes, cut once: a multi-byte character split at the limit becomes one U+FFFD, nothing else changes.
+    @Test func anOversizedMessageIsQuarantinedWithItsFirstBytes() throws {
+        let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
+        let limit = QuarantinedEvent.payloadLimit
+        // "é" is two bytes; the first one is the last byte kept.
+        let text = #"{"id": "big", "note": ""# + String(repeating: "a", count: limit - 24) + String(repeating: "é", count: 100) + #""}"#
+        let bytes = Array(text.utf8)
+        #expect(bytes.count > limit + 100 && bytes[limit - 1] == 0xC3)
+        let processor = IngestProcessor(maxEventBytes: limit)
+        guard case .invalid(let reply, let record) = processor.prepare(Message(frames: [Array("peer".utf8), bytes]), vocabulary: bundle.vocabulary) else {
+            Issue.record("an oversized message was accepted")
+            return
+        }
+        #expect(reply.json.contains("\"code\":413") && reply.json.contains("\"id\":\"big\""), "\(reply.json)")
+        #expect(record.code == 413 && record.id == "big")
+        #expect(record.payload == String(decoding: bytes.prefix(limit - 1), as: UTF8.self) + "\u{FFFD}")
+        #expect(record.payload.utf8.count == limit - 1 + 3)
+    }
+
     /// Batches checked while a transaction was being written go into the next one together, in order; a batch
     /// normalised with another vocabulary (a reload in between) starts a transaction of its own.
     @Test func batchesWaitingForTheJournalAreJoinedInOrder() {

@@ -76,7 +76,7 @@ struct IngestProcessor {
     /// The quarantine record of a rejected message.
     static func quarantined(_ message: Message, id: String?, code: Int, reason: String, errors: [FieldError]) -> QuarantinedEvent {
         let list = fieldErrorsJSON(errors)
-        let payload = String(decoding: (message.frames.last ?? []).prefix(65_536), as: UTF8.self)
+        let payload = QuarantinedEvent.payload(message.frames.last ?? [])
         return QuarantinedEvent(
             time: Date().timeIntervalSince1970, id: id, code: code, reason: reason, errors: list, sender: message.userID, payload: payload)
     }
