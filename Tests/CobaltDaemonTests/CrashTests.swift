@@ -22,12 +22,13 @@ final class DaemonProcess: @unchecked Sendable {
     let replay: String
     let control: String
 
-    init(database: String, rules: String = Repository.rules) throws {
+    /// `arguments` go after the others (`--config FILE`: flags still win over the file).
+    init(database: String, rules: String = Repository.rules, arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
         process.arguments = [
             "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
             "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-        ]
+        ] + arguments
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice

@@ -79,6 +79,48 @@ import ZeroMQ
         }
     }
 
+    /// Refused handshakes are counted per endpoint in `cobalt_auth_failures_total`, which shows 0 from the start
+    /// for endpoints nobody was refused on (the real binary: only it installs the metrics backend).
+    @Test func refusedHandshakesAreCountedPerEndpoint() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let operatorKey = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        try server.secretKey.write(toFile: scratch.path + "/server.key", atomically: true, encoding: .utf8)
+        for name in ["ingest", "subscribers"] { try "".write(toFile: scratch.path + "/\(name).allow", atomically: true, encoding: .utf8) }
+        try "\(operatorKey.publicKey) ops\n".write(toFile: scratch.path + "/operators.allow", atomically: true, encoding: .utf8)
+        try """
+            security:
+              server_secret_key: \(scratch.path)/server.key
+              ingest_keys: \(scratch.path)/ingest.allow
+              subscriber_keys: \(scratch.path)/subscribers.allow
+              operator_keys: \(scratch.path)/operators.allow
+            """.write(toFile: scratch.path + "/cobalt.yaml", atomically: true, encoding: .utf8)
+        let daemon = try DaemonProcess(database: scratch.path + "/cobalt.db", arguments: ["--config", scratch.path + "/cobalt.yaml"])
+        defer { _ = daemon.terminate() }
+        let asStranger = ClientSecurity(serverKey: server.publicKey, keys: stranger)
+        let asOperator = ClientSecurity(serverKey: server.publicKey, keys: operatorKey)
+        let answered = try await onThread { () -> Bool in
+            (try? Requester(context: try ZMQContext(), endpoint: daemon.replay, security: asStranger)
+                .request(#"{"clinic": "north", "after": 0}"#, timeout: 1_500)) != nil
+        }
+        #expect(!answered, "a key on no list got a replay answer")
+        let metrics = try await onThread {
+            try Requester(context: try ZMQContext(), endpoint: daemon.control, security: asOperator).request(#"{"command": "metrics"}"#)
+        }
+        guard case .object(let reply) = metrics, let text = reply["text"]?.stringValue else {
+            Issue.record("no metrics text: \(metrics)")
+            return
+        }
+        func failures(_ endpoint: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix("cobalt_auth_failures_total{endpoint=\"\(endpoint)\"}") }
+                .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+        }
+        #expect((failures("replay") ?? 0) >= 1, "\(text)")
+        #expect(failures("ingest") == 0 && failures("alerts") == 0 && failures("control") == 0, "\(text)")
+    }
+
     @Test func nonLoopbackNeedsKeys() throws {
         var configuration = DaemonConfiguration()
         configuration.ingest = "tcp://0.0.0.0:5570"
