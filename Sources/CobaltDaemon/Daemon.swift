@@ -37,10 +37,12 @@ public final class Daemon: Sendable {
         let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
         try configuration.validate()
         guard ZMQContext.has("curve") else { throw ConfigurationError("libzmq was built without CURVE support") }
-        let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
-        for warning in loaded.log.warnings { logger.warning("\(warning.headline)") }
-        guard let bundle = loaded.bundle else {
-            throw ConfigurationError("the rules in \(configuration.rules) do not load:\n" + loaded.log.sorted.map(\.description).joined(separator: "\n"))
+        // The same gate as a reload: a rule set that a reload refused and that is still on disk must not go live
+        // at the next start (a crash, a reboot, systemd's restart).
+        let gated = Reloader.gate(configuration)
+        for warning in gated.warnings { logger.warning("\(warning)") }
+        guard let bundle = gated.bundle, gated.errors.isEmpty else {
+            throw ConfigurationError("the rules in \(configuration.rules) may not run:\n" + gated.errors.joined(separator: "\n"))
         }
         let store = try SQLiteStore(path: configuration.database)
         try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)

@@ -124,6 +124,33 @@ func runningHash(control: String) async throws -> String {
         }
     }
 
+    /// The gate is the same at start as on a reload: a rule set refused by a reload and left on disk does not go
+    /// live at the next start (a crash, a reboot) — not when a rule test fails, not when there are no tests.
+    @Test func theDaemonDoesNotStartOnRulesThatFailOrLackTheirTests() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        let configuration = testConfiguration(directory: scratch.path, rules: rules)
+        // Compiles, but the deficiency threshold moves so that the vignettes' expected alerts change.
+        try edit(rules + "/rulesets/10-deficiency.yaml", "    value: 25 pmol/L\n    for: b12.active", "    value: 10 pmol/L\n    for: b12.active")
+        await #expect {
+            try await withRunningDaemon(configuration) { _ in }
+        } throws: { error in
+            "\(error)".contains("may not run") && "\(error)".contains("rule test failed")
+        }
+        try edit(rules + "/rulesets/10-deficiency.yaml", "    value: 10 pmol/L\n    for: b12.active", "    value: 25 pmol/L\n    for: b12.active")
+        try FileManager.default.removeItem(atPath: rules + "/tests")
+        await #expect {
+            try await withRunningDaemon(configuration) { _ in }
+        } throws: { error in
+            "\(error)".contains("no rule tests")
+        }
+        // Restored, it starts.
+        try FileManager.default.copyItem(atPath: Repository.rules + "/tests", toPath: rules + "/tests")
+        let hash = try await withRunningDaemon(configuration) { daemon in try await runningHash(control: daemon.endpoints.control) }
+        #expect(hash.hasPrefix("sha256:"))
+    }
+
     @Test func testingRuleSetsRunInShadowAndAreNeverPublished() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

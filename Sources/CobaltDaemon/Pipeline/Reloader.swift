@@ -47,43 +47,56 @@ struct Reloader {
         if let expect, expect != current.hash {
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
         }
-        let compileStarted = ContinuousClock.now
-        let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
-        let compiled = ContinuousClock.now
-        var errors = loaded.log.errors.map(\.description)
-        if let bundle = loaded.bundle {
-            var testLog = DiagnosticLog()
-            let tests = RuleTestLoader.load(directory: configuration.rules + "/tests", log: &testLog)
-            errors += testLog.errors.map(\.description)
-            for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
-                errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
-            }
-            let tested = ContinuousClock.now
-            if errors.isEmpty {
-                rules.swap(bundle)
-                let swapped = ContinuousClock.now - started
-                var reevaluation = EvaluationPipeline.Reevaluation(patients: 0, changes: 0, pause: .zero)
-                do {
-                    reevaluation = try await withCheckedThrowingContinuation { continuation in
-                        if case .terminated = work.yield(.reevaluate(continuation)) {
-                            continuation.resume(throwing: ConfigurationError("the pipeline has stopped"))
-                        }
+        let gated = Self.gate(configuration)
+        let errors = gated.errors
+        if let bundle = gated.bundle, errors.isEmpty {
+            rules.swap(bundle)
+            let swapped = ContinuousClock.now - started
+            var reevaluation = EvaluationPipeline.Reevaluation(patients: 0, changes: 0, pause: .zero)
+            do {
+                reevaluation = try await withCheckedThrowingContinuation { continuation in
+                    if case .terminated = work.yield(.reevaluate(continuation)) {
+                        continuation.resume(throwing: ConfigurationError("the pipeline has stopped"))
                     }
-                } catch {
-                    logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
                 }
-                try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
-                publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
-                logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
-                return .live(
-                    version: bundle.version, hash: bundle.hash, duration: swapped, compile: compiled - compileStarted,
-                    tests: tested - compiled, pause: reevaluation.pause, patients: reevaluation.patients)
+            } catch {
+                logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
             }
+            try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
+            publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
+            logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
+            return .live(
+                version: bundle.version, hash: bundle.hash, duration: swapped, compile: gated.compile,
+                tests: gated.tests, pause: reevaluation.pause, patients: reevaluation.patients)
         }
         publisher.ops("ruleset", [
             ("outcome", "\"rejected\""), ("errors", "[" + errors.prefix(20).map(\.jsonQuoted).joined(separator: ",") + "]"),
         ])
         logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(errors.count)"])
         return .refused(reason: "the rule set was not loaded; the running set keeps running", errors: errors)
+    }
+
+    /// What a rule set must pass before it runs, at start as on every reload: it loads, checks and compiles, it
+    /// has rule tests (`tests/` beside the rule sets), and every test passes. Returns the bundle when it loaded,
+    /// every error (empty: it may go live), and how long compiling and testing took.
+    static func gate(_ configuration: DaemonConfiguration) -> (bundle: RuleBundle?, errors: [String], warnings: [String], compile: Duration, tests: Duration) {
+        let started = ContinuousClock.now
+        let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
+        let compiled = ContinuousClock.now
+        var errors = loaded.log.errors.map(\.description)
+        guard let bundle = loaded.bundle else {
+            return (nil, errors, loaded.log.warnings.map(\.headline), compiled - started, .zero)
+        }
+        var testLog = DiagnosticLog()
+        let directory = configuration.rules + "/tests"
+        let tests = RuleTestLoader.load(directory: directory, log: &testLog)
+        errors += testLog.errors.map(\.description)
+        if tests.isEmpty, testLog.errors.isEmpty {
+            errors.append("\(directory): no rule tests; a rule set runs only after its tests (clinical vignettes, expected silence) pass")
+        }
+        for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
+            errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
+        }
+        return (bundle, errors, loaded.log.warnings.map(\.headline), compiled - started, ContinuousClock.now - compiled)
     }
 }
