@@ -18,6 +18,9 @@ package final class Subscriber {
     }
 
     package let clinic: String
+    /// The two topics of this clinic (INTERFACES §3): its alerts and its heartbeats.
+    private var alertTopic: String { "clinic/\(clinic)/alert" }
+    private var heartbeatTopic: String { "clinic/\(clinic)/heartbeat" }
     package private(set) var cursor: Cursor
     /// Gaps detected and repaired from replay (for tests and the summary).
     package private(set) var gapsRepaired = 0
@@ -86,17 +89,20 @@ package final class Subscriber {
         let before = cursor.last
         while let message = try sub.receive(dontWait: true) {
             guard message.frames.count == 2 else { continue }
+            // Only this clinic's own topics: a subscription matches by prefix, and a daemon older than the clinic-id
+            // check could publish `clinic/<this id>/<more>/alert` for another clinic.
             let topic = String(decoding: message.frames[0], as: UTF8.self)
+            guard topic == alertTopic || topic == heartbeatTopic else { continue }
             guard case .object(let fields) = try JSONValue.parse(message.frames[1]) else { continue }
             let epoch = fields["epoch"]?.stringValue
-            if topic.hasSuffix("/heartbeat") {
+            if topic == heartbeatTopic {
                 if case .number(let last)? = fields["last"], Int64(last) > cursor.last || epoch != cursor.epoch {
                     gapsRepaired += 1
                     try catchUp(deliver)
                 }
                 continue
             }
-            guard case .number(let seqValue)? = fields["seq"] else { continue }
+            guard fields["clinic"]?.stringValue == clinic, case .number(let seqValue)? = fields["seq"] else { continue }
             let seq = Int64(seqValue)
             if epoch != cursor.epoch || seq > cursor.last + 1 {
                 gapsRepaired += 1

@@ -47,6 +47,19 @@ import Testing
         #expect(throws: EventDecodingError.self) { _ = try EventDecoder.decode(Data(text.utf8)) }
     }
 
+    /// The clinic id is part of the alert topic `clinic/<id>/…`: a `/` would let one clinic's subscription
+    /// prefix match another clinic's topics, so such ids are refused with the field's path; others pass.
+    @Test(arguments: [("north/x", true), ("north\u{7}", true), ("north", false), ("north-antenatal.2 (día)", false)])
+    func clinicIdsThatWouldBreakTopicsAreRefused(_ clinic: String, _ refused: Bool) throws {
+        let json = #"{"id": "e", "patient": "p", "clinic": "\#(clinic.unicodeScalars.map { $0.value < 0x20 ? String(format: "\\u%04x", $0.value) : String($0) }.joined())", "time": "2026-11-20T09:30:00Z"}"#
+        do {
+            let event = try Support.event(json)
+            #expect(!refused && event.clinic == clinic, "accepted \(clinic)")
+        } catch let error as EventDecodingError {
+            #expect(refused && error.errors.map(\.path) == ["clinic"], "\(error.errors)")
+        }
+    }
+
     @Test func unknownFieldsAreWarningsNotErrors() throws {
         let event = try Support.event("""
             {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "colour": "blue"}

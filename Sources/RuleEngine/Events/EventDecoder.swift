@@ -7,6 +7,17 @@ public import Foundation
 /// with a bad unit is a data-quality finding for that fact, not a reason to refuse the whole event.
 package enum EventDecoder {
     package static let schema = "cobalt.event.v1"
+
+    /// Why a clinic id cannot be used, or nil. The id is part of the alert topic `clinic/<id>/…`, and subscriptions
+    /// match topics by prefix: with a `/` in it, one clinic's subscribers (`clinic/north/`) would receive another
+    /// clinic's alerts (`clinic/north/x/alert`). Control characters would end up in topics and logs.
+    package static func clinicProblem(_ clinic: String) -> String? {
+        if clinic.contains("/") { return "must not contain '/': the clinic id is part of the alert topic clinic/<id>/…" }
+        if clinic.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "must not contain control characters"
+        }
+        return nil
+    }
     package static let allowedPregnancyStatus: Set<String> = ["pregnant", "postpartum", "not-pregnant"]
     package static let allowedDiets: Set<String> = ["vegan", "vegetarian", "omnivore"]
 
@@ -87,7 +98,11 @@ package enum EventDecoder {
             }
             let id = requiredString(root, "id", maxLength: 128)
             let patient = requiredString(root, "patient", maxLength: 128)
-            let clinic = requiredString(root, "clinic", maxLength: 128)
+            var clinic = requiredString(root, "clinic", maxLength: 128)
+            if let name = clinic, let problem = EventDecoder.clinicProblem(name) {
+                fail("clinic", problem)
+                clinic = nil
+            }
             let time = requiredTime(root, "time")
             var event = PatientEvent(id: id ?? "", patient: patient ?? "", clinic: clinic ?? "", time: time ?? 0)
             event.observations = list(root, "observations") { r, o, p in r.observation(o, p) }

@@ -1,0 +1,43 @@
+import CobaltClient
+import Foundation
+import Testing
+import ZeroMQ
+
+/// The subscriber against a hand-driven XPUB, so that it can be sent what a correct daemon never sends.
+@Suite(.timeLimit(.minutes(1))) struct SubscriberTests {
+    /// A subscription matches topics by prefix: `clinic/north/` also matches `clinic/north/x/alert`. An alert on
+    /// such a topic, or naming another clinic, is not this clinic's: delivering it would advance the cursor past
+    /// the clinic's own alert with that seq, which would then be skipped as seen — lost.
+    @Test func onlyTheClinicsOwnTopicAndClinicAreDelivered() throws {
+        let context = try ZMQContext()
+        let publisher = try ZMQSocket(context: context, type: .xpub)
+        defer { publisher.close() }
+        try publisher.bind("tcp://127.0.0.1:*")
+        // Nothing answers replay: a catch-up would fail the test by timing out (the cursor below needs none).
+        let subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: "tcp://127.0.0.1:9", clinic: "north",
+            cursor: .init(epoch: "e1", last: 0))
+        // Wait for the subscription to reach the publisher (no slow-joiner loss).
+        #expect(try publisher.waitForInput(timeout: 5_000))
+        let subscription = try #require(try publisher.receive())
+        #expect(subscription.frames.first.map { Array($0.dropFirst()) } == Array("clinic/north/".utf8))
+        func alert(_ clinic: String, _ seq: Int, _ summary: String) -> [UInt8] {
+            Array(#"{"clinic": "\#(clinic)", "epoch": "e1", "seq": \#(seq), "summary": "\#(summary)"}"#.utf8)
+        }
+        for frames in [
+            [Array("clinic/north/x/alert".utf8), alert("north/x", 1, "foreign topic")],
+            [Array("clinic/north/alert".utf8), alert("south", 1, "foreign clinic field")],
+            [Array("clinic/north/alert".utf8), alert("north", 1, "own")],
+            [Array("clinic/north/alert".utf8), alert("north", 2, "own again")],
+        ] {
+            #expect(try publisher.send(frames))
+        }
+        var delivered: [String] = []
+        for _ in 0..<50 where delivered.count < 2 {
+            try subscriber.poll(timeout: 100) { delivered.append($0) }
+        }
+        #expect(delivered.count == 2 && delivered.allSatisfy { $0.contains(#""clinic": "north""#) }, "\(delivered)")
+        #expect(delivered.first?.contains(#""summary": "own""#) == true, "\(delivered)")
+        #expect(subscriber.cursor.last == 2 && subscriber.gapsRepaired == 0)
+    }
+}
