@@ -222,6 +222,44 @@ func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
         }
     }
 
+    /// A failed evaluation commit (a real SQLite error, raised by a trigger another connection installs) must not
+    /// leave acknowledged events waiting for the next sender: once the store works again, the pipeline retries on
+    /// its own and the alert is published without any new event.
+    @Test func aFailedEvaluationIsRetriedWithoutWaitingForANewEvent() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        func sql(_ statements: String) async throws {
+            let (status, output) = try await runPython(["-c", """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1], timeout=10)
+                db.executescript(sys.argv[2])
+                db.close()
+                """, configuration.database, statements])
+            #expect(status == 0, "\(output)")
+        }
+        try await withRunningDaemon(configuration) { daemon in
+            try await sql("""
+                CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
+                CREATE TRIGGER injected_failure BEFORE UPDATE ON evaluation_progress
+                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+                """)
+            let outcomes = try await send([deficientEvent(id: "retry-1", patient: "p-retry")], to: daemon.endpoints.ingest)
+            #expect(outcomes.map(\.status) == ["accepted"])
+            // The alert-changing commit fails while the trigger is on: nothing is evaluated or published.
+            try await Task.sleep(for: .milliseconds(700))
+            let failing = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            guard case .object(let counts)? = failing["counts"] else { Issue.record("no counts: \(failing)"); return }
+            #expect(counts["evaluated"] == .number(0) && counts["unevaluated"] == .number(1), "\(counts)")
+            #expect(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).isEmpty)
+            // The store works again; no event is sent.
+            try await sql("UPDATE injected_failure SET on_ = 0;")
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            let alerts = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+            #expect(!alerts.isEmpty && alerts.allSatisfy { $0["patient"] == .string("p-retry") && $0["status"] == .string("firing") }, "\(alerts)")
+        }
+    }
+
     @Test func reloadIsGatedAndCompareAndSwap() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

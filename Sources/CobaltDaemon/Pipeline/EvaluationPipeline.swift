@@ -146,15 +146,43 @@ actor EvaluationPipeline {
         }
     }
 
+    /// After a failed evaluation (the store could not be read or written), the pipeline tries again after this
+    /// long, then twice as long each time up to ``retryLimit``, without waiting for a new event: acknowledged
+    /// events must not wait for the next sender to be evaluated.
+    static let retryDelay: Duration = .milliseconds(500)
+    static let retryLimit: Duration = .seconds(30)
+    private var nextRetry = retryDelay
+    private var retryPending = false
+
     private func drainLogged() async {
         do {
             try await drain()
+            nextRetry = Self.retryDelay
         } catch {
-            logger.error("evaluation failed; will retry on the next event", metadata: ["error": "\(error)"])
             cache.removeAll()
             readJournal = true
+            guard let requeue else {
+                logger.error("evaluation failed; will retry on the next event", metadata: ["error": "\(error)"])
+                return
+            }
+            guard !retryPending else {
+                logger.error("evaluation failed; a retry is scheduled", metadata: ["error": "\(error)"])
+                return
+            }
+            let delay = nextRetry
+            nextRetry = min(nextRetry * 2, Self.retryLimit)
+            retryPending = true
+            logger.error("evaluation failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+            // One retry pending at a time; the loop evaluates it in turn, like any other work.
+            Task {
+                try? await Task.sleep(for: delay)
+                await self.retryDue()
+                requeue.yield(.events)
+            }
         }
     }
+
+    private func retryDue() { retryPending = false }
 
     /// Evaluates all unevaluated events, in journal order. Called only from the loop (see ``Work``).
     private func drain() async throws {
