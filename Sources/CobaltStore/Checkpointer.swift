@@ -28,7 +28,12 @@ final class Checkpointer: @unchecked Sendable {
         configuration.label = "cobalt.checkpointer"
         connection = try DatabaseQueue(path: path, configuration: configuration)
         let thread = Thread { [self] in
-            Thread.current.name = "cobalt-checkpoint"  // set from inside, so that the kernel (top, perf) sees it
+            // Named from inside, and for the kernel (top, perf) directly: Foundation's setter does not always reach
+            // it on Linux (see ZeroMQ's nameCurrentThread). The kernel keeps 15 bytes.
+            Thread.current.name = "cobalt-checkpoint"
+            #if os(Linux)
+            try? "cobalt-checkpnt".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+            #endif
             run()
         }
         thread.start()

@@ -113,7 +113,7 @@ public final class SocketLoop: Sendable {
             let thread = Thread {
                 // Named from inside: on Linux, a name set before start does not reach the kernel, and the thread
                 // would show in `top` and `perf` under its creator's name.
-                Thread.current.name = name
+                nameCurrentThread(name)
                 loop.run(context: context, started: started)
             }
             thread.start()

@@ -126,7 +126,7 @@ package func onThread<T: Sendable, E: Error>(
 ) async throws(E) -> T {
     let result: Result<T, E> = await withCheckedContinuation { finished in
         let thread = Thread {
-            if let name { Thread.current.name = name }
+            if let name { nameCurrentThread(name) }
             finished.resume(returning: Result { () throws(E) -> T in try body() })
         }
         thread.stackSize = 8 << 20
