@@ -42,12 +42,44 @@ package struct EventSender {
             return object["id"]?.stringValue
         }
         var outcomes = [Outcome?](repeating: nil, count: events.count)
-        var byID: [String: [Int]] = [:]
-        for (index, id) in ids.enumerated() { if let id { byID[id, default: []].append(index) } }
-        // Duplicate ids within one file are sent once; every line gets the reply.
+        // Lines with the same id and the same bytes are sent once and share the reply. A line with the same id
+        // but other content (a corrected event) is sent in a later round, after the earlier one is answered, so
+        // the daemon judges it: accepted if the earlier one was refused, 409 if it was stored.
+        var rounds: [[String: [Int]]] = []
+        for (index, id) in ids.enumerated() {
+            guard let id else { continue }
+            if let round = rounds.firstIndex(where: { $0[id].map { events[$0[0]] == events[index] } ?? true }) {
+                rounds[round][id, default: []].append(index)
+            } else {
+                rounds.append([id: [index]])
+            }
+        }
+        var gaveUp = false
+        for byID in rounds where !gaveUp {
+            gaveUp = try !exchange(byID, events: events, socket: socket, outcomes: &outcomes)
+        }
+        for index in ids.indices where ids[index] == nil && !gaveUp {
+            guard try socket.send([events[index]], dontWait: false) else { continue }
+            if try socket.waitForInput(timeout: 10_000), let message = try socket.receive(), let payload = message.frames.last {
+                outcomes[index] = Self.outcome(payload).map { var o = $0; o.id = "(line \(index + 1))"; return o }
+            }
+            ids[index] = "(line \(index + 1))"
+        }
+        let silence = "no answer from \(endpoint) for \(giveUpAfter) (is the daemon running there? if it uses CURVE: are the keys right?)"
+        return outcomes.enumerated().map { index, outcome in
+            outcome ?? Outcome(id: ids[index] ?? "(line \(index + 1))", status: "unanswered", code: 0, reason: gaveUp ? silence : "no reply", reply: "")
+        }
+    }
+
+    /// Sends one round (at most one content per id), pipelined, until every id is answered; returns false when
+    /// the daemon stayed silent for ``giveUpAfter`` (the time since the last reply, so a long file is not cut
+    /// short while answers keep coming).
+    private func exchange(
+        _ byID: [String: [Int]], events: [[UInt8]], socket: ZMQSocket, outcomes: inout [Outcome?]
+    ) throws -> Bool {
         var queue = byID.values.map { $0[0] }.sorted()
         var inFlight: [Int: ContinuousClock.Instant] = [:]
-        let deadline = ContinuousClock.now + giveUpAfter
+        var deadline = ContinuousClock.now + giveUpAfter
         while !queue.isEmpty || !inFlight.isEmpty {
             while inFlight.count < window, !queue.isEmpty {
                 let index = queue.removeFirst()
@@ -61,6 +93,7 @@ package struct EventSender {
                 guard let payload = message.frames.last, let reply = Self.outcome(payload), let indexes = byID[reply.id],
                     inFlight[indexes[0]] != nil
                 else { continue }
+                deadline = .now + giveUpAfter
                 if reply.code == 503 {
                     inFlight[indexes[0]] = .now + retryAfter  // resend after the pause
                     continue
@@ -72,20 +105,9 @@ package struct EventSender {
                 _ = try socket.send([events[index]], dontWait: false)  // same bytes, same id
                 inFlight[index] = .now
             }
-            if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty {
-                throw ZMQError(code: ETIMEDOUT, operation: "send: no answer from \(endpoint) within \(giveUpAfter)")
-            }
+            if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty { return false }
         }
-        for index in ids.indices where ids[index] == nil {
-            guard try socket.send([events[index]], dontWait: false) else { continue }
-            if try socket.waitForInput(timeout: 10_000), let message = try socket.receive(), let payload = message.frames.last {
-                outcomes[index] = Self.outcome(payload).map { var o = $0; o.id = "(line \(index + 1))"; return o }
-            }
-            ids[index] = "(line \(index + 1))"
-        }
-        return outcomes.enumerated().map { index, outcome in
-            outcome ?? Outcome(id: ids[index] ?? "(line \(index + 1))", status: "unanswered", code: 0, reason: "no reply", reply: "")
-        }
+        return true
     }
 
     static func outcome(_ payload: [UInt8]) -> Outcome? {

@@ -46,14 +46,15 @@ struct Send: ParsableCommand {
         sender.security = try curve.security()
         let outcomes = try sender.send(events, context: context)
         var failed = 0
+        var unanswered = 0
         for outcome in outcomes {
             let ok = outcome.status == "accepted" || outcome.status == "duplicate"
-            if !ok { failed += 1 }
+            if outcome.status == "unanswered" { unanswered += 1 } else if !ok { failed += 1 }
             print("\(outcome.id): \(outcome.status)\(outcome.code == 200 || outcome.code == 0 ? "" : " \(outcome.code)")\(outcome.reason.map { " — \($0)" } ?? "")")
             if verbose || !ok { print("    \(outcome.reply)") }
         }
-        print("\(outcomes.count - failed) acknowledged, \(failed) rejected")
-        if failed > 0 { throw ExitCode(1) }
+        print("\(outcomes.count - failed - unanswered) acknowledged, \(failed) rejected" + (unanswered > 0 ? ", \(unanswered) unanswered" : ""))
+        if failed + unanswered > 0 { throw ExitCode(1) }
     }
 }
 

@@ -31,16 +31,30 @@ import Testing
         let again = try await cobalt("send", "--ingest", daemon.ingest, Self.example)
         #expect(again.output == "c09-booking: duplicate\nc09-lab: duplicate\n2 acknowledged, 0 rejected\n")
 
+        // A corrected event reusing a refused event's id, in the same file: sent after the first is answered, so
+        // the daemon judges it (accepted); a third version of a stored id gets 409; identical lines share a reply.
+        let corrections = scratch.path + "/corrections.jsonl"
+        try [
+            eventJSON(id: "fix-1", patient: "p-fix", clinic: "north-antenatal", time: "not a time"),
+            eventJSON(id: "fix-1", patient: "p-fix", clinic: "north-antenatal"),
+            eventJSON(id: "fix-1", patient: "p-fix", clinic: "north-antenatal"),
+            eventJSON(id: "fix-1", patient: "p-other", clinic: "north-antenatal"),
+        ].joined(separator: "\n").write(toFile: corrections, atomically: true, encoding: .utf8)
+        let corrected = try await cobalt("send", "--ingest", daemon.ingest, corrections)
+        let verdicts = corrected.output.split(separator: "\n").filter { $0.hasPrefix("fix-1: ") }.map { $0.split(separator: " ")[1] }
+        #expect(verdicts == ["rejected", "accepted", "accepted", "rejected"], "\(corrected.output)")
+        #expect(corrected.output.contains("fix-1: rejected 409") && corrected.status == 1, "\(corrected.output)")
+
         // status: JSON with the counts, once both events are evaluated.
         var counts: JSONObject = [:]
         for _ in 0..<100 {
             let status = try await cobalt("status", "--control", daemon.control)
             #expect(status.status == 0, "\(status.output)")
             if case .object(let c)? = try object(status.output)["counts"] { counts = c }
-            if counts["evaluated"] == .number(2) { break }
+            if counts["evaluated"] == .number(3) { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(counts["accepted"] == .number(2) && counts["duplicate"] == .number(2) && counts["evaluated"] == .number(2), "\(counts)")
+        #expect(counts["accepted"] == .number(3) && counts["duplicate"] == .number(2) && counts["evaluated"] == .number(3), "\(counts)")
 
         // subscribe: replays what was published before it started, as JSON Lines equal to the alert log, in order;
         // with the saved cursor, a second run has nothing new to print.

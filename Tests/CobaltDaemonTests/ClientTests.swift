@@ -1,3 +1,4 @@
+/// The clients (CobaltClient) against peers that misbehave in ways the daemon never does.
 import CobaltClient
 import Foundation
 import Testing
@@ -39,5 +40,23 @@ import ZeroMQ
         #expect(delivered.count == 2 && delivered.allSatisfy { $0.contains(#""clinic": "north""#) }, "\(delivered)")
         #expect(delivered.first?.contains(#""summary": "own""#) == true, "\(delivered)")
         #expect(subscriber.cursor.last == 2 && subscriber.gapsRepaired == 0)
+    }
+}
+
+/// `cobalt send` when nobody answers: it gives up after ``EventSender/giveUpAfter`` of silence and still returns an
+/// outcome for every line (unanswered, saying what to check) instead of failing without any.
+@Suite(.timeLimit(.minutes(1))) struct EventSenderTests {
+    @Test func silenceEndsInAnOutcomePerLineNotAnError() throws {
+        let context = try ZMQContext()
+        let silent = try ZMQSocket(context: context, type: .router)  // accepts connections, never answers
+        defer { silent.close() }
+        try silent.bind("tcp://127.0.0.1:*")
+        var sender = EventSender(endpoint: try silent.lastEndpoint)
+        sender.giveUpAfter = .milliseconds(600)
+        sender.retryAfter = .milliseconds(200)
+        let events = (1...3).map { Array(#"{"id": "quiet-\#($0)", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z"}"#.utf8) }
+        let outcomes = try sender.send(events, context: context)
+        #expect(outcomes.map(\.id) == ["quiet-1", "quiet-2", "quiet-3"])
+        #expect(outcomes.allSatisfy { $0.status == "unanswered" && ($0.reason ?? "").contains("no answer from") }, "\(outcomes)")
     }
 }
