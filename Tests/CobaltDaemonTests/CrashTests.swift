@@ -245,6 +245,10 @@ func alertLog(replay: String) async throws -> [String] {
         let series = text.split(separator: "\n").filter { $0.hasPrefix("cobalt_shadow_alerts_total{") }
         #expect(series.count == 1 && series[0].contains(#"rule="candidate.low-active""#), "\(series)")
         #expect(series.first.flatMap { Double($0.split(separator: " ").last ?? "") } == 5)
+        // Counters whose values are known in advance show from the start, at zero (no reload happened here).
+        for outcome in ["live", "refused"] {
+            #expect(text.contains("cobalt_reloads_total{outcome=\"\(outcome)\"} 0"), "\(text.prefix(3_000))")
+        }
         let log = try await alertLog(replay: daemon.replay)
         #expect(!log.isEmpty && !log.contains { $0.contains("candidate.low-active") })
         #expect(daemon.terminate() == 0)

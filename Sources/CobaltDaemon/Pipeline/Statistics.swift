@@ -32,7 +32,7 @@ final class Statistics: Sendable {
     private let patientsLoaded = Counter(label: "cobalt_patients_loaded_total")
     private let reevaluationPause = Timer(label: "cobalt_reload_evaluation_pause_seconds")
     private let reloadDuration = Timer(label: "cobalt_reload_duration_seconds")
-    private let reloads = LabelledCounters("cobalt_reloads_total", dimensions: ["outcome"])
+    private let reloads = LabelledCounters("cobalt_reloads_total", dimensions: ["outcome"], initial: [["live"], ["refused"]])
 
     var snapshot: Snapshot { counts.withLock { $0 } }
 
@@ -97,15 +97,18 @@ final class Statistics: Sendable {
 }
 
 /// Counters of one label with dimensions, made once per distinct set of values: asking the metrics factory for a
-/// counter costs a lock and a lookup, and these are counted per alert.
-private final class LabelledCounters: Sendable {
+/// counter costs a lock and a lookup, and these are counted per alert (or per refused handshake).
+final class LabelledCounters: Sendable {
     private let label: String
     private let dimensions: [String]
-    private let known = Mutex([[String]: Counter]())
+    private let known: Mutex<[[String]: Counter]>
 
-    init(_ label: String, dimensions: [String]) {
+    /// `initial`: value sets made now, so that they show at zero from the start (as Prometheus advises for
+    /// counters whose values are known in advance); others are made when first counted.
+    init(_ label: String, dimensions: [String], initial: [[String]] = []) {
         self.label = label
         self.dimensions = dimensions
+        known = Mutex(Dictionary(uniqueKeysWithValues: initial.map { ($0, Counter(label: label, dimensions: Array(zip(dimensions, $0)))) }))
     }
 
     /// Adds `count` to the counter whose dimension values are `values` (in the order of `dimensions`).

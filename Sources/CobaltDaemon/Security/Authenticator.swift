@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Metrics
 import Synchronization
 import ZeroMQ
 
@@ -31,11 +30,9 @@ final class Authenticator: Sendable {
     private let files: [Role: String]
     private let lists: Mutex<[Role: [String: Principal]]>
     private let failures = Mutex((count: 0, lastLog: ContinuousClock.now - .seconds(60)))
-    /// `cobalt_auth_failures_total` per endpoint, made once (a handshake flood should not go through the metrics
-    /// factory's lookup for every refusal).
-    private let failureCounters: [String: Counter] = Dictionary(uniqueKeysWithValues: Authenticator.domains.map {
-        ($0, Counter(label: "cobalt_auth_failures_total", dimensions: [("endpoint", $0)]))
-    })
+    /// `cobalt_auth_failures_total` per endpoint, each shown from the start.
+    private let failureCounters = LabelledCounters(
+        "cobalt_auth_failures_total", dimensions: ["endpoint"], initial: Authenticator.domains.map { [$0] })
     /// The ZAP domains Cobalt's sockets announce: one per endpoint.
     static let domains = ["ingest", "alerts", "replay", "control"]
     private let logger: Logger
@@ -135,7 +132,7 @@ final class Authenticator: Sendable {
 
     /// Counts an authentication failure and logs it at a bounded rate, with the peer address, never a secret.
     private func recordFailure(address: String, domain: String, reason: String) {
-        (failureCounters[domain] ?? Counter(label: "cobalt_auth_failures_total", dimensions: [("endpoint", domain)])).increment()
+        failureCounters.increment([domain])
         let (count, log) = failures.withLock { state -> (Int, Bool) in
             state.count += 1
             let now = ContinuousClock.now
