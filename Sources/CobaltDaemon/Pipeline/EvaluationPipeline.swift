@@ -38,7 +38,9 @@ actor EvaluationPipeline {
     /// chunks stay at ``commitBudget``.
     static let backlogCommitBudget: Duration = .milliseconds(10)
 
-    private let requeue: AsyncStream<Work>.Continuation?
+    /// The pipeline's own work queue, for work it puts back behind what has arrived (a re-evaluation's next chunk,
+    /// a retry after a failure).
+    private let requeue: AsyncStream<Work>.Continuation
 
     /// Work for the pipeline's loop. Only the loop evaluates, one item at a time: actor methods can interleave at
     /// every `await`, so two drains started from different places would evaluate the same events twice.
@@ -92,7 +94,7 @@ actor EvaluationPipeline {
         store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int,
         cacheRecords: Int = .max, batchSize: Int,
         workers: Int = 1,
-        statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation? = nil
+        statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation
     ) {
         self.requeue = requeue
         self.store = store
@@ -161,10 +163,6 @@ actor EvaluationPipeline {
         } catch {
             cache.removeAll()
             readJournal = true
-            guard let requeue else {
-                logger.error("evaluation failed; will retry on the next event", metadata: ["error": "\(error)"])
-                return
-            }
             guard !retryPending else {
                 logger.error("evaluation failed; a retry is scheduled", metadata: ["error": "\(error)"])
                 return
@@ -427,7 +425,7 @@ actor EvaluationPipeline {
             progress.continuation.resume(throwing: error)
             return
         }
-        if !progress.remaining.isEmpty, let requeue, case .enqueued = requeue.yield(.reevaluateRemaining(progress)) {
+        if !progress.remaining.isEmpty, case .enqueued = requeue.yield(.reevaluateRemaining(progress)) {
             return
         }
         if !progress.remaining.isEmpty {
