@@ -12,6 +12,18 @@ import ZeroMQ
 @Suite(.timeLimit(.minutes(2))) struct SecurityTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Interop/security.py").path
 
+    /// A server key and allow-lists in `directory` that admit one operator (`ops`) and nobody else; returns the
+    /// `security` configuration naming them.
+    static func operatorOnlyKeys(in directory: String, server: CurveKeyPair, operatorKey: CurveKeyPair) throws -> DaemonConfiguration.Security {
+        let keys = DaemonConfiguration.Security(
+            serverSecretKey: directory + "/server.key", ingestKeys: directory + "/ingest.allow",
+            subscriberKeys: directory + "/subscribers.allow", operatorKeys: directory + "/operators.allow")
+        try server.secretKey.write(toFile: keys.serverSecretKey, atomically: true, encoding: .utf8)
+        for list in [keys.ingestKeys, keys.subscriberKeys] { try "".write(toFile: list, atomically: true, encoding: .utf8) }
+        try "\(operatorKey.publicKey) ops\n".write(toFile: keys.operatorKeys, atomically: true, encoding: .utf8)
+        return keys
+    }
+
     @Test func curveAuthenticationAndClinicAuthorisation() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
@@ -50,14 +62,9 @@ import ZeroMQ
         let server = try CurveKeyPair.generate()
         let operatorKey = try CurveKeyPair.generate()
         let newcomer = try CurveKeyPair.generate()
-        try server.secretKey.write(toFile: scratch.path + "/server.key", atomically: true, encoding: .utf8)
-        for name in ["ingest", "subscribers"] { try "".write(toFile: scratch.path + "/\(name).allow", atomically: true, encoding: .utf8) }
-        try "\(operatorKey.publicKey) ops\n".write(toFile: scratch.path + "/operators.allow", atomically: true, encoding: .utf8)
         var configuration = testConfiguration(directory: scratch.path)
         configuration.watchRules = false
-        configuration.security = .init(
-            serverSecretKey: scratch.path + "/server.key", ingestKeys: scratch.path + "/ingest.allow",
-            subscriberKeys: scratch.path + "/subscribers.allow", operatorKeys: scratch.path + "/operators.allow")
+        configuration.security = try Self.operatorOnlyKeys(in: scratch.path, server: server, operatorKey: operatorKey)
         try await withRunningDaemon(configuration) { daemon in
             let e = daemon.endpoints
             let asOperator = ClientSecurity(serverKey: server.publicKey, keys: operatorKey)
@@ -87,15 +94,13 @@ import ZeroMQ
         let server = try CurveKeyPair.generate()
         let operatorKey = try CurveKeyPair.generate()
         let stranger = try CurveKeyPair.generate()
-        try server.secretKey.write(toFile: scratch.path + "/server.key", atomically: true, encoding: .utf8)
-        for name in ["ingest", "subscribers"] { try "".write(toFile: scratch.path + "/\(name).allow", atomically: true, encoding: .utf8) }
-        try "\(operatorKey.publicKey) ops\n".write(toFile: scratch.path + "/operators.allow", atomically: true, encoding: .utf8)
+        let keys = try Self.operatorOnlyKeys(in: scratch.path, server: server, operatorKey: operatorKey)
         try """
             security:
-              server_secret_key: \(scratch.path)/server.key
-              ingest_keys: \(scratch.path)/ingest.allow
-              subscriber_keys: \(scratch.path)/subscribers.allow
-              operator_keys: \(scratch.path)/operators.allow
+              server_secret_key: \(keys.serverSecretKey)
+              ingest_keys: \(keys.ingestKeys)
+              subscriber_keys: \(keys.subscriberKeys)
+              operator_keys: \(keys.operatorKeys)
             """.write(toFile: scratch.path + "/cobalt.yaml", atomically: true, encoding: .utf8)
         let daemon = try DaemonProcess(database: scratch.path + "/cobalt.db", arguments: ["--config", scratch.path + "/cobalt.yaml"])
         defer { _ = daemon.terminate() }
