@@ -72,6 +72,7 @@ public final class Daemon: Sendable {
             try socket.set(.heartbeatTimeout, 30_000)
         }
         let errorLogger = logger
+        let undelivered = LabelledCounters("cobalt_replies_undelivered_total", dimensions: ["endpoint", "reason"])
         var specs: [SocketSpec] = []
         if let authenticator {
             // The ZAP handler is bound before any secure socket, in the same context.
@@ -109,7 +110,10 @@ public final class Daemon: Sendable {
         let loop = try await SocketLoop.start(
             context: context, name: "cobalt-sockets", specs: specs,
             onSendError: { socket, error in
-                errorLogger.debug("reply not delivered; the peer has gone", metadata: ["socket": "\(socket)", "error": "\(error)"])
+                // Either way the sender retries with the same id and is answered `duplicate`: nothing is lost.
+                let reason = error.code == EAGAIN ? "peer_not_reading" : "peer_gone"
+                undelivered.increment([socket, reason])
+                errorLogger.debug("reply not delivered", metadata: ["socket": "\(socket)", "reason": "\(reason)", "error": "\(error)"])
             })
         let bound = loop.endpoints
         let endpoints = Endpoints(ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0])

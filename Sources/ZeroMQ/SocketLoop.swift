@@ -18,6 +18,11 @@ public struct SocketSpec: Sendable {
     /// Takes each batch of inbound messages on the loop thread, instead of the socket's `inbound` stream: for a
     /// consumer that only queues them, it saves a hop through the concurrency pool. Credit works the same way.
     public var deliver: (@Sendable ([Message]) -> Void)?
+    /// For a ROUTER: replies held back per peer whose pipe is full (EAGAIN under `ZMQ_ROUTER_MANDATORY`) while
+    /// replies to every other peer go on. Beyond this many, the peer's oldest held reply is dropped and reported
+    /// through `onSendError` with `EAGAIN` — a peer that does not read its replies must not grow memory without
+    /// bound, nor hold up anyone else.
+    public var heldPerPeer: Int
 
     /// What a handler did with a message.
     public enum Handling: Sendable {
@@ -32,10 +37,11 @@ public struct SocketSpec: Sendable {
     public init(
         name: String, type: SocketType, bind: [String] = [], connect: [String] = [], maxInFlight: Int = 0,
         respond: (@Sendable (Message, ZMQSocket) -> Handling)? = nil,
-        deliver: (@Sendable ([Message]) -> Void)? = nil,
+        deliver: (@Sendable ([Message]) -> Void)? = nil, heldPerPeer: Int = 1_000,
         configure: @escaping @Sendable (ZMQSocket) throws -> Void = { _ in }
     ) {
         self.name = name
+        self.heldPerPeer = heldPerPeer
         self.respond = respond
         self.deliver = deliver
         self.type = type
@@ -207,6 +213,7 @@ public final class SocketLoop: Sendable {
     private func serve(_ sockets: [ZMQSocket]) {
         var inFlight = Array(repeating: 0, count: sockets.count)
         var pending: [[[[UInt8]]]] = Array(repeating: [], count: sockets.count)
+        var held = Array(repeating: HeldReplies(), count: sockets.count)
         var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: sockets.count + 1)
         while true {
             for (i, socket) in sockets.enumerated() {
@@ -216,7 +223,9 @@ public final class SocketLoop: Sendable {
                 items[i] = zmq_pollitem_t(socket: socket.handle, fd: -1, events: events, revents: 0)
             }
             items[sockets.count] = zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0)
-            if zmq_poll(&items, Int32(items.count), 1_000) < 0 {
+            // Held replies are retried every 10 ms: a ROUTER's POLLOUT says only that *some* peer has room.
+            let timeout = held.contains { !$0.isEmpty } ? 10 : 1_000
+            if zmq_poll(&items, Int32(items.count), timeout) < 0 {
                 if zmq_errno() == EINTR { continue }
                 return  // ETERM: the context is shutting down
             }
@@ -233,11 +242,11 @@ public final class SocketLoop: Sendable {
                 case .send(let index, let frames): pending[index].append(frames)
                 case .release(let index, let count): inFlight[index] = max(0, inFlight[index] - count)
                 case .stop:
-                    flush(sockets, &pending)
+                    flush(sockets, &pending, &held)
                     return
                 }
             }
-            flush(sockets, &pending)
+            flush(sockets, &pending, &held)
             for (i, socket) in sockets.enumerated() where specs[i].maxInFlight > 0 || specs[i].respond != nil {
                 var batch: [Message] = []
                 while inFlight[i] < specs[i].maxInFlight || specs[i].respond != nil, batch.count < 1_024 {
@@ -269,19 +278,86 @@ public final class SocketLoop: Sendable {
         }
     }
 
-    private func flush(_ sockets: [ZMQSocket], _ pending: inout [[[[UInt8]]]]) {
-        for (i, socket) in sockets.enumerated() where !pending[i].isEmpty {
+    /// Sends what is queued. A ROUTER's reply to a peer whose pipe is full is held for that peer (with every later
+    /// reply to it, so its replies keep their order) and the others go on; other sockets stop at the first EAGAIN
+    /// and continue when `zmq_poll` reports room.
+    private func flush(_ sockets: [ZMQSocket], _ pending: inout [[[[UInt8]]]], _ held: inout [HeldReplies]) {
+        for (i, socket) in sockets.enumerated() where !pending[i].isEmpty || !held[i].isEmpty {
+            let routed = specs[i].type == .router
+            if routed {
+                held[i].retry { frames in send(frames, on: socket, i) }
+            }
             var sent = 0
             for frames in pending[i] {
-                do {
-                    guard try socket.send(frames, dontWait: true) else { break }
-                } catch {
-                    // EHOSTUNREACH: the peer of a ROUTER reply is gone; a sender retries with the same id.
-                    onSendError(specs[i].name, error)
+                if routed, let peer = frames.first, held[i].holds(peer) {
+                    hold(frames, for: peer, in: &held[i], i)
+                } else if !send(frames, on: socket, i) {
+                    guard routed, let peer = frames.first else { break }
+                    hold(frames, for: peer, in: &held[i], i)
                 }
                 sent += 1
             }
             pending[i].removeFirst(sent)
+        }
+    }
+
+    /// Sends one message without blocking: false on EAGAIN; any other error (EHOSTUNREACH: the peer of a ROUTER
+    /// reply is gone, and a sender retries with the same id) is reported and the message counts as done.
+    private func send(_ frames: [[UInt8]], on socket: ZMQSocket, _ index: Int) -> Bool {
+        do {
+            return try socket.send(frames, dontWait: true)
+        } catch {
+            onSendError(specs[index].name, error)
+            return true
+        }
+    }
+
+    private func hold(_ frames: [[UInt8]], for peer: [UInt8], in held: inout HeldReplies, _ index: Int) {
+        if held.append(frames, for: peer, limit: specs[index].heldPerPeer) {
+            onSendError(specs[index].name, ZMQError(code: EAGAIN, operation: "send (the peer does not read its replies; the oldest held reply was dropped)"))
+        }
+    }
+}
+
+/// Replies of one ROUTER socket waiting for their peers' pipes to have room, in order per peer.
+struct HeldReplies {
+    /// One peer's replies: `replies[start...]` are waiting (dropping the oldest moves `start`, not the array).
+    private struct Queue {
+        var replies: [[[UInt8]]] = []
+        var start = 0
+        var count: Int { replies.count - start }
+
+        mutating func dropFirst(_ n: Int) {
+            start += n
+            if start > 64, start * 2 > replies.count {
+                replies.removeFirst(start)
+                start = 0
+            }
+        }
+    }
+
+    private var byPeer: [[UInt8]: Queue] = [:]
+
+    var isEmpty: Bool { byPeer.isEmpty }
+
+    func holds(_ peer: [UInt8]) -> Bool { byPeer[peer] != nil }
+
+    /// Appends a reply for `peer`; true if the peer's oldest reply was dropped to stay within `limit`.
+    mutating func append(_ frames: [[UInt8]], for peer: [UInt8], limit: Int) -> Bool {
+        byPeer[peer, default: Queue()].replies.append(frames)
+        guard byPeer[peer]!.count > max(limit, 1) else { return false }
+        byPeer[peer]!.dropFirst(1)
+        return true
+    }
+
+    /// Sends each peer's replies in order until one does not go (`send` returns false); peers left with nothing
+    /// are forgotten.
+    mutating func retry(_ send: ([[UInt8]]) -> Bool) {
+        for (peer, var queue) in byPeer {
+            var sent = 0
+            while sent < queue.count, send(queue.replies[queue.start + sent]) { sent += 1 }
+            queue.dropFirst(sent)
+            byPeer[peer] = queue.count == 0 ? nil : queue
         }
     }
 }

@@ -16,6 +16,9 @@ extension SocketOption where Value == Int32 {
     public static var linger: Self { .init(ZMQ_LINGER, "ZMQ_LINGER") }
     public static var sendHighWaterMark: Self { .init(ZMQ_SNDHWM, "ZMQ_SNDHWM") }
     public static var receiveHighWaterMark: Self { .init(ZMQ_RCVHWM, "ZMQ_RCVHWM") }
+    /// The kernel's socket buffers (SO_SNDBUF / SO_RCVBUF), in bytes; set before connect or bind.
+    public static var sendBuffer: Self { .init(ZMQ_SNDBUF, "ZMQ_SNDBUF") }
+    public static var receiveBuffer: Self { .init(ZMQ_RCVBUF, "ZMQ_RCVBUF") }
     public static var routerMandatory: Self { .init(ZMQ_ROUTER_MANDATORY, "ZMQ_ROUTER_MANDATORY") }
     public static var xpubVerbose: Self { .init(ZMQ_XPUB_VERBOSE, "ZMQ_XPUB_VERBOSE") }
     public static var xpubManual: Self { .init(ZMQ_XPUB_MANUAL, "ZMQ_XPUB_MANUAL") }

@@ -203,6 +203,63 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
         try await sender.value
     }
 
+    /// A ROUTER peer that stops reading its replies holds up no other peer: once its pipe is full (EAGAIN under
+    /// ROUTER_MANDATORY) its replies are held, at most `heldPerPeer` of them (the oldest dropped and reported),
+    /// while another peer's reply goes out at once. When it reads again it gets the rest in order.
+    @Test func aPeerThatDoesNotReadHoldsUpNoOtherPeer() async throws {
+        let context = try ZMQContext()
+        let peers = Mutex<[String: [UInt8]]>([:])
+        let dropped = Mutex(0)
+        let loop = try await SocketLoop.start(
+            context: context, name: "test-held",
+            specs: [SocketSpec(
+                name: "replies", type: .router, bind: ["tcp://127.0.0.1:*"], maxInFlight: 16,
+                deliver: { batch in
+                    peers.withLock { for message in batch { $0[String(decoding: message.frames[1], as: UTF8.self)] = message.frames[0] } }
+                },
+                heldPerPeer: 50,
+                configure: { socket in
+                    try socket.set(.routerMandatory, 1)
+                    try socket.set(.sendHighWaterMark, 1)
+                    try socket.set(.sendBuffer, 4_096)
+                })],
+            onSendError: { _, error in
+                if error.code == EAGAIN { dropped.withLock { $0 += 1 } }
+            })
+        let endpoint = try #require(loop.endpoints.first?.first)
+        let total = 2_000
+        let (hello, received) = try await onThread { () -> (String?, [Int]) in
+            let stuck = try ZMQSocket(context: context, type: .dealer)
+            try stuck.set(.receiveHighWaterMark, 1)
+            try stuck.set(.receiveBuffer, 4_096)
+            try stuck.connect(endpoint)
+            try stuck.send([Array("stuck".utf8)])
+            let healthy = try ZMQSocket(context: context, type: .dealer)
+            try healthy.connect(endpoint)
+            try healthy.send([Array("healthy".utf8)])
+            for _ in 0..<500 where peers.withLock({ $0.count }) < 2 { Thread.sleep(forTimeInterval: 0.01) }
+            let ids = peers.withLock { $0 }
+            guard let stuckID = ids["stuck"], let healthyID = ids["healthy"] else { return (nil, []) }
+            // Far more than the stuck peer's pipe and both kernel buffers hold, then one reply to the other peer.
+            let padding = [UInt8](repeating: 0x2E, count: 1_024)
+            loop.send(.init(0), messages: (0..<total).map { [stuckID, Array("\($0)".utf8), padding] })
+            loop.send(.init(0), [healthyID, Array("hello".utf8)])
+            let hello = try receive(healthy, timeout: 5_000).map { String(decoding: $0.frames[0], as: UTF8.self) }
+            var received: [Int] = []
+            while let message = try receive(stuck, timeout: 1_000) {
+                received.append(Int(String(decoding: message.frames[0], as: UTF8.self)) ?? -1)
+            }
+            return (hello, received)
+        }
+        #expect(hello == "hello")
+        let drops = dropped.withLock { $0 }
+        #expect(drops > 0)
+        #expect(received.count + drops == total)  // each reply either arrived or was reported dropped
+        #expect(received == received.sorted() && Set(received).count == received.count)  // in order, no repeats
+        #expect(received.last == total - 1)  // the newest are kept
+        await loop.stop()
+    }
+
     @Test func failedBindIsReportedAndStopIsIdempotent() async throws {
         let context = try ZMQContext()
         let first = try await SocketLoop.start(
