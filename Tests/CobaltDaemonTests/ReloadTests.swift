@@ -4,6 +4,7 @@ import CobaltDaemon
 import CobaltTestSupport
 import Foundation
 import RuleEngine
+import Synchronization
 import Testing
 import ZeroMQ
 
@@ -94,6 +95,43 @@ func runningHash(control: String) async throws -> String {
             let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count)
             #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
             #expect(added.first?["rule"] == .string("b12.deficiency-alert"))
+        }
+    }
+
+    /// Reloads run one at a time, so the compare-and-swap holds across concurrent triggers: of several reloads that
+    /// all expect the hash running when they were sent, exactly one goes live; the others are refused as stale.
+    @Test func concurrentReloadsSwapOnceAndStatusDoesNotWaitForThem() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        var configuration = testConfiguration(directory: scratch.path, rules: rules)
+        configuration.watchRules = false
+        try await withRunningDaemon(configuration) { daemon in
+            let control = daemon.endpoints.control
+            let original = try await runningHash(control: control)
+            try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+            let statuses = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let reply = try await request(#"{"command": "reload", "expect": "\#(original)"}"#, to: control)
+                        return reply["status"]?.stringValue ?? "\(reply)"
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.sorted() == ["error", "error", "error", "ok"], "\(statuses)")
+            #expect(try await runningHash(control: control) != original)
+            // Control requests are answered concurrently: a status is not kept waiting behind a reload.
+            let finished = Mutex<[String]>([])
+            let reload = Task {
+                _ = try await request(#"{"command": "reload"}"#, to: control)
+                finished.withLock { $0.append("reload") }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            _ = try await request(#"{"command": "status"}"#, to: control)
+            finished.withLock { $0.append("status") }
+            try await reload.value
+            #expect(finished.withLock { $0 } == ["status", "reload"])
         }
     }
 

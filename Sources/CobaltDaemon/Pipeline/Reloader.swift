@@ -2,10 +2,12 @@ import CobaltStore
 import Foundation
 import Logging
 import RuleEngine
+import Synchronization
 
 /// Takes a candidate rule set live only if it loads, checks, compiles and passes its rule tests — and, with an
 /// expected hash, only if that is still the running one (compare-and-swap). Otherwise the running set stays.
-/// Triggered by the control `reload` command and by SIGHUP.
+/// Triggered by the control `reload` command, SIGHUP and the rules watcher; reloads run one at a time, in the order
+/// they were asked for, so that the comparison with the expected hash and the swap are one step.
 struct Reloader {
     enum Outcome: Equatable {
         /// Live; `duration` from the request to the swap (load, check, compile, test), of which `compile` reading,
@@ -26,8 +28,30 @@ struct Reloader {
     /// Re-reads the key allow-lists (a reload trigger reloads both); returns the errors of refused lists.
     let reloadKeys: @Sendable () -> [String]
     let audit: AuditLog
+    /// Shared by copies of this reloader (the control handler, the signal handler, the watcher).
+    private let serial = SerialQueue()
+
+    init(
+        configuration: DaemonConfiguration, store: any CobaltStore, rules: RulesHolder,
+        work: AsyncStream<EvaluationPipeline.Work>.Continuation, publisher: Publisher, statistics: Statistics,
+        logger: Logger, reloadKeys: @escaping @Sendable () -> [String], audit: AuditLog
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.rules = rules
+        self.work = work
+        self.publisher = publisher
+        self.statistics = statistics
+        self.logger = logger
+        self.reloadKeys = reloadKeys
+        self.audit = audit
+    }
 
     func reload(expect: String?, actor: String) async -> Outcome {
+        await serial.run { await reloadNow(expect: expect, actor: actor) }
+    }
+
+    private func reloadNow(expect: String?, actor: String) async -> Outcome {
         let started = ContinuousClock.now
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
@@ -98,5 +122,24 @@ struct Reloader {
             errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
         }
         return (bundle, errors, loaded.log.warnings.map(\.headline), compiled - started, ContinuousClock.now - compiled)
+    }
+}
+
+/// Runs async jobs one after another, in the order they were submitted (an actor alone would interleave them at
+/// every `await`).
+final class SerialQueue: Sendable {
+    private let tail = Mutex<Task<Void, Never>?>(nil)
+
+    func run<T: Sendable>(_ job: @escaping @Sendable () async -> T) async -> T {
+        let task = tail.withLock { tail -> Task<T, Never> in
+            let previous = tail
+            let task = Task {
+                await previous?.value
+                return await job()
+            }
+            tail = Task { _ = await task.value }
+            return task
+        }
+        return await task.value
     }
 }

@@ -163,19 +163,25 @@ struct RequestService: Service {
         }
     }
 
-    private func serve(_ socket: SocketLoop.Socket, _ answer: @Sendable (JSONValue, String?) async -> String) async {
-        for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
-            for message in batch {
-                let envelope = Array(message.frames.dropLast())
-                let reply: String
-                if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(payload) {
-                    reply = await answer(request, message.userID)
-                } else {
-                    reply = ReplayHandler.error("expected one JSON frame")
+    /// Answers each request in a task of its own (at most the socket's credit at a time), so that a `status` is
+    /// not kept waiting behind a reload that re-evaluates open alerts; reloads queue among themselves.
+    private func serve(_ socket: SocketLoop.Socket, _ answer: @escaping @Sendable (JSONValue, String?) async -> String) async {
+        await withDiscardingTaskGroup { group in
+            for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
+                for message in batch {
+                    group.addTask {
+                        let envelope = Array(message.frames.dropLast())
+                        let reply: String
+                        if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(payload) {
+                            reply = await answer(request, message.userID)
+                        } else {
+                            reply = ReplayHandler.error("expected one JSON frame")
+                        }
+                        loop.send(socket, envelope + [Array(reply.utf8)])
+                        loop.release(socket)
+                    }
                 }
-                loop.send(socket, envelope + [Array(reply.utf8)])
             }
-            loop.release(socket, count: batch.count)
         }
     }
 }
