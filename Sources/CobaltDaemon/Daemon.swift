@@ -147,7 +147,7 @@ public final class Daemon: Sendable {
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
                 loop: loop, socket: ingestSocket, pending: pending, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
-                rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake),
+                rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake, logger: logger),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
         if configuration.watchRules {

@@ -22,6 +22,17 @@ func send(_ events: [String], to endpoint: String) async throws -> [EventSender.
     }
 }
 
+/// Runs SQL on the daemon's database from another process (Python's sqlite3), as an operator or a fault would.
+func runSQL(_ statements: String, database: String) async throws {
+    let (status, output) = try await runPython(["-c", """
+        import sqlite3, sys
+        db = sqlite3.connect(sys.argv[1], timeout=10)
+        db.executescript(sys.argv[2])
+        db.close()
+        """, database, statements])
+    #expect(status == 0, "\(output)")
+}
+
 /// One request/reply. The timeout is generous: tests assert behaviour, not speed (a reload runs every rule test,
 /// and CI machines can be busy).
 func request(_ json: String, to endpoint: String, timeout: Int = 60_000) async throws -> JSONObject {
@@ -222,6 +233,33 @@ func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
         }
     }
 
+    /// Store trouble on the ingest path (the journal insert fails with a real SQLite error, raised by a trigger
+    /// another connection installs): the event is answered 503, not acknowledged, and nothing is stored; the daemon
+    /// keeps answering; once the store works, the same event is accepted (not `duplicate`) and evaluated.
+    @Test func storeTroubleIsA503AndTheSameEventIsAcceptedOnceTheStoreWorks() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        try await withRunningDaemon(configuration) { daemon in
+            try await runSQL("""
+                CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
+                CREATE TRIGGER injected_failure BEFORE INSERT ON events
+                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+                """, database: configuration.database)
+            let event = deficientEvent(id: "store-1", patient: "p-store")
+            let refused = try await request(event, to: daemon.endpoints.ingest)
+            #expect(refused["code"] == .number(503) && refused["status"] == .string("rejected") && refused["id"] == .string("store-1"), "\(refused)")
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            guard case .object(let counts)? = status["counts"] else { Issue.record("no counts: \(status)"); return }
+            #expect(counts["journaled"] == .number(0) && counts["accepted"] == .number(0), "\(counts)")
+            try await runSQL("UPDATE injected_failure SET on_ = 0;", database: configuration.database)
+            let outcomes = try await send([event], to: daemon.endpoints.ingest)
+            #expect(outcomes.map(\.status) == ["accepted"])
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            #expect(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).contains { $0["rule"] == .string("b12.deficiency-alert") })
+        }
+    }
+
     /// A failed evaluation commit (a real SQLite error, raised by a trigger another connection installs) must not
     /// leave acknowledged events waiting for the next sender: once the store works again, the pipeline retries on
     /// its own and the alert is published without any new event.
@@ -229,15 +267,7 @@ func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let configuration = testConfiguration(directory: scratch.path)
-        func sql(_ statements: String) async throws {
-            let (status, output) = try await runPython(["-c", """
-                import sqlite3, sys
-                db = sqlite3.connect(sys.argv[1], timeout=10)
-                db.executescript(sys.argv[2])
-                db.close()
-                """, configuration.database, statements])
-            #expect(status == 0, "\(output)")
-        }
+        func sql(_ statements: String) async throws { try await runSQL(statements, database: configuration.database) }
         try await withRunningDaemon(configuration) { daemon in
             try await sql("""
                 CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);

@@ -75,6 +75,7 @@ struct IngestService: Service {
     let audit: AuditLog
     let handOff: HandOff
     let wake: AsyncStream<EvaluationPipeline.Work>.Continuation
+    let logger: Logger
 
     func run() async throws {
         defer { wake.finish() }
@@ -101,8 +102,13 @@ struct IngestService: Service {
         let batch = prepared.messages
         let (replies, accepted, counts, quarantine) = processor.commit(prepared, store: store)
         if !quarantine.isEmpty {
-            // Kept for the integration engineer; counted; audited without the payload.
-            try? store.quarantine(quarantine)
+            // Kept for the integration engineer; counted; audited without the payload. The senders already have
+            // their rejections, so a failed write loses only this copy — said in the log, without the payloads.
+            do {
+                try store.quarantine(quarantine)
+            } catch {
+                logger.error("quarantine records not written", metadata: ["records": "\(quarantine.count)", "error": "\(error)"])
+            }
             statistics.recordQuarantined(quarantine.count)
             for item in quarantine {
                 audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
