@@ -165,7 +165,10 @@ import Testing
         defer { scratch.remove() }
         let draft = scratch.load()
         #expect(draft.bundle != nil)
-        #expect(draft.log.warnings.map(\.message) == ["rule 'r1' has no citation; every rule must be traceable to its source"])
+        #expect(draft.log.warnings.map(\.message) == [
+            "rule set 'test.set' is a draft: it runs in shadow (evaluated, never published); set status: production to publish its alerts",
+            "rule 'r1' has no citation; every rule must be traceable to its source",
+        ])
     }
 
     @Test func unusedParameterAndUnknownCitationAndUnreachableRule() throws {

@@ -122,21 +122,73 @@ import Testing
         #expect(try band(nil) == (.text("high"), []))
     }
 
-    @Test func testingRuleSetsRunInShadow() throws {
+    /// `testing` and `draft` rule sets run in shadow: their alerts are evaluated, never published, and a fact they
+    /// derive is not among the published decisions. A draft says so with a warning (it is also the status of a
+    /// file that names none).
+    @Test(arguments: ["testing", "draft"]) func shadowRuleSetsAreEvaluatedAndNeverPublished(status: String) throws {
         let body = """
 
+            derive:
+              shadow.flag:
+                values: ["yes", "no"]
+                publish: true
+                description: a candidate classification
             rules:
               - id: shadowed
                 when: exists(numbness)
+                set: {shadow.flag: "yes"}
                 citations: [SRC]
                 alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
             """
-        let scratch = try Support.ScratchRules(["a.yaml": Support.header(status: "testing") + body])
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header(status: status) + body])
         defer { scratch.remove() }
-        let bundle = try #require(scratch.load().bundle)
+        let loaded = scratch.load()
+        let bundle = try #require(loaded.bundle)
+        #expect(loaded.log.warnings.contains { $0.message.contains("is a draft: it runs in shadow") } == (status == "draft"))
         let result = Support.evaluate([try event("2026-11-20T09:00:00Z", #""symptoms": [{"code": "numbness"}]"#)], bundle: bundle)
         #expect(result.alerts.isEmpty)
         #expect(result.shadowAlerts.map(\.rule) == ["shadowed"])
+        #expect(result.decision("shadow.flag") == nil)
+    }
+
+    /// Shadow logic cannot reach published alerts: a production rule that reads a fact a testing (or draft) rule set
+    /// derives is a load error at the rule, in the condition as in a template.
+    @Test func publishedRulesMayNotReadShadowFacts() throws {
+        let candidate = Support.header(id: "candidate.set", status: "testing") + """
+
+            derive:
+              candidate.low:
+                values: ["yes", "no"]
+                description: a candidate classification
+            rules:
+              - id: candidate.low-rule
+                when: latest(b12.active) < 20 pmol/L
+                set: {candidate.low: "yes"}
+                citations: [SRC]
+            """
+        func reader(_ status: String) -> String {
+            Support.header(id: "live.set", status: status) + """
+
+                rules:
+                  - id: live.reads-candidate
+                    when: candidate.low == "yes"
+                    citations: [SRC]
+                    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+                  - id: live.shows-candidate
+                    when: exists(numbness)
+                    citations: [SRC]
+                    alert: {category: note, severity: info, summary: s, detail: "flag {{candidate.low}}", recommendation: r}
+                """
+        }
+        let scratch = try Support.ScratchRules(["10-candidate.yaml": candidate, "20-live.yaml": reader("production")])
+        defer { scratch.remove() }
+        let loaded = scratch.load()
+        #expect(loaded.bundle == nil)
+        let errors = loaded.log.errors.filter { $0.message.contains("which rule set 'candidate.set' derives in shadow") }
+        #expect(errors.map(\.location.line).sorted() == [10, 14], "\(loaded.log.sorted.map(\.description))")
+        // The same rules in a testing rule set load: shadow may read shadow.
+        try reader("testing").write(toFile: scratch.file("20-live.yaml"), atomically: true, encoding: .utf8)
+        #expect(scratch.load().bundle != nil)
     }
 
     @Test func summedFolicAcidAndStoppedMedications() throws {

@@ -37,6 +37,9 @@ struct BundleCompiler {
                 log.warning(file.metaNode.location, "rule set '\(file.info.id)' is retired and is not loaded")
                 continue
             }
+            if file.info.status == .draft {
+                log.warning(file.metaNode.location, "rule set '\(file.info.id)' is a draft: it runs in shadow (evaluated, never published); set status: production to publish its alerts")
+            }
             if let review = file.info.reviewBy, review < today {
                 log.warning(file.reviewByNode?.location ?? file.metaNode.location, "rule set '\(file.info.id)' was due for clinical review on \(Timestamp.formatDate(review))")
             }
@@ -116,7 +119,8 @@ struct BundleCompiler {
                 }
                 let fact = DerivedFact(
                     slot: derivedOrder.count, name: raw.name, type: raw.type, defaultValue: defaultValue,
-                    publish: raw.publish, ruleset: file.info.id, description: raw.description, location: raw.keyNode.location)
+                    publish: raw.publish, ruleset: file.info.id, shadow: file.info.status.isShadow, description: raw.description,
+                    location: raw.keyNode.location)
                 derived[raw.name] = fact
                 derivedOrder.append(fact)
             }
@@ -260,10 +264,17 @@ struct BundleCompiler {
             let message = "rule '\(raw.id)' has no citation; every rule must be traceable to its source"
             if file.info.status == .draft { log.warning(raw.idNode.location, message) } else { log.error(raw.idNode.location, message) }
         }
+        // Shadow logic must not change what is published: a published rule may not read a fact that a draft or
+        // testing rule set derives (facts are set only by their own rule set's rules, so this covers every chain).
+        if !file.info.status.isShadow {
+            for fact in derived.values where fact.shadow && expressions.readsDerived.contains(fact.slot) {
+                log.error(raw.idNode.location, "rule '\(raw.id)' publishes but reads '\(fact.name)', which rule set '\(fact.ruleset)' derives in shadow (draft or testing); make that rule set production first, or this one testing")
+            }
+        }
         guard log.errors.count == errorsBefore else { return nil }
         return CompiledRule(
             id: raw.id, ruleset: file.info.id, description: raw.description, condition: condition, sets: sets, alert: alert,
-            citations: citations, shadow: file.info.status == .testing, location: raw.idNode.location, order: order,
+            citations: citations, shadow: file.info.status.isShadow, location: raw.idNode.location, order: order,
             reads: expressions.readsDerived, conditionText: raw.when?.0 ?? "", parameters: expressions.recentParameters)
     }
 

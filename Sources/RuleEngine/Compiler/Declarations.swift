@@ -8,6 +8,8 @@ package struct DerivedFact: Sendable {
     /// Whether it appears in `decisions` of evaluation results.
     package var publish: Bool
     package var ruleset: String
+    /// Owned by a `draft` or `testing` rule set: published rules may not read it, and it is not published.
+    package var shadow: Bool = false
     package var description: String
     package var location: SourceLocation
 }

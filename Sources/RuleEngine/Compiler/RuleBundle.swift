@@ -46,6 +46,9 @@ package struct RuleBundle: Sendable {
 package struct RuleSetInfo: Sendable {
     package enum Status: String, Sendable, CaseIterable {
         case draft, testing, production, retired
+
+        /// Drafts and candidates run in shadow: evaluated and counted, never published.
+        package var isShadow: Bool { self == .draft || self == .testing }
     }
 
     package var id: String
@@ -70,7 +73,7 @@ package final class CompiledRule: Sendable {
     package let alert: CompiledAlert?
     /// Citation texts of the rule (including its alert's).
     package let citations: [String]
-    /// Whether the rule belongs to a `testing` rule set: evaluated, never published.
+    /// Whether the rule belongs to a `draft` or `testing` rule set: evaluated, never published.
     package let shadow: Bool
     package let location: SourceLocation
     /// Declaration order across the bundle (file order, then position).

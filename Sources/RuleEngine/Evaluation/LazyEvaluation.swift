@@ -98,7 +98,7 @@ package struct LazyEvaluation: Sendable {
 
     /// Published derived facts in declaration order.
     package var decisions: [(name: String, value: Value)] {
-        state.bundle.derived.filter(\.publish).map { ($0.name, state.derived[$0.slot] ?? $0.defaultValue) }
+        state.bundle.derived.filter { $0.publish && !$0.shadow }.map { ($0.name, state.derived[$0.slot] ?? $0.defaultValue) }
     }
 
     /// Everything built: the result of INTERFACES §2.
