@@ -89,6 +89,11 @@ package final class CompiledRule: Sendable {
     /// state is copy-on-write (a copy that is updated first duplicates the shared context), so sharing it across
     /// threads only ever reads it.
     nonisolated(unsafe) let digestPrefix: SHA256
+    /// The alert's placeholder expressions in order (summary, detail, recommendation): evaluated for every alert
+    /// that fires, so kept as one list rather than gathered from the templates each time.
+    let placeholders: [Code]
+    /// Whether the rule has an alert (read per fired rule without copying the alert).
+    let raisesAlert: Bool
 
     package init(
         id: String, ruleset: String, description: String, condition: Code, sets: [(slot: Int, value: Code)],
@@ -113,6 +118,14 @@ package final class CompiledRule: Sendable {
             hasher.update(data: Array("\(id)\u{1F}\(alert.category)\u{1F}\(alert.severity.rawValue)\u{1F}\(alert.wording)".utf8))
         }
         digestPrefix = hasher
+        var placeholders: [Code] = []
+        if let alert {
+            for template in [alert.summary, alert.detail, alert.recommendation] {
+                for case .code(let code) in template.parts { placeholders.append(code) }
+            }
+        }
+        self.placeholders = placeholders
+        raisesAlert = alert != nil
     }
 }
 

@@ -32,7 +32,7 @@ extension Evaluator.State {
             guard seen.insert(item).inserted else { continue }
             if case .derived(let slot) = item {
                 let fact = bundle.derived[slot]
-                out.append(Evidence(fact: fact.name, value: derived[slot] ?? fact.defaultValue, rule: setBy[slot] ?? "default"))
+                out.append(Evidence(fact: fact.name, value: derived[slot] ?? fact.defaultValue, rule: setBy[slot].map { bundle.rules[$0].id } ?? "default"))
                 if let basis = basis[slot], !basis.isEmpty {
                     stack.append(basis)
                     cursor.append(basis.lowerBound)

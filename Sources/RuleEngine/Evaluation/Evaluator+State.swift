@@ -7,7 +7,8 @@ extension Evaluator {
         let bundle: RuleBundle
         let pregnancy: PregnancyHistory
         var derived: [Value?]
-        var setBy: [String?]
+        /// The index of the rule that set each derived fact.
+        var setBy: [Int?]
         /// Where in `evidence` the facts each derived fact was concluded from are recorded.
         var basis: [Range<Int>?]
         /// Every fact read so far, as cheap references; turned into ``Evidence`` only when an alert fires.

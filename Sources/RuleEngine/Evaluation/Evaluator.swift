@@ -29,20 +29,20 @@ package struct Evaluator: Sendable {
             if rule.sets.contains(where: { state.derived[$0.slot] != nil }) { continue }
             let mark = state.evidence.count
             guard case .bool(true) = state.eval(rule.condition) else {
-                state.evidence.removeSubrange(mark...)
+                // What a rule that did not fire read is forgotten (removeLast: cheaper than a generic removeSubrange).
+                if state.evidence.count > mark { state.evidence.removeLast(state.evidence.count - mark) }
                 continue
             }
             for assignment in rule.sets {
                 state.derived[assignment.slot] = state.eval(assignment.value)
-                state.setBy[assignment.slot] = rule.id
+                state.setBy[assignment.slot] = index
             }
             // What a derived fact was concluded from stays recorded, for the alerts of rules that read it.
             for assignment in rule.sets { state.basis[assignment.slot] = mark..<state.evidence.count }
-            guard let alert = rule.alert else { continue }
+            guard rule.raisesAlert else { continue }
             var values: [Value] = []
-            for template in [alert.summary, alert.detail, alert.recommendation] {
-                for case .code(let code) in template.parts { values.append(state.eval(code)) }
-            }
+            values.reserveCapacity(rule.placeholders.count)
+            for code in rule.placeholders { values.append(state.eval(code)) }
             fired.append(LazyEvaluation.Fired(rule: index, evidence: mark..<state.evidence.count, values: values))
         }
         return LazyEvaluation(state: state, fired: fired)
