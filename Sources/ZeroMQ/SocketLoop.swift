@@ -289,7 +289,7 @@ public final class SocketLoop: Sendable {
             }
             var sent = 0
             for frames in pending[i] {
-                if routed, let peer = frames.first, held[i].holds(peer) {
+                if routed, !held[i].isEmpty, let peer = frames.first, held[i].holds(peer) {
                     hold(frames, for: peer, in: &held[i], i)
                 } else if !send(frames, on: socket, i) {
                     guard routed, let peer = frames.first else { break }
