@@ -15,6 +15,17 @@ func copyRules(into scratch: ScratchDirectory) throws -> String {
     return rules
 }
 
+/// Runs `body` with a copy of the bundled rules in a scratch directory and a configuration that uses it without
+/// the watcher (the test reloads); the directory is removed afterwards.
+func withRulesCopy<T: Sendable>(_ body: (DaemonConfiguration, String) async throws -> T) async throws -> T {
+    let scratch = try ScratchDirectory()
+    defer { scratch.remove() }
+    let rules = try copyRules(into: scratch)
+    var configuration = testConfiguration(directory: scratch.path, rules: rules)
+    configuration.watchRules = false
+    return try await body(configuration, rules)
+}
+
 /// Adds a rule set in `testing` to a rules directory: `candidate.low-active` fires (in shadow) when the latest
 /// active B12 is below 30 pmol/L.
 func addShadowCandidate(to rules: String) throws {
@@ -48,90 +59,81 @@ func runningHash(control: String) async throws -> String {
 
 @Suite(.timeLimit(.minutes(3))) struct ReloadTests {
     @Test func openAlertsAreReevaluatedWhenTheRulesChange() async throws {
-        let scratch = try ScratchDirectory()
-        defer { scratch.remove() }
-        let rules = try copyRules(into: scratch)
-        var configuration = testConfiguration(directory: scratch.path, rules: rules)
-        configuration.watchRules = false
-        try await withRunningDaemon(configuration) { daemon in
-            _ = try await send([deficientEvent(id: "re-1", patient: "p-1")], to: daemon.endpoints.ingest)
-            try await waitForEvaluated(1, control: daemon.endpoints.control)
-            let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
-            try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
-            let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
-            #expect(reload["status"] == .string("ok"), "\(reload)")
-            // No new event: the changed alert is published as updated by the re-evaluation itself.
-            let after = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
-            let added = after.dropFirst(before.count)
-            #expect(added.count == 1)
-            #expect(added.first?["status"] == .string("updated") && added.first?["rule"] == .string("b12.deficiency-alert"))
-            #expect(added.first?["recommendation"]?.stringValue?.hasPrefix("Start B12 treatment") == true)
-            guard case .object(let ruleset)? = added.first?["ruleset"] else { Issue.record("no ruleset"); return }
-            #expect(ruleset["hash"]?.stringValue == reload["ruleset"].flatMap { value -> String? in
-                if case .object(let r) = value { return r["hash"]?.stringValue }
-                return nil
-            })
+        try await withRulesCopy { configuration, rules in
+            try await withRunningDaemon(configuration) { daemon in
+                _ = try await send([deficientEvent(id: "re-1", patient: "p-1")], to: daemon.endpoints.ingest)
+                try await waitForEvaluated(1, control: daemon.endpoints.control)
+                let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+                #expect(reload["status"] == .string("ok"), "\(reload)")
+                // No new event: the changed alert is published as updated by the re-evaluation itself.
+                let after = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+                let added = after.dropFirst(before.count)
+                #expect(added.count == 1)
+                #expect(added.first?["status"] == .string("updated") && added.first?["rule"] == .string("b12.deficiency-alert"))
+                #expect(added.first?["recommendation"]?.stringValue?.hasPrefix("Start B12 treatment") == true)
+                guard case .object(let ruleset)? = added.first?["ruleset"] else { Issue.record("no ruleset"); return }
+                #expect(ruleset["hash"]?.stringValue == reload["ruleset"].flatMap { value -> String? in
+                    if case .object(let r) = value { return r["hash"]?.stringValue }
+                    return nil
+                })
+            }
         }
     }
 
     /// After a restart, the pipeline knows which events it evaluated before: a reload's re-evaluation sees each
     /// patient's whole journal, so a changed text is `updated` and nothing open is `resolved` for lack of data.
     @Test func aReloadAfterARestartReevaluatesWithTheWholeJournal() async throws {
-        let scratch = try ScratchDirectory()
-        defer { scratch.remove() }
-        let rules = try copyRules(into: scratch)
-        var configuration = testConfiguration(directory: scratch.path, rules: rules)
-        configuration.watchRules = false
-        let before = try await withRunningDaemon(configuration) { daemon in
-            _ = try await send([deficientEvent(id: "rr-1", patient: "p-1")], to: daemon.endpoints.ingest)
-            try await waitForEvaluated(1, control: daemon.endpoints.control)
-            return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
-        }
-        #expect(before.count >= 2 && before.allSatisfy { $0["status"] == .string("firing") })
-        try await withRunningDaemon(configuration) { daemon in
-            try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
-            let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
-            #expect(reload["status"] == .string("ok"), "\(reload)")
-            let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count)
-            #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
-            #expect(added.first?["rule"] == .string("b12.deficiency-alert"))
+        try await withRulesCopy { configuration, rules in
+            let before = try await withRunningDaemon(configuration) { daemon in
+                _ = try await send([deficientEvent(id: "rr-1", patient: "p-1")], to: daemon.endpoints.ingest)
+                try await waitForEvaluated(1, control: daemon.endpoints.control)
+                return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+            }
+            #expect(before.count >= 2 && before.allSatisfy { $0["status"] == .string("firing") })
+            try await withRunningDaemon(configuration) { daemon in
+                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+                #expect(reload["status"] == .string("ok"), "\(reload)")
+                let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count)
+                #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
+                #expect(added.first?["rule"] == .string("b12.deficiency-alert"))
+            }
         }
     }
 
     /// Reloads run one at a time, so the compare-and-swap holds across concurrent triggers: of several reloads that
     /// all expect the hash running when they were sent, exactly one goes live; the others are refused as stale.
     @Test func concurrentReloadsSwapOnceAndStatusDoesNotWaitForThem() async throws {
-        let scratch = try ScratchDirectory()
-        defer { scratch.remove() }
-        let rules = try copyRules(into: scratch)
-        var configuration = testConfiguration(directory: scratch.path, rules: rules)
-        configuration.watchRules = false
-        try await withRunningDaemon(configuration) { daemon in
-            let control = daemon.endpoints.control
-            let original = try await runningHash(control: control)
-            try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
-            let statuses = try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<4 {
-                    group.addTask {
-                        let reply = try await request(#"{"command": "reload", "expect": "\#(original)"}"#, to: control)
-                        return reply["status"]?.stringValue ?? "\(reply)"
+        try await withRulesCopy { configuration, rules in
+            try await withRunningDaemon(configuration) { daemon in
+                let control = daemon.endpoints.control
+                let original = try await runningHash(control: control)
+                try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+                let statuses = try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            let reply = try await request(#"{"command": "reload", "expect": "\#(original)"}"#, to: control)
+                            return reply["status"]?.stringValue ?? "\(reply)"
+                        }
                     }
+                    return try await group.reduce(into: []) { $0.append($1) }
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
+                #expect(statuses.sorted() == ["error", "error", "error", "ok"], "\(statuses)")
+                #expect(try await runningHash(control: control) != original)
+                // Control requests are answered concurrently: a status is not kept waiting behind a reload.
+                let finished = Mutex<[String]>([])
+                let reload = Task {
+                    _ = try await request(#"{"command": "reload"}"#, to: control)
+                    finished.withLock { $0.append("reload") }
+                }
+                try await Task.sleep(for: .milliseconds(20))
+                _ = try await request(#"{"command": "status"}"#, to: control)
+                finished.withLock { $0.append("status") }
+                try await reload.value
+                #expect(finished.withLock { $0 } == ["status", "reload"])
             }
-            #expect(statuses.sorted() == ["error", "error", "error", "ok"], "\(statuses)")
-            #expect(try await runningHash(control: control) != original)
-            // Control requests are answered concurrently: a status is not kept waiting behind a reload.
-            let finished = Mutex<[String]>([])
-            let reload = Task {
-                _ = try await request(#"{"command": "reload"}"#, to: control)
-                finished.withLock { $0.append("reload") }
-            }
-            try await Task.sleep(for: .milliseconds(20))
-            _ = try await request(#"{"command": "status"}"#, to: control)
-            finished.withLock { $0.append("status") }
-            try await reload.value
-            #expect(finished.withLock { $0 } == ["status", "reload"])
         }
     }
 
@@ -244,71 +246,68 @@ func runningHash(control: String) async throws -> String {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Interop/stream.py").path
 
     @Test func reloadsNeverLoseOrRejectEvents() async throws {
-        let scratch = try ScratchDirectory()
-        defer { scratch.remove() }
-        let rules = try copyRules(into: scratch)
-        var configuration = testConfiguration(directory: scratch.path, rules: rules)
-        configuration.watchRules = false
-        let count = 3_000
-        try await withRunningDaemon(configuration) { daemon in
-            let e = daemon.endpoints
-            let ops = Task {
-                try await onThread { () -> [String] in
-                    let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
-                    try sub.set(.subscribe, Array("ops/ruleset".utf8))
-                    try sub.connect(e.alerts)
-                    var outcomes: [String] = []
-                    while outcomes.count < 20, try sub.waitForInput(timeout: 60_000), let message = try sub.receive() {
-                        let body = String(decoding: message.frames[1], as: UTF8.self)
-                        outcomes.append(body.contains("\"outcome\":\"live\"") ? "live" : "rejected")
+        try await withRulesCopy { configuration, rules in
+            let count = 3_000
+            try await withRunningDaemon(configuration) { daemon in
+                let e = daemon.endpoints
+                let ops = Task {
+                    try await onThread { () -> [String] in
+                        let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
+                        try sub.set(.subscribe, Array("ops/ruleset".utf8))
+                        try sub.connect(e.alerts)
+                        var outcomes: [String] = []
+                        while outcomes.count < 20, try sub.waitForInput(timeout: 60_000), let message = try sub.receive() {
+                            let body = String(decoding: message.frames[1], as: UTF8.self)
+                            outcomes.append(body.contains("\"outcome\":\"live\"") ? "live" : "rejected")
+                        }
+                        return outcomes
                     }
-                    return outcomes
                 }
-            }
-            try await Task.sleep(for: .milliseconds(300))
-            let sender = Task { try await runPython([Self.script, e.ingest, "\(count)", "600"]).output }
-            let file = rules + "/rulesets/30-folate-masking.yaml"
-            let original = try String(contentsOfFile: file, encoding: .utf8)
-            var validHashes: Set<String> = [try await runningHash(control: e.control)]
-            var replies: [String] = []
-            var pauses: [Double] = []
-            var reloadTimes: [Double] = []
-            for round in 0..<10 {
-                try original.replacingOccurrences(of: "daily_dose(folic_acid) >", with: "daily_dose(folic_acd) >")
-                    .write(toFile: file, atomically: true, encoding: .utf8)
-                let broken = try await request(#"{"command": "reload"}"#, to: e.control)
-                replies.append(broken["status"]?.stringValue ?? "?")
-                try original.replacingOccurrences(of: "owner: Maternity haematology clinical lead", with: "owner: Lead \(round)")
-                    .write(toFile: file, atomically: true, encoding: .utf8)
-                let valid = try await request(#"{"command": "reload"}"#, to: e.control)
-                replies.append(valid["status"]?.stringValue ?? "?")
-                if case .number(let pause)? = valid["evaluation_pause_ms"], case .number(let total)? = valid["reload_ms"],
-                    case .number(let compile)? = valid["compile_ms"], case .number(let tests)? = valid["tests_ms"]
-                {
-                    pauses.append(pause)
-                    reloadTimes.append(total)
-                    // Compiling and testing are parts of the whole reload (each rounded to 4 significant digits).
-                    #expect(compile > 0 && tests > 0 && compile + tests <= total * 1.001, "\(compile) + \(tests) of \(total) ms")
+                try await Task.sleep(for: .milliseconds(300))
+                let sender = Task { try await runPython([Self.script, e.ingest, "\(count)", "600"]).output }
+                let file = rules + "/rulesets/30-folate-masking.yaml"
+                let original = try String(contentsOfFile: file, encoding: .utf8)
+                var validHashes: Set<String> = [try await runningHash(control: e.control)]
+                var replies: [String] = []
+                var pauses: [Double] = []
+                var reloadTimes: [Double] = []
+                for round in 0..<10 {
+                    try original.replacingOccurrences(of: "daily_dose(folic_acid) >", with: "daily_dose(folic_acd) >")
+                        .write(toFile: file, atomically: true, encoding: .utf8)
+                    let broken = try await request(#"{"command": "reload"}"#, to: e.control)
+                    replies.append(broken["status"]?.stringValue ?? "?")
+                    try original.replacingOccurrences(of: "owner: Maternity haematology clinical lead", with: "owner: Lead \(round)")
+                        .write(toFile: file, atomically: true, encoding: .utf8)
+                    let valid = try await request(#"{"command": "reload"}"#, to: e.control)
+                    replies.append(valid["status"]?.stringValue ?? "?")
+                    if case .number(let pause)? = valid["evaluation_pause_ms"], case .number(let total)? = valid["reload_ms"],
+                        case .number(let compile)? = valid["compile_ms"], case .number(let tests)? = valid["tests_ms"]
+                    {
+                        pauses.append(pause)
+                        reloadTimes.append(total)
+                        // Compiling and testing are parts of the whole reload (each rounded to 4 significant digits).
+                        #expect(compile > 0 && tests > 0 && compile + tests <= total * 1.001, "\(compile) + \(tests) of \(total) ms")
+                    }
+                    if case .object(let r)? = valid["ruleset"], let hash = r["hash"]?.stringValue { validHashes.insert(hash) }
+                    #expect(validHashes.contains(try await runningHash(control: e.control)), "a broken set went live")
+                    try await Task.sleep(for: .milliseconds(150))
                 }
-                if case .object(let r)? = valid["ruleset"], let hash = r["hash"]?.stringValue { validHashes.insert(hash) }
-                #expect(validHashes.contains(try await runningHash(control: e.control)), "a broken set went live")
-                try await Task.sleep(for: .milliseconds(150))
-            }
-            #expect(replies == Array(repeating: ["error", "ok"], count: 10).flatMap { $0 })
-            #expect(pauses.count == 10)
-            // Measured, not asserted (timing belongs in benchmarks): printed for the record.
-            print("reload under load: reload_ms max \(reloadTimes.max() ?? -1), evaluation_pause_ms max \(pauses.max() ?? -1)")
+                #expect(replies == Array(repeating: ["error", "ok"], count: 10).flatMap { $0 })
+                #expect(pauses.count == 10)
+                // Measured, not asserted (timing belongs in benchmarks): printed for the record.
+                print("reload under load: reload_ms max \(reloadTimes.max() ?? -1), evaluation_pause_ms max \(pauses.max() ?? -1)")
 
-            let summary = try await sender.value
-            let result = try object(summary.split(separator: "\n").last.map(String.init) ?? "{}")
-            #expect(result["statuses"] == .object(["accepted": .number(Double(count))]), "\(summary)")
-            #expect(result["unanswered"] == .number(0))
-            try await waitForEvaluated(count, control: e.control)
-            let status = try await request(#"{"command": "status"}"#, to: e.control)
-            guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
-            #expect(counts["journaled"] == .number(Double(count)) && counts["evaluated"] == .number(Double(count)))
-            #expect(counts["rejected"] == .number(0) && counts["unevaluated"] == .number(0))
-            #expect(try await ops.value == Array(repeating: ["rejected", "live"], count: 10).flatMap { $0 })
+                let summary = try await sender.value
+                let result = try object(summary.split(separator: "\n").last.map(String.init) ?? "{}")
+                #expect(result["statuses"] == .object(["accepted": .number(Double(count))]), "\(summary)")
+                #expect(result["unanswered"] == .number(0))
+                try await waitForEvaluated(count, control: e.control)
+                let status = try await request(#"{"command": "status"}"#, to: e.control)
+                guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
+                #expect(counts["journaled"] == .number(Double(count)) && counts["evaluated"] == .number(Double(count)))
+                #expect(counts["rejected"] == .number(0) && counts["unevaluated"] == .number(0))
+                #expect(try await ops.value == Array(repeating: ["rejected", "live"], count: 10).flatMap { $0 })
+            }
         }
     }
 }
