@@ -289,7 +289,7 @@ public final class SocketLoop: Sendable {
             }
             var sent = 0
             for frames in pending[i] {
-                if routed, !held[i].isEmpty, let peer = frames.first, held[i].holds(peer) {
+                if routed, let peer = frames.first, held[i].holds(peer) {
                     hold(frames, for: peer, in: &held[i], i)
                 } else if !send(frames, on: socket, i) {
                     guard routed, let peer = frames.first else { break }
@@ -340,7 +340,8 @@ struct HeldReplies {
 
     var isEmpty: Bool { byPeer.isEmpty }
 
-    func holds(_ peer: [UInt8]) -> Bool { byPeer[peer] != nil }
+    /// Whether replies to `peer` are waiting (asked once per reply: nothing is hashed while nothing is held).
+    func holds(_ peer: [UInt8]) -> Bool { !byPeer.isEmpty && byPeer[peer] != nil }
 
     /// Appends a reply for `peer`; true if the peer's oldest reply was dropped to stay within `limit`.
     mutating func append(_ frames: [[UInt8]], for peer: [UInt8], limit: Int) -> Bool {

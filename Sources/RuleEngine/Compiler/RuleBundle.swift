@@ -92,8 +92,6 @@ package final class CompiledRule: Sendable {
     /// The alert's placeholder expressions in order (summary, detail, recommendation): evaluated for every alert
     /// that fires, so kept as one list rather than gathered from the templates each time.
     let placeholders: [Code]
-    /// Whether the rule has an alert (read per fired rule without copying the alert).
-    let raisesAlert: Bool
 
     package init(
         id: String, ruleset: String, description: String, condition: Code, sets: [(slot: Int, value: Code)],
@@ -125,7 +123,6 @@ package final class CompiledRule: Sendable {
             }
         }
         self.placeholders = placeholders
-        raisesAlert = alert != nil
     }
 }
 

@@ -39,7 +39,7 @@ package struct Evaluator: Sendable {
             }
             // What a derived fact was concluded from stays recorded, for the alerts of rules that read it.
             for assignment in rule.sets { state.basis[assignment.slot] = mark..<state.evidence.count }
-            guard rule.raisesAlert else { continue }
+            guard rule.alert != nil else { continue }
             var values: [Value] = []
             values.reserveCapacity(rule.placeholders.count)
             for code in rule.placeholders { values.append(state.eval(code)) }
