@@ -41,7 +41,7 @@ public final class Daemon: Sendable {
         // at the next start (a crash, a reboot, systemd's restart).
         let gated = Reloader.gate(configuration)
         for warning in gated.warnings { logger.warning("\(warning)") }
-        guard let bundle = gated.bundle, gated.errors.isEmpty else {
+        guard let bundle = gated.runnable else {
             throw ConfigurationError("the rules in \(configuration.rules) may not run:\n" + gated.errors.joined(separator: "\n"))
         }
         let store = try SQLiteStore(path: configuration.database)

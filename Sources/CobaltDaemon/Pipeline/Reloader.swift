@@ -72,8 +72,7 @@ struct Reloader {
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
         }
         let gated = Self.gate(configuration)
-        let errors = gated.errors
-        if let bundle = gated.bundle, errors.isEmpty {
+        if let bundle = gated.runnable {
             rules.swap(bundle)
             let swapped = ContinuousClock.now - started
             var reevaluation = EvaluationPipeline.Reevaluation(patients: 0, changes: 0, pause: .zero)
@@ -94,34 +93,47 @@ struct Reloader {
                 tests: gated.tests, pause: reevaluation.pause, patients: reevaluation.patients)
         }
         publisher.ops("ruleset", [
-            ("outcome", "\"rejected\""), ("errors", "[" + errors.prefix(20).map(\.jsonQuoted).joined(separator: ",") + "]"),
+            ("outcome", "\"rejected\""), ("errors", "[" + gated.errors.prefix(20).map(\.jsonQuoted).joined(separator: ",") + "]"),
         ])
-        logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(errors.count)"])
-        return .refused(reason: "the rule set was not loaded; the running set keeps running", errors: errors)
+        logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(gated.errors.count)"])
+        return .refused(reason: "the rule set was not loaded; the running set keeps running", errors: gated.errors)
+    }
+
+    /// What ``gate(_:)`` found: the bundle when the rules loaded, every error, the load warnings, and how long
+    /// loading (read, check, compile) and the rule tests took.
+    struct Gate {
+        var bundle: RuleBundle?
+        var errors: [String]
+        var warnings: [String]
+        var compile: Duration
+        var tests: Duration = .zero
+
+        /// The bundle, when it may go live: it loaded and nothing failed.
+        var runnable: RuleBundle? { errors.isEmpty ? bundle : nil }
     }
 
     /// What a rule set must pass before it runs, at start as on every reload: it loads, checks and compiles, it
-    /// has rule tests (`tests/` beside the rule sets), and every test passes. Returns the bundle when it loaded,
-    /// every error (empty: it may go live), and how long compiling and testing took.
-    static func gate(_ configuration: DaemonConfiguration) -> (bundle: RuleBundle?, errors: [String], warnings: [String], compile: Duration, tests: Duration) {
+    /// has rule tests (`tests/` beside the rule sets), and every test passes.
+    static func gate(_ configuration: DaemonConfiguration) -> Gate {
         let started = ContinuousClock.now
         let loaded = RuleLoader().load(directory: configuration.rules, profile: configuration.profile)
         let compiled = ContinuousClock.now
-        var errors = loaded.log.errors.map(\.description)
-        guard let bundle = loaded.bundle else {
-            return (nil, errors, loaded.log.warnings.map(\.headline), compiled - started, .zero)
-        }
+        var gate = Gate(
+            bundle: loaded.bundle, errors: loaded.log.errors.map(\.description), warnings: loaded.log.warnings.map(\.headline),
+            compile: compiled - started)
+        guard let bundle = loaded.bundle else { return gate }
         var testLog = DiagnosticLog()
         let directory = configuration.rules + "/tests"
         let tests = RuleTestLoader.load(directory: directory, log: &testLog)
-        errors += testLog.errors.map(\.description)
+        gate.errors += testLog.errors.map(\.description)
         if tests.isEmpty, testLog.errors.isEmpty {
-            errors.append("\(directory): no rule tests; a rule set runs only after its tests (clinical vignettes, expected silence) pass")
+            gate.errors.append("\(directory): no rule tests; a rule set runs only after its tests (clinical vignettes, expected silence) pass")
         }
         for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
-            errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
+            gate.errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
         }
-        return (bundle, errors, loaded.log.warnings.map(\.headline), compiled - started, ContinuousClock.now - compiled)
+        gate.tests = ContinuousClock.now - compiled
+        return gate
     }
 }
 
