@@ -127,7 +127,8 @@ public final class Daemon: Sendable {
         let statistics = Statistics()
         let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences())
         let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
-        let handOff = HandOff(capacity: configuration.handOffEvents)
+        let handOff = HandOff(
+            capacity: configuration.handOffEvents, patience: .milliseconds(configuration.handOffWaitMilliseconds))
         let pipeline = EvaluationPipeline(
             store: store, handOff: handOff, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
             cacheRecords: configuration.patientCacheRecords, batchSize: configuration.evaluationBatch, workers: configuration.evaluationWorkers, statistics: statistics, logger: logger, requeue: wake)

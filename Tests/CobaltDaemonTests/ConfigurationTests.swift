@@ -17,9 +17,10 @@ import Testing
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let file = scratch.path + "/cobalt.yaml"
-        try "limits:\n  patient_cache: 12\n  patient_cache_records: 345\n  handoff_events: 67\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "limits:\n  patient_cache: 12\n  patient_cache_records: 345\n  handoff_events: 67\n  handoff_wait_ms: 89\n".write(toFile: file, atomically: true, encoding: .utf8)
         let configuration = try DaemonConfiguration.load(file: file)
-        #expect(configuration.patientCache == 12 && configuration.patientCacheRecords == 345 && configuration.handOffEvents == 67)
+        #expect(configuration.patientCache == 12 && configuration.patientCacheRecords == 345 && configuration.handOffEvents == 67
+            && configuration.handOffWaitMilliseconds == 89)
     }
 
     /// A misspelt setting is refused with its full name, never silently replaced by its default.

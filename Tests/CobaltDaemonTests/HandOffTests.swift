@@ -1,6 +1,7 @@
 @testable import CobaltDaemon
 import CobaltTestSupport
 import RuleEngine
+import Synchronization
 import Testing
 
 @Suite struct HandOffTests {
@@ -8,8 +9,8 @@ import Testing
         range.map { JournaledEvent(seq: $0, patient: "p", clinic: "c", event: nil, vocabularyHash: "") }
     }
 
-    @Test func handsOverInOrderAndKeepsAGapFreePrefixWhenFull() {
-        let handOff = HandOff(capacity: 4)
+    @Test func handsOverInOrderAndKeepsAGapFreePrefixWhenItMayNotWait() {
+        let handOff = HandOff(capacity: 4, patience: .zero)
         handOff.push(events(1...2))
         handOff.push(events(3...4))
         let first = handOff.take()
@@ -22,6 +23,87 @@ import Testing
         handOff.push(events(11...11))
         let third = handOff.take()
         #expect(third.events.map(\.seq) == [11] && !third.overflowed)
+    }
+
+    /// Ingest waits for room (backpressure) instead of leaving events out, and goes on as soon as evaluation takes.
+    @Test func aFullHandOffMakesIngestWaitUntilEvaluationTakes() async throws {
+        let handOff = HandOff(capacity: 4, patience: .seconds(60))
+        handOff.push(events(1...3))
+        let progress = Mutex((started: false, pushed: false))
+        async let pushing: Void = onThread {
+            progress.withLock { $0.started = true }
+            handOff.push(self.events(4...5))  // 5 > 4: waits
+            progress.withLock { $0.pushed = true }
+        }
+        while !progress.withLock({ $0.started }) { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!progress.withLock { $0.pushed }, "the push did not wait for room")
+        let first = handOff.take()
+        await pushing
+        let second = handOff.take()
+        #expect(first.events.map(\.seq) == [1, 2, 3] && !first.overflowed && first.waited == .zero)
+        #expect(second.events.map(\.seq) == [4, 5] && !second.overflowed && second.waited > .zero, "\(second.waited)")
+    }
+
+    /// If evaluation takes nothing for the whole wait, ingest goes on without the hand-off (journal fallback).
+    @Test func aStalledEvaluationIsWaitedForOnlySoLong() {
+        let handOff = HandOff(capacity: 2, patience: .milliseconds(100))
+        handOff.push(events(1...2))
+        let started = ContinuousClock.now
+        handOff.push(events(3...3))
+        #expect(ContinuousClock.now - started >= .milliseconds(90))
+        handOff.push(events(4...4))  // already overflowed: no second wait
+        #expect(ContinuousClock.now - started < .milliseconds(1_000))
+        let taken = handOff.take()
+        #expect(taken.events.map(\.seq) == [1, 2] && taken.overflowed)
+    }
+}
+
+/// With evaluation stalled (its commits fail: a real SQLite error, from a trigger another connection installs),
+/// ingest stops taking events once the hand-off is full, instead of acknowledging ever more events that cannot
+/// be evaluated; when evaluation recovers, the event that waited is journaled and answered, every event is
+/// evaluated, and nothing was left out of the hand-off.
+@Suite(.timeLimit(.minutes(2))) struct IngestBackpressureTests {
+    @Test func ingestWaitsForAStalledEvaluationAndResumesWithoutLosingAnEvent() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.handOffEvents = 4
+        configuration.handOffWaitMilliseconds = 60_000
+        func sql(_ statements: String) async throws { try await runSQL(statements, database: configuration.database) }
+        try await withRunningDaemon(configuration) { daemon in
+            try await sql("""
+                CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
+                CREATE TRIGGER injected_failure BEFORE UPDATE ON evaluation_progress
+                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+                """)
+            let events = (1...11).map { deficientEvent(id: "bp-\($0)", patient: "p-bp-\($0)") }
+            // One at a time, so that each is its own journal commit. The first is taken by evaluation, whose commit
+            // fails (and is retried, failing, until the trigger is off); four more fill the hand-off; the next is
+            // answered, then ingest waits; the one after it gets no answer.
+            var answered = 0
+            for event in events.dropLast() {
+                guard let reply = try? await request(event, to: daemon.endpoints.ingest, timeout: 1_500) else { break }
+                #expect(reply["status"] == .string("accepted"), "\(reply)")
+                answered += 1
+                if answered == 1 { try await Task.sleep(for: .milliseconds(300)) }  // evaluation takes it alone
+            }
+            // 6; 7 if evaluation took the second event with the first.
+            #expect((6...7).contains(answered), "\(answered) events answered while evaluation was stalled")
+            try await sql("UPDATE injected_failure SET on_ = 0;")
+            let outcomes = try await send([events[events.count - 1]], to: daemon.endpoints.ingest)
+            #expect(outcomes.map(\.status) == ["accepted"])
+            let total = answered + 2  // the one that waited, and the last
+            try await waitForEvaluated(total, control: daemon.endpoints.control)
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            guard case .object(let counts)? = status["counts"] else { Issue.record("no counts: \(status)"); return }
+            #expect(counts["accepted"] == .number(Double(total)) && counts["journaled"] == .number(Double(total))
+                && counts["handoff_overflows"] == .number(0), "\(counts)")
+            let waited: Double = if case .number(let ms)? = counts["ingest_waited_ms"] { ms } else { -1 }
+            #expect(waited >= 1_000, "ingest waited \(waited) ms")
+            let patients = Set(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).compactMap { $0["patient"]?.stringValue })
+            #expect(patients == Set((1...answered + 1).map { "p-bp-\($0)" } + ["p-bp-11"]))
+        }
     }
 }
 
@@ -42,6 +124,8 @@ import Testing
             defer { scratch.remove() }
             var configuration = testConfiguration(directory: scratch.path)
             configuration.handOffEvents = capacity
+            // The small hand-off must overflow (not wait), so that the journal path runs.
+            if capacity == 2 { configuration.handOffWaitMilliseconds = 0 }
             configuration.evaluationWorkers = workers
             configuration.patientCache = patients
             configuration.patientCacheRecords = records

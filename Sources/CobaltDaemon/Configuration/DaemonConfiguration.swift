@@ -16,8 +16,10 @@ import Yams
 ///   (a timeline grows with the patient's history; the least recently used patients are evicted first).
 /// - `limits.evaluation_batch` (int, default 256): at most this many events per evaluation transaction (each is
 ///   sized to about 2 ms of work) and per journal read.
-/// - `limits.handoff_events` (int, default 4096, about 5 KiB each): decoded events held in memory between ingest and evaluation;
-///   beyond that, evaluation reads them back from the journal.
+/// - `limits.handoff_events` (int, default 4096, about 5 KiB each): decoded events held in memory between ingest and
+///   evaluation; when that many are waiting, ingest waits for evaluation (backpressure: senders are read more slowly).
+/// - `limits.handoff_wait_ms` (int, default 1000): how long ingest waits for evaluation before it leaves events out
+///   of the hand-off and goes on without it (evaluation then reads them back from the journal).
 /// - `limits.evaluation_workers` (int, default: the number of cores, at most 4): patients evaluated in parallel.
 /// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
 /// - `replay_page_limit` (int, default 500): most alerts in one replay page.
@@ -43,6 +45,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var patientCacheRecords = 2_000_000
     public var evaluationBatch = 256
     public var handOffEvents = 4_096
+    public var handOffWaitMilliseconds = 1_000
     public var evaluationWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
@@ -103,7 +106,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let limits = mapping["limits"]?.mapping {
             try refuseUnknown(
                 limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "patient_cache_records",
-                    "evaluation_batch", "handoff_events", "evaluation_workers"],
+                    "evaluation_batch", "handoff_events", "handoff_wait_ms", "evaluation_workers"],
                 in: "limits")
         }
         if let security = mapping["security"]?.mapping {
@@ -127,6 +130,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 try int(limits["patient_cache_records"], "limits.patient_cache_records") ?? configuration.patientCacheRecords
             configuration.evaluationBatch = try int(limits["evaluation_batch"], "limits.evaluation_batch") ?? configuration.evaluationBatch
             configuration.handOffEvents = try int(limits["handoff_events"], "limits.handoff_events") ?? configuration.handOffEvents
+            configuration.handOffWaitMilliseconds =
+                try int(limits["handoff_wait_ms"], "limits.handoff_wait_ms") ?? configuration.handOffWaitMilliseconds
             configuration.evaluationWorkers = try int(limits["evaluation_workers"], "limits.evaluation_workers") ?? configuration.evaluationWorkers
         }
         configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds

@@ -89,7 +89,8 @@ struct ControlHandler {
             "counts":{"received":\(counts.received),"accepted":\(counts.accepted),"duplicate":\(counts.duplicate),\
             "rejected":\(counts.rejected),"evaluated":\(counts.evaluated),"published":\(counts.published),\
             "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts),\
-            "handoff_overflows":\(counts.handOffOverflows),"patients_loaded":\(counts.patientsLoaded)},\
+            "handoff_overflows":\(counts.handOffOverflows),"patients_loaded":\(counts.patientsLoaded),\
+            "ingest_waited_ms":\(Int(counts.ingestWaited.seconds * 1_000))},\
             "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients),"cached_records":\(await pipeline.cachedRecords)}
             """
     }

@@ -194,7 +194,8 @@ actor EvaluationPipeline {
                 }
                 readJournal = false
             }
-            let (handed, overflowed) = handOff.take()
+            let (handed, overflowed, waited) = handOff.take()
+            statistics.recordIngestWaited(waited)
             // Anything already read from the journal is skipped (sequence numbers only grow).
             let fresh = handed.drop { $0.seq <= lastEvaluated }
             if !fresh.isEmpty { try await evaluateAll(fresh) }

@@ -1,5 +1,5 @@
+import Foundation
 import RuleEngine
-import Synchronization
 
 /// A journaled event on its way to evaluation: its journal sequence number and the event as ingest decoded and
 /// normalised it, so that the pipeline neither reads the journal back nor decodes the JSON a second time.
@@ -15,44 +15,71 @@ struct JournaledEvent: Sendable {
 
 /// Events journaled by ingest and not yet taken by the evaluation pipeline, in journal order.
 ///
-/// The journal stays the queue of record: this is a bounded shortcut in memory. When the pipeline falls more than
-/// `capacity` events behind, further events are not buffered and the hand-off is marked as overflowed; the
-/// pipeline evaluates what was buffered (the events before the first one left out), then reads the journal after
-/// the last event it evaluated, as it does after a restart, and skips anything it is handed later that it has
-/// already evaluated (by sequence number). Memory is bounded by `capacity`, never by backlog.
-final class HandOff: Sendable {
-    private struct State {
-        var events: [JournaledEvent] = []
-        var overflowed = false
-    }
+/// The journal stays the queue of record: this is a bounded shortcut in memory, and it is how ingest keeps pace
+/// with evaluation. When `capacity` events are waiting, ingest waits (at most `patience`) for the pipeline to
+/// take them — its acknowledgements are already sent, but it reads nothing more meanwhile, so senders feel the
+/// backpressure as they do when `limits.max_in_flight` is reached. Ingest therefore runs at most about two
+/// hand-offs ahead of evaluation, and no event is decoded twice.
+///
+/// If the pipeline takes nothing for `patience` (it is stopped, or retrying after a store failure), further
+/// events are left out and the hand-off is marked as overflowed: ingest goes on journaling and acknowledging,
+/// and the pipeline evaluates what was buffered (the events before the first one left out), then reads the
+/// journal after the last event it evaluated, as it does after a restart, and skips anything it is handed later
+/// that it has already evaluated (by sequence number). Memory is bounded by `capacity`, never by backlog.
+final class HandOff: @unchecked Sendable {
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var events: [JournaledEvent] = []
+    private var overflowed = false
+    private var waited: Duration = .zero
 
-    private let state = Mutex(State())
     let capacity: Int
+    let patience: Duration
 
-    init(capacity: Int) {
+    init(capacity: Int, patience: Duration = .seconds(1)) {
         self.capacity = max(1, capacity)
+        self.patience = max(.zero, patience)
     }
 
-    /// Adds the events of one journal commit (in sequence order).
-    func push(_ events: [JournaledEvent]) {
-        guard !events.isEmpty else { return }
-        state.withLock { state in
-            // Once an event is left out, every later one is too: the buffer stays a gap-free prefix.
-            guard !state.overflowed else { return }
-            if state.events.count + events.count > capacity {
-                state.overflowed = true
-            } else {
-                state.events += events
-            }
+    /// Adds the events of one journal commit (in sequence order); waits, at most ``patience``, while there is no
+    /// room for them.
+    func push(_ more: [JournaledEvent]) {
+        guard !more.isEmpty else { return }
+        condition.lock()
+        defer { condition.unlock() }
+        // Once an event is left out, every later one is too: the buffer stays a gap-free prefix.
+        guard !overflowed else { return }
+        if events.count + more.count > capacity, patience > .zero {
+            let started = ContinuousClock.now
+            let deadline = Date(timeIntervalSinceNow: patience.seconds)
+            while events.count + more.count > capacity, !events.isEmpty, condition.wait(until: deadline) {}
+            waited += ContinuousClock.now - started
+        }
+        if events.count + more.count > capacity, !events.isEmpty || more.count > capacity {
+            overflowed = true
+        } else {
+            events += more
         }
     }
 
     /// Takes everything buffered. `overflowed` says that events after these were left out since the last call:
-    /// the journal must be read to find them.
-    func take() -> (events: [JournaledEvent], overflowed: Bool) {
-        state.withLock { state in
-            defer { state = State() }
-            return (state.events, state.overflowed)
-        }
+    /// the journal must be read to find them. `waited` is how long ingest waited for room since the last call.
+    func take() -> (events: [JournaledEvent], overflowed: Bool, waited: Duration) {
+        condition.lock()
+        defer { condition.unlock() }
+        let taken = (events, overflowed, waited)
+        events = []
+        overflowed = false
+        waited = .zero
+        condition.broadcast()
+        return taken
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `TimeInterval`.
+    var seconds: TimeInterval {
+        let (whole, attoseconds) = components
+        return TimeInterval(whole) + TimeInterval(attoseconds) / 1e18
     }
 }

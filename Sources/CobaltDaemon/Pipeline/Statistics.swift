@@ -12,6 +12,8 @@ final class Statistics: Sendable {
         var evaluated = 0
         var published = 0
         var handOffOverflows = 0
+        /// How long ingest waited for evaluation to take what it had handed over (see ``HandOff``).
+        var ingestWaited: Duration = .zero
         /// Patients whose timeline was built from the journal: first seen since the start, or evicted before.
         var patientsLoaded = 0
     }
@@ -29,6 +31,7 @@ final class Statistics: Sendable {
     private let evaluationLatency = Timer(label: "cobalt_evaluation_duration_seconds")
     private let quarantined = Counter(label: "cobalt_events_quarantined_total")
     private let handOffOverflows = Counter(label: "cobalt_handoff_overflows_total")
+    private let ingestWaited = FloatingPointCounter(label: "cobalt_ingest_waited_for_evaluation_seconds_total")
     private let patientsLoaded = Counter(label: "cobalt_patients_loaded_total")
     private let reevaluationPause = Timer(label: "cobalt_reload_evaluation_pause_seconds")
     private let reloadDuration = Timer(label: "cobalt_reload_duration_seconds")
@@ -44,6 +47,13 @@ final class Statistics: Sendable {
     func recordHandOffOverflow() {
         counts.withLock { $0.handOffOverflows += 1 }
         handOffOverflows.increment()
+    }
+
+    /// Ingest waited this long for evaluation to make room (backpressure: evaluation is the slower stage).
+    func recordIngestWaited(_ duration: Duration) {
+        guard duration > .zero else { return }
+        counts.withLock { $0.ingestWaited += duration }
+        ingestWaited.increment(by: duration.seconds)
     }
 
     func recordPatientsLoaded(_ count: Int) {

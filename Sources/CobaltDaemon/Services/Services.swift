@@ -13,7 +13,8 @@ import ZeroMQ
 ///
 /// Two of them on the ingest path: the messages read from the socket (the socket loop puts them on its own
 /// thread, see ``SocketSpec/deliver``), and the batches checked and waiting for the journal. (Evaluation is
-/// reached through ``HandOff`` instead, which never waits and is bounded by its own capacity.)
+/// reached through ``HandOff`` instead, which is bounded by its own capacity and makes ingest wait for
+/// evaluation when it is full.)
 final class ThreadQueue<Item>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Item] = []
@@ -114,13 +115,14 @@ struct IngestService: Service {
                 audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
             }
         }
-        if !accepted.isEmpty {
-            handOff.push(accepted)
-            wake.yield(.events)
-        }
         loop.send(socket, messages: replies.map(\.frames))
         loop.release(socket, count: batch.count)
         statistics.recordIngest(counts, batch: batch.count)
+        if !accepted.isEmpty {
+            // After the answers: when evaluation is behind, this waits for it (backpressure; see HandOff).
+            handOff.push(accepted)
+            wake.yield(.events)
+        }
     }
 }
 
