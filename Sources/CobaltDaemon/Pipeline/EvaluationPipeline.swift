@@ -88,7 +88,24 @@ actor EvaluationPipeline {
     private var cache: PatientCache
     /// The vocabulary the cached timelines were built with.
     private var cachedVocabulary: String?
+    /// Every event up to this one is evaluated and its alert changes committed (or it changed nothing): what
+    /// `status` reports.
     private(set) var lastEvaluated: Int64 = 0
+    /// Every event up to this one is evaluated in memory: ahead of ``lastEvaluated`` while ``inFlight`` commits.
+    private var cursor: Int64 = 0
+    /// The commit of the last chunk that changed alerts, running while the next chunk is evaluated (see
+    /// ``evaluate(_:)``). At most one; finished (``finishCommit()``) before the next starts, so commits — and the
+    /// per-clinic sequence numbers they assign — stay in journal order.
+    private var inFlight: InFlightCommit?
+
+    private struct InFlightCommit {
+        let task: Task<[PublishedAlert], any Error>
+        /// Where evaluation starts again if it fails: the cursor before its chunk.
+        let restart: Int64
+        let events: Int
+        let evaluation: Duration
+        let changes: [AlertChange]
+    }
 
     init(
         store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int,
@@ -113,6 +130,7 @@ actor EvaluationPipeline {
     func run(work: AsyncStream<Work>) async {
         do {
             lastEvaluated = try await store.evaluatedThrough()
+            cursor = lastEvaluated
         } catch {
             logger.error("cannot read the evaluation watermark; evaluating from the journal", metadata: ["error": "\(error)"])
         }
@@ -182,12 +200,24 @@ actor EvaluationPipeline {
 
     private func retryDue() { retryPending = false }
 
-    /// Evaluates all unevaluated events, in journal order. Called only from the loop (see ``Work``).
+    /// Evaluates all unevaluated events, in journal order, and waits for the last commit. Called only from the loop
+    /// (see ``Work``), so no commit is in flight when other work runs.
     private func drain() async throws {
+        do {
+            try await evaluateUnevaluated()
+            try await finishCommit()
+        } catch {
+            // The chunk in flight may still have committed; if so, it counts.
+            try? await finishCommit()
+            throw error
+        }
+    }
+
+    private func evaluateUnevaluated() async throws {
         while true {
             if readJournal {
                 while true {
-                    let stored = try await store.unevaluated(after: lastEvaluated, limit: batchSize)
+                    let stored = try await store.unevaluated(after: cursor, limit: batchSize)
                     guard !stored.isEmpty else { break }
                     let bundle = rules.snapshot
                     try await evaluateAll(ArraySlice(stored.map { Self.journaled($0, vocabulary: bundle.vocabulary, hash: bundle.vocabularyHash) }))
@@ -197,7 +227,7 @@ actor EvaluationPipeline {
             let (handed, overflowed, waited) = handOff.take()
             statistics.recordIngestWaited(waited)
             // Anything already read from the journal is skipped (sequence numbers only grow).
-            let fresh = handed.drop { $0.seq <= lastEvaluated }
+            let fresh = handed.drop { $0.seq <= cursor }
             if !fresh.isEmpty { try await evaluateAll(fresh) }
             if overflowed {
                 // Ingest left out the events after these (no room); they are in the journal.
@@ -230,6 +260,8 @@ actor EvaluationPipeline {
     /// Patients are independent, so the events are split into ``workers`` shards by patient and evaluated in
     /// parallel (a patient's events stay in one shard, in journal order); the changes are then committed in journal
     /// order, so sequence numbers come out exactly as from a single worker.
+    ///
+    /// A chunk that changes alerts is committed while the next one is evaluated (``inFlight``).
     private func evaluate(_ batch: ArraySlice<JournaledEvent>) async throws -> Int {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
@@ -256,7 +288,9 @@ actor EvaluationPipeline {
             }
         }
         if !cold.isEmpty {
-            // Patients not in memory: their earlier events and open alerts, for the whole chunk in two queries.
+            // Patients not in memory: their earlier events and open alerts, for the whole chunk in two queries —
+            // after the commit in flight, whose alert states they may need (a patient evicted since).
+            try await finishCommit()
             for (patient, entry) in try await Self.loadEntries(
                 cold, before: chunk[0].seq, bundle: bundle, store: store, statistics: statistics) {
                 shard(patient).entries[patient] = entry
@@ -278,33 +312,49 @@ actor EvaluationPipeline {
             for (offset, changes) in shard.changes { evaluations[offset].changes = changes }
             for (patient, entry) in shard.entries { cache.put(patient, entry) }
         }
+        let evaluation = ContinuousClock.now - started
         let through = chunk[chunk.count - 1].seq
         if evaluations.allSatisfy({ $0.changes.isEmpty }), deferredEvents + chunk.count <= Self.watermarkDeferral,
             deferredEvents == 0 || ContinuousClock.now - deferredSince < Self.watermarkDeferralTime
         {
             if deferredEvents == 0 { deferredSince = ContinuousClock.now }
             deferredEvents += chunk.count
-            lastEvaluated = through
-            statistics.recordEvaluated(chunk.count, duration: ContinuousClock.now - started, changes: [])
+            cursor = through
+            if inFlight == nil { lastEvaluated = through }  // else when the commit before it succeeds
+            statistics.recordEvaluated(chunk.count, duration: evaluation, changes: [])
             cache.evictIfNeeded()
             return chunk.count
         }
+        // Committed while the next chunk is evaluated: the commit waits for the one SQLite writer and an fsync,
+        // and evaluation waiting with it left the cores idle for that long.
+        try await finishCommit()
         let evaluatedAt = Timestamp.formatMilliseconds(Date().timeIntervalSince1970)
-        let published: [PublishedAlert]
-        do {
-            published = try await store.commitEvaluations(evaluations, through: through, at: evaluatedAt)
-            deferredEvents = 0
-        } catch {
-            // The cached states ran ahead of the store: forget them, and retry the batch later.
-            for event in chunk { cache.remove(event.patient) }
-            throw error
-        }
-        lastEvaluated = through
-        let elapsed = ContinuousClock.now - started
-        statistics.recordEvaluated(chunk.count, duration: elapsed, changes: evaluations.flatMap(\.changes))
-        publisher.publish(published)
+        let store = store
+        inFlight = InFlightCommit(
+            task: Task { [evaluations] in try await store.commitEvaluations(evaluations, through: through, at: evaluatedAt) },
+            restart: cursor, events: chunk.count, evaluation: evaluation, changes: evaluations.flatMap(\.changes))
+        deferredEvents = 0  // the commit carries the watermark
+        cursor = through
         cache.evictIfNeeded()
         return chunk.count
+    }
+
+    /// Waits for the commit in flight; then publishes its alerts, or, if it failed, rewinds evaluation to before
+    /// its chunk (the cached states ran ahead of the store: the caller forgets them) and throws.
+    private func finishCommit() async throws {
+        guard let commit = inFlight else { return }
+        inFlight = nil
+        let published: [PublishedAlert]
+        do {
+            published = try await commit.task.value
+        } catch {
+            cursor = commit.restart
+            lastEvaluated = commit.restart
+            throw error
+        }
+        lastEvaluated = cursor
+        statistics.recordEvaluated(commit.events, duration: commit.evaluation, changes: commit.changes)
+        publisher.publish(published)
     }
 
     /// Sizes the next chunk so that evaluating it (all shards, before the commit) takes about ``commitBudget``,
