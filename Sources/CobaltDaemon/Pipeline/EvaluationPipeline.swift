@@ -385,13 +385,9 @@ actor EvaluationPipeline {
             let bundle = context.bundle
             let evaluator = Evaluator(bundle: bundle)
             for (offset, stored) in events {
-                guard var event = stored.event else {
+                guard let event = stored.event else {
                     context.logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
                     continue
-                }
-                if stored.vocabularyHash != bundle.vocabularyHash {
-                    // Normalised by ingest before a vocabulary change went live.
-                    event = NormalisedEvent(event.event, vocabulary: bundle.vocabulary)
                 }
                 var entry: PatientEntry
                 if let cached = entries.removeValue(forKey: stored.patient), cached.lastSeq < stored.seq {
@@ -401,7 +397,12 @@ actor EvaluationPipeline {
                         patient: stored.patient, clinic: stored.clinic, before: stored.seq, bundle: bundle, store: context.store,
                         statistics: context.statistics)
                 }
-                entry.timeline.apply(event)
+                if stored.vocabularyHash == bundle.vocabularyHash {
+                    entry.timeline.apply(event)
+                } else {
+                    // Normalised by ingest before a vocabulary change went live.
+                    entry.timeline.apply(NormalisedEvent(event.event, vocabulary: bundle.vocabulary))
+                }
                 entry.lastSeq = stored.seq
                 let evaluation = evaluator.evaluateLazily(entry.timeline)
                 let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)

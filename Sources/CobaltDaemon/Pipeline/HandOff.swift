@@ -3,14 +3,25 @@ import RuleEngine
 
 /// A journaled event on its way to evaluation: its journal sequence number and the event as ingest decoded and
 /// normalised it, so that the pipeline neither reads the journal back nor decodes the JSON a second time.
-struct JournaledEvent: Sendable {
-    var seq: Int64
-    var patient: String
-    var clinic: String
+///
+/// A class, so that passing it along (commit, hand-off, chunk, shard) costs one reference count, not one for each
+/// string and array of the normalised event.
+final class JournaledEvent: Sendable {
+    let seq: Int64
+    let patient: String
+    let clinic: String
     /// `nil` for a journaled body that no longer decodes (only possible for rows written by another version).
-    var event: NormalisedEvent?
+    let event: NormalisedEvent?
     /// The vocabulary `event` was normalised with; the pipeline normalises again if the live one differs.
-    var vocabularyHash: String
+    let vocabularyHash: String
+
+    init(seq: Int64, patient: String, clinic: String, event: NormalisedEvent?, vocabularyHash: String) {
+        self.seq = seq
+        self.patient = patient
+        self.clinic = clinic
+        self.event = event
+        self.vocabularyHash = vocabularyHash
+    }
 }
 
 /// Events journaled by ingest and not yet taken by the evaluation pipeline, in journal order.
