@@ -9,14 +9,16 @@ struct AlertLifecycle {
     /// evidence are built only for alerts that changed; shadow alerts (rule sets in `testing`) are never published.
     static func changes(previous: [String: AlertState], evaluation: LazyEvaluation) -> [AlertChange] {
         var changes: [AlertChange] = []
-        var current: Set<String> = []
+        // Previous alerts that fire again (a rule fires at most once per evaluation, and rule ids are unique): when
+        // that is all of them, nothing resolved, and no set of the rules that fired is needed — the usual case.
+        var firingAgain = 0
         var header: [UInt8]?
         for index in 0..<evaluation.count where !evaluation.isShadow(index) {
             let rule = evaluation.rule(index)
-            current.insert(rule)
             let digest = evaluation.digest(index)
             let status: AlertChange.Status
             if let before = previous[rule] {
+                firingAgain += 1
                 guard before.digest != digest else { continue }
                 status = .updated
             } else {
@@ -30,7 +32,10 @@ struct AlertLifecycle {
             change.severity = alert.severity
             changes.append(change)
         }
-        for (rule, state) in previous.filter({ !current.contains($0.key) }).sorted(by: { $0.key < $1.key }) {
+        guard firingAgain < previous.count else { return changes }
+        let current = Set((0..<evaluation.count).lazy.filter { !evaluation.isShadow($0) }.map(evaluation.rule))
+        for rule in previous.keys.sorted() where !current.contains(rule) {
+            let state = previous[rule]!
             var change = AlertChange(
                 patient: state.patient, rule: rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
                 digest: state.digest, body: state.body)

@@ -1,0 +1,52 @@
+import CobaltStore
+@testable import CobaltDaemon
+import CobaltTestSupport
+import Foundation
+import RuleEngine
+import Testing
+
+/// The lifecycle of one patient's alerts against the bundled rules: unchanged alerts are not published again, a
+/// changed digest is `updated`, a new alert is `firing`, and a stored alert that no longer fires is `resolved` —
+/// also when others keep firing.
+@Suite struct AlertLifecycleTests {
+    static let bundle: RuleBundle = {
+        guard let bundle = RuleLoader(today: Timestamp.parse("2026-11-20")!).load(directory: Repository.rules).bundle else {
+            fatalError("the bundled rules do not load")
+        }
+        return bundle
+    }()
+
+    /// A deficient pregnant patient: several alerts fire.
+    static func evaluation() throws -> LazyEvaluation {
+        var timeline = PatientTimeline(patient: "p-1", clinic: "north", factCount: bundle.vocabulary.facts.count)
+        let json = #"{"schema": "cobalt.event.v1", "id": "e-1", "patient": "p-1", "clinic": "north", "time": "2026-11-20T09:00:00Z", "pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "observations": [{"code": "b12.active", "value": 18, "unit": "pmol/L"}]}"#
+        timeline.apply(NormalisedEvent(try EventDecoder.decode(Data(json.utf8)), vocabulary: bundle.vocabulary))
+        return Evaluator(bundle: bundle).evaluateLazily(timeline)
+    }
+
+    static func state(_ rule: String, digest: String) -> AlertState {
+        AlertState(patient: "p-1", rule: rule, clinic: "north", alertID: "id-\(rule)", digest: digest, body: "{}", severity: "info")
+    }
+
+    @Test func onlyWhatChangedIsPublished() throws {
+        let evaluation = try Self.evaluation()
+        let fired = (0..<evaluation.count).filter { !evaluation.isShadow($0) }.map { (rule: evaluation.rule($0), digest: evaluation.digest($0)) }
+        try #require(fired.count >= 3, "\(fired.map(\.rule))")
+        let first = AlertLifecycle.changes(previous: [:], evaluation: evaluation)
+        #expect(first.map(\.rule) == fired.map(\.rule) && first.allSatisfy { $0.status == .firing })
+
+        // All stored as published: nothing to publish.
+        var previous = Dictionary(uniqueKeysWithValues: fired.map { ($0.rule, Self.state($0.rule, digest: $0.digest)) })
+        #expect(AlertLifecycle.changes(previous: previous, evaluation: evaluation).isEmpty)
+
+        // One stored with other content, one not stored, two stored that no longer fire (resolved, by rule id).
+        previous[fired[0].rule]!.digest = "old"
+        previous[fired[1].rule] = nil
+        previous["z.gone"] = Self.state("z.gone", digest: "d")
+        previous["a.gone"] = Self.state("a.gone", digest: "d")
+        let changes = AlertLifecycle.changes(previous: previous, evaluation: evaluation)
+        #expect(changes.map(\.rule) == [fired[0].rule, fired[1].rule, "a.gone", "z.gone"])
+        #expect(changes.map(\.status) == [.updated, .firing, .resolved, .resolved])
+        #expect(changes[2].alertID == "id-a.gone" && changes[2].body == "{}" && changes[2].digest == "d")
+    }
+}
