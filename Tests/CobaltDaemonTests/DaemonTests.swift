@@ -42,8 +42,8 @@ func request(_ json: String, to endpoint: String, timeout: Int = 60_000) async t
 
 /// Waits until the daemon has evaluated `count` events (its status says so); throws if it does not, so that a
 /// test stops there instead of asserting on a half-evaluated state.
-func waitForEvaluated(_ count: Int, control: String) async throws {
-    for _ in 0..<200 {
+func waitForEvaluated(_ count: Int, control: String, polls: Int = 200) async throws {
+    for _ in 0..<polls {
         let status = try await request(#"{"command": "status"}"#, to: control)
         if case .object(let counts)? = status["counts"], case .number(let evaluated)? = counts["evaluated"], Int(evaluated) >= count,
             case .number(let unevaluated)? = counts["unevaluated"], unevaluated == 0

@@ -108,6 +108,65 @@ import Testing
 }
 
 @Suite(.timeLimit(.minutes(2))) struct HandOffFallbackTests {
+    /// The crash stream, then pairs of events of one patient back to back (low, then recovered), so that a patient
+    /// often has several events in one evaluation chunk.
+    static let stream = crashStream() + (0..<40).flatMap { p in
+        (0..<2).map { k in
+            (id: "pair-\(p)-\(k)", json: deficientEvent(
+                id: "pair-\(p)-\(k)", patient: "pp-\(p)", clinic: ["north", "south", "east"][p % 3], value: k == 0 ? 18 : 95,
+                time: "2026-11-2\(k)T09:00:00Z"))
+        }
+    }
+
+    /// The alert log after the stream, with the given configuration changes; `sql` runs before the stream, and
+    /// `between` after its first half is acknowledged.
+    private func alertLogAfterStream(
+        sql: String? = nil, _ configure: (inout DaemonConfiguration) -> Void,
+        between: (_ database: String, _ control: String) async throws -> Void = { _, _ in }
+    ) async throws -> (log: [String], counts: JSONObject?) {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configure(&configuration)
+        return try await withRunningDaemon(configuration) { daemon in
+            if let sql { try await runSQL(sql, database: configuration.database) }
+            let half = Self.stream.count / 2
+            var outcomes = try await send(Self.stream.prefix(half).map(\.json), to: daemon.endpoints.ingest)
+            try await between(configuration.database, daemon.endpoints.control)
+            outcomes += try await send(Self.stream.dropFirst(half).map(\.json), to: daemon.endpoints.ingest)
+            #expect(outcomes.map(\.status) == Array(repeating: "accepted", count: Self.stream.count))
+            // A retry after a failure comes 0.5 s later, then 1 s, 2 s… while drains keep failing.
+            try await waitForEvaluated(Self.stream.count, control: daemon.endpoints.control, polls: 1_200)
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            let counts: JSONObject? = if case .object(let counts)? = status["counts"] { counts } else { nil }
+            return (try await alertLog(replay: daemon.endpoints.replay), counts)
+        }
+    }
+
+    /// Evaluation commits fail (a real SQLite error from a trigger) while the first half of the stream is
+    /// evaluated, with commits overlapping the next chunk's evaluation: each failure rewinds evaluation to before
+    /// the failed chunk, and once the store works again the alert log — sequence numbers included — is the same
+    /// as without failures, and every event is counted as evaluated exactly once.
+    @Test func evaluationCommitsThatFailChangeNothing() async throws {
+        let reference = try await alertLogAfterStream { $0.evaluationWorkers = 2 }
+        let failing = try await alertLogAfterStream(sql: """
+            CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
+            CREATE TRIGGER injected_failure BEFORE UPDATE ON evaluation_progress
+            WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+            """, { $0.evaluationWorkers = 2 }) { database, control in
+            try await Task.sleep(for: .milliseconds(700))
+            let status = try await request(#"{"command": "status"}"#, to: control)
+            let evaluated: Double = if case .object(let counts)? = status["counts"], case .number(let n)? = counts["evaluated"] { n } else { -1 }
+            // The first events of each patient fire alerts: their commits failed.
+            #expect(evaluated >= 0 && evaluated < Double(Self.stream.count / 2), "\(evaluated) evaluated while commits fail")
+            try await runSQL("UPDATE injected_failure SET on_ = 0;", database: database)
+        }
+        #expect(reference.log.count > 100)
+        let firstDifference = zip(failing.log, reference.log).first { $0 != $1 }
+        #expect(failing.log.count == reference.log.count && firstDifference == nil, "\(failing.log.count) vs \(reference.log.count) lines")
+        #expect(failing.counts?["evaluated"] == .number(Double(Self.stream.count)), "\(String(describing: failing.counts))")
+    }
+
     /// With a hand-off too small for the traffic, evaluation reads the journal instead; with several workers,
     /// patients are evaluated in parallel; with a patient cache of one and chunks of three events, or a cache of
     /// 40 timeline records, patients are evicted and rebuilt from the store all the time. Either way the alert
@@ -130,15 +189,7 @@ import Testing
             configuration.patientCache = patients
             configuration.patientCacheRecords = records
             if patients == 1 { configuration.evaluationBatch = 3 }
-            // The crash stream, then pairs of events of one patient back to back (low, then recovered), so that a
-            // patient often has several events in one evaluation chunk.
-            let stream = crashStream() + (0..<40).flatMap { p in
-                (0..<2).map { k in
-                    (id: "pair-\(p)-\(k)", json: deficientEvent(
-                        id: "pair-\(p)-\(k)", patient: "pp-\(p)", clinic: ["north", "south", "east"][p % 3], value: k == 0 ? 18 : 95,
-                        time: "2026-11-2\(k)T09:00:00Z"))
-                }
-            }
+            let stream = Self.stream
             logs.append(try await withRunningDaemon(configuration) { daemon in
                 let outcomes = try await send(stream.map(\.json), to: daemon.endpoints.ingest)
                 #expect(outcomes.map(\.status) == Array(repeating: "accepted", count: stream.count))

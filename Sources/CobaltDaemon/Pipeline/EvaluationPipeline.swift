@@ -102,8 +102,10 @@ actor EvaluationPipeline {
         let task: Task<[PublishedAlert], any Error>
         /// Where evaluation starts again if it fails: the cursor before its chunk.
         let restart: Int64
-        let events: Int
-        let evaluation: Duration
+        /// Events evaluated (its chunk, then chunks after it that changed nothing) and how long that took: counted
+        /// once it succeeds, since if it fails they are evaluated again.
+        var events: Int
+        var evaluation: Duration
         let changes: [AlertChange]
     }
 
@@ -320,8 +322,14 @@ actor EvaluationPipeline {
             if deferredEvents == 0 { deferredSince = ContinuousClock.now }
             deferredEvents += chunk.count
             cursor = through
-            if inFlight == nil { lastEvaluated = through }  // else when the commit before it succeeds
-            statistics.recordEvaluated(chunk.count, duration: evaluation, changes: [])
+            if inFlight == nil {
+                lastEvaluated = through
+                statistics.recordEvaluated(chunk.count, duration: evaluation, changes: [])
+            } else {
+                // Done when the commit before it succeeds.
+                inFlight!.events += chunk.count
+                inFlight!.evaluation += evaluation
+            }
             cache.evictIfNeeded()
             return chunk.count
         }
