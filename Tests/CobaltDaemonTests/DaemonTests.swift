@@ -22,6 +22,18 @@ func send(_ events: [String], to endpoint: String) async throws -> [EventSender.
     }
 }
 
+/// SQL that makes every `operation` (`INSERT`, `UPDATE`) on `table` fail with a real SQLite error, until
+/// ``injectedFailureOff`` runs: store trouble, injected from another connection while the daemon runs.
+func injectedFailure(_ operation: String, on table: String) -> String {
+    """
+    CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
+    CREATE TRIGGER injected_failure BEFORE \(operation) ON \(table)
+    WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+    """
+}
+
+let injectedFailureOff = "UPDATE injected_failure SET on_ = 0;"
+
 /// Runs SQL on the daemon's database from another process (Python's sqlite3), as an operator or a fault would.
 func runSQL(_ statements: String, database: String) async throws {
     let (status, output) = try await runPython(["-c", """
@@ -241,18 +253,14 @@ func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
         defer { scratch.remove() }
         let configuration = testConfiguration(directory: scratch.path)
         try await withRunningDaemon(configuration) { daemon in
-            try await runSQL("""
-                CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
-                CREATE TRIGGER injected_failure BEFORE INSERT ON events
-                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
-                """, database: configuration.database)
+            try await runSQL(injectedFailure("INSERT", on: "events"), database: configuration.database)
             let event = deficientEvent(id: "store-1", patient: "p-store")
             let refused = try await request(event, to: daemon.endpoints.ingest)
             #expect(refused["code"] == .number(503) && refused["status"] == .string("rejected") && refused["id"] == .string("store-1"), "\(refused)")
             let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
             guard case .object(let counts)? = status["counts"] else { Issue.record("no counts: \(status)"); return }
             #expect(counts["journaled"] == .number(0) && counts["accepted"] == .number(0), "\(counts)")
-            try await runSQL("UPDATE injected_failure SET on_ = 0;", database: configuration.database)
+            try await runSQL(injectedFailureOff, database: configuration.database)
             let outcomes = try await send([event], to: daemon.endpoints.ingest)
             #expect(outcomes.map(\.status) == ["accepted"])
             try await waitForEvaluated(1, control: daemon.endpoints.control)
@@ -269,11 +277,7 @@ func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
         let configuration = testConfiguration(directory: scratch.path)
         func sql(_ statements: String) async throws { try await runSQL(statements, database: configuration.database) }
         try await withRunningDaemon(configuration) { daemon in
-            try await sql("""
-                CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
-                CREATE TRIGGER injected_failure BEFORE UPDATE ON evaluation_progress
-                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
-                """)
+            try await sql(injectedFailure("UPDATE", on: "evaluation_progress"))
             let outcomes = try await send([deficientEvent(id: "retry-1", patient: "p-retry")], to: daemon.endpoints.ingest)
             #expect(outcomes.map(\.status) == ["accepted"])
             // The alert-changing commit fails while the trigger is on: nothing is evaluated or published.
@@ -283,7 +287,7 @@ func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
             #expect(counts["evaluated"] == .number(0) && counts["unevaluated"] == .number(1), "\(counts)")
             #expect(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).isEmpty)
             // The store works again; no event is sent.
-            try await sql("UPDATE injected_failure SET on_ = 0;")
+            try await sql(injectedFailureOff)
             try await waitForEvaluated(1, control: daemon.endpoints.control)
             let alerts = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
             #expect(!alerts.isEmpty && alerts.allSatisfy { $0["patient"] == .string("p-retry") && $0["status"] == .string("firing") }, "\(alerts)")

@@ -72,11 +72,7 @@ import Testing
         configuration.handOffWaitMilliseconds = 60_000
         func sql(_ statements: String) async throws { try await runSQL(statements, database: configuration.database) }
         try await withRunningDaemon(configuration) { daemon in
-            try await sql("""
-                CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
-                CREATE TRIGGER injected_failure BEFORE UPDATE ON evaluation_progress
-                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
-                """)
+            try await sql(injectedFailure("UPDATE", on: "evaluation_progress"))
             let events = (1...11).map { deficientEvent(id: "bp-\($0)", patient: "p-bp-\($0)") }
             // One at a time, so that each is its own journal commit. The first is taken by evaluation, whose commit
             // fails (and is retried, failing, until the trigger is off); four more fill the hand-off; the next is
@@ -90,7 +86,7 @@ import Testing
             }
             // 6; 7 if evaluation took the second event with the first.
             #expect((6...7).contains(answered), "\(answered) events answered while evaluation was stalled")
-            try await sql("UPDATE injected_failure SET on_ = 0;")
+            try await sql(injectedFailureOff)
             let outcomes = try await send([events[events.count - 1]], to: daemon.endpoints.ingest)
             #expect(outcomes.map(\.status) == ["accepted"])
             let total = answered + 2  // the one that waited, and the last
@@ -149,17 +145,15 @@ import Testing
     /// as without failures, and every event is counted as evaluated exactly once.
     @Test func evaluationCommitsThatFailChangeNothing() async throws {
         let reference = try await alertLogAfterStream { $0.evaluationWorkers = 2 }
-        let failing = try await alertLogAfterStream(sql: """
-            CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
-            CREATE TRIGGER injected_failure BEFORE UPDATE ON evaluation_progress
-            WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
-            """, { $0.evaluationWorkers = 2 }) { database, control in
+        let failing = try await alertLogAfterStream(
+            sql: injectedFailure("UPDATE", on: "evaluation_progress"), { $0.evaluationWorkers = 2 }
+        ) { database, control in
             try await Task.sleep(for: .milliseconds(700))
             let status = try await request(#"{"command": "status"}"#, to: control)
             let evaluated: Double = if case .object(let counts)? = status["counts"], case .number(let n)? = counts["evaluated"] { n } else { -1 }
             // The first events of each patient fire alerts: their commits failed.
             #expect(evaluated >= 0 && evaluated < Double(Self.stream.count / 2), "\(evaluated) evaluated while commits fail")
-            try await runSQL("UPDATE injected_failure SET on_ = 0;", database: database)
+            try await runSQL(injectedFailureOff, database: database)
         }
         #expect(reference.log.count > 100)
         let firstDifference = zip(failing.log, reference.log).first { $0 != $1 }
