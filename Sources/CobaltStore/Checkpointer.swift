@@ -70,8 +70,7 @@ final class Checkpointer: @unchecked Sendable {
             condition.unlock()
             // A failure (the file is gone, say) only leaves the work to the writer's own checkpoints.
             _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-            let (seconds, attoseconds) = Self.spacing.components
-            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
+            Thread.sleep(forTimeInterval: Self.spacing.timeInterval)
         }
     }
 }

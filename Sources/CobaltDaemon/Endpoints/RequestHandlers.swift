@@ -90,7 +90,7 @@ struct ControlHandler {
             "rejected":\(counts.rejected),"evaluated":\(counts.evaluated),"published":\(counts.published),\
             "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts),\
             "handoff_overflows":\(counts.handOffOverflows),"patients_loaded":\(counts.patientsLoaded),\
-            "ingest_waited_ms":\(Int(counts.ingestWaited.seconds * 1_000))},\
+            "ingest_waited_ms":\(Int(counts.ingestWaited.timeInterval * 1_000))},\
             "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients),"cached_records":\(await pipeline.cachedRecords)}
             """
     }
@@ -99,7 +99,7 @@ struct ControlHandler {
         switch await reloader.reload(expect: expect, actor: actor) {
         case .live(let version, let hash, let duration, let compile, let tests, let pause, let patients):
             func ms(_ d: Duration) -> String {
-                (Double(d.components.seconds) * 1_000 + Double(d.components.attoseconds) / 1e15).rounded(significant: 4).formatted
+                (d.timeInterval * 1_000).rounded(significant: 4).formatted
             }
             return "{\"status\":\"ok\",\"ruleset\":{\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)},"
                 + "\"reload_ms\":\(ms(duration)),\"compile_ms\":\(ms(compile)),\"tests_ms\":\(ms(tests)),"

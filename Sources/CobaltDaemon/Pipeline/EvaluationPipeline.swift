@@ -194,7 +194,7 @@ actor EvaluationPipeline {
             // One retry pending at a time; the loop evaluates it in turn, like any other work.
             Task {
                 try? await Task.sleep(for: delay)
-                await self.retryDue()
+                self.retryDue()
                 requeue.yield(.events)
             }
         }

@@ -1,3 +1,4 @@
+import CobaltStore
 import Foundation
 import RuleEngine
 
@@ -62,11 +63,11 @@ final class HandOff: @unchecked Sendable {
         guard !overflowed else { return }
         if events.count + more.count > capacity, patience > .zero {
             let started = ContinuousClock.now
-            let deadline = Date(timeIntervalSinceNow: patience.seconds)
+            let deadline = Date(timeIntervalSinceNow: patience.timeInterval)
             while events.count + more.count > capacity, !events.isEmpty, condition.wait(until: deadline) {}
             waited += ContinuousClock.now - started
         }
-        if events.count + more.count > capacity, !events.isEmpty || more.count > capacity {
+        if events.count + more.count > capacity {
             overflowed = true
         } else {
             events += more
@@ -84,13 +85,5 @@ final class HandOff: @unchecked Sendable {
         waited = .zero
         condition.broadcast()
         return taken
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a `TimeInterval`.
-    var seconds: TimeInterval {
-        let (whole, attoseconds) = components
-        return TimeInterval(whole) + TimeInterval(attoseconds) / 1e18
     }
 }

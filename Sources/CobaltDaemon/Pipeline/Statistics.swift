@@ -53,7 +53,7 @@ final class Statistics: Sendable {
     func recordIngestWaited(_ duration: Duration) {
         guard duration > .zero else { return }
         counts.withLock { $0.ingestWaited += duration }
-        ingestWaited.increment(by: duration.seconds)
+        ingestWaited.increment(by: duration.timeInterval)
     }
 
     func recordPatientsLoaded(_ count: Int) {
