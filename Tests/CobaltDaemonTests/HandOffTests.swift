@@ -114,12 +114,12 @@ import Testing
         }
     }
 
-    /// The alert log after the stream, with the given configuration changes; `sql` runs before the stream, and
-    /// `between` after its first half is acknowledged.
+    /// The alert log and the status after the stream, with the given configuration changes; `sql` runs before the
+    /// stream, and `between` after its first half is acknowledged.
     private func alertLogAfterStream(
         sql: String? = nil, _ configure: (inout DaemonConfiguration) -> Void,
         between: (_ database: String, _ control: String) async throws -> Void = { _, _ in }
-    ) async throws -> (log: [String], counts: JSONObject?) {
+    ) async throws -> (log: [String], status: JSONObject) {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         var configuration = testConfiguration(directory: scratch.path)
@@ -134,9 +134,21 @@ import Testing
             // A retry after a failure comes 0.5 s later, then 1 s, 2 s… while drains keep failing.
             try await waitForEvaluated(Self.stream.count, control: daemon.endpoints.control, polls: 1_200)
             let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
-            let counts: JSONObject? = if case .object(let counts)? = status["counts"] { counts } else { nil }
-            return (try await alertLog(replay: daemon.endpoints.replay), counts)
+            return (try await alertLog(replay: daemon.endpoints.replay), status)
         }
+    }
+
+    /// A number in `status`, or in its `counts` (-1 when missing).
+    private func number(_ status: JSONObject, _ key: String, inCounts: Bool = true) -> Double {
+        let object: JSONObject? = if !inCounts { status } else if case .object(let counts)? = status["counts"] { counts } else { nil }
+        guard case .number(let n)? = object?[key] else { return -1 }
+        return n
+    }
+
+    /// Compact on failure: the first line that differs, not both logs.
+    private func expectSameLog(_ log: [String], as reference: [String], sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        let firstDifference = zip(log, reference).first { $0 != $1 }
+        #expect(log.count == reference.count && firstDifference == nil, "\(log.count) vs \(reference.count) lines; first difference: \(String(describing: firstDifference))", sourceLocation: sourceLocation)
     }
 
     /// Evaluation commits fail (a real SQLite error from a trigger) while the first half of the stream is
@@ -149,16 +161,14 @@ import Testing
             sql: injectedFailure("UPDATE", on: "evaluation_progress"), { $0.evaluationWorkers = 2 }
         ) { database, control in
             try await Task.sleep(for: .milliseconds(700))
-            let status = try await request(#"{"command": "status"}"#, to: control)
-            let evaluated: Double = if case .object(let counts)? = status["counts"], case .number(let n)? = counts["evaluated"] { n } else { -1 }
+            let evaluated = number(try await request(#"{"command": "status"}"#, to: control), "evaluated")
             // The first events of each patient fire alerts: their commits failed.
             #expect(evaluated >= 0 && evaluated < Double(Self.stream.count / 2), "\(evaluated) evaluated while commits fail")
             try await runSQL(injectedFailureOff, database: database)
         }
         #expect(reference.log.count > 100)
-        let firstDifference = zip(failing.log, reference.log).first { $0 != $1 }
-        #expect(failing.log.count == reference.log.count && firstDifference == nil, "\(failing.log.count) vs \(reference.log.count) lines")
-        #expect(failing.counts?["evaluated"] == .number(Double(Self.stream.count)), "\(String(describing: failing.counts))")
+        expectSameLog(failing.log, as: reference.log)
+        #expect(number(failing.status, "evaluated") == Double(Self.stream.count), "\(failing.status)")
     }
 
     /// With a hand-off too small for the traffic, evaluation reads the journal instead; with several workers,
@@ -172,45 +182,32 @@ import Testing
             (20_000, 1, 10_000, 2_000_000), (2, 1, 10_000, 2_000_000), (20_000, 4, 10_000, 2_000_000), (2, 3, 10_000, 2_000_000),
             (20_000, 1, 1, 2_000_000), (20_000, 2, 10_000, 40),
         ]
+        let distinctPatients = Double(Set(Self.stream.map { patientOf($0.json) }).count)
         for (capacity, workers, patients, records) in configurations {
-            let scratch = try ScratchDirectory()
-            defer { scratch.remove() }
-            var configuration = testConfiguration(directory: scratch.path)
-            configuration.handOffEvents = capacity
-            // The small hand-off must overflow (not wait), so that the journal path runs.
-            if capacity == 2 { configuration.handOffWaitMilliseconds = 0 }
-            configuration.evaluationWorkers = workers
-            configuration.patientCache = patients
-            configuration.patientCacheRecords = records
-            if patients == 1 { configuration.evaluationBatch = 3 }
-            let stream = Self.stream
-            logs.append(try await withRunningDaemon(configuration) { daemon in
-                let outcomes = try await send(stream.map(\.json), to: daemon.endpoints.ingest)
-                #expect(outcomes.map(\.status) == Array(repeating: "accepted", count: stream.count))
-                try await waitForEvaluated(stream.count, control: daemon.endpoints.control)
-                let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
-                let counts: JSONObject? = if case .object(let counts)? = status["counts"] { counts } else { nil }
-                #expect(counts?["evaluated"] == .number(Double(stream.count)))
-                // The small hand-off did overflow, so the journal path really ran; the large one never did.
-                let overflows: Double = if case .number(let n)? = counts?["handoff_overflows"] { n } else { -1 }
-                #expect(capacity == 2 ? overflows > 0 : overflows == 0, "\(overflows) overflows with capacity \(capacity)")
-                // The cache keeps to its bounds; with 40 records, patients are evicted and loaded again.
-                let cachedPatients: Double = if case .number(let n)? = status["cached_patients"] { n } else { -1 }
-                let cachedRecords: Double = if case .number(let n)? = status["cached_records"] { n } else { -1 }
-                let loaded: Double = if case .number(let n)? = counts?["patients_loaded"] { n } else { -1 }
-                let distinctPatients = Set(stream.map { patientOf($0.json) }).count
-                #expect(cachedPatients >= 1 && cachedPatients <= Double(patients) && cachedRecords >= 1 && cachedRecords <= Double(records))
-                #expect(patients == 1 || records == 40 ? loaded > Double(distinctPatients) : loaded == Double(distinctPatients),
-                    "\(loaded) patients loaded, \(distinctPatients) distinct")
-                return try await alertLog(replay: daemon.endpoints.replay)
-            })
+            let (log, status) = try await alertLogAfterStream { configuration in
+                configuration.handOffEvents = capacity
+                // The small hand-off must overflow (not wait), so that the journal path runs.
+                if capacity == 2 { configuration.handOffWaitMilliseconds = 0 }
+                configuration.evaluationWorkers = workers
+                configuration.patientCache = patients
+                configuration.patientCacheRecords = records
+                if patients == 1 { configuration.evaluationBatch = 3 }
+            }
+            #expect(number(status, "evaluated") == Double(Self.stream.count))
+            // The small hand-off did overflow, so the journal path really ran; the large one never did.
+            let overflows = number(status, "handoff_overflows")
+            #expect(capacity == 2 ? overflows > 0 : overflows == 0, "\(overflows) overflows with capacity \(capacity)")
+            // The cache keeps to its bounds; with 40 records, patients are evicted and loaded again.
+            let cachedPatients = number(status, "cached_patients", inCounts: false)
+            let cachedRecords = number(status, "cached_records", inCounts: false)
+            #expect(cachedPatients >= 1 && cachedPatients <= Double(patients) && cachedRecords >= 1 && cachedRecords <= Double(records))
+            let loaded = number(status, "patients_loaded")
+            #expect(patients == 1 || records == 40 ? loaded > distinctPatients : loaded == distinctPatients,
+                "\(loaded) patients loaded, \(distinctPatients) distinct")
+            logs.append(log)
         }
         #expect(logs[0].count > 100)
-        for log in logs.dropFirst() {
-            // Compact on failure: the first line that differs, not both logs.
-            let firstDifference = zip(log, logs[0]).first { $0 != $1 }
-            #expect(log.count == logs[0].count && firstDifference == nil, "\(log.count) vs \(logs[0].count) lines")
-        }
+        for log in logs.dropFirst() { expectSameLog(log, as: logs[0]) }
     }
 }
 
