@@ -4,7 +4,6 @@ import CobaltDaemon
 import CobaltTestSupport
 import Foundation
 import RuleEngine
-import Synchronization
 import Testing
 import ZeroMQ
 
@@ -122,17 +121,28 @@ func runningHash(control: String) async throws -> String {
                 }
                 #expect(statuses.sorted() == ["error", "error", "error", "ok"], "\(statuses)")
                 #expect(try await runningHash(control: control) != original)
-                // Control requests are answered concurrently: a status is not kept waiting behind a reload.
-                let finished = Mutex<[String]>([])
-                let reload = Task {
-                    _ = try await request(#"{"command": "reload"}"#, to: control)
-                    finished.withLock { $0.append("reload") }
+                // Control requests are answered concurrently: a status is not kept waiting behind reloads. Six
+                // reloads queue (they run one at a time, each checking, compiling and testing the rules), so a
+                // status sent after them comes back before the last of them — not after all, as when requests
+                // were answered one at a time. (One reload was not enough: on a busy machine it could finish
+                // before the status request had even connected.)
+                let reloads = Task {
+                    try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
+                        for _ in 0..<6 {
+                            group.addTask {
+                                _ = try await request(#"{"command": "reload"}"#, to: control)
+                                return .now
+                            }
+                        }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(20))
                 _ = try await request(#"{"command": "status"}"#, to: control)
-                finished.withLock { $0.append("status") }
-                try await reload.value
-                #expect(finished.withLock { $0 } == ["status", "reload"])
+                let statusAnswered = ContinuousClock.now
+                let reloadsAnswered = try await reloads.value
+                #expect(reloadsAnswered.count == 6 && statusAnswered < reloadsAnswered.max()!,
+                    "status answered \(reloadsAnswered.map { statusAnswered - $0 }) after the reloads")
             }
         }
     }
