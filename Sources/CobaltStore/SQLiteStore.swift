@@ -130,6 +130,35 @@ package final class SQLiteStore: CobaltStore {
                 UPDATE alert_state SET severity = coalesce(json_extract(body, '$.severity'), '');
                 """)
         }
+        migrator.registerMigration("v5-alert-state-references-log") { db in
+            // An open alert's last published JSON is already in `alert_log` (written in the same transaction); the
+            // state now says where it is (its clinic and seq) instead of holding a second copy of the body, about
+            // 2 KB written again on every firing and update.
+            try db.execute(sql: """
+                CREATE TABLE alert_state_v5 (
+                    patient TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    clinic TEXT NOT NULL,
+                    alert_id TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    severity TEXT NOT NULL,
+                    log_seq INTEGER NOT NULL,
+                    PRIMARY KEY (patient, rule)
+                );
+                INSERT INTO alert_state_v5 (patient, rule, clinic, alert_id, digest, severity, log_seq)
+                    SELECT s.patient, s.rule, s.clinic, s.alert_id, s.digest, s.severity, latest.seq
+                    FROM alert_state s JOIN (
+                        SELECT clinic, alert_id, max(seq) AS seq FROM alert_log WHERE status != 'resolved' GROUP BY clinic, alert_id
+                    ) latest ON latest.clinic = s.clinic AND latest.alert_id = s.alert_id;
+                """)
+            let unmatched = try Int.fetchOne(
+                db, sql: "SELECT (SELECT count(*) FROM alert_state) - (SELECT count(*) FROM alert_state_v5)") ?? 0
+            guard unmatched == 0 else {
+                throw StoreInconsistency(
+                    "\(unmatched) open alert(s) in alert_state have no published row in alert_log; the database was changed outside Cobalt")
+            }
+            try db.execute(sql: "DROP TABLE alert_state; ALTER TABLE alert_state_v5 RENAME TO alert_state")
+        }
         return migrator
     }
 
@@ -241,14 +270,20 @@ package final class SQLiteStore: CobaltStore {
         return try await pool.read { db in
             try Row.fetchAll(
                 db, sql: """
-                    SELECT patient, rule, clinic, alert_id, digest, body, severity FROM alert_state
-                    WHERE patient IN \(Self.placeholders(patients.count)) ORDER BY patient, rule
+                    SELECT s.patient, s.rule, s.clinic, s.alert_id, s.digest, s.severity, s.log_seq, l.body FROM alert_state s
+                    LEFT JOIN alert_log l ON l.clinic = s.clinic AND l.seq = s.log_seq
+                    WHERE s.patient IN \(Self.placeholders(patients.count)) ORDER BY s.patient, s.rule
                     """,
                 arguments: StatementArguments(patients)
             ).map { row in
-                AlertState(
+                let published: String? = row["body"]
+                guard let body = published.flatMap(Self.alertBody(published:)) else {
+                    let clinic: String = row["clinic"], seq: Int64 = row["log_seq"]
+                    throw StoreInconsistency("an open alert's published row \(clinic)#\(seq) is missing from alert_log or unreadable")
+                }
+                return AlertState(
                     patient: row["patient"], rule: row["rule"], clinic: row["clinic"], alertID: row["alert_id"],
-                    digest: row["digest"], body: row["body"], severity: row["severity"])
+                    digest: row["digest"], body: body, severity: row["severity"])
             }
         }
     }
@@ -265,9 +300,9 @@ package final class SQLiteStore: CobaltStore {
             let log = try db.cachedStatement(
                 sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)")
             let upsertState = try db.cachedStatement(sql: """
-                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body, severity) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, severity, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
-                    digest = excluded.digest, body = excluded.body, severity = excluded.severity
+                    digest = excluded.digest, severity = excluded.severity, log_seq = excluded.log_seq
                 """)
             let deleteState = try db.cachedStatement(sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?")
             let saveSequence = try db.cachedStatement(
@@ -287,7 +322,7 @@ package final class SQLiteStore: CobaltStore {
                     switch change.status {
                     case .firing, .updated:
                         try upsertState.execute(arguments: [
-                            change.patient, change.rule, change.clinic, change.alertID, change.digest, change.body, change.severity,
+                            change.patient, change.rule, change.clinic, change.alertID, change.digest, change.severity, seq,
                         ])
                     case .resolved:
                         try deleteState.execute(arguments: [change.patient, change.rule])
@@ -304,10 +339,24 @@ package final class SQLiteStore: CobaltStore {
     }
 
     /// Inserts `seq`, `epoch`, `status` and `time` at the front of an alert JSON object.
-    static func publishedJSON(_ body: String, seq: Int64, epoch: String, status: AlertChange.Status, time: String) -> String {
+    package static func publishedJSON(_ body: String, seq: Int64, epoch: String, status: AlertChange.Status, time: String) -> String {
         let fields = "\"seq\":\(seq),\"epoch\":\"\(epoch)\",\"status\":\"\(status.rawValue)\",\"time\":\"\(time)\""
         guard body.hasPrefix("{") else { return "{\(fields)}" }
         return body == "{}" ? "{\(fields)}" : "{\(fields)," + body.dropFirst()
+    }
+
+    /// The alert JSON that ``publishedJSON(_:seq:epoch:status:time:)`` was given, or nil when `published` does not
+    /// start as it writes (none of the four fields it inserts can hold a quote: a number, a UUID, a status and a
+    /// timestamp).
+    package static func alertBody(published: String) -> String? {
+        // `{"seq":N,"epoch":"E","status":"S","time":"T"`, then `}` (the body was `{}`) or `,` and the body's members.
+        guard published.hasPrefix("{\"seq\":"), let time = published.range(of: ",\"time\":\""),
+            let close = published[time.upperBound...].firstIndex(of: "\"")
+        else { return nil }
+        let rest = published[published.index(after: close)...]
+        if rest == "}" { return "{}" }
+        guard rest.first == "," else { return nil }
+        return "{" + rest.dropFirst()
     }
 
 

@@ -44,7 +44,8 @@ package struct AlertState: Sendable, Equatable {
     package var alertID: String
     /// Digest of the alert's clinical content; a change means "updated".
     package var digest: String
-    /// The last published alert JSON.
+    /// The alert JSON last published for it, without `seq`, `epoch`, `status` and `time` (the store keeps it once,
+    /// in that alert's row of the alert log).
     package var body: String
     /// The alert's severity (also in `body`), for the metrics of its resolution.
     package var severity: String
@@ -239,4 +240,12 @@ extension CobaltStore {
     package func alertStates(patient: String) async throws -> [AlertState] {
         try await alertStates(patients: [patient])
     }
+}
+
+/// The database holds something Cobalt never writes (it was changed by hand, or damaged): the store refuses to
+/// guess.
+package struct StoreInconsistency: Error, CustomStringConvertible {
+    package let description: String
+
+    package init(_ description: String) { self.description = description }
 }

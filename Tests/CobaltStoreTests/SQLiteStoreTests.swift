@@ -116,8 +116,11 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         let store = try temp.open()
         _ = try store.journal((1...3).map { incoming("e\($0)") })
         _ = try await store.commitEvaluations([(1, [change("r1", .firing, digest: "v1"), change("r2", .firing)])], through: 1, at: "2026-11-20T09:00:00.000Z")
-        _ = try await store.commitEvaluations([(2, [change("r1", .updated, digest: "v2")])], through: 2, at: "2026-11-20T09:00:00.000Z")
+        var update = change("r1", .updated, digest: "v2")
+        update.body = "{\"rule\":\"r1\",\"summary\":\"changed\"}"
+        _ = try await store.commitEvaluations([(2, [update])], through: 2, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map { "\($0.rule)=\($0.digest)" } == ["r1=v2", "r2=x"])
+        #expect(try await store.alertStates(patient: "p1").map(\.body) == [update.body, "{\"rule\":\"r2\"}"])
         _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], through: 3, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.rule) == ["r1"])
     }
@@ -172,7 +175,11 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
             try await queue.write { db in
                 try db.execute(sql: """
                     INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body)
-                    VALUES ('p1', 'r1', 'north', 'a1', 'd', '{"rule":"r1","severity":"critical"}'), ('p1', 'r2', 'north', 'a2', 'd', '{}')
+                    VALUES ('p1', 'r1', 'north', 'a1', 'd', '{"rule":"r1","severity":"critical"}'), ('p1', 'r2', 'north', 'a2', 'd', '{}');
+                    INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES
+                        ('north', 1, 'a1', 'firing', 1, '{"seq":1,"epoch":"e","status":"firing","time":"t","rule":"r1","severity":"critical"}'),
+                        ('north', 2, 'a2', 'firing', 1, '{"seq":2,"epoch":"e","status":"firing","time":"t"}');
+                    INSERT INTO clinic_sequence (clinic, last) VALUES ('north', 2);
                     """)
             }
         }
@@ -182,6 +189,58 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         fresh.severity = "warning"
         _ = try await store.commitEvaluations([(0, [fresh])], through: 0, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", "", "warning"])
+    }
+
+    /// Open alerts written when the state held a second copy of the body get it from their latest firing or
+    /// update in the log, in the clinic they were last published to (a patient can move); a state whose row is not in the log stops the upgrade instead of being guessed.
+    @Test func openAlertsOfAnOlderDatabaseFindTheirBodyInTheLog() async throws {
+        func olderDatabase(withLogRows: Bool) async throws -> TemporaryStore {
+            let temp = try TemporaryStore()
+            try SQLiteStore.createDatabase(at: temp.path, upTo: "v4-alert-severity")
+            let queue = try DatabaseQueue(path: temp.path)
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body, severity) VALUES
+                        ('p1', 'r1', 'south', 'a1', 'd3', '{"rule":"r1","v":3}', 'warning'),
+                        ('p1', 'r2', 'north', 'a2', 'd', '{}', 'info')
+                    """)
+                guard withLogRows else { return }
+                try db.execute(sql: """
+                    INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES
+                        ('north', 1, 'a1', 'firing', 1, '{"seq":1,"epoch":"e","status":"firing","time":"t","rule":"r1","v":1}'),
+                        ('south', 1, 'a1', 'updated', 2, '{"seq":1,"epoch":"e","status":"updated","time":"t","rule":"r1","v":2}'),
+                        ('south', 2, 'a1', 'updated', 3, '{"seq":2,"epoch":"e","status":"updated","time":"t","rule":"r1","v":3}'),
+                        ('north', 2, 'a2', 'firing', 2, '{"seq":2,"epoch":"e","status":"firing","time":"t"}'),
+                        ('north', 3, 'a0', 'resolved', 2, '{"seq":3,"epoch":"e","status":"resolved","time":"t","rule":"r0"}');
+                    INSERT INTO clinic_sequence (clinic, last) VALUES ('north', 3), ('south', 2);
+                    """)
+            }
+            return temp
+        }
+        let temp = try await olderDatabase(withLogRows: true)
+        defer { temp.remove() }
+        let store = try temp.open()
+        let states = try await store.alertStates(patient: "p1")
+        #expect(states.map { "\($0.rule) \($0.clinic) \($0.digest) \($0.severity) \($0.body)" } == [
+            "r1 south d3 warning {\"rule\":\"r1\",\"v\":3}", "r2 north d info {}",
+        ])
+        _ = try await store.commitEvaluations([(0, [change("r1", .resolved, clinic: "south")])], through: 0, at: "2026-11-20T09:00:00.000Z")
+        #expect(try await store.alertStates(patient: "p1").map(\.rule) == ["r2"])
+
+        let broken = try await olderDatabase(withLogRows: false)
+        defer { broken.remove() }
+        #expect(throws: StoreInconsistency.self) { _ = try broken.open() }
+    }
+
+    /// The store keeps an open alert's body only in the log, with the published fields in front; taking them off
+    /// gives back exactly the body that was published.
+    @Test func anAlertBodyComesBackFromItsPublishedJSON() {
+        for body in ["{}", "{\"rule\":\"r1\",\"summary\":\"a \\\"quoted\\\" ,\\\"time\\\":\\\" text\"}"] {
+            let published = SQLiteStore.publishedJSON(body, seq: 42, epoch: "0f6c", status: .updated, time: "2026-11-20T09:00:00.000Z")
+            #expect(SQLiteStore.alertBody(published: published) == body)
+        }
+        #expect(SQLiteStore.alertBody(published: "{\"rule\":\"r1\"}") == nil)
+        #expect(SQLiteStore.alertBody(published: "{\"seq\":1,\"epoch\":\"e\",\"status\":\"firing\",\"time\":\"t\"]") == nil)
     }
 
     /// Patients not in memory are loaded a chunk at a time: events of several patients in journal order, and
