@@ -213,18 +213,28 @@ package final class SQLiteStore: CobaltStore {
         return try write { db in
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(events.count)
-            let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
+            // Insert first and look the id up only when it was there already: a new event (the usual case) costs
+            // one statement, not a lookup and an insert (the insert searches the unique index anyway). The seq is
+            // given, not left to AUTOINCREMENT, which would spend one on an insert that did nothing: seqs must stay
+            // gap-free (``counts(evaluatedThrough:)``).
+            var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0) + 1
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO events (id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
                 """)
+            let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
             for event in events {
-                if let row = try Row.fetchOne(find, arguments: [event.id]) {
-                    let digest: String = row["digest"]
-                    outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .conflict)
+                try insert.execute(arguments: [next, event.id, event.digest, event.patient, event.clinic, event.time, event.body, now])
+                if db.changesCount == 1 {
+                    outcomes.append(.accepted(seq: next))
+                    next += 1
                     continue
                 }
-                try insert.execute(arguments: [event.id, event.digest, event.patient, event.clinic, event.time, event.body, now])
-                outcomes.append(.accepted(seq: db.lastInsertedRowID))
+                guard let row = try Row.fetchOne(find, arguments: [event.id]) else {
+                    throw StoreInconsistency("an event was neither inserted nor found by its id")
+                }
+                let digest: String = row["digest"]
+                outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .conflict)
             }
             return outcomes
         }

@@ -44,7 +44,10 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(first == [.accepted(seq: 1), .accepted(seq: 2)])
         let again = try store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e3")])
         #expect(again == [.duplicate(seq: 1), .conflict, .accepted(seq: 3)])
-        #expect(try await store.counts() == StoreCounts(events: 3, unevaluated: 3, alerts: 0))
+        // Twice in one transaction, then after duplicates and conflicts: seqs stay gap-free.
+        #expect(try store.journal([incoming("e4"), incoming("e4"), incoming("e4", digest: "other"), incoming("e5")])
+            == [.accepted(seq: 4), .duplicate(seq: 4), .conflict, .accepted(seq: 5)])
+        #expect(try await store.counts() == StoreCounts(events: 5, unevaluated: 5, alerts: 0))
     }
 
     /// `status` counts without scanning (max seq, the clinics' last seqs); they must equal what a scan counts after
