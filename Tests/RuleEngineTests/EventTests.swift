@@ -47,9 +47,24 @@ import Testing
         #expect(throws: EventDecodingError.self) { _ = try EventDecoder.decode(Data(text.utf8)) }
     }
 
+    /// Identifiers are limited to 128 characters, not bytes: 128 two-byte characters pass, 129 of any kind do not.
+    @Test(arguments: [(String(repeating: "é", count: 128), nil), (String(repeating: "a", count: 129), 129), (String(repeating: "é", count: 129), 129)])
+    func identifiersAreLimitedInCharacters(_ id: String, _ refusedLength: Int?) throws {
+        let json = #"{"id": "\#(id)", "patient": "p", "clinic": "north", "time": "2026-11-20T09:30:00Z"}"#
+        do {
+            let event = try Support.event(json)
+            #expect(refusedLength == nil && event.id == id)
+        } catch let error as EventDecodingError {
+            #expect(error.errors == [FieldError(path: "id", message: "must be 1 to 128 characters, found \(refusedLength ?? -1)")])
+        }
+    }
+
     /// The clinic id is part of the alert topic `clinic/<id>/…`: a `/` would let one clinic's subscription
     /// prefix match another clinic's topics, so such ids are refused with the field's path; others pass.
-    @Test(arguments: [("north/x", true), ("north\u{7}", true), ("north", false), ("north-antenatal.2 (día)", false)])
+    @Test(arguments: [
+        ("north/x", true), ("north\u{7}", true), ("north\u{7F}", true), ("día\u{85}", true), ("north", false),
+        ("north-antenatal.2 (día)", false),
+    ])
     func clinicIdsThatWouldBreakTopicsAreRefused(_ clinic: String, _ refused: Bool) throws {
         let json = #"{"id": "e", "patient": "p", "clinic": "\#(clinic.unicodeScalars.map { $0.value < 0x20 ? String(format: "\\u%04x", $0.value) : String($0) }.joined())", "time": "2026-11-20T09:30:00Z"}"#
         do {
@@ -122,6 +137,8 @@ import Testing
     @Test(arguments: [
         (#"{"code": "b12.total", "value": 160}"#, "unit missing; value 160 not used (never guessed)"),
         (#"{"code": "b12.total", "value": "160"}"#, "unit missing; value 160 not used (never guessed)"),
+        (#"{"code": "b12.total", "value": 160, "unit": " \t"}"#, "unit missing; value 160 not used (never guessed)"),
+        (#"{"code": "b12.total", "value": 160, "unit": "\u00a0\u2003"}"#, "unit missing; value 160 not used (never guessed)"),
         (#"{"code": "b12.total", "value": 160, "unit": "mmol/g"}"#, "unknown unit 'mmol/g'; value not used"),
         (#"{"code": "b12.total", "value": 160, "unit": "mg"}"#, "unit mg cannot be converted to ng/L for b12.total; value not used"),
         (#"{"code": "mma", "value": 160, "unit": "ng/L"}"#, "unit ng/L cannot be converted to umol/L for mma; value not used"),

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 /// Validates event JSON (INTERFACES.md §1) into a ``PatientEvent``, collecting every error with its JSON path.
 ///
@@ -12,8 +12,11 @@ package enum EventDecoder {
     /// match topics by prefix: with a `/` in it, one clinic's subscribers (`clinic/north/`) would receive another
     /// clinic's alerts (`clinic/north/x/alert`). Control characters would end up in topics and logs.
     package static func clinicProblem(_ clinic: String) -> String? {
-        if clinic.contains("/") { return "must not contain '/': the clinic id is part of the alert topic clinic/<id>/…" }
-        if clinic.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if clinic.utf8.contains(UInt8(ascii: "/")) { return "must not contain '/': the clinic id is part of the alert topic clinic/<id>/…" }
+        // Printable ASCII (the usual id) has no control character; anything else is asked of Unicode.
+        if !clinic.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }),
+            clinic.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        {
             return "must not contain control characters"
         }
         return nil
@@ -147,7 +150,9 @@ package enum EventDecoder {
                 fail(key, "expected a string, found \(value.typeName)")
                 return nil
             }
-            guard !text.isEmpty, text.count <= maxLength else {
+            // Characters never outnumber UTF-8 bytes: counting characters (a pass with grapheme breaking) is
+            // needed only for a long text.
+            guard !text.isEmpty, text.utf8.count <= maxLength || text.count <= maxLength else {
                 fail(key, "must be 1 to \(maxLength) characters, found \(text.count)")
                 return nil
             }

@@ -105,7 +105,7 @@ package struct NormalisedEvent: Sendable {
                 finding(fact.index, item.code, item.path, "\(fact.name) expects one of \(fact.values?.joined(separator: ", ") ?? "a value"), not a number", time: time, value: item.value, unit: item.unit)
                 return
             }
-            guard let symbol = item.unit, !symbol.allSatisfy(\.isWhitespace) else {
+            guard let symbol = item.unit, !Self.isBlank(symbol) else {
                 finding(fact.index, item.code, item.path, "unit missing; value \(number.formatted) not used (never guessed)", time: time, value: item.value, unit: nil)
                 return
             }
@@ -123,6 +123,13 @@ package struct NormalisedEvent: Sendable {
             }
             observations.append((fact.index, ObservationRecord(value: .number(value), provenance: provenance)))
         }
+    }
+
+    /// Whether a text is empty or only whitespace; a unit symbol starting with a visible ASCII character (the usual
+    /// case) is answered without Unicode's character properties.
+    static func isBlank(_ text: String) -> Bool {
+        if let first = text.utf8.first, first > 0x20, first < 0x7F { return false }
+        return text.allSatisfy(\.isWhitespace)
     }
 
     /// Converts a reported value into the fact's canonical unit, bridging dimensions only by declared conversions.
