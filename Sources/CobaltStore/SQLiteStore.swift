@@ -133,7 +133,8 @@ package final class SQLiteStore: CobaltStore {
         migrator.registerMigration("v5-alert-state-references-log") { db in
             // An open alert's last published JSON is already in `alert_log` (written in the same transaction); the
             // state now says where it is (its clinic and seq) instead of holding a second copy of the body, about
-            // 2 KB written again on every firing and update.
+            // 2 KB written again on every firing and update. Without a rowid, the rows live in the key's own
+            // B-tree: an upsert or delete changes one page, not a page of the table and one of its key's index.
             try db.execute(sql: """
                 CREATE TABLE alert_state_v5 (
                     patient TEXT NOT NULL,
@@ -144,7 +145,7 @@ package final class SQLiteStore: CobaltStore {
                     severity TEXT NOT NULL,
                     log_seq INTEGER NOT NULL,
                     PRIMARY KEY (patient, rule)
-                );
+                ) WITHOUT ROWID;
                 INSERT INTO alert_state_v5 (patient, rule, clinic, alert_id, digest, severity, log_seq)
                     SELECT s.patient, s.rule, s.clinic, s.alert_id, s.digest, s.severity, latest.seq
                     FROM alert_state s JOIN (
