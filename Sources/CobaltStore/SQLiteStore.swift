@@ -370,7 +370,6 @@ package final class SQLiteStore: CobaltStore {
         return "{" + rest.dropFirst()
     }
 
-
     package func alerts(clinic: String, after seq: Int64, limit: Int) async throws -> (alerts: [PublishedAlert], more: Bool) {
         try await pool.read { db in
             let rows = try Row.fetchAll(
