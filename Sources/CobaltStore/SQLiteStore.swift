@@ -160,6 +160,21 @@ package final class SQLiteStore: CobaltStore {
             }
             try db.execute(sql: "DROP TABLE alert_state; ALTER TABLE alert_state_v5 RENAME TO alert_state")
         }
+        migrator.registerMigration("v6-events-chained-by-patient") { db in
+            // A patient's events are found from the patient's last one, each naming the one before (`prev_seq`),
+            // instead of through an index of (patient, seq). That index had an entry per event, on its patient's
+            // page: a group commit of 500 events rewrote up to 500 index pages, and the index grew with the
+            // journal. `patient_last_event` has a row per patient, so it stays small and its pages stay cached.
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN prev_seq INTEGER;
+                UPDATE events SET prev_seq = chained.prev FROM (
+                    SELECT seq, lag(seq) OVER (PARTITION BY patient ORDER BY seq) AS prev FROM events
+                ) AS chained WHERE chained.seq = events.seq AND chained.prev IS NOT NULL;
+                CREATE TABLE patient_last_event (patient TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO patient_last_event (patient, seq) SELECT patient, max(seq) FROM events GROUP BY patient;
+                DROP INDEX events_by_patient;
+                """)
+        }
         return migrator
     }
 
@@ -219,14 +234,22 @@ package final class SQLiteStore: CobaltStore {
             // given, not left to AUTOINCREMENT, which would spend one on an insert that did nothing: seqs must stay
             // gap-free (``counts(evaluatedThrough:)``).
             var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0) + 1
+            //
+            // Each event names its patient's previous one, which `patient_last_event` holds (see migration v6).
+            // (`WHERE true` tells the parser that `ON CONFLICT` belongs to the insert, not to a join.)
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at, prev_seq)
+                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT seq FROM patient_last_event WHERE patient = ?4) WHERE true
                 ON CONFLICT (id) DO NOTHING
+                """)
+            let moveLast = try db.cachedStatement(sql: """
+                INSERT INTO patient_last_event (patient, seq) VALUES (?, ?) ON CONFLICT (patient) DO UPDATE SET seq = excluded.seq
                 """)
             let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
             for event in events {
                 try insert.execute(arguments: [next, event.id, event.digest, event.patient, event.clinic, event.time, event.body, now])
                 if db.changesCount == 1 {
+                    try moveLast.execute(arguments: [event.patient, next])
                     outcomes.append(.accepted(seq: next))
                     next += 1
                     continue
@@ -259,9 +282,21 @@ package final class SQLiteStore: CobaltStore {
 
     package func events(patients: [String], through seq: Int64) async throws -> [StoredEvent] {
         guard !patients.isEmpty else { return [] }
+        // Each patient's chain, walked back from its last event (one lookup by seq per event; the journal may be
+        // ahead of `seq`, so the newest links can lie beyond it). Links only go back, so a damaged chain ends
+        // instead of looping.
         return try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT seq, id, patient, clinic, body FROM events WHERE patient IN \(Self.placeholders(patients.count)) AND seq <= ? ORDER BY seq",
+                db, sql: """
+                    WITH RECURSIVE chain (seq, prev) AS (
+                        SELECT e.seq, e.prev_seq FROM patient_last_event l JOIN events e ON e.seq = l.seq
+                        WHERE l.patient IN \(Self.placeholders(patients.count))
+                        UNION ALL
+                        SELECT e.seq, e.prev_seq FROM chain c JOIN events e ON e.seq = c.prev AND e.seq < c.seq
+                    )
+                    SELECT e.seq, e.id, e.patient, e.clinic, e.body FROM chain c JOIN events e ON e.seq = c.seq
+                    WHERE c.seq <= ? ORDER BY c.seq
+                    """,
                 arguments: StatementArguments(patients.map { $0 as any DatabaseValueConvertible } + [seq])
             ).map(Self.event)
         }

@@ -48,6 +48,10 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try store.journal([incoming("e4"), incoming("e4"), incoming("e4", digest: "other"), incoming("e5")])
             == [.accepted(seq: 4), .duplicate(seq: 4), .conflict, .accepted(seq: 5)])
         #expect(try await store.counts() == StoreCounts(events: 5, unevaluated: 5, alerts: 0))
+        // A duplicate or a conflict joins no patient's events, whichever patient it names.
+        _ = try store.journal([incoming("e1"), incoming("e2", patient: "p2", digest: "other"), incoming("e6")])
+        #expect(try await store.events(patients: ["p1"], through: 10).map(\.id) == ["e1", "e2", "e3", "e4", "e5", "e6"])
+        #expect(try await store.events(patients: ["p2"], through: 10).isEmpty)
     }
 
     /// `status` counts without scanning (max seq, the clinics' last seqs); they must equal what a scan counts after
@@ -235,6 +239,33 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(throws: StoreInconsistency.self) { _ = try broken.open() }
     }
 
+    /// A journal written with an index of (patient, seq) gets each event's link to its patient's previous one and
+    /// each patient's last event; events journaled afterwards continue the chains.
+    @Test func eventsOfAnOlderJournalAreChainedByPatient() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        do {
+            try SQLiteStore.createDatabase(at: temp.path, upTo: "v5-alert-state-references-log")
+            let queue = try DatabaseQueue(path: temp.path)
+            try await queue.write { db in
+                for (seq, patient) in ["p1", "p2", "p1", "p3", "p1", "p2"].enumerated() {
+                    try db.execute(
+                        sql: "INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, 'd', ?, 'north', 0, '{}', 0)",
+                        arguments: [seq + 1, "e\(seq + 1)", patient])
+                }
+            }
+        }
+        let store = try temp.open()
+        #expect(try await store.events(patients: ["p1"], through: 6).map(\.id) == ["e1", "e3", "e5"])
+        #expect(try await store.events(patients: ["p2", "p3"], through: 6).map(\.id) == ["e2", "e4", "e6"])
+        #expect(try await store.events(patients: ["p1", "p2"], through: 4).map(\.id) == ["e1", "e2", "e3"])
+        #expect(try store.journal([incoming("e7", patient: "p3"), incoming("e8", patient: "p1"), incoming("e9", patient: "p4")])
+            == [.accepted(seq: 7), .accepted(seq: 8), .accepted(seq: 9)])
+        #expect(try await store.events(patients: ["p1"], through: 9).map(\.id) == ["e1", "e3", "e5", "e8"])
+        #expect(try await store.events(patients: ["p3", "p4"], through: 9).map(\.id) == ["e4", "e7", "e9"])
+        #expect(try await store.events(patients: ["p1", "p3"], through: 7).map(\.id) == ["e1", "e3", "e4", "e5", "e7"])
+    }
+
     /// The store keeps an open alert's body only in the log, with the published fields in front; taking them off
     /// gives back exactly the body that was published.
     @Test func anAlertBodyComesBackFromItsPublishedJSON() {
@@ -256,7 +287,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
             incoming("a1", patient: "pa"), incoming("b1", patient: "pb"), incoming("c1", patient: "pc"), incoming("a2", patient: "pa"),
             incoming("b2", patient: "pb"),
         ])
-        #expect(try await store.events(patients: ["pb", "pa"], through: 4).map(\.id) == ["a1", "b1", "a2"])
+        #expect(try await store.events(patients: ["pb", "pa", "nobody"], through: 4).map(\.id) == ["a1", "b1", "a2"])
         #expect(try await store.events(patients: [], through: 10).isEmpty)
         _ = try await store.commitEvaluations(
             [(1, [change("r2", .firing, patient: "pb"), change("r1", .firing, patient: "pb"), change("r1", .firing, patient: "pc")])],
