@@ -107,6 +107,39 @@ func alertLog(replay: String) async throws -> [String] {
     return lines
 }
 
+/// Streams `payloads` to a daemon (16 in flight) and SIGKILLs it once `killAfter` of them have been acknowledged
+/// (at once for 0); returns each acknowledged event's status by id.
+func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) async throws -> [String: String] {
+    let replies = Mutex<[String: String]>([:])
+    let ingest = daemon.ingest
+    let streaming = Task {
+        try await onThread {
+            let context = try ZMQContext()
+            let dealer = try ZMQSocket(context: context, type: .dealer)
+            try dealer.connect(ingest)
+            var next = 0
+            var inFlight = 0
+            while true {
+                while inFlight < 16, next < payloads.count {
+                    try dealer.send([payloads[next]], dontWait: false)
+                    next += 1
+                    inFlight += 1
+                }
+                guard try dealer.waitForInput(timeout: 1_500), let reply = try dealer.receive(),
+                    case .object(let o)? = try? JSONValue.parse(Data(reply.frames.last ?? [])), let id = o["id"]?.stringValue
+                else { return }  // the daemon is gone
+                inFlight -= 1
+                replies.withLock { $0[id] = o["status"]?.stringValue ?? "?" }
+                if next == payloads.count, inFlight == 0 { return }
+            }
+        }
+    }
+    while replies.withLock({ $0.count }) < killAfter { try await Task.sleep(for: .milliseconds(5)) }
+    daemon.kill()
+    try await streaming.value
+    return replies.withLock { $0 }
+}
+
 @Suite(.timeLimit(.minutes(5)), .serialized) struct CrashTests {
     @Test func killNineMidStreamLosesNothingAndRepublishesNothing() async throws {
         let scratch = try ScratchDirectory()
@@ -123,57 +156,43 @@ func alertLog(replay: String) async throws -> [String] {
         #expect(reference.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(reference.log)")
         #expect(!expected.isEmpty)
 
-        // The crash run: stream, and SIGKILL the daemon once a third has been acknowledged.
+        // The crash runs, on one database: each streams everything again (a sender retries with the same ids) and is
+        // killed at a different point — after a quarter, half and three quarters of the stream has been
+        // acknowledged, and once right after it starts (while it may still be evaluating what the run before left).
         let database = scratch.path + "/crash.db"
-        let first = try DaemonProcess(database: database)
-        let acknowledged = Mutex<[String]>([])
-        let ingest = first.ingest
-        let streaming = Task {
-            try await onThread {
-                let context = try ZMQContext()
-                let dealer = try ZMQSocket(context: context, type: .dealer)
-                try dealer.connect(ingest)
-                var next = 0
-                var inFlight = 0
-                while true {
-                    while inFlight < 16, next < payloads.count {
-                        try dealer.send([payloads[next]], dontWait: false)
-                        next += 1
-                        inFlight += 1
-                    }
-                    guard try dealer.waitForInput(timeout: 1_500), let reply = try dealer.receive(),
-                        case .object(let o)? = try? JSONValue.parse(Data(reply.frames.last ?? [])), let id = o["id"]?.stringValue
-                    else { return }  // the daemon is gone
-                    inFlight -= 1
-                    acknowledged.withLock { $0.append(id) }
-                    if next == payloads.count, inFlight == 0 { return }
+        var acknowledged: Set<String> = []
+        for killAfter in [events.count / 4, events.count / 2, 0, events.count * 3 / 4] {
+            let daemon = try DaemonProcess(database: database)
+            let replies = try await stream(payloads, to: daemon, killAfter: killAfter)
+            for (id, status) in replies {
+                #expect(status == "accepted" || status == "duplicate", "\(id): \(status)")
+                if acknowledged.contains(id) {
+                    #expect(status == "duplicate", "\(id) was acknowledged before a crash, so it must be stored")
                 }
             }
+            acknowledged.formUnion(replies.keys)
+            #expect(replies.count >= killAfter && replies.count < events.count, "the kill must land mid-stream")
         }
-        while acknowledged.withLock({ $0.count }) < events.count / 3 { try await Task.sleep(for: .milliseconds(5)) }
-        first.kill()
-        try await streaming.value
-        let beforeCrash = Set(acknowledged.withLock { $0 })
-        #expect(beforeCrash.count >= events.count / 3 && beforeCrash.count < events.count, "the kill must land mid-stream")
+        #expect(acknowledged.count >= events.count * 3 / 4)
 
-        // Restart on the same database; the sender retries everything with the same ids.
-        let second = try DaemonProcess(database: database)
-        let outcomes = try await onThread { try EventSender(endpoint: second.ingest).send(payloads, context: try ZMQContext()) }
+        // The last restart runs to the end; everything acknowledged before is a duplicate now.
+        let survivor = try DaemonProcess(database: database)
+        let outcomes = try await onThread { try EventSender(endpoint: survivor.ingest).send(payloads, context: try ZMQContext()) }
         for (event, outcome) in zip(events, outcomes) {
             #expect(outcome.status == "accepted" || outcome.status == "duplicate", "\(event.id): \(outcome.reply)")
-            if beforeCrash.contains(event.id) {
-                #expect(outcome.status == "duplicate", "\(event.id) was acknowledged before the crash, so it must be stored")
+            if acknowledged.contains(event.id) {
+                #expect(outcome.status == "duplicate", "\(event.id) was acknowledged before a crash, so it must be stored")
             }
         }
-        try await waitForEvaluated(0, control: second.control)
-        let status = try await request(#"{"command": "status"}"#, to: second.control)
+        try await waitForEvaluated(0, control: survivor.control)
+        let status = try await request(#"{"command": "status"}"#, to: survivor.control)
         guard case .object(let counts)? = status["counts"] else { Issue.record("no counts"); return }
         #expect(counts["journaled"] == .number(Double(events.count)) && counts["unevaluated"] == .number(0))
 
         // Nothing lost, nothing re-published as new, sequences continue without gaps: the log equals the reference.
-        let log = try await alertLog(replay: second.replay)
+        let log = try await alertLog(replay: survivor.replay)
         #expect(log == expected)
-        #expect(second.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(second.log)")
+        #expect(survivor.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(survivor.log)")
     }
 
     @Test func sighupReloadsTheRules() async throws {
