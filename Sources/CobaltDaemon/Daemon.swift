@@ -82,9 +82,11 @@ public final class Daemon: Sendable {
         }
         let base = specs.count
         let manualSubscriptions = authenticator != nil
-        var subscriptionHandler: (@Sendable (Message, ZMQSocket) -> SocketSpec.Handling)?
-        if let authenticator {
-            subscriptionHandler = { message, socket in authenticator.approveSubscription(message, on: socket) }
+        let retained = RetainedOps()
+        let subscriptionHandler: @Sendable (Message, ZMQSocket) -> SocketSpec.Handling = { message, socket in
+            if let authenticator, !authenticator.approveSubscription(message, on: socket) { return .handled }
+            retained.subscribed(message, on: socket)
+            return .handled
         }
         let alertsOptions: @Sendable (ZMQSocket) throws -> Void = { socket in
             try socket.set(.maxMessageSize, 4_096)
@@ -92,6 +94,9 @@ public final class Daemon: Sendable {
             try socket.set(.receiveHighWaterMark, 1_000)
             try socket.set(.heartbeatInterval, 10_000)
             try socket.set(.heartbeatTimeout, 30_000)
+            // Every subscription comes up, not only a topic's first, so each new subscriber gets the retained
+            // operational events.
+            try socket.set(.xpubVerbose, 1)
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
         let pending = ThreadQueue<Message>()
@@ -125,7 +130,8 @@ public final class Daemon: Sendable {
         }
         let rules = RulesHolder(bundle)
         let statistics = Statistics()
-        let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences())
+        let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences(),
+            retained: retained)
         let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
         let handOff = HandOff(
             capacity: configuration.handOffEvents, patience: .milliseconds(configuration.handOffWaitMilliseconds))
@@ -138,7 +144,7 @@ public final class Daemon: Sendable {
             statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit)
         var services: [any Service] = [
             AuditService(audit: audit, store: store),
-            SocketService(loop: loop, subscriptions: alertsSocket, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
+            SocketService(loop: loop, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
                 loop: loop, replaySocket: .init(base + 2), controlSocket: .init(base + 3),
                 replay: ReplayHandler(store: store, epoch: store.epoch, pageLimit: configuration.replayPageLimit, authorize: authorize),
@@ -164,7 +170,7 @@ public final class Daemon: Sendable {
         publisher.ops("start", [
             ("version", ControlHandler.version.jsonQuoted),
             ("ruleset", "{\"version\":\(bundle.version.jsonQuoted),\"hash\":\(bundle.hash.jsonQuoted)}"),
-        ])
+        ], retain: true)
         logger.info("cobalt started", metadata: [
             "ingest": "\(endpoints.ingest)", "alerts": "\(endpoints.alerts)", "replay": "\(endpoints.replay)",
             "control": "\(endpoints.control)", "ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)",

@@ -4,6 +4,7 @@ import CobaltDaemon
 import CobaltTestSupport
 import Foundation
 import RuleEngine
+import Synchronization
 import Testing
 import ZeroMQ
 
@@ -56,7 +57,93 @@ func runningHash(control: String) async throws -> String {
     return hash
 }
 
+/// A SUB socket on a thread of its own, subscribed to `topic`, collecting `[topic, body]` messages until stopped.
+final class Listener: Sendable {
+    private final class Shared: Sendable {
+        let received = Mutex<[(topic: String, body: JSONObject)]>([])
+        let stopping = Atomic<Bool>(false)
+    }
+
+    private let shared = Shared()
+    private let reading: Task<Void, any Error>
+
+    /// Returns once the subscription has had time to reach the daemon.
+    init(_ endpoint: String, topic: String) async throws {
+        let shared = shared
+        reading = Task {
+            try await onThread {
+                let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
+                try sub.set(.subscribe, Array(topic.utf8))
+                try sub.connect(endpoint)
+                while !shared.stopping.load(ordering: .acquiring) {
+                    guard try sub.waitForInput(timeout: 50), let message = try sub.receive(), message.frames.count == 2 else { continue }
+                    let body = try object(String(decoding: message.frames[1], as: UTF8.self))
+                    shared.received.withLock { $0.append((String(decoding: message.frames[0], as: UTF8.self), body)) }
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+    }
+
+    /// What arrived so far, as `topic type outcome retained` lines.
+    var lines: [String] {
+        shared.received.withLock { messages in
+            messages.map { m in
+                let retained = m.body["retained"] == .bool(true) ? " retained" : ""
+                return "\(m.topic) \(m.body["type"]?.stringValue ?? "?") \(m.body["outcome"]?.stringValue ?? "-")\(retained)"
+            }
+        }
+    }
+
+    /// The bodies that arrived so far.
+    var bodies: [JSONObject] { shared.received.withLock { $0.map(\.body) } }
+
+    func stop() async throws {
+        shared.stopping.store(true, ordering: .releasing)
+        try await reading.value
+    }
+}
+
 @Suite(.timeLimit(.minutes(3))) struct ReloadTests {
+    /// `ops/start` goes out before anyone can have subscribed. The events that describe the daemon's state — its
+    /// start and the rule set that last went live — are sent again, marked `retained`, for each later
+    /// subscription that covers them (and so also to those already listening); refusals and alerts are not.
+    @Test func laterSubscribersGetTheRetainedOperationalState() async throws {
+        try await withRulesCopy { configuration, rules in
+            try await withRunningDaemon(configuration) { daemon in
+                let e = daemon.endpoints
+                let first = try await Listener(e.alerts, topic: "ops/")
+                let clinic = try await Listener(e.alerts, topic: "clinic/north/")
+                #expect(first.lines == ["ops/start start - retained"])
+                let start = first.bodies.first ?? [:]
+                let status = try await request(#"{"command": "status"}"#, to: e.control)
+                #expect(start["epoch"] != nil && start["epoch"] == status["epoch"] && start["version"] == status["version"])
+
+                let file = rules + "/rulesets/30-folate-masking.yaml"
+                try edit(file, "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+                #expect(try await request(#"{"command": "reload"}"#, to: e.control)["status"] == .string("ok"))
+                let live = try await runningHash(control: e.control)
+                try edit(file, "daily_dose(folic_acid) > $folic_acid.masking_above", "daily_dose(folic_acd) > $folic_acid.masking_above")
+                #expect(try await request(#"{"command": "reload"}"#, to: e.control)["status"] == .string("error"))
+                try await Task.sleep(for: .milliseconds(200))
+
+                let late = try await Listener(e.alerts, topic: "ops/ruleset")
+                #expect(late.lines == ["ops/ruleset ruleset live retained"])
+                #expect(late.bodies.first?["hash"] == .string(live))
+                let everything = try await Listener(e.alerts, topic: "ops/")
+                #expect(everything.lines == ["ops/start start - retained", "ops/ruleset ruleset live retained"])
+                // Those listening already get each copy too, marked as such.
+                #expect(late.lines == ["ops/ruleset ruleset live retained", "ops/ruleset ruleset live retained"])
+                #expect(first.lines == [
+                    "ops/start start - retained", "ops/ruleset ruleset live", "ops/ruleset ruleset rejected",
+                    "ops/ruleset ruleset live retained", "ops/start start - retained", "ops/ruleset ruleset live retained",
+                ])
+                #expect(clinic.lines.isEmpty)
+                for listener in [first, clinic, late, everything] { try await listener.stop() }
+            }
+        }
+    }
+
     @Test func openAlertsAreReevaluatedWhenTheRulesChange() async throws {
         try await withRulesCopy { configuration, rules in
             try await withRunningDaemon(configuration) { daemon in

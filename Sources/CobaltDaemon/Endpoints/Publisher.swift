@@ -16,11 +16,14 @@ final class Publisher: Sendable {
     let epoch: String
     private let last: Mutex<[String: Int64]>
 
-    init(loop: SocketLoop, socket: SocketLoop.Socket, epoch: String, lastSequences: [String: Int64]) {
+    private let retained: RetainedOps
+
+    init(loop: SocketLoop, socket: SocketLoop.Socket, epoch: String, lastSequences: [String: Int64], retained: RetainedOps) {
         self.loop = loop
         self.socket = socket
         self.epoch = epoch
         self.last = Mutex(lastSequences)
+        self.retained = retained
     }
 
     static func alertTopic(_ clinic: String) -> String { "clinic/\(clinic)/alert" }
@@ -43,13 +46,47 @@ final class Publisher: Sendable {
         }
     }
 
-    /// Publishes an operational event (`ops/start`, `ops/stop`, `ops/ruleset`, …).
-    func ops(_ kind: String, _ fields: [(String, String)]) {
+    /// Publishes an operational event (`ops/start`, `ops/stop`, `ops/ruleset`, …); a `retain`ed one describes the
+    /// daemon's current state and is sent again to each subscriber that joins later (``RetainedOps``).
+    func ops(_ kind: String, _ fields: [(String, String)], retain: Bool = false) {
         let now = Timestamp.format(Date().timeIntervalSince1970)
         let body = ([("type", kind.jsonQuoted), ("time", now.jsonQuoted), ("epoch", epoch.jsonQuoted)] + fields)
             .map { "\($0.0.jsonQuoted):\($0.1)" }.joined(separator: ",")
+        if retain { retained.keep(topic: "ops/\(kind)", fields: body) }
         loop.send(socket, [Array("ops/\(kind)".utf8), Array("{\(body)}".utf8)])
     }
 
     var lastSequences: [String: Int64] { last.withLock { $0 } }
 }
+
+/// The operational events that describe the daemon's state — `ops/start`, and the last `ops/ruleset` that went
+/// live — sent again to each new subscriber whose subscription covers them, like MQTT's retained messages.
+/// PUB/SUB delivers nothing published before a subscriber joined, and `ops/start` goes out before anyone can have
+/// joined. The copies carry `"retained": true` and go to everyone subscribed to the topic (XPUB has no way to
+/// send to one subscriber), so a subscriber already listening may see a state it already knows, marked as such.
+final class RetainedOps: Sendable {
+    private let messages = Mutex<[(topic: [UInt8], body: [UInt8])]>([])
+
+    /// Keeps `fields` (the members of the event's JSON object) as the state of `topic`, replacing the one before.
+    func keep(topic: String, fields: String) {
+        let message = (topic: Array(topic.utf8), body: Array("{\"retained\":true,\(fields)}".utf8))
+        messages.withLock { messages in
+            if let index = messages.firstIndex(where: { $0.topic == message.topic }) {
+                messages[index] = message
+            } else {
+                messages.append(message)
+            }
+        }
+    }
+
+    /// On the socket thread, for an XPUB subscription message (`0x01` + topic prefix) just approved: sends every
+    /// retained event the new subscription covers, in the order they were first kept.
+    func subscribed(_ message: Message, on socket: ZMQSocket) {
+        guard let frame = message.frames.first, frame.first == 1 else { return }
+        let prefix = frame.dropFirst()
+        for retained in messages.withLock({ $0 }) where retained.topic.starts(with: prefix) {
+            _ = try? socket.send([retained.topic, retained.body])
+        }
+    }
+}
+

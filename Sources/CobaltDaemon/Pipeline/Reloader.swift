@@ -86,7 +86,8 @@ struct Reloader {
                 logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
             }
             try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
-            publisher.ops("ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)])
+            publisher.ops(
+                "ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)], retain: true)
             logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
             return .live(
                 version: bundle.version, hash: bundle.hash, duration: swapped, compile: gated.compile,

@@ -166,12 +166,13 @@ final class Authenticator: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Approves an XPUB subscription (`ZMQ_XPUB_MANUAL`) only for topics of the subscriber's clinics, and `ops/`.
-    func approveSubscription(_ message: Message, on socket: ZMQSocket) -> SocketSpec.Handling {
-        guard let frame = message.frames.first, let kind = frame.first else { return .handled }
+    /// Approves an XPUB subscription (`ZMQ_XPUB_MANUAL`) only for topics of the subscriber's clinics, and `ops/`;
+    /// returns whether it did.
+    func approveSubscription(_ message: Message, on socket: ZMQSocket) -> Bool {
+        guard let frame = message.frames.first, let kind = frame.first else { return false }
         let topic = Array(frame.dropFirst())
         let text = String(decoding: topic, as: UTF8.self)
-        guard let principal = principal(userID: message.userID), principal.role == .subscriber else { return .handled }
+        guard let principal = principal(userID: message.userID), principal.role == .subscriber else { return false }
         var allowed = text.hasPrefix("ops/")
         if text.hasPrefix("clinic/") {
             let rest = text.dropFirst("clinic/".count)
@@ -180,9 +181,9 @@ final class Authenticator: Sendable {
         if principal.clinics == nil { allowed = true }
         guard allowed else {
             recordFailure(address: principal.userID, domain: "alerts", reason: "subscription to '\(text)' not authorised")
-            return .handled
+            return false
         }
         try? socket.set(kind == 1 ? .subscribe : .unsubscribe, topic)
-        return .handled
+        return true
     }
 }

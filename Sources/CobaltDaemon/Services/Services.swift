@@ -197,7 +197,6 @@ struct RequestService: Service {
 /// Owns the sockets: heartbeats while running; on shutdown (last of all) announces the stop and closes them.
 struct SocketService: Service {
     let loop: SocketLoop
-    let subscriptions: SocketLoop.Socket
     let publisher: Publisher
     let heartbeat: Duration
     let context: ZMQContext
@@ -209,10 +208,6 @@ struct SocketService: Service {
                     try? await Task.sleep(for: heartbeat)
                     publisher.heartbeat()
                 }
-            }
-            group.addTask {
-                // XPUB hands us subscription messages; read them so they never pile up.
-                for await batch in loop.inbound[subscriptions.index] { loop.release(subscriptions, count: batch.count) }
             }
             try? await gracefulShutdown()
             group.cancelAll()

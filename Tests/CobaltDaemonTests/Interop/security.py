@@ -85,6 +85,19 @@ check("south" not in seen, "north subscriber received a south alert")
 check(not intruder.poll(200), "an unknown key received alerts")
 check(not plain_sub.poll(200), "a plaintext subscriber received alerts")
 
+# Operational state: a subscriber joining now gets the retained ops/start (ops/ is open to every subscriber key);
+# a refused subscription sends nothing to anyone.
+ops = socket(zmq.SUB, cfg["alerts"], cfg["keys"]["subscriber_north"])
+ops.setsockopt(zmq.SUBSCRIBE, b"ops/")
+check(ops.poll(3000), "a late ops/ subscriber got no retained ops/start")
+topic, body = ops.recv_multipart()
+state = json.loads(body)
+check(topic == b"ops/start" and state.get("retained") is True and state.get("type") == "start", f"retained: {topic} {state}")
+refused = socket(zmq.SUB, cfg["alerts"], cfg["keys"]["subscriber_north"])
+refused.setsockopt(zmq.SUBSCRIBE, b"")
+check(not ops.poll(1000), "a refused subscription made the daemon send its retained state")
+check(not refused.poll(200), "a refused subscription received something")
+
 # Replay: north may replay north, not south; the ingest key may not replay at all.
 replay = socket(zmq.DEALER, cfg["replay"], cfg["keys"]["subscriber_north"])
 page = request(replay, json.dumps({"clinic": "north", "after": 0}).encode())
