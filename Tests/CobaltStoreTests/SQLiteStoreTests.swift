@@ -14,6 +14,13 @@ struct TemporaryStore {
     }
 
     func open() throws -> SQLiteStore { try SQLiteStore(path: path) }
+
+    /// Creates the database as it was after `migration` and writes rows into it, as an older Cobalt would have.
+    func createOlder(upTo migration: String, _ rows: @Sendable @escaping (Database) throws -> Void) async throws {
+        try SQLiteStore.createDatabase(at: path, upTo: migration)
+        try await DatabaseQueue(path: path).write(rows)
+    }
+
     func remove() { try? FileManager.default.removeItem(at: directory) }
 }
 
@@ -150,15 +157,11 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
     @Test func theEvaluatedFlagsOfAnOlderDatabaseBecomeTheWatermark() async throws {
         let temp = try TemporaryStore()
         defer { temp.remove() }
-        do {
-            try SQLiteStore.createDatabase(at: temp.path, upTo: "v2-quarantine-audit")
-            let queue = try DatabaseQueue(path: temp.path)
-            try await queue.write { db in
-                for (seq, evaluated) in [(1, 1), (2, 1), (3, 0), (4, 0)] {
-                    try db.execute(
-                        sql: "INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at, evaluated) VALUES (?, ?, 'd', 'p1', 'north', 0, '{}', 0, ?)",
-                        arguments: [seq, "e\(seq)", evaluated])
-                }
+        try await temp.createOlder(upTo: "v2-quarantine-audit") { db in
+            for (seq, evaluated) in [(1, 1), (2, 1), (3, 0), (4, 0)] {
+                try db.execute(
+                    sql: "INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at, evaluated) VALUES (?, ?, 'd', 'p1', 'north', 0, '{}', 0, ?)",
+                    arguments: [seq, "e\(seq)", evaluated])
             }
         }
         let store = try temp.open()
@@ -176,19 +179,15 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
     @Test func openAlertsOfAnOlderDatabaseGetTheirSeverity() async throws {
         let temp = try TemporaryStore()
         defer { temp.remove() }
-        do {
-            try SQLiteStore.createDatabase(at: temp.path, upTo: "v3-evaluation-watermark")
-            let queue = try DatabaseQueue(path: temp.path)
-            try await queue.write { db in
-                try db.execute(sql: """
-                    INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body)
-                    VALUES ('p1', 'r1', 'north', 'a1', 'd', '{"rule":"r1","severity":"critical"}'), ('p1', 'r2', 'north', 'a2', 'd', '{}');
-                    INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES
-                        ('north', 1, 'a1', 'firing', 1, '{"seq":1,"epoch":"e","status":"firing","time":"t","rule":"r1","severity":"critical"}'),
-                        ('north', 2, 'a2', 'firing', 1, '{"seq":2,"epoch":"e","status":"firing","time":"t"}');
-                    INSERT INTO clinic_sequence (clinic, last) VALUES ('north', 2);
-                    """)
-            }
+        try await temp.createOlder(upTo: "v3-evaluation-watermark") { db in
+            try db.execute(sql: """
+                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body)
+                VALUES ('p1', 'r1', 'north', 'a1', 'd', '{"rule":"r1","severity":"critical"}'), ('p1', 'r2', 'north', 'a2', 'd', '{}');
+                INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES
+                    ('north', 1, 'a1', 'firing', 1, '{"seq":1,"epoch":"e","status":"firing","time":"t","rule":"r1","severity":"critical"}'),
+                    ('north', 2, 'a2', 'firing', 1, '{"seq":2,"epoch":"e","status":"firing","time":"t"}');
+                INSERT INTO clinic_sequence (clinic, last) VALUES ('north', 2);
+                """)
         }
         let store = try temp.open()
         #expect(try await store.alertStates(patient: "p1").map(\.severity) == ["critical", ""])
@@ -203,9 +202,7 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
     @Test func openAlertsOfAnOlderDatabaseFindTheirBodyInTheLog() async throws {
         func olderDatabase(withLogRows: Bool) async throws -> TemporaryStore {
             let temp = try TemporaryStore()
-            try SQLiteStore.createDatabase(at: temp.path, upTo: "v4-alert-severity")
-            let queue = try DatabaseQueue(path: temp.path)
-            try await queue.write { db in
+            try await temp.createOlder(upTo: "v4-alert-severity") { db in
                 try db.execute(sql: """
                     INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, body, severity) VALUES
                         ('p1', 'r1', 'south', 'a1', 'd3', '{"rule":"r1","v":3}', 'warning'),
@@ -244,15 +241,11 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
     @Test func eventsOfAnOlderJournalAreChainedByPatient() async throws {
         let temp = try TemporaryStore()
         defer { temp.remove() }
-        do {
-            try SQLiteStore.createDatabase(at: temp.path, upTo: "v5-alert-state-references-log")
-            let queue = try DatabaseQueue(path: temp.path)
-            try await queue.write { db in
-                for (seq, patient) in ["p1", "p2", "p1", "p3", "p1", "p2"].enumerated() {
-                    try db.execute(
-                        sql: "INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, 'd', ?, 'north', 0, '{}', 0)",
-                        arguments: [seq + 1, "e\(seq + 1)", patient])
-                }
+        try await temp.createOlder(upTo: "v5-alert-state-references-log") { db in
+            for (seq, patient) in ["p1", "p2", "p1", "p3", "p1", "p2"].enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at) VALUES (?, ?, 'd', ?, 'north', 0, '{}', 0)",
+                    arguments: [seq + 1, "e\(seq + 1)", patient])
             }
         }
         let store = try temp.open()
