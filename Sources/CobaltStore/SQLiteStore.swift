@@ -27,6 +27,7 @@ package final class SQLiteStore: CobaltStore {
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
         }
         try Self.migrator.migrate(pool)
+        try pool.write(Self.repairChains)
         epoch = try pool.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") { return existing }
             let fresh = UUID().uuidString.lowercased()
@@ -167,15 +168,33 @@ package final class SQLiteStore: CobaltStore {
             // journal. `patient_last_event` has a row per patient, so it stays small and its pages stay cached.
             try db.execute(sql: """
                 ALTER TABLE events ADD COLUMN prev_seq INTEGER;
-                UPDATE events SET prev_seq = chained.prev FROM (
-                    SELECT seq, lag(seq) OVER (PARTITION BY patient ORDER BY seq) AS prev FROM events
-                ) AS chained WHERE chained.seq = events.seq AND chained.prev IS NOT NULL;
                 CREATE TABLE patient_last_event (patient TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
-                INSERT INTO patient_last_event (patient, seq) SELECT patient, max(seq) FROM events GROUP BY patient;
-                DROP INDEX events_by_patient;
                 """)
+            try chainEvents(db)
+            try db.execute(sql: "DROP INDEX IF EXISTS events_by_patient")
         }
         return migrator
+    }
+
+    /// Links every event to its patient's previous one and records each patient's last event (migration v6).
+    private static func chainEvents(_ db: Database) throws {
+        try db.execute(sql: """
+            UPDATE events SET prev_seq = chained.prev FROM (
+                SELECT seq, lag(seq) OVER (PARTITION BY patient ORDER BY seq) AS prev FROM events
+            ) AS chained WHERE chained.seq = events.seq AND events.prev_seq IS NOT chained.prev;
+            DELETE FROM patient_last_event;
+            INSERT INTO patient_last_event (patient, seq) SELECT patient, max(seq) FROM events GROUP BY patient;
+            """)
+    }
+
+    /// Events journaled without their chain — by an older Cobalt opened on this database after the upgrade, or
+    /// by hand — would be missing from their patients' histories, silently. Every event Cobalt journals becomes
+    /// its patient's last, so the newest event must be some patient's last one; if it is not, the chains are
+    /// rebuilt before anything reads them.
+    private static func repairChains(_ db: Database) throws {
+        let newest = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events")
+        let newestChained = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM patient_last_event")
+        if newest != newestChained { try chainEvents(db) }
     }
 
     /// Log pages after which a commit checkpoints, finishing what ``Checkpointer`` has not copied yet, so that the
@@ -282,24 +301,29 @@ package final class SQLiteStore: CobaltStore {
 
     package func events(patients: [String], through seq: Int64) async throws -> [StoredEvent] {
         guard !patients.isEmpty else { return [] }
-        // Each patient's chain, walked back from its last event (one lookup by seq per event; the journal may be
-        // ahead of `seq`, so the newest links can lie beyond it). Links only go back, so a damaged chain ends
-        // instead of looping.
         return try await pool.read { db in
             try Row.fetchAll(
-                db, sql: """
-                    WITH RECURSIVE chain (seq, prev) AS (
-                        SELECT e.seq, e.prev_seq FROM patient_last_event l JOIN events e ON e.seq = l.seq
-                        WHERE l.patient IN \(Self.placeholders(patients.count))
-                        UNION ALL
-                        SELECT e.seq, e.prev_seq FROM chain c JOIN events e ON e.seq = c.prev AND e.seq < c.seq
-                    )
-                    SELECT e.seq, e.id, e.patient, e.clinic, e.body FROM chain c JOIN events e ON e.seq = c.seq
-                    WHERE c.seq <= ? ORDER BY c.seq
-                    """,
+                db, sql: Self.eventsOfPatientsSQL(patients.count),
                 arguments: StatementArguments(patients.map { $0 as any DatabaseValueConvertible } + [seq])
             ).map(Self.event)
         }
+    }
+
+    /// The events of `count` patients (the `?`s of an IN list) up to a seq (the last `?`), in journal order: each
+    /// patient's chain walked back from its last event, one lookup by seq per event. The journal may be ahead of
+    /// the seq asked for, so the newest links can lie beyond it. A link must go back and stay with its patient,
+    /// so a damaged chain ends instead of looping or wandering into another patient's events.
+    package static func eventsOfPatientsSQL(_ count: Int) -> String {
+        """
+        WITH RECURSIVE chain (seq, prev, id, patient, clinic, body) AS (
+            SELECT e.seq, e.prev_seq, e.id, e.patient, e.clinic, e.body FROM patient_last_event l JOIN events e ON e.seq = l.seq
+            WHERE l.patient IN \(placeholders(count))
+            UNION ALL
+            SELECT e.seq, e.prev_seq, e.id, e.patient, e.clinic, e.body FROM chain c
+            JOIN events e ON e.seq = c.prev AND e.seq < c.seq AND e.patient = c.patient
+        )
+        SELECT seq, id, patient, clinic, body FROM chain WHERE seq <= ? ORDER BY seq
+        """
     }
 
     /// `(?, ?, …)` for an IN list.

@@ -259,6 +259,46 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.events(patients: ["p1", "p3"], through: 7).map(\.id) == ["e1", "e3", "e4", "e5", "e7"])
     }
 
+    /// Events journaled without their chain (an older Cobalt opened on the upgraded database, or a hand edit) must
+    /// not go missing from their patients' histories: the chains are rebuilt when the store opens.
+    @Test func eventsJournaledWithoutTheirChainAreChainedWhenTheStoreOpens() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        do {
+            let store = try temp.open()
+            _ = try store.journal([incoming("e1"), incoming("e2", patient: "p2"), incoming("e3")])
+        }
+        try await DatabaseQueue(path: temp.path).write { db in
+            try db.execute(sql: """
+                INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at) VALUES
+                    (4, 'e4', 'd', 'p1', 'north', 0, '{}', 0), (5, 'e5', 'd', 'p3', 'north', 0, '{}', 0)
+                """)
+        }
+        let store = try temp.open()
+        #expect(try await store.events(patients: ["p1"], through: 10).map(\.id) == ["e1", "e3", "e4"])
+        #expect(try await store.events(patients: ["p3", "p2"], through: 10).map(\.id) == ["e2", "e5"])
+        _ = try store.journal([incoming("e6"), incoming("e7", patient: "p3")])
+        #expect(try await store.events(patients: ["p1", "p3"], through: 10).map(\.id) == ["e1", "e3", "e4", "e5", "e6", "e7"])
+        // A link damaged by hand to point at another patient's event ends the walk there: never another patient's data.
+        try await DatabaseQueue(path: temp.path).write { db in try db.execute(sql: "UPDATE events SET prev_seq = 2 WHERE id = 'e3'") }
+        #expect(try await store.events(patients: ["p1"], through: 10).map(\.id) == ["e3", "e4", "e6"])
+    }
+
+    /// A cold load finds each event by its seq: no step of the query may scan the journal (it grows without bound).
+    @Test func patientsLoadWithoutScanningTheJournal() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        _ = try store.journal((1...50).map { incoming("e\($0)", patient: "p\($0 % 7)") })
+        let plan = try await DatabaseQueue(path: temp.path).read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN \(SQLiteStore.eventsOfPatientsSQL(3))", arguments: ["p1", "p2", "p3", 40])
+                .map { $0["detail"] as String }
+        }
+        #expect(plan.filter { $0.hasPrefix("SCAN") }.allSatisfy { $0 == "SCAN c" || $0 == "SCAN chain" }, "\(plan)")
+        #expect(plan.filter { $0.hasPrefix("SEARCH e USING INTEGER PRIMARY KEY") }.count == 2, "\(plan)")
+        #expect(try await store.events(patients: ["p1", "p2", "p3"], through: 40).count == 18)
+    }
+
     /// The store keeps an open alert's body only in the log, with the published fields in front; taking them off
     /// gives back exactly the body that was published.
     @Test func anAlertBodyComesBackFromItsPublishedJSON() {
