@@ -111,8 +111,10 @@ func alertLog(replay: String) async throws -> [String] {
 /// (at once for 0); returns each acknowledged event's status by id.
 func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) async throws -> [String: String] {
     let replies = Mutex<[String: String]>([:])
+    let finished = Mutex(false)
     let ingest = daemon.ingest
     let streaming = Task {
+        defer { finished.withLock { $0 = true } }
         try await onThread {
             let context = try ZMQContext()
             let dealer = try ZMQSocket(context: context, type: .dealer)
@@ -134,7 +136,9 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
             }
         }
     }
-    while replies.withLock({ $0.count }) < killAfter { try await Task.sleep(for: .milliseconds(5)) }
+    // If the stream ends first (the daemon died, or stalled past the sender's patience), kill anyway: the count
+    // check after the call then fails, instead of the test waiting for its time limit.
+    while replies.withLock({ $0.count }) < killAfter, !finished.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
     daemon.kill()
     try await streaming.value
     return replies.withLock { $0 }
@@ -245,6 +249,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(total == Double(log.count) && !log.isEmpty)
         #expect(published.contains { $0.contains(#"clinic="north""#) && $0.contains(#"status="resolved""#) && $0.contains(#"severity="warning""#) })
         #expect(text.contains("cobalt_evaluation_duration_seconds_bucket") && text.contains("cobalt_commit_batch_size"))
+        #expect(value("cobalt_retained_suppressed_total") == 0)
         #expect(daemon.terminate() == 0)
     }
 

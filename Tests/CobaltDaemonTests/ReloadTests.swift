@@ -139,6 +139,20 @@ final class Listener: Sendable {
                     "ops/ruleset ruleset live retained", "ops/start start - retained", "ops/ruleset ruleset live retained",
                 ])
                 #expect(clinic.lines.isEmpty)
+
+                // A client that subscribes over and over gets copies sent at a bounded rate, not one per subscription.
+                let before = first.lines.count
+                try await onThread {
+                    let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
+                    try sub.connect(e.alerts)
+                    for _ in 0..<100 {
+                        try sub.set(.subscribe, Array("ops/start".utf8))
+                        try sub.set(.unsubscribe, Array("ops/start".utf8))
+                    }
+                    Thread.sleep(forTimeInterval: 0.3)
+                }
+                let copies = first.lines.count - before
+                #expect(copies >= 10 && copies <= 30, "\(copies) copies for 100 subscriptions")
                 for listener in [first, clinic, late, everything] { try await listener.stop() }
             }
         }

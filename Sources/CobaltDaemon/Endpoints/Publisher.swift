@@ -1,5 +1,6 @@
 import CobaltStore
 import Foundation
+import Metrics
 import RuleEngine
 import Synchronization
 import ZeroMQ
@@ -64,17 +65,32 @@ final class Publisher: Sendable {
 /// PUB/SUB delivers nothing published before a subscriber joined, and `ops/start` goes out before anyone can have
 /// joined. The copies carry `"retained": true` and go to everyone subscribed to the topic (XPUB has no way to
 /// send to one subscriber), so a subscriber already listening may see a state it already knows, marked as such.
+///
+/// Every subscription triggers a send to everyone subscribed to the topic, so a client that subscribes over and
+/// over could flood the other subscribers (and, at their high-water mark, crowd out alerts). The copies are
+/// therefore rate-limited: a burst of ``burst`` subscriptions, then ``perSecond``; a subscription beyond that gets
+/// no copy and is counted in `cobalt_retained_suppressed_total`.
 final class RetainedOps: Sendable {
-    private let messages = Mutex<[(topic: [UInt8], body: [UInt8])]>([])
+    static let burst = 20.0
+    static let perSecond = 10.0
+
+    private struct State {
+        var messages: [(topic: [UInt8], body: [UInt8])] = []
+        var tokens = RetainedOps.burst
+        var refilled = ContinuousClock.now
+    }
+
+    private let state = Mutex(State())
+    private let suppressed = Counter(label: "cobalt_retained_suppressed_total")
 
     /// Keeps `fields` (the members of the event's JSON object) as the state of `topic`, replacing the one before.
     func keep(topic: String, fields: String) {
         let message = (topic: Array(topic.utf8), body: Array("{\"retained\":true,\(fields)}".utf8))
-        messages.withLock { messages in
-            if let index = messages.firstIndex(where: { $0.topic == message.topic }) {
-                messages[index] = message
+        state.withLock { state in
+            if let index = state.messages.firstIndex(where: { $0.topic == message.topic }) {
+                state.messages[index] = message
             } else {
-                messages.append(message)
+                state.messages.append(message)
             }
         }
     }
@@ -84,7 +100,21 @@ final class RetainedOps: Sendable {
     func subscribed(_ message: Message, on socket: ZMQSocket) {
         guard let frame = message.frames.first, frame.first == 1 else { return }
         let prefix = frame.dropFirst()
-        for retained in messages.withLock({ $0 }) where retained.topic.starts(with: prefix) {
+        let covered = state.withLock { state -> [(topic: [UInt8], body: [UInt8])]? in
+            let covered = state.messages.filter { $0.topic.starts(with: prefix) }
+            guard !covered.isEmpty else { return [] }
+            let now = ContinuousClock.now
+            state.tokens = min(Self.burst, state.tokens + (now - state.refilled).timeInterval * Self.perSecond)
+            state.refilled = now
+            guard state.tokens >= 1 else { return nil }
+            state.tokens -= 1
+            return covered
+        }
+        guard let covered else {
+            suppressed.increment()
+            return
+        }
+        for retained in covered {
             _ = try? socket.send([retained.topic, retained.body])
         }
     }
