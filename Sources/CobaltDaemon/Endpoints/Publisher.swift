@@ -62,9 +62,10 @@ final class Publisher: Sendable {
 
 /// The operational events that describe the daemon's state — `ops/start`, and the last `ops/ruleset` that went
 /// live — sent again to each new subscriber whose subscription covers them, like MQTT's retained messages.
-/// PUB/SUB delivers nothing published before a subscriber joined, and `ops/start` goes out before anyone can have
-/// joined. The copies carry `"retained": true` and go to everyone subscribed to the topic (XPUB has no way to
-/// send to one subscriber), so a subscriber already listening may see a state it already knows, marked as such.
+/// PUB/SUB delivers nothing published before a subscriber joined, and `ops/start` goes out while the daemon
+/// starts, when subscribers are at best reconnecting. The copies carry `"retained": true` and go to everyone
+/// subscribed to the topic (XPUB's stable API cannot send to one subscriber), so a subscriber already listening
+/// may see a state it already knows, marked as such.
 ///
 /// Every subscription triggers a send to everyone subscribed to the topic, so a client that subscribes over and
 /// over could flood the other subscribers (and, at their high-water mark, crowd out alerts). The copies are
@@ -119,4 +120,3 @@ final class RetainedOps: Sendable {
         }
     }
 }
-
