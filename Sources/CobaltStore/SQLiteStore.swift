@@ -248,12 +248,11 @@ package final class SQLiteStore: CobaltStore {
         return try write { db in
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(events.count)
-            // Insert first and look the id up only when it was there already: a new event (the usual case) costs
-            // one statement, not a lookup and an insert (the insert searches the unique index anyway). The seq is
-            // given, not left to AUTOINCREMENT, which would spend one on an insert that did nothing: seqs must stay
-            // gap-free (``counts(evaluatedThrough:)``).
+            // Insert first and look the id up only when it was there already: a new event (the usual case) needs
+            // no lookup by id (the insert searches the unique index anyway), only the insert and the move of its
+            // patient's last event. The seq is given, not left to AUTOINCREMENT, which would spend one on an
+            // insert that did nothing: seqs must stay gap-free (``counts(evaluatedThrough:)``).
             var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0) + 1
-            //
             // Each event names its patient's previous one, which `patient_last_event` holds (see migration v6).
             // (`WHERE true` tells the parser that `ON CONFLICT` belongs to the insert, not to a join.)
             let insert = try db.cachedStatement(sql: """

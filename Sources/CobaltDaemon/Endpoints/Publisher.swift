@@ -101,6 +101,7 @@ final class RetainedOps: Sendable {
     func subscribed(_ message: Message, on socket: ZMQSocket) {
         guard let frame = message.frames.first, frame.first == 1 else { return }
         let prefix = frame.dropFirst()
+        // The retained events this subscription covers (often none), or nil when it is over the rate limit.
         let covered = state.withLock { state -> [(topic: [UInt8], body: [UInt8])]? in
             let covered = state.messages.filter { $0.topic.starts(with: prefix) }
             guard !covered.isEmpty else { return [] }
