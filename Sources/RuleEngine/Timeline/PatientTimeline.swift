@@ -90,7 +90,11 @@ package struct PatientTimeline: Sendable {
         let t = time(item)
         var index = array.count
         while index > 0, time(array[index - 1]) > t { index -= 1 }
-        array.insert(item, at: index)
+        if index == array.count {
+            array.append(item)  // `insert(_:at:)` at the end still took the general replace-a-range path
+        } else {
+            array.insert(item, at: index)
+        }
         return index
     }
 }
