@@ -92,6 +92,10 @@ package final class CompiledRule: Sendable {
     /// The alert's placeholder expressions in order (summary, detail, recommendation): evaluated for every alert
     /// that fires, so kept as one list rather than gathered from the templates each time.
     let placeholders: [Code]
+    /// The condition, assignments and placeholders as closures (see ``CompiledCode``): what the evaluator runs.
+    let compiledCondition: CompiledCode
+    let compiledSets: [(slot: Int, value: CompiledCode)]
+    let compiledPlaceholders: [CompiledCode]
 
     package init(
         id: String, ruleset: String, description: String, condition: Code, sets: [(slot: Int, value: Code)],
@@ -123,6 +127,9 @@ package final class CompiledRule: Sendable {
             }
         }
         self.placeholders = placeholders
+        compiledCondition = CompiledCode(condition)
+        compiledSets = sets.map { ($0.slot, CompiledCode($0.value)) }
+        compiledPlaceholders = placeholders.map(CompiledCode.init)
     }
 }
 

@@ -35,121 +35,9 @@ extension Evaluator {
             evidence.reserveCapacity(256)
         }
 
-        /// Renders a template; the facts its placeholders read count as evidence.
-        mutating func render(_ template: Template) -> String {
-            var out = ""
-            for part in template.parts {
-                switch part {
-                case .text(let text): out += text
-                case .code(let code): out += eval(code).display
-                }
-            }
-            return out
-        }
-
+        /// Evaluates code that was not compiled with a rule (tests, tooling): compiles it, then runs it.
         mutating func eval(_ code: Code) -> Value {
-            switch code {
-            case .constant(let value):
-                return value
-            case .derived(let slot):
-                evidence.append(.derived(slot))
-                return derived[slot] ?? bundle.derived[slot].defaultValue
-            case .context(let fact, let at):
-                var time = now
-                if let at {
-                    guard case .time(let t) = eval(at) else { return .unknown }
-                    time = t
-                }
-                return context(fact, at: time)
-            case .latest(let fact, let filter, let at, let attribute):
-                var asOf = now
-                if let at {
-                    guard case .time(let t) = eval(at) else { return .unknown }
-                    asOf = min(t, now)
-                }
-                return latest(fact, filter, asOf: asOf, attribute)
-            case .exists(let facts, let filter):
-                let bounds = self.bounds(filter)
-                for fact in facts where matchCount(fact, filter, bounds, stopAtFirst: true) > 0 { return .bool(true) }
-                return .bool(false)
-            case .count(let facts, let filter):
-                let bounds = self.bounds(filter)
-                return .number(Double(facts.reduce(0) { $0 + matchCount($1, filter, bounds, stopAtFirst: false) }))
-            case .firstTime(let facts, let filter), .lastTime(let facts, let filter):
-                var first = true
-                if case .lastTime = code { first = false }
-                return recordTime(facts, filter, first: first)
-            case .dailyDose(let facts, let filter, let unit):
-                return dailyDose(facts, filter, unit)
-            case .findings(let facts, let filter, let severity, let asText):
-                return findings(facts, filter, severity, asText)
-            case .known(let inner):
-                return .bool(!eval(inner).isUnknown)
-            case .isUnknown(let inner):
-                return .bool(eval(inner).isUnknown)
-            case .earliest(let codes):
-                var best: Double?
-                for code in codes {
-                    if case .time(let t) = eval(code), best.map({ t < $0 }) ?? true { best = t }
-                }
-                return best.map { .time($0) } ?? .unknown
-            case .coalesce(let codes):
-                for code in codes {
-                    let value = eval(code)
-                    if !value.isUnknown { return value }
-                }
-                return .unknown
-            case .minimum(let codes), .maximum(let codes):
-                var best: Value?
-                let wantLess: ComparisonOperator
-                if case .minimum = code { wantLess = .less } else { wantLess = .greater }
-                for code in codes {
-                    let value = eval(code)
-                    if value.isUnknown { return .unknown }
-                    if let current = best {
-                        if case .bool(true) = Evaluator.compare(wantLess, value, current) { best = value }
-                    } else {
-                        best = value
-                    }
-                }
-                return best ?? .unknown
-            case .not(let inner):
-                switch eval(inner) {
-                case .bool(let b): return .bool(!b)
-                default: return .unknown
-                }
-            case .and(let terms):
-                var sawUnknown = false
-                for term in terms {
-                    switch eval(term) {
-                    case .bool(false): return .bool(false)
-                    case .bool(true): continue
-                    default: sawUnknown = true
-                    }
-                }
-                return sawUnknown ? .unknown : .bool(true)
-            case .or(let terms):
-                var sawUnknown = false
-                for term in terms {
-                    switch eval(term) {
-                    case .bool(true): return .bool(true)
-                    case .bool(false): continue
-                    default: sawUnknown = true
-                    }
-                }
-                return sawUnknown ? .unknown : .bool(false)
-            case .compare(let op, let lhs, let rhs):
-                return Evaluator.compare(op, eval(lhs), eval(rhs))
-            case .arithmetic(let op, let lhs, let rhs):
-                return Evaluator.arithmetic(op, eval(lhs), eval(rhs))
-            case .negate(let inner):
-                return Evaluator.negate(eval(inner))
-            case .template(let template):
-                return .text(render(template))
-            case .member(let element, let collection, let negated):
-                guard case .text(let text) = eval(element), case .textSet(let set) = eval(collection) else { return .unknown }
-                return .bool(set.contains(text) != negated)
-            }
+            CompiledCode(code).run(&self)
         }
 
         // MARK: - Context
@@ -196,12 +84,12 @@ extension Evaluator {
             var upper = Double.infinity  // exclusive
         }
 
-        mutating func bounds(_ filter: Filter, asOf: Double? = nil) -> Bounds {
+        mutating func bounds(_ filter: CompiledFilter, asOf: Double? = nil) -> Bounds {
             var b = Bounds()
-            if filter.isEmpty { return b }
-            if let since = filter.since, case .time(let t) = eval(since) { b.lower = max(b.lower, t) }
-            if let before = filter.before, case .time(let t) = eval(before) { b.upper = min(b.upper, t) }
-            if let within = filter.within, case .quantity(let d, let u) = eval(within), let seconds = u.convert(d, to: .second) {
+            if !filter.hasBounds { return b }
+            if let since = filter.since, case .time(let t) = since(&self) { b.lower = max(b.lower, t) }
+            if let before = filter.before, case .time(let t) = before(&self) { b.upper = min(b.upper, t) }
+            if let within = filter.within, case .quantity(let d, let u) = within(&self), let seconds = u.convert(d, to: .second) {
                 b.lower = max(b.lower, (asOf ?? now) - seconds)
             }
             return b
@@ -230,13 +118,13 @@ extension Evaluator {
             m.active && m.start <= now && (m.end.map { $0 > now } ?? true)
         }
 
-        func medicationMatches(_ m: MedicationRecord, _ filter: Filter, _ b: Bounds) -> Bool {
+        func medicationMatches(_ m: MedicationRecord, _ filter: CompiledFilter, _ b: Bounds) -> Bool {
             if let route = filter.route, (m.route ?? "ORAL") != route { return false }
             if let minDose = filter.minDose, (m.dailyDose ?? 0) < minDose { return false }
             return m.start >= b.lower && m.start < b.upper
         }
 
-        mutating func matchCount(_ fact: Int, _ filter: Filter, _ b: Bounds, stopAtFirst: Bool) -> Int {
+        mutating func matchCount(_ fact: Int, _ filter: CompiledFilter, _ b: Bounds, stopAtFirst: Bool) -> Int {
             let definition = bundle.vocabulary.facts[fact]
             var count = 0
             func inWindow(_ t: Double) -> Bool { t <= now && t >= b.lower && t < b.upper }
@@ -309,7 +197,7 @@ extension Evaluator {
 
         // MARK: - Fact functions
 
-        mutating func latest(_ fact: Int, _ filter: Filter, asOf: Double, _ attribute: ObservationAttribute) -> Value {
+        mutating func latest(_ fact: Int, _ filter: CompiledFilter, asOf: Double, _ attribute: ObservationAttribute) -> Value {
             let definition = bundle.vocabulary.facts[fact]
             let b = bounds(filter, asOf: asOf)
             let records = timeline.observations[fact]
@@ -338,7 +226,7 @@ extension Evaluator {
             }
         }
 
-        mutating func recordTime(_ facts: [Int], _ filter: Filter, first: Bool) -> Value {
+        mutating func recordTime(_ facts: [Int], _ filter: CompiledFilter, first: Bool) -> Value {
             let b = bounds(filter)
             var best: Double?
             var bestItem: EvidenceItem?
@@ -380,7 +268,7 @@ extension Evaluator {
             return .time(best)
         }
 
-        mutating func dailyDose(_ facts: [Int], _ filter: Filter, _ unit: Unit) -> Value {
+        mutating func dailyDose(_ facts: [Int], _ filter: CompiledFilter, _ unit: Unit) -> Value {
             let b = bounds(filter)
             var total = 0.0
             for fact in facts {
@@ -395,7 +283,7 @@ extension Evaluator {
         }
 
         mutating func findings(
-            _ facts: [Int]?, _ filter: Filter, _ severity: DataQualityFinding.Severity?, _ asText: Bool
+            _ facts: [Int]?, _ filter: CompiledFilter, _ severity: DataQualityFinding.Severity?, _ asText: Bool
         ) -> Value {
             let b = bounds(filter)
             var texts: [String] = []
