@@ -16,6 +16,10 @@ struct CompiledCode: Sendable {
         run = Self.lower(code)
     }
 
+    /// Child codes are kept as `CompiledCode`, never as bare closures in an array or an optional: there a closure
+    /// is stored at its most general calling convention, and every call then goes through a conversion thunk.
+    private static func child(_ code: Code) -> CompiledCode { CompiledCode(code) }
+
     private static func lower(_ code: Code) -> Run {
         switch code {
         case .constant(let value):
@@ -26,18 +30,18 @@ struct CompiledCode: Sendable {
                 return state.derived[slot] ?? state.bundle.derived[slot].defaultValue
             }
         case .context(let fact, let at):
-            guard let at = at.map(lower) else { return { state in state.context(fact, at: state.now) } }
+            guard let at = at.map(child) else { return { state in state.context(fact, at: state.now) } }
             return { state in
-                guard case .time(let t) = at(&state) else { return .unknown }
+                guard case .time(let t) = at.run(&state) else { return .unknown }
                 return state.context(fact, at: t)
             }
         case .latest(let fact, let filter, let at, let attribute):
             let filter = CompiledFilter(filter)
-            guard let at = at.map(lower) else {
+            guard let at = at.map(child) else {
                 return { state in state.latest(fact, filter, asOf: state.now, attribute) }
             }
             return { state in
-                guard case .time(let t) = at(&state) else { return .unknown }
+                guard case .time(let t) = at.run(&state) else { return .unknown }
                 return state.latest(fact, filter, asOf: min(t, state.now), attribute)
             }
         case .exists(let facts, let filter):
@@ -81,27 +85,27 @@ struct CompiledCode: Sendable {
             let inner = lower(inner)
             return { state in .bool(inner(&state).isUnknown) }
         case .coalesce(let codes):
-            let codes = codes.map(lower)
+            let codes = codes.map(child)
             return { state in
                 for code in codes {
-                    let value = code(&state)
+                    let value = code.run(&state)
                     if !value.isUnknown { return value }
                 }
                 return .unknown
             }
         case .earliest(let codes):
-            let codes = codes.map(lower)
+            let codes = codes.map(child)
             return { state in
                 var best: Double?
                 for code in codes {
-                    if case .time(let t) = code(&state), best.map({ t < $0 }) ?? true { best = t }
+                    if case .time(let t) = code.run(&state), best.map({ t < $0 }) ?? true { best = t }
                 }
                 return best.map { .time($0) } ?? .unknown
             }
         case .minimum(let codes):
-            return extreme(codes.map(lower), wanting: .less)
+            return extreme(codes.map(child), wanting: .less)
         case .maximum(let codes):
-            return extreme(codes.map(lower), wanting: .greater)
+            return extreme(codes.map(child), wanting: .greater)
         case .not(let inner):
             let inner = lower(inner)
             return { state in
@@ -109,9 +113,9 @@ struct CompiledCode: Sendable {
                 return .bool(!b)
             }
         case .and(let terms):
-            return and(terms.map(lower))
+            return and(terms.map(child))
         case .or(let terms):
-            return or(terms.map(lower))
+            return or(terms.map(child))
         case .compare(let op, let lhs, .constant(let rhs)):
             // The usual shape (`latest(x) < $threshold`): the constant is captured, not called.
             let lhs = lower(lhs)
@@ -148,10 +152,10 @@ struct CompiledCode: Sendable {
 
     /// Kleene `and`: false wins, then unknown. Every term up to the first false is evaluated (and its evidence
     /// recorded), as before.
-    private static func and(_ terms: [Run]) -> Run {
+    private static func and(_ terms: [CompiledCode]) -> Run {
         if terms.count == 2 {
-            let first = terms[0]
-            let second = terms[1]
+            let first = terms[0].run
+            let second = terms[1].run
             return { state in
                 let a = first(&state)
                 if case .bool(false) = a { return .bool(false) }
@@ -164,7 +168,7 @@ struct CompiledCode: Sendable {
         return { state in
             var sawUnknown = false
             for term in terms {
-                switch term(&state) {
+                switch term.run(&state) {
                 case .bool(false): return .bool(false)
                 case .bool(true): continue
                 default: sawUnknown = true
@@ -175,10 +179,10 @@ struct CompiledCode: Sendable {
     }
 
     /// Kleene `or`: true wins, then unknown.
-    private static func or(_ terms: [Run]) -> Run {
+    private static func or(_ terms: [CompiledCode]) -> Run {
         if terms.count == 2 {
-            let first = terms[0]
-            let second = terms[1]
+            let first = terms[0].run
+            let second = terms[1].run
             return { state in
                 let a = first(&state)
                 if case .bool(true) = a { return .bool(true) }
@@ -191,7 +195,7 @@ struct CompiledCode: Sendable {
         return { state in
             var sawUnknown = false
             for term in terms {
-                switch term(&state) {
+                switch term.run(&state) {
                 case .bool(true): return .bool(true)
                 case .bool(false): continue
                 default: sawUnknown = true
@@ -202,11 +206,11 @@ struct CompiledCode: Sendable {
     }
 
     /// `min` or `max`: unknown as soon as any argument is.
-    private static func extreme(_ codes: [Run], wanting order: ComparisonOperator) -> Run {
+    private static func extreme(_ codes: [CompiledCode], wanting order: ComparisonOperator) -> Run {
         { state in
             var best: Value?
             for code in codes {
-                let value = code(&state)
+                let value = code.run(&state)
                 if value.isUnknown { return .unknown }
                 if let current = best {
                     if case .bool(true) = Evaluator.compare(order, value, current) { best = value }
@@ -221,9 +225,9 @@ struct CompiledCode: Sendable {
 
 /// A ``Filter`` whose bounds are compiled.
 struct CompiledFilter: Sendable {
-    let since: CompiledCode.Run?
-    let before: CompiledCode.Run?
-    let within: CompiledCode.Run?
+    let since: CompiledCode?
+    let before: CompiledCode?
+    let within: CompiledCode?
     let route: String?
     let minDose: Double?
     let after: String?
@@ -231,9 +235,9 @@ struct CompiledFilter: Sendable {
     let hasBounds: Bool
 
     init(_ filter: Filter) {
-        since = filter.since.map { CompiledCode($0).run }
-        before = filter.before.map { CompiledCode($0).run }
-        within = filter.within.map { CompiledCode($0).run }
+        since = filter.since.map(CompiledCode.init)
+        before = filter.before.map(CompiledCode.init)
+        within = filter.within.map(CompiledCode.init)
         route = filter.route
         minDose = filter.minDose
         after = filter.after
@@ -245,7 +249,7 @@ struct CompiledFilter: Sendable {
 struct CompiledTemplate: Sendable {
     private enum Part: Sendable {
         case text(String)
-        case code(CompiledCode.Run)
+        case code(CompiledCode)
     }
 
     private let parts: [Part]
@@ -254,7 +258,7 @@ struct CompiledTemplate: Sendable {
         parts = template.parts.map {
             switch $0 {
             case .text(let text): .text(text)
-            case .code(let code): .code(CompiledCode(code).run)
+            case .code(let code): .code(CompiledCode(code))
             }
         }
     }
@@ -265,7 +269,7 @@ struct CompiledTemplate: Sendable {
         for part in parts {
             switch part {
             case .text(let text): out += text
-            case .code(let run): out += run(&state).display
+            case .code(let code): out += code.run(&state).display
             }
         }
         return out

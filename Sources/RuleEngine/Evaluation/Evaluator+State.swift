@@ -87,9 +87,9 @@ extension Evaluator {
         mutating func bounds(_ filter: CompiledFilter, asOf: Double? = nil) -> Bounds {
             var b = Bounds()
             if !filter.hasBounds { return b }
-            if let since = filter.since, case .time(let t) = since(&self) { b.lower = max(b.lower, t) }
-            if let before = filter.before, case .time(let t) = before(&self) { b.upper = min(b.upper, t) }
-            if let within = filter.within, case .quantity(let d, let u) = within(&self), let seconds = u.convert(d, to: .second) {
+            if let since = filter.since, case .time(let t) = since.run(&self) { b.lower = max(b.lower, t) }
+            if let before = filter.before, case .time(let t) = before.run(&self) { b.upper = min(b.upper, t) }
+            if let within = filter.within, case .quantity(let d, let u) = within.run(&self), let seconds = u.convert(d, to: .second) {
                 b.lower = max(b.lower, (asOf ?? now) - seconds)
             }
             return b
