@@ -20,6 +20,8 @@ package struct RuleBundle: Sendable {
     /// Digest of the vocabulary file: patient timelines built under one vocabulary stay valid under any rule set
     /// with the same vocabulary.
     package let vocabularyHash: String
+    /// The rules as the evaluator runs them, in the same order (see ``RuleStep``).
+    let steps: [RuleStep]
 
     package init(
         version: String, hash: String, vocabulary: Vocabulary, derived: [DerivedFact], parameters: [Parameter],
@@ -34,6 +36,7 @@ package struct RuleBundle: Sendable {
         self.rules = rules
         self.rulesets = rulesets
         self.profile = profile
+        steps = rules.map(RuleStep.init)
     }
 
     /// A derived fact by name.
@@ -92,10 +95,6 @@ package final class CompiledRule: Sendable {
     /// The alert's placeholder expressions in order (summary, detail, recommendation): evaluated for every alert
     /// that fires, so kept as one list rather than gathered from the templates each time.
     let placeholders: [Code]
-    /// The condition, assignments and placeholders as closures (see ``CompiledCode``): what the evaluator runs.
-    let compiledCondition: CompiledCode
-    let compiledSets: [(slot: Int, value: CompiledCode)]
-    let compiledPlaceholders: [CompiledCode]
 
     package init(
         id: String, ruleset: String, description: String, condition: Code, sets: [(slot: Int, value: Code)],
@@ -127,9 +126,6 @@ package final class CompiledRule: Sendable {
             }
         }
         self.placeholders = placeholders
-        compiledCondition = CompiledCode(condition)
-        compiledSets = sets.map { ($0.slot, CompiledCode($0.value)) }
-        compiledPlaceholders = placeholders.map(CompiledCode.init)
     }
 }
 
