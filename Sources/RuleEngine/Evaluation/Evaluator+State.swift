@@ -15,6 +15,9 @@ extension Evaluator {
         var evidence: [EvidenceItem] = []
         /// Medication statements in force at `now`, per fact (indices), computed once per evaluation.
         var currentMedicationCache: [[Int]?]
+        /// The pregnancy state at `now` (`.some(nil)`: none), computed on first use: many rules read pregnancy facts
+        /// at `now`, and finding the state copies episodes.
+        var pregnancyAtNow: PregnancyHistory.State?? = nil
 
 
         init(timeline: PatientTimeline, now: Double, bundle: RuleBundle) {
@@ -43,7 +46,18 @@ extension Evaluator {
         // MARK: - Context
 
         mutating func context(_ fact: ContextFact, at t: Double) -> Value {
-            let (value, isEvidence) = contextValue(fact, at: t)
+            let (value, isEvidence): (value: Value, isEvidence: Bool)
+            switch fact {
+            case .now, .diet, .preferences:
+                (value, isEvidence) = contextValue(fact, at: t)
+            default:
+                guard t == now else {
+                    (value, isEvidence) = contextValue(fact, at: t)
+                    break
+                }
+                if pregnancyAtNow == nil { pregnancyAtNow = .some(pregnancy.state(at: now)) }
+                (value, isEvidence) = Self.pregnancyValue(fact, pregnancyAtNow!)
+            }
             if isEvidence { evidence.append(.context(fact, t)) }
             return value
         }
@@ -60,9 +74,13 @@ extension Evaluator {
                 guard let record = timeline.preferences.last(where: { $0.provenance.time <= t }) else { return (.textSet([]), false) }
                 return (.textSet(Set(record.values)), true)
             default:
-                break
+                return Self.pregnancyValue(fact, pregnancy.state(at: t))
             }
-            guard let state = pregnancy.state(at: t) else { return (.unknown, false) }
+        }
+
+        /// A pregnancy context fact's value in a pregnancy state, and whether it counts as evidence.
+        private static func pregnancyValue(_ fact: ContextFact, _ state: PregnancyHistory.State?) -> (value: Value, isEvidence: Bool) {
+            guard let state else { return (.unknown, false) }
             let value: Value
             switch fact {
             case .pregnancyStatus: value = .text(state.status.rawValue)
@@ -198,30 +216,29 @@ extension Evaluator {
         // MARK: - Fact functions
 
         mutating func latest(_ fact: Int, _ filter: CompiledFilter, asOf: Double, _ attribute: ObservationAttribute) -> Value {
-            let definition = bundle.vocabulary.facts[fact]
             let b = bounds(filter, asOf: asOf)
-            let records = timeline.observations[fact]
-            guard let index = records.lastIndex(where: { $0.time <= asOf && $0.time >= b.lower && $0.time < b.upper })
+            // The record is read in place: copying it (its provenance strings) cost retains and releases per read.
+            guard let index = timeline.observations[fact].lastIndex(where: { $0.time <= asOf && $0.time >= b.lower && $0.time < b.upper })
             else { return .unknown }
-            let record = records[index]
             evidence.append(.observation(fact, index))
             let value: Value
-            switch record.value {
-            case .number(let n): value = .quantity(n, definition.unit ?? .one)
+            switch timeline.observations[fact][index].value {
+            case .number(let n): value = .quantity(n, bundle.vocabulary.facts[fact].unit ?? .one)
             case .text(let t): value = .text(t)
             }
             switch attribute {
             case .value: return value
-            case .time: return .time(record.time)
-            case .age: return .quantity((now - record.time) / 86_400, .day)
+            case .time: return .time(timeline.observations[fact][index].time)
+            case .age: return .quantity((now - timeline.observations[fact][index].time) / 86_400, .day)
             case .reported:
+                let provenance = timeline.observations[fact][index].provenance
                 let reported: String
-                switch record.provenance.reportedValue {
+                switch provenance.reportedValue {
                 case .number(let n)?: reported = n.formatted
                 case .text(let t)?: reported = t
                 case nil: reported = value.display
                 }
-                let unit = record.provenance.reportedUnit.map { " \($0)" } ?? ""
+                let unit = provenance.reportedUnit.map { " \($0)" } ?? ""
                 return .text(reported + unit)
             }
         }
