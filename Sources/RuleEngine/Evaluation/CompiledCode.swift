@@ -151,11 +151,12 @@ struct CompiledCode: Sendable {
     }
 
     /// Kleene `and`: false wins, then unknown. Every term up to the first false is evaluated (and its evidence
-    /// recorded), as before.
+    /// recorded), as before. More than two terms nest to the right, `a and (b and c)`: the same order, the same
+    /// result, and no loop over an array of closures (which retained and released each closure it called).
     private static func and(_ terms: [CompiledCode]) -> Run {
-        if terms.count == 2 {
+        if terms.count >= 2 {
             let first = terms[0].run
-            let second = terms[1].run
+            let second = terms.count == 2 ? terms[1].run : and(Array(terms.dropFirst()))
             return { state in
                 let a = first(&state)
                 if case .bool(false) = a { return .bool(false) }
@@ -180,9 +181,9 @@ struct CompiledCode: Sendable {
 
     /// Kleene `or`: true wins, then unknown.
     private static func or(_ terms: [CompiledCode]) -> Run {
-        if terms.count == 2 {
+        if terms.count >= 2 {
             let first = terms[0].run
-            let second = terms[1].run
+            let second = terms.count == 2 ? terms[1].run : or(Array(terms.dropFirst()))
             return { state in
                 let a = first(&state)
                 if case .bool(true) = a { return .bool(true) }
