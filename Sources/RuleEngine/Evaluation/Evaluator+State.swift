@@ -105,9 +105,10 @@ extension Evaluator {
         mutating func bounds(_ filter: CompiledFilter, asOf: Double? = nil) -> Bounds {
             var b = Bounds()
             if !filter.hasBounds { return b }
-            if let since = filter.since, case .time(let t) = since.run(&self) { b.lower = max(b.lower, t) }
-            if let before = filter.before, case .time(let t) = before.run(&self) { b.upper = min(b.upper, t) }
-            if let within = filter.within, case .quantity(let d, let u) = within.run(&self), let seconds = u.convert(d, to: .second) {
+            // Called through `?.`, not bound with `if let`: binding copied each closure (a retain and a release).
+            if case .time(let t)? = filter.since?.run(&self) { b.lower = max(b.lower, t) }
+            if case .time(let t)? = filter.before?.run(&self) { b.upper = min(b.upper, t) }
+            if case .quantity(let d, let u)? = filter.within?.run(&self), let seconds = u.convert(d, to: .second) {
                 b.lower = max(b.lower, (asOf ?? now) - seconds)
             }
             return b
