@@ -30,7 +30,11 @@ extension Evaluator {
             } else {
                 self.pregnancy = timeline.pregnancyHistory
             }
-            self.derived = Array(repeating: nil, count: bundle.derived.count)
+            // Appended as literal nils: `Array(repeating: nil, count:)` copied its value into each element through a
+            // generic copy of the largest payload (a quantity's unit), a call per derived fact per evaluation.
+            self.derived = []
+            derived.reserveCapacity(bundle.derived.count)
+            for _ in 0..<bundle.derived.count { derived.append(nil) }
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
             self.basis = Array(repeating: nil, count: bundle.derived.count)
             self.currentMedicationCache = Array(repeating: nil, count: bundle.vocabulary.facts.count)
