@@ -66,6 +66,41 @@ private let U = Value.unknown
         #expect(Evaluator.arithmetic(.subtract, .time(86_400 * 3), .time(0)) == .quantity(3, .day))
     }
 
+    /// Kleene `and`/`or` of three terms, every combination, against a left-to-right fold of the two-term
+    /// tables (evaluation nests longer chains: `a and (b and c)`).
+    @Test func longChainsFollowTheTwoTermTables() {
+        func fold(_ table: [(Value, Value, Value)], _ values: [Value]) -> Value {
+            values.dropFirst().reduce(values[0]) { acc, v in table.first { $0.0 == acc && $0.1 == v }!.2 }
+        }
+        for a in [T, F, U] {
+            for b in [T, F, U] {
+                for c in [T, F, U] {
+                    for d in [T, F, U] {
+                        let three = [a, b, c]
+                        let four = [a, b, c, d]
+                        #expect(eval(.and(three.map { .constant($0) })) == fold(Self.andTable, three))
+                        #expect(eval(.or(three.map { .constant($0) })) == fold(Self.orTable, three))
+                        #expect(eval(.and(four.map { .constant($0) })) == fold(Self.andTable, four))
+                        #expect(eval(.or(four.map { .constant($0) })) == fold(Self.orTable, four))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Terms are evaluated left to right up to the deciding one, and only those record evidence.
+    @Test func chainsStopAtTheDecidingTermAndRecordWhatTheyRead() {
+        // Always true, and records that derived fact `slot` was read.
+        func probe(_ slot: Int) -> Code { .or([.known(.derived(slot: slot)), .constant(T)]) }
+        let timeline = PatientTimeline(patient: "p", clinic: "c", factCount: Support.bundled.vocabulary.facts.count)
+        var state = Evaluator.State(timeline: timeline, now: 0, bundle: Support.bundled)
+        #expect(state.eval(.and([probe(0), probe(1), .constant(F), probe(2)])) == F)
+        #expect(state.evidence == [.derived(0), .derived(1)])
+        state.evidence = []
+        #expect(state.eval(.or([.not(probe(2)), .constant(U), probe(1), probe(0)])) == T)
+        #expect(state.evidence == [.derived(2), .derived(1)])
+    }
+
     @Test func coalesceAndEarliestSkipUnknown() {
         #expect(eval(.coalesce([.constant(U), .constant(.number(2)), .constant(.number(3))])) == .number(2))
         #expect(eval(.earliest([.constant(.time(5)), .constant(U), .constant(.time(3))])) == .time(3))

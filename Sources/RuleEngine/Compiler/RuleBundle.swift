@@ -20,6 +20,8 @@ package struct RuleBundle: Sendable {
     /// Digest of the vocabulary file: patient timelines built under one vocabulary stay valid under any rule set
     /// with the same vocabulary.
     package let vocabularyHash: String
+    /// The rules as the evaluator runs them, in the same order (see ``RuleStep``).
+    let steps: [RuleStep]
 
     package init(
         version: String, hash: String, vocabulary: Vocabulary, derived: [DerivedFact], parameters: [Parameter],
@@ -34,6 +36,7 @@ package struct RuleBundle: Sendable {
         self.rules = rules
         self.rulesets = rulesets
         self.profile = profile
+        steps = rules.map(RuleStep.init)
     }
 
     /// A derived fact by name.

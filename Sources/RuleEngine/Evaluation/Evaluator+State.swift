@@ -15,6 +15,9 @@ extension Evaluator {
         var evidence: [EvidenceItem] = []
         /// Medication statements in force at `now`, per fact (indices), computed once per evaluation.
         var currentMedicationCache: [[Int]?]
+        /// The pregnancy state at `now` (`.some(nil)`: none), computed on first use: many rules read pregnancy facts
+        /// at `now`, and finding the state copies episodes.
+        var pregnancyAtNow: PregnancyHistory.State?? = nil
 
 
         init(timeline: PatientTimeline, now: Double, bundle: RuleBundle) {
@@ -27,7 +30,11 @@ extension Evaluator {
             } else {
                 self.pregnancy = timeline.pregnancyHistory
             }
-            self.derived = Array(repeating: nil, count: bundle.derived.count)
+            // Appended as literal nils: `Array(repeating: nil, count:)` copied its value into each element through a
+            // generic copy of the largest payload (a quantity's unit), a call per derived fact per evaluation.
+            self.derived = []
+            derived.reserveCapacity(bundle.derived.count)
+            for _ in 0..<bundle.derived.count { derived.append(nil) }
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
             self.basis = Array(repeating: nil, count: bundle.derived.count)
             self.currentMedicationCache = Array(repeating: nil, count: bundle.vocabulary.facts.count)
@@ -35,127 +42,26 @@ extension Evaluator {
             evidence.reserveCapacity(256)
         }
 
-        /// Renders a template; the facts its placeholders read count as evidence.
-        mutating func render(_ template: Template) -> String {
-            var out = ""
-            for part in template.parts {
-                switch part {
-                case .text(let text): out += text
-                case .code(let code): out += eval(code).display
-                }
-            }
-            return out
-        }
-
+        /// Evaluates code that was not compiled with a rule (tests, tooling): compiles it, then runs it.
         mutating func eval(_ code: Code) -> Value {
-            switch code {
-            case .constant(let value):
-                return value
-            case .derived(let slot):
-                evidence.append(.derived(slot))
-                return derived[slot] ?? bundle.derived[slot].defaultValue
-            case .context(let fact, let at):
-                var time = now
-                if let at {
-                    guard case .time(let t) = eval(at) else { return .unknown }
-                    time = t
-                }
-                return context(fact, at: time)
-            case .latest(let fact, let filter, let at, let attribute):
-                var asOf = now
-                if let at {
-                    guard case .time(let t) = eval(at) else { return .unknown }
-                    asOf = min(t, now)
-                }
-                return latest(fact, filter, asOf: asOf, attribute)
-            case .exists(let facts, let filter):
-                let bounds = self.bounds(filter)
-                for fact in facts where matchCount(fact, filter, bounds, stopAtFirst: true) > 0 { return .bool(true) }
-                return .bool(false)
-            case .count(let facts, let filter):
-                let bounds = self.bounds(filter)
-                return .number(Double(facts.reduce(0) { $0 + matchCount($1, filter, bounds, stopAtFirst: false) }))
-            case .firstTime(let facts, let filter), .lastTime(let facts, let filter):
-                var first = true
-                if case .lastTime = code { first = false }
-                return recordTime(facts, filter, first: first)
-            case .dailyDose(let facts, let filter, let unit):
-                return dailyDose(facts, filter, unit)
-            case .findings(let facts, let filter, let severity, let asText):
-                return findings(facts, filter, severity, asText)
-            case .known(let inner):
-                return .bool(!eval(inner).isUnknown)
-            case .isUnknown(let inner):
-                return .bool(eval(inner).isUnknown)
-            case .earliest(let codes):
-                var best: Double?
-                for code in codes {
-                    if case .time(let t) = eval(code), best.map({ t < $0 }) ?? true { best = t }
-                }
-                return best.map { .time($0) } ?? .unknown
-            case .coalesce(let codes):
-                for code in codes {
-                    let value = eval(code)
-                    if !value.isUnknown { return value }
-                }
-                return .unknown
-            case .minimum(let codes), .maximum(let codes):
-                var best: Value?
-                let wantLess: ComparisonOperator
-                if case .minimum = code { wantLess = .less } else { wantLess = .greater }
-                for code in codes {
-                    let value = eval(code)
-                    if value.isUnknown { return .unknown }
-                    if let current = best {
-                        if case .bool(true) = Evaluator.compare(wantLess, value, current) { best = value }
-                    } else {
-                        best = value
-                    }
-                }
-                return best ?? .unknown
-            case .not(let inner):
-                switch eval(inner) {
-                case .bool(let b): return .bool(!b)
-                default: return .unknown
-                }
-            case .and(let terms):
-                var sawUnknown = false
-                for term in terms {
-                    switch eval(term) {
-                    case .bool(false): return .bool(false)
-                    case .bool(true): continue
-                    default: sawUnknown = true
-                    }
-                }
-                return sawUnknown ? .unknown : .bool(true)
-            case .or(let terms):
-                var sawUnknown = false
-                for term in terms {
-                    switch eval(term) {
-                    case .bool(true): return .bool(true)
-                    case .bool(false): continue
-                    default: sawUnknown = true
-                    }
-                }
-                return sawUnknown ? .unknown : .bool(false)
-            case .compare(let op, let lhs, let rhs):
-                return Evaluator.compare(op, eval(lhs), eval(rhs))
-            case .arithmetic(let op, let lhs, let rhs):
-                return Evaluator.arithmetic(op, eval(lhs), eval(rhs))
-            case .negate(let inner):
-                return Evaluator.negate(eval(inner))
-            case .template(let template):
-                return .text(render(template))
-            case .member(let element, let collection, let negated):
-                guard case .text(let text) = eval(element), case .textSet(let set) = eval(collection) else { return .unknown }
-                return .bool(set.contains(text) != negated)
-            }
+            CompiledCode(code).run(&self)
         }
 
         // MARK: - Context
 
         mutating func context(_ fact: ContextFact, at t: Double) -> Value {
-            let (value, isEvidence) = contextValue(fact, at: t)
+            let (value, isEvidence): (value: Value, isEvidence: Bool)
+            switch fact {
+            case .now, .diet, .preferences:
+                (value, isEvidence) = contextValue(fact, at: t)
+            default:
+                guard t == now else {
+                    (value, isEvidence) = contextValue(fact, at: t)
+                    break
+                }
+                if pregnancyAtNow == nil { pregnancyAtNow = .some(pregnancy.state(at: now)) }
+                (value, isEvidence) = Self.pregnancyValue(fact, pregnancyAtNow!)
+            }
             if isEvidence { evidence.append(.context(fact, t)) }
             return value
         }
@@ -172,9 +78,13 @@ extension Evaluator {
                 guard let record = timeline.preferences.last(where: { $0.provenance.time <= t }) else { return (.textSet([]), false) }
                 return (.textSet(Set(record.values)), true)
             default:
-                break
+                return Self.pregnancyValue(fact, pregnancy.state(at: t))
             }
-            guard let state = pregnancy.state(at: t) else { return (.unknown, false) }
+        }
+
+        /// A pregnancy context fact's value in a pregnancy state, and whether it counts as evidence.
+        private static func pregnancyValue(_ fact: ContextFact, _ state: PregnancyHistory.State?) -> (value: Value, isEvidence: Bool) {
+            guard let state else { return (.unknown, false) }
             let value: Value
             switch fact {
             case .pregnancyStatus: value = .text(state.status.rawValue)
@@ -196,12 +106,13 @@ extension Evaluator {
             var upper = Double.infinity  // exclusive
         }
 
-        mutating func bounds(_ filter: Filter, asOf: Double? = nil) -> Bounds {
+        mutating func bounds(_ filter: CompiledFilter, asOf: Double? = nil) -> Bounds {
             var b = Bounds()
-            if filter.isEmpty { return b }
-            if let since = filter.since, case .time(let t) = eval(since) { b.lower = max(b.lower, t) }
-            if let before = filter.before, case .time(let t) = eval(before) { b.upper = min(b.upper, t) }
-            if let within = filter.within, case .quantity(let d, let u) = eval(within), let seconds = u.convert(d, to: .second) {
+            if !filter.hasBounds { return b }
+            // Called through `?.`, not bound with `if let`: binding copied each closure (a retain and a release).
+            if case .time(let t)? = filter.since?.run(&self) { b.lower = max(b.lower, t) }
+            if case .time(let t)? = filter.before?.run(&self) { b.upper = min(b.upper, t) }
+            if case .quantity(let d, let u)? = filter.within?.run(&self), let seconds = u.convert(d, to: .second) {
                 b.lower = max(b.lower, (asOf ?? now) - seconds)
             }
             return b
@@ -230,13 +141,13 @@ extension Evaluator {
             m.active && m.start <= now && (m.end.map { $0 > now } ?? true)
         }
 
-        func medicationMatches(_ m: MedicationRecord, _ filter: Filter, _ b: Bounds) -> Bool {
+        func medicationMatches(_ m: MedicationRecord, _ filter: CompiledFilter, _ b: Bounds) -> Bool {
             if let route = filter.route, (m.route ?? "ORAL") != route { return false }
             if let minDose = filter.minDose, (m.dailyDose ?? 0) < minDose { return false }
             return m.start >= b.lower && m.start < b.upper
         }
 
-        mutating func matchCount(_ fact: Int, _ filter: Filter, _ b: Bounds, stopAtFirst: Bool) -> Int {
+        mutating func matchCount(_ fact: Int, _ filter: CompiledFilter, _ b: Bounds, stopAtFirst: Bool) -> Int {
             let definition = bundle.vocabulary.facts[fact]
             var count = 0
             func inWindow(_ t: Double) -> Bool { t <= now && t >= b.lower && t < b.upper }
@@ -309,36 +220,35 @@ extension Evaluator {
 
         // MARK: - Fact functions
 
-        mutating func latest(_ fact: Int, _ filter: Filter, asOf: Double, _ attribute: ObservationAttribute) -> Value {
-            let definition = bundle.vocabulary.facts[fact]
+        mutating func latest(_ fact: Int, _ filter: CompiledFilter, asOf: Double, _ attribute: ObservationAttribute) -> Value {
             let b = bounds(filter, asOf: asOf)
-            let records = timeline.observations[fact]
-            guard let index = records.lastIndex(where: { $0.time <= asOf && $0.time >= b.lower && $0.time < b.upper })
+            // The record is read in place: copying it (its provenance strings) cost retains and releases per read.
+            guard let index = timeline.observations[fact].lastIndex(where: { $0.time <= asOf && $0.time >= b.lower && $0.time < b.upper })
             else { return .unknown }
-            let record = records[index]
             evidence.append(.observation(fact, index))
             let value: Value
-            switch record.value {
-            case .number(let n): value = .quantity(n, definition.unit ?? .one)
+            switch timeline.observations[fact][index].value {
+            case .number(let n): value = .quantity(n, bundle.vocabulary.facts[fact].unit ?? .one)
             case .text(let t): value = .text(t)
             }
             switch attribute {
             case .value: return value
-            case .time: return .time(record.time)
-            case .age: return .quantity((now - record.time) / 86_400, .day)
+            case .time: return .time(timeline.observations[fact][index].time)
+            case .age: return .quantity((now - timeline.observations[fact][index].time) / 86_400, .day)
             case .reported:
+                let provenance = timeline.observations[fact][index].provenance
                 let reported: String
-                switch record.provenance.reportedValue {
+                switch provenance.reportedValue {
                 case .number(let n)?: reported = n.formatted
                 case .text(let t)?: reported = t
                 case nil: reported = value.display
                 }
-                let unit = record.provenance.reportedUnit.map { " \($0)" } ?? ""
+                let unit = provenance.reportedUnit.map { " \($0)" } ?? ""
                 return .text(reported + unit)
             }
         }
 
-        mutating func recordTime(_ facts: [Int], _ filter: Filter, first: Bool) -> Value {
+        mutating func recordTime(_ facts: [Int], _ filter: CompiledFilter, first: Bool) -> Value {
             let b = bounds(filter)
             var best: Double?
             var bestItem: EvidenceItem?
@@ -380,7 +290,7 @@ extension Evaluator {
             return .time(best)
         }
 
-        mutating func dailyDose(_ facts: [Int], _ filter: Filter, _ unit: Unit) -> Value {
+        mutating func dailyDose(_ facts: [Int], _ filter: CompiledFilter, _ unit: Unit) -> Value {
             let b = bounds(filter)
             var total = 0.0
             for fact in facts {
@@ -395,7 +305,7 @@ extension Evaluator {
         }
 
         mutating func findings(
-            _ facts: [Int]?, _ filter: Filter, _ severity: DataQualityFinding.Severity?, _ asText: Bool
+            _ facts: [Int]?, _ filter: CompiledFilter, _ severity: DataQualityFinding.Severity?, _ asText: Bool
         ) -> Value {
             let b = bounds(filter)
             var texts: [String] = []

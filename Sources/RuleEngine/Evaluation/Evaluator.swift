@@ -25,24 +25,26 @@ package struct Evaluator: Sendable {
         let now = now ?? timeline.lastEventTime
         var state = State(timeline: timeline, now: now, bundle: bundle)
         var fired: [LazyEvaluation.Fired] = []
-        for (index, rule) in bundle.rules.enumerated() {
-            if rule.sets.contains(where: { state.derived[$0.slot] != nil }) { continue }
+        let steps = bundle.steps
+        // By index, reading each step in place: `for step in steps` copied every step (three retains and releases).
+        for index in steps.indices {
+            if steps[index].sets.contains(where: { state.derived[$0.slot] != nil }) { continue }
             let mark = state.evidence.count
-            guard case .bool(true) = state.eval(rule.condition) else {
+            guard case .bool(true) = steps[index].condition.run(&state) else {
                 // What a rule that did not fire read is forgotten (removeLast: cheaper than a generic removeSubrange).
                 if state.evidence.count > mark { state.evidence.removeLast(state.evidence.count - mark) }
                 continue
             }
-            for assignment in rule.sets {
-                state.derived[assignment.slot] = state.eval(assignment.value)
+            for assignment in steps[index].sets {
+                state.derived[assignment.slot] = assignment.value.run(&state)
                 state.setBy[assignment.slot] = index
             }
             // What a derived fact was concluded from stays recorded, for the alerts of rules that read it.
-            for assignment in rule.sets { state.basis[assignment.slot] = mark..<state.evidence.count }
-            guard rule.alert != nil else { continue }
+            for assignment in steps[index].sets { state.basis[assignment.slot] = mark..<state.evidence.count }
+            guard steps[index].hasAlert else { continue }
             var values: [Value] = []
-            values.reserveCapacity(rule.placeholders.count)
-            for code in rule.placeholders { values.append(state.eval(code)) }
+            values.reserveCapacity(steps[index].placeholders.count)
+            for code in steps[index].placeholders { values.append(code.run(&state)) }
             fired.append(LazyEvaluation.Fired(rule: index, evidence: mark..<state.evidence.count, values: values))
         }
         return LazyEvaluation(state: state, fired: fired)
