@@ -113,9 +113,9 @@ struct CompiledCode: Sendable {
                 return .bool(!b)
             }
         case .and(let terms):
-            return and(terms.map(child))
+            return kleene(terms.map(child), decisive: false)
         case .or(let terms):
-            return or(terms.map(child))
+            return kleene(terms.map(child), decisive: true)
         case .compare(let op, let lhs, .constant(let rhs)):
             // The usual shape (`latest(x) < $threshold`): the constant is captured, not called.
             let lhs = lower(lhs)
@@ -150,19 +150,20 @@ struct CompiledCode: Sendable {
         }
     }
 
-    /// Kleene `and`: false wins, then unknown. Every term up to the first false is evaluated (and its evidence
-    /// recorded), as before. More than two terms nest to the right, `a and (b and c)`: the same order, the same
-    /// result, and no loop over an array of closures (which retained and released each closure it called).
-    private static func and(_ terms: [CompiledCode]) -> Run {
+    /// Kleene `and` (`decisive` false) and `or` (`decisive` true): the decisive value wins, then unknown. Every
+    /// term up to the first decisive one is evaluated (and its evidence recorded), as before. More than two terms
+    /// nest to the right, `a and (b and c)`: the same order, the same result, and no loop over an array of
+    /// closures (which retained and released each closure it called).
+    private static func kleene(_ terms: [CompiledCode], decisive: Bool) -> Run {
         if terms.count >= 2 {
             let first = terms[0].run
-            let second = terms.count == 2 ? terms[1].run : and(Array(terms.dropFirst()))
+            let second = terms.count == 2 ? terms[1].run : kleene(Array(terms.dropFirst()), decisive: decisive)
             return { state in
                 let a = first(&state)
-                if case .bool(false) = a { return .bool(false) }
+                if case .bool(decisive) = a { return .bool(decisive) }
                 let b = second(&state)
-                if case .bool(false) = b { return .bool(false) }
-                if case .bool(true) = a, case .bool(true) = b { return .bool(true) }
+                if case .bool(decisive) = b { return .bool(decisive) }
+                if case .bool(!decisive) = a, case .bool(!decisive) = b { return .bool(!decisive) }
                 return .unknown
             }
         }
@@ -170,39 +171,12 @@ struct CompiledCode: Sendable {
             var sawUnknown = false
             for term in terms {
                 switch term.run(&state) {
-                case .bool(false): return .bool(false)
-                case .bool(true): continue
+                case .bool(decisive): return .bool(decisive)
+                case .bool: continue
                 default: sawUnknown = true
                 }
             }
-            return sawUnknown ? .unknown : .bool(true)
-        }
-    }
-
-    /// Kleene `or`: true wins, then unknown.
-    private static func or(_ terms: [CompiledCode]) -> Run {
-        if terms.count >= 2 {
-            let first = terms[0].run
-            let second = terms.count == 2 ? terms[1].run : or(Array(terms.dropFirst()))
-            return { state in
-                let a = first(&state)
-                if case .bool(true) = a { return .bool(true) }
-                let b = second(&state)
-                if case .bool(true) = b { return .bool(true) }
-                if case .bool(false) = a, case .bool(false) = b { return .bool(false) }
-                return .unknown
-            }
-        }
-        return { state in
-            var sawUnknown = false
-            for term in terms {
-                switch term.run(&state) {
-                case .bool(true): return .bool(true)
-                case .bool(false): continue
-                default: sawUnknown = true
-                }
-            }
-            return sawUnknown ? .unknown : .bool(false)
+            return sawUnknown ? .unknown : .bool(!decisive)
         }
     }
 
