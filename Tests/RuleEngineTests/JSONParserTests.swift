@@ -98,6 +98,27 @@ import Testing
         #expect(value.canonicalBytes == Array(value.canonicalText.utf8))
     }
 
+    /// Events' own member names are matched against a table and sorted by rank, and whole numbers are written
+    /// digit by digit: the same canonical form as for any other names and numbers. A document longer than the
+    /// writer's first buffer, with names in reverse order, known and unknown names mixed, and numbers at the edges
+    /// of the whole-number form.
+    @Test func theCanonicalFormOfEventNamesAndNumbersIsPinned() throws {
+        let members = [
+            #""unit": "x""#, #""time": 0"#, #""symptoms": []"#, #""status": -0.0"#, #""schema": -17"#, #""per": 123456789012345"#,
+            #""patient": 1e15"#, #""observations": -999999999999999"#, #""id": 2.5e-7"#, #""diet": 0.1"#, #""code": {"system": 1, "code": 2}"#,
+            #""clinic": "é""#, #""zz": 1"#, #""pati": 2"#, #""Code": 3"#, #""administrations": 4"#, #""a": 5"#,
+        ]
+        let padding = String(repeating: "p", count: 1_100)
+        let value = try parse("{" + members.joined(separator: ", ") + #", "padding": ""# + padding + #""}"#)
+        let expected = #"{"Code":3,"a":5,"administrations":4,"clinic":"é","code":{"code":2,"system":1},"diet":0.1,"id":2.5e-07,"#
+            + #""observations":-999999999999999,"padding":""# + padding + #"","pati":2,"patient":1000000000000000.0,"per":123456789012345,"#
+            + #""schema":-17,"status":0,"symptoms":[],"time":0,"unit":"x","zz":1}"#
+        #expect(value.canonicalText == expected)
+        #expect(value.canonicalBytes == Array(expected.utf8))
+        guard case .object(let object) = value else { Issue.record("not an object"); return }
+        #expect(object["clinic"] == .string("é") && object["Code"] == .number(3) && object["code"] != nil)
+    }
+
     /// Objects keep their members sorted and unique, whatever their size: lookups (scan and binary search),
     /// edits, and duplicate keys in large objects.
     @Test func objectsStaySortedAndUnique() throws {

@@ -121,12 +121,13 @@ struct IngestProcessor {
         guard authorize(message.userID, event.clinic) else {
             return Self.reject(message, envelope, id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])
         }
-        let canonical = json.canonicalBytes
+        let (digest, body) = json.withCanonicalBytes { canonical in
+            (SHA256.hash(data: UnsafeRawBufferPointer(canonical)).hexDigits(), String(decoding: canonical, as: UTF8.self))
+        }
         return .valid(CheckedEvent(
             envelope: envelope, event: NormalisedEvent(event, vocabulary: vocabulary),
             incoming: IncomingEvent(
-                id: event.id, digest: SHA256.hash(data: canonical).hexDigits(), patient: event.patient, clinic: event.clinic,
-                time: event.time, body: String(decoding: canonical, as: UTF8.self))))
+                id: event.id, digest: digest, patient: event.patient, clinic: event.clinic, time: event.time, body: body)))
     }
 
     /// A batch checked and normalised, ready to journal.

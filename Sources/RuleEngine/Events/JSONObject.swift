@@ -30,7 +30,10 @@ package struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressi
     package subscript(key: String) -> JSONValue? {
         get {
             if members.count <= 8 {
-                for member in members where member.key == key { return member.value }
+                // Comparing lengths first (stored in the string, no call) skips most keys that differ: a `==` between
+                // unequal strings is a call into the standard library, and decoding looks up every field this way.
+                let length = key.utf8.count
+                for member in members where member.key.utf8.count == length && member.key == key { return member.value }
                 return nil
             }
             let index = position(of: key)

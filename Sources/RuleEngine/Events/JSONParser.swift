@@ -12,6 +12,7 @@ struct JSONParser {
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
+    private let known = JSONParser.knownNames
     private var index = 0
     private var depth = 0
 
@@ -90,7 +91,11 @@ struct JSONParser {
         defer { depth -= 1 }
         index += 1
         var members: [JSONObject.Element] = []
+        members.reserveCapacity(8)  // most objects of an event have fewer members: one allocation, no regrowth
         var seen: Set<String>?  // for large objects, where scanning for duplicates would be quadratic
+        // The ranks of the members' names while all are known ones: then sorting compares numbers, not strings.
+        var ranks = InlineArray<16, UInt8>(repeating: 0)
+        var ranked = true
         skipSpace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -102,7 +107,8 @@ struct JSONParser {
                 throw Failure(offset: index, message: index < bytes.count ? "expected a quoted key, found \(describe(bytes[index]))" : "unexpected end of input")
             }
             let keyOffset = index
-            let key = try string()
+            let (key, rank) = try memberName()
+            if members.count < ranks.count, rank != Self.unranked { ranks[members.count] = rank } else { ranked = false }
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure(offset: index, message: "expected ':' after a key") }
             index += 1
@@ -110,7 +116,8 @@ struct JSONParser {
             let value = try value()
             let duplicate: Bool
             if members.count < 16 {
-                duplicate = members.contains { $0.key == key }
+                let length = key.utf8.count  // see JSONObject's subscript: lengths first, `==` only when they match
+                duplicate = members.contains { $0.key.utf8.count == length && $0.key == key }
             } else {
                 if seen == nil { seen = Set(members.map(\.key)) }
                 duplicate = !seen!.insert(key).inserted
@@ -122,10 +129,26 @@ struct JSONParser {
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
             if bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                members.sort { $0.key < $1.key }
+                if ranked { Self.sort(&members, by: &ranks) } else { members.sort { $0.key < $1.key } }
                 return .object(JSONObject(sortedUniqueMembers: members))
             }
             throw Failure(offset: index, message: "expected ',' or '}', found \(describe(bytes[index]))")
+        }
+    }
+
+    /// Sorts members by the ranks of their names (insertion sort: a handful of members, often nearly in order),
+    /// which is `String` order, since the ranks were given in that order.
+    private static func sort(_ members: inout [JSONObject.Element], by ranks: inout InlineArray<16, UInt8>) {
+        guard members.count > 1 else { return }
+        members.withUnsafeMutableBufferPointer { members in  // swaps that move, with no reference counting
+            for i in 1..<members.count {
+                var j = i
+                while j > 0, ranks[j - 1] > ranks[j] {
+                    ranks.swapAt(j - 1, j)
+                    members.swapAt(j - 1, j)
+                    j -= 1
+                }
+            }
         }
     }
 
@@ -192,6 +215,65 @@ struct JSONParser {
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw Failure(offset: start, message: "number out of range") }
         return value
+    }
+
+    /// A member name known in advance (see ``knownNames``).
+    private struct KnownName: @unchecked Sendable {  // `bytes` is never written after the table is built
+        /// Its place among all known names in `String` order, so that members can be sorted by comparing numbers.
+        let rank: UInt8
+        let bytes: UnsafeBufferPointer<UInt8>
+        let text: String
+    }
+
+    /// No rank: a member name that is not a known one.
+    private static let unranked = UInt8.max
+
+    /// The member names of events (INTERFACES §1), grouped by length (`byLength[n]` is where the names of `n` bytes
+    /// are): a key is matched against these before a string is made for it. Most keys of every event are among
+    /// them; the ready-made string costs nothing, where making one validates and copies the bytes.
+    private static let knownNames: (byLength: [Range<Int>], names: [KnownName]) = {
+        let texts = [
+            "schema", "id", "patient", "clinic", "time", "observations", "medications", "administrations", "conditions",
+            "symptoms", "reactions", "pregnancy", "diet", "preferences", "code", "system", "value", "unit", "dose", "per",
+            "status", "start", "end", "route", "product", "onset", "after", "gestation_weeks", "delivery_date",
+            "breastfeeding", "fetuses", "command",
+        ]
+        let ranks = Dictionary(uniqueKeysWithValues: texts.sorted().enumerated().map { ($1, UInt8($0)) })
+        var names: [KnownName] = []
+        var byLength: [Range<Int>] = []
+        for length in 0...(texts.map(\.utf8.count).max() ?? 0) {
+            let start = names.count
+            for text in texts where text.utf8.count == length {
+                // Allocated once for the life of the process, like the table.
+                let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: length)
+                _ = bytes.initialize(from: text.utf8)
+                names.append(KnownName(rank: ranks[text]!, bytes: UnsafeBufferPointer(bytes), text: text))
+            }
+            byLength.append(start..<names.count)
+        }
+        return (byLength, names)
+    }()
+
+    /// An object member's name, with its rank when it is a known one (see ``knownNames``), otherwise a new string.
+    private mutating func memberName() throws(Failure) -> (String, rank: UInt8) {
+        let first = index + 1
+        var end = first
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20, bytes[end] < 0x80 {
+            end += 1
+        }
+        let length = end - first
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\""), length < known.byLength.count {
+            for candidate in known.byLength[length] {
+                let name = known.names[candidate].bytes
+                var i = 0
+                while i < length, name[i] == bytes[first + i] { i += 1 }
+                if i == length {
+                    index = end + 1
+                    return (known.names[candidate].text, known.names[candidate].rank)
+                }
+            }
+        }
+        return (try string(), Self.unranked)
     }
 
     private mutating func string() throws(Failure) -> String {
