@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 /// A decoded JSON document, kept generic so that validation can report every error with its path.
 package enum JSONValue: Sendable, Equatable {
@@ -145,7 +145,7 @@ struct ByteWriter {
     mutating func appendQuoted(_ text: String) {
         var text = text
         text.withUTF8 { bytes in
-            guard JSONEscaping.quotedLength(bytes) != bytes.count + 2 else {
+            guard JSONEscaping.needsEscapes(bytes) else {
                 reserve(bytes.count + 2)
                 append(UInt8(ascii: "\""))
                 append(bytes)
@@ -204,9 +204,12 @@ extension String {
 enum JSONEscaping {
     private static func escaped(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C }
 
+    /// Whether any byte needs an escape (otherwise the quoted form is the bytes between two quotes).
+    static func needsEscapes(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { bytes.contains(where: escaped) }
+
     /// The length of the quoted form.
     static func quotedLength(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-        guard bytes.contains(where: escaped) else { return bytes.count + 2 }
+        guard needsEscapes(bytes) else { return bytes.count + 2 }
         var length = 0
         writeQuoted(bytes) { _ in length += 1 }  // the writer alone decides what an escape costs
         return length
@@ -241,7 +244,7 @@ enum JSONEscaping {
     static func appendQuoted(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in
-            guard bytes.contains(where: escaped) else {
+            guard needsEscapes(bytes) else {
                 out.append(0x22)
                 out.append(contentsOf: bytes)
                 out.append(0x22)
