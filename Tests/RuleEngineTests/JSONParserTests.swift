@@ -100,18 +100,20 @@ import Testing
 
     /// Events' own member names are matched against a table and sorted by rank, and whole numbers are written
     /// digit by digit: the same canonical form as for any other names and numbers. A document longer than the
-    /// writer's first buffer, with names in reverse order, known and unknown names mixed, and numbers at the edges
-    /// of the whole-number form.
+    /// writer's first buffer, with names in reverse order: objects of known names only (sorted by rank), and one
+    /// mixing known and unknown names and longer than the rank table (sorted as strings), with numbers at the
+    /// edges of the whole-number form.
     @Test func theCanonicalFormOfEventNamesAndNumbersIsPinned() throws {
         let members = [
             #""unit": "x""#, #""time": 0"#, #""symptoms": []"#, #""status": -0.0"#, #""schema": -17"#, #""per": 123456789012345"#,
             #""patient": 1e15"#, #""observations": -999999999999999"#, #""id": 2.5e-7"#, #""diet": 0.1"#, #""code": {"system": 1, "code": 2}"#,
-            #""clinic": "é""#, #""zz": 1"#, #""pati": 2"#, #""Code": 3"#, #""administrations": 4"#, #""a": 5"#,
+            #""clinic": "é""#, #""medications": [{"unit": "mg", "status": "active", "start": "s", "per": "day", "dose": 5, "code": "c"}]"#,
+            #""zz": 1"#, #""pati": 2"#, #""Code": 3"#, #""administrations": 4"#, #""a": 5"#,
         ]
         let padding = String(repeating: "p", count: 1_100)
         let value = try parse("{" + members.joined(separator: ", ") + #", "padding": ""# + padding + #""}"#)
         let expected = #"{"Code":3,"a":5,"administrations":4,"clinic":"é","code":{"code":2,"system":1},"diet":0.1,"id":2.5e-07,"#
-            + #""observations":-999999999999999,"padding":""# + padding + #"","pati":2,"patient":1000000000000000.0,"per":123456789012345,"#
+            + #""medications":[{"code":"c","dose":5,"per":"day","start":"s","status":"active","unit":"mg"}],"observations":-999999999999999,"padding":""# + padding + #"","pati":2,"patient":1000000000000000.0,"per":123456789012345,"#
             + #""schema":-17,"status":0,"symptoms":[],"time":0,"unit":"x","zz":1}"#
         #expect(value.canonicalText == expected)
         #expect(value.canonicalBytes == Array(expected.utf8))

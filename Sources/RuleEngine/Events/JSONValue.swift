@@ -47,7 +47,6 @@ package enum JSONValue: Sendable, Equatable {
     /// call: ingest hashes it and keeps it as text, so an array in between would be a copy for nothing.
     package func withCanonicalBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         var out = ByteWriter(capacity: 1_024)
-        defer { out.deallocate() }
         write(to: &out)
         return try body(out.bytes)
     }
@@ -79,8 +78,8 @@ package enum JSONValue: Sendable, Equatable {
 }
 
 /// Bytes written into one growing buffer, without the uniqueness check and reference counting of an array
-/// append: canonical JSON is written for every event ingest accepts.
-struct ByteWriter {
+/// append: canonical JSON is written for every event ingest accepts. Not copyable: it owns its buffer.
+struct ByteWriter: ~Copyable {
     private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     private var count = 0
@@ -92,7 +91,7 @@ struct ByteWriter {
 
     var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
 
-    func deallocate() { base.deallocate() }
+    deinit { base.deallocate() }
 
     private mutating func reserve(_ extra: Int) {
         guard count + extra > capacity else { return }
@@ -122,12 +121,11 @@ struct ByteWriter {
 
     /// A number as ``Swift/Double/formatted`` writes it; whole numbers digit by digit, without making a string.
     mutating func append(number n: Double) {
-        guard n == n.rounded(), abs(n) < 1e15 else {
+        guard var value = n.wholeNumber else {
             var text = n.formatted
             text.withUTF8 { append($0) }
             return
         }
-        var value = Int64(n)
         if value < 0 { append(UInt8(ascii: "-")) }
         value = abs(value)
         reserve(16)

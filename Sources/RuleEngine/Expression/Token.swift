@@ -55,7 +55,12 @@ package struct ExpressionError: Error, Sendable, Equatable {
 extension Double {
     /// Shortest readable decimal form: `180`, `0.45`, `1.355`.
     package var formatted: String {
-        if self == rounded(), abs(self) < 1e15 { return String(Int64(self)) }
+        if let whole = wholeNumber { return String(whole) }
         return String(self)
+    }
+
+    /// The value as an integer when ``formatted`` writes it as one (whole, and small enough to be exact).
+    package var wholeNumber: Int64? {
+        self == rounded() && abs(self) < 1e15 ? Int64(self) : nil
     }
 }
