@@ -204,6 +204,10 @@ import Testing
             let loaded = number(status, "patients_loaded")
             #expect(patients == 1 || records == 40 ? loaded > distinctPatients : loaded == distinctPatients,
                 "\(loaded) patients loaded, \(distinctPatients) distinct")
+            // Evictions and the history read back for them are counted (the cache-pressure warning's figures).
+            let evicted = number(status, "patients_evicted"), historyRead = number(status, "history_events_read")
+            #expect(patients == 1 || records == 40 ? evicted > 0 && historyRead > 0 : evicted == 0 && historyRead == 0,
+                "\(evicted) evicted, \(historyRead) journaled events read back")
             logs.append(log)
         }
         #expect(logs[0].count > 100)

@@ -35,13 +35,40 @@ import Testing
         cache.put("a", a)  // a is now the most recently used
         cache.put("c", c)
         #expect(cache.records == 22)
-        cache.evictIfNeeded()  // 22 > 20: down to 18 or less, "b" (least recently used) first
+        #expect(cache.evictIfNeeded() == 1)  // 22 > 20: down to 18 or less, "b" (least recently used) first
         #expect(cache.records == 14 && cache.take("b") == nil && cache.count == 2)
         var few = PatientCache(capacity: 2, recordCapacity: 1_000)
         for (name, entry) in [("a", a), ("b", b), ("c", c)] { few.put(name, entry) }
-        few.evictIfNeeded()  // 3 patients > 2: down to 2 - 2/10 = 2
+        #expect(few.evictIfNeeded() == 1)  // 3 patients > 2: down to 2 - 2/10 = 2
+        #expect(few.evictIfNeeded() == 0)
         #expect(few.count == 2 && few.take("a") == nil && few.records == 12)
         few.removeAll()
         #expect(few.count == 0 && few.records == 0)
+    }
+
+    /// The warning covers a whole window and comes at its end, only when patients were evicted in it and at least
+    /// one event in ten rebuilt a patient; loading every patient once after a start (no evictions) is not
+    /// thrashing, and neither are a few rebuilds among many events.
+    @Test func cachePressureWarnsOncePerWindowThatThrashed() {
+        typealias Counts = CachePressure.Counts
+        let t0 = ContinuousClock.now
+        var pressure = CachePressure(window: .seconds(60))
+        #expect(pressure.check(Counts(evaluated: 100, loaded: 50), at: t0) == nil)  // starts the first window
+        // Thrashing: 1,000 events, 900 rebuilds of evicted patients, each reading 150 journaled events.
+        let thrashing = Counts(evaluated: 1_100, loaded: 950, evicted: 880, historyRead: 135_000)
+        #expect(pressure.check(thrashing, at: t0 + .seconds(59)) == nil)  // the window has not ended
+        let warning = pressure.check(thrashing, at: t0 + .seconds(61))
+        #expect(warning == CachePressure.Warning(
+            window: .seconds(61), counts: Counts(evaluated: 1_000, loaded: 900, evicted: 880, historyRead: 135_000)))
+        #expect(pressure.check(thrashing, at: t0 + .seconds(62)) == nil)  // a new window began with the warning
+        // A start: many patients loaded once each, nothing evicted.
+        let warming = Counts(evaluated: 2_100, loaded: 1_950, evicted: 880, historyRead: 135_000)
+        #expect(pressure.check(warming, at: t0 + .seconds(122)) == nil)
+        // Evictions, but fewer rebuilds than one per ten events (9 for 100).
+        let light = Counts(evaluated: 2_200, loaded: 1_959, evicted: 890, historyRead: 136_000)
+        #expect(pressure.check(light, at: t0 + .seconds(190)) == nil)
+        // Exactly one rebuild per ten events is enough.
+        let edge = Counts(evaluated: 2_300, loaded: 1_969, evicted: 891, historyRead: 136_500)
+        #expect(pressure.check(edge, at: t0 + .seconds(250))?.counts.loaded == 10)
     }
 }

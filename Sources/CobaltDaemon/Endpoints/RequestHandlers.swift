@@ -90,6 +90,7 @@ struct ControlHandler {
             "rejected":\(counts.rejected),"evaluated":\(counts.evaluated),"published":\(counts.published),\
             "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts),\
             "handoff_overflows":\(counts.handOffOverflows),"patients_loaded":\(counts.patientsLoaded),\
+            "patients_evicted":\(counts.patientsEvicted),"history_events_read":\(counts.historyEventsRead),\
             "ingest_waited_ms":\(Int(counts.ingestWaited.timeInterval * 1_000))},\
             "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients),"cached_records":\(await pipeline.cachedRecords)}
             """

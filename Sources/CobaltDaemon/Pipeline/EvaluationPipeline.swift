@@ -86,6 +86,7 @@ actor EvaluationPipeline {
     private let logger: Logger
     private let statistics: Statistics
     private var cache: PatientCache
+    private var cachePressure = CachePressure()
     /// The vocabulary the cached timelines were built with.
     private var cachedVocabulary: String?
     /// Every event up to this one is evaluated and its alert changes committed (or it changed nothing): what
@@ -338,7 +339,7 @@ actor EvaluationPipeline {
                 inFlight[inFlight.count - 1].events += chunk.count
                 inFlight[inFlight.count - 1].evaluation += evaluation
             }
-            cache.evictIfNeeded()
+            evictIfNeeded()
             return chunk.count
         }
         // Committed while the next chunks are evaluated: a commit waits for the one SQLite writer and an fsync,
@@ -355,8 +356,21 @@ actor EvaluationPipeline {
             changes: evaluations.flatMap(\.changes)))
         deferredEvents = 0  // the commit carries the watermark
         cursor = through
-        cache.evictIfNeeded()
+        evictIfNeeded()
         return chunk.count
+    }
+
+    /// Keeps the cache to its bounds, and says so (at most once a minute) when it is too small for the patients in
+    /// play: each event then rebuilds its patient from the journal (see ``CachePressure``).
+    private func evictIfNeeded() {
+        statistics.recordPatientsEvicted(cache.evictIfNeeded())
+        guard let warning = cachePressure.check(statistics.snapshot.cachePressure, at: .now) else { return }
+        let seen = warning.counts
+        logger.warning("patient cache too small for the patients in play: evicted patients are rebuilt from the journal, and evaluation slows with their histories; raise limits.patient_cache_records (about 170 bytes each) or limits.patient_cache", metadata: [
+            "window": "\(warning.window)", "events_evaluated": "\(seen.evaluated)", "patients_loaded": "\(seen.loaded)",
+            "patients_evicted": "\(seen.evicted)", "history_events_read": "\(seen.historyRead)",
+            "limits.patient_cache": "\(cache.capacity)", "limits.patient_cache_records": "\(cache.recordCapacity)",
+        ])
     }
 
     /// Waits for every commit in flight (see ``finishOldestCommit()``).
@@ -467,7 +481,6 @@ actor EvaluationPipeline {
         _ patients: [(patient: String, clinic: String)], before seq: Int64, bundle: RuleBundle, store: any CobaltStore,
         statistics: Statistics
     ) async throws -> [String: PatientEntry] {
-        statistics.recordPatientsLoaded(patients.count)
         var entries: [String: PatientEntry] = [:]
         for (patient, clinic) in patients {
             entries[patient] = PatientEntry(
@@ -475,7 +488,9 @@ actor EvaluationPipeline {
                 lastSeq: 0, states: [:])
         }
         let names = patients.map(\.patient)
-        for stored in try await store.events(patients: names, through: seq - 1) {
+        let history = try await store.events(patients: names, through: seq - 1)
+        statistics.recordPatientsLoaded(patients.count, events: history.count)
+        for stored in history {
             if let event = decode(stored.body) { entries[stored.patient]?.timeline.apply(NormalisedEvent(event, vocabulary: bundle.vocabulary)) }
             entries[stored.patient]?.lastSeq = stored.seq
         }

@@ -16,6 +16,15 @@ final class Statistics: Sendable {
         var ingestWaited: Duration = .zero
         /// Patients whose timeline was built from the journal: first seen since the start, or evicted before.
         var patientsLoaded = 0
+        /// Patients evicted from the cache (its bounds, `limits.patient_cache` and `limits.patient_cache_records`).
+        var patientsEvicted = 0
+        /// Journaled events read back to build those timelines.
+        var historyEventsRead = 0
+
+        /// What ``CachePressure`` watches.
+        var cachePressure: CachePressure.Counts {
+            CachePressure.Counts(evaluated: evaluated, loaded: patientsLoaded, evicted: patientsEvicted, historyRead: historyEventsRead)
+        }
     }
 
     private let counts = Mutex(Snapshot())
@@ -33,6 +42,8 @@ final class Statistics: Sendable {
     private let handOffOverflows = Counter(label: "cobalt_handoff_overflows_total")
     private let ingestWaited = FloatingPointCounter(label: "cobalt_ingest_waited_for_evaluation_seconds_total")
     private let patientsLoaded = Counter(label: "cobalt_patients_loaded_total")
+    private let patientsEvicted = Counter(label: "cobalt_patients_evicted_total")
+    private let historyEventsRead = Counter(label: "cobalt_history_events_read_total")
     private let reevaluationPause = Timer(label: "cobalt_reload_evaluation_pause_seconds")
     private let reloadDuration = Timer(label: "cobalt_reload_duration_seconds")
     private let reloads = LabelledCounters("cobalt_reloads_total", dimensions: ["outcome"], initial: [["live"], ["refused"]])
@@ -56,9 +67,20 @@ final class Statistics: Sendable {
         ingestWaited.increment(by: duration.timeInterval)
     }
 
-    func recordPatientsLoaded(_ count: Int) {
-        counts.withLock { $0.patientsLoaded += count }
+    /// Patients' timelines built from the journal, from this many journaled events.
+    func recordPatientsLoaded(_ count: Int, events: Int) {
+        counts.withLock {
+            $0.patientsLoaded += count
+            $0.historyEventsRead += events
+        }
         patientsLoaded.increment(by: count)
+        historyEventsRead.increment(by: events)
+    }
+
+    func recordPatientsEvicted(_ count: Int) {
+        guard count > 0 else { return }
+        counts.withLock { $0.patientsEvicted += count }
+        patientsEvicted.increment(by: count)
     }
 
     func recordShadow(rule: String) {
