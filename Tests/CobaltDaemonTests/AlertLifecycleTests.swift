@@ -49,4 +49,50 @@ import Testing
         #expect(changes.map(\.status) == [.updated, .firing, .resolved, .resolved])
         #expect(changes[2].alertID == "id-a.gone" && changes[2].body == "{}" && changes[2].digest == "d")
     }
+
+    /// A remembered digest is used only for the same compiled rule with equal values, and is then the digest
+    /// computed afresh: the same evaluation twice hashes nothing new; a new B12 value changes the deficiency
+    /// alert's digest; a rule recompiled with other wording never reuses the digest of the rule it replaced.
+    @Test func rememberedDigestsAreTheDigestsComputedAfresh() throws {
+        func published(_ evaluation: LazyEvaluation) -> [Int] { (0..<evaluation.count).filter { !evaluation.isShadow($0) } }
+        func digests(_ evaluation: LazyEvaluation, _ memo: inout DigestMemo) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: published(evaluation).map { (evaluation.rule($0), evaluation.digest($0, memo: &memo)) })
+        }
+        func fresh(_ evaluation: LazyEvaluation) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: published(evaluation).map { (evaluation.rule($0), evaluation.digest($0)) })
+        }
+        func timeline(_ b12: [Int], bundle: RuleBundle) throws -> PatientTimeline {
+            var timeline = PatientTimeline(patient: "p-1", clinic: "north", factCount: bundle.vocabulary.facts.count)
+            for (day, value) in b12.enumerated() {
+                let json = #"{"schema": "cobalt.event.v1", "id": "e-\#(day)", "patient": "p-1", "clinic": "north", "time": "2026-11-1\#(day)T09:00:00Z", "pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "observations": [{"code": "b12.active", "value": \#(value), "unit": "pmol/L"}]}"#
+                timeline.apply(NormalisedEvent(try EventDecoder.decode(Data(json.utf8)), vocabulary: bundle.vocabulary))
+            }
+            return timeline
+        }
+        let deficiency = "b12.deficiency-alert"
+        let first = Evaluator(bundle: Self.bundle).evaluateLazily(try timeline([18], bundle: Self.bundle))
+        var memo = DigestMemo()
+        let computed = digests(first, &memo)
+        #expect(computed == fresh(first) && computed[deficiency] != nil && memo.count == computed.count, "\(computed.keys.sorted())")
+        #expect(digests(first, &memo) == computed)  // remembered, and the same
+
+        let lower = Evaluator(bundle: Self.bundle).evaluateLazily(try timeline([18, 17], bundle: Self.bundle))
+        let changed = digests(lower, &memo)
+        #expect(changed == fresh(lower) && changed[deficiency] != computed[deficiency])
+
+        // The same rules compiled again with another summary: every digest of that rule is computed anew.
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = scratch.path + "/rules"
+        try FileManager.default.copyItem(atPath: Repository.rules, toPath: rules)
+        let file = rules + "/rulesets/10-deficiency.yaml"
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        try #require(text.contains("summary: \"Vitamin B12 deficiency (latest B12 result"))
+        try text.replacingOccurrences(of: "summary: \"Vitamin B12 deficiency (latest B12 result", with: "summary: \"B12 deficiency (latest result")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let reworded = try #require(RuleLoader(today: Timestamp.parse("2026-11-20")!).load(directory: rules).bundle)
+        let again = Evaluator(bundle: reworded).evaluateLazily(try timeline([18, 17], bundle: reworded))
+        let afterReload = digests(again, &memo)
+        #expect(afterReload == fresh(again) && afterReload[deficiency] != changed[deficiency])
+    }
 }

@@ -8,6 +8,12 @@ struct AlertLifecycle {
     /// The changes that take `previous` (stored states of one patient, by rule) to `evaluation`. Texts and
     /// evidence are built only for alerts that changed; shadow alerts (rule sets in `testing`) are never published.
     static func changes(previous: [String: AlertState], evaluation: LazyEvaluation) -> [AlertChange] {
+        var memo = DigestMemo()
+        return changes(previous: previous, evaluation: evaluation, memo: &memo)
+    }
+
+    /// As above, with the patient's remembered digests (``DigestMemo``), which it keeps up to date.
+    static func changes(previous: [String: AlertState], evaluation: LazyEvaluation, memo: inout DigestMemo) -> [AlertChange] {
         var changes: [AlertChange] = []
         // Previous alerts that fire again (a rule fires at most once per evaluation, and rule ids are unique): when
         // that is all of them, nothing resolved, and no set of the rules that fired is needed — the usual case.
@@ -15,7 +21,7 @@ struct AlertLifecycle {
         var header: [UInt8]?
         for index in 0..<evaluation.count where !evaluation.isShadow(index) {
             let rule = evaluation.rule(index)
-            let digest = evaluation.digest(index)
+            let digest = evaluation.digest(index, memo: &memo)
             let status: AlertChange.Status
             if let before = previous[rule] {
                 firingAgain += 1

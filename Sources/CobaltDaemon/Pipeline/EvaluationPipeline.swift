@@ -445,7 +445,7 @@ actor EvaluationPipeline {
                 }
                 entry.lastSeq = stored.seq
                 let evaluation = evaluator.evaluateLazily(entry.timeline)
-                let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation)
+                let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation, memo: &entry.digests)
                 for index in 0..<evaluation.count where evaluation.isShadow(index) {
                     // Rule sets in `testing` run in shadow: evaluated and counted, never published. The count per
                     // rule is the signal; a line per event is only for debugging (at info, a candidate rule set
@@ -550,7 +550,8 @@ actor EvaluationPipeline {
             if !patients.isEmpty, ContinuousClock.now >= deadline { break }
             patients.append((patient, clinic))
             var entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
-            let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline))
+            let changes = AlertLifecycle.changes(
+                previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline), memo: &entry.digests)
             if !changes.isEmpty { evaluations.append((0, changes)) }
             entry.apply(changes)
             cache.put(patient, entry)

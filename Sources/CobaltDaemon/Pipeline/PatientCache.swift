@@ -8,6 +8,8 @@ struct PatientEntry {
     /// The journal sequence number of the last event applied.
     var lastSeq: Int64
     var states: [String: AlertState]
+    /// The digests of her alerts as last computed, so that an alert firing unchanged is not hashed again.
+    var digests = DigestMemo()
     var lastUse: UInt64 = 0
 
     /// Keeps the cached alert states in step with the changes about to be committed.

@@ -49,6 +49,20 @@ package struct LazyEvaluation: Sendable {
         return hasher.finalize().hexDigits(limit: 16)
     }
 
+    /// ``digest(_:)``, or the digest remembered in `memo` when the same compiled rule fired before with equal
+    /// values (the usual case: an alert that goes on firing, unchanged, event after event). The digest is a
+    /// function of the rule's constant part and of the values' display; equal values display alike, so the
+    /// remembered digest is the one ``digest(_:)`` would compute. The memo holds the rule itself, so a rule
+    /// recompiled by a reload (with other wording, say) never matches a memo of the rule it replaced.
+    package func digest(_ index: Int, memo: inout DigestMemo) -> String {
+        let item = fired[index]
+        let rule = state.bundle.rules[item.rule]
+        if let known = memo.entries[rule.id], known.rule === rule, known.values == item.values { return known.digest }
+        let digest = digest(index)
+        memo.entries[rule.id] = (rule, item.values, digest)
+        return digest
+    }
+
     /// The beginning shared by every alert this evaluation publishes: context and decisions (see
     /// ``EvaluationResult/writeHeader(patient:clinic:at:rulesetVersion:rulesetHash:decisions:to:)``).
     package var publishedHeader: [UInt8] {
@@ -113,4 +127,15 @@ package struct LazyEvaluation: Sendable {
             patient: patient, clinic: clinic, at: at, rulesetVersion: state.bundle.version,
             rulesetHash: state.bundle.hash, decisions: decisions, alerts: alerts, shadowAlerts: shadow, derived: derived)
     }
+}
+
+/// Alert digests computed for one patient, by rule id, with the rule and the values each was computed from (see
+/// ``LazyEvaluation/digest(_:memo:)``). Entries of rules that stopped firing stay; there is one per rule at most.
+package struct DigestMemo: Sendable {
+    fileprivate var entries: [String: (rule: CompiledRule, values: [Value], digest: String)] = [:]
+
+    package init() {}
+
+    /// Rules with a remembered digest.
+    package var count: Int { entries.count }
 }
