@@ -1,11 +1,13 @@
-/// An event offered to the journal: its idempotency key, content digest and canonical body.
-package struct IncomingEvent: Sendable {
-    package var id: String
-    package var digest: String
-    package var patient: String
-    package var clinic: String
-    package var time: Double
-    package var body: String
+/// An event offered to the journal: its idempotency key, content digest and canonical body. A class: a batch of
+/// them is handed from the checks to the journal thread, and a reference costs one count where the struct's
+/// strings cost one each.
+package final class IncomingEvent: Sendable {
+    package let id: String
+    package let digest: String
+    package let patient: String
+    package let clinic: String
+    package let time: Double
+    package let body: String
 
     package init(id: String, digest: String, patient: String, clinic: String, time: Double, body: String) {
         self.id = id

@@ -48,27 +48,32 @@ import Testing
 
     /// The warning covers a whole window and comes at its end, only when patients were evicted in it and at least
     /// one event in ten rebuilt a patient; loading every patient once after a start (no evictions) is not
-    /// thrashing, and neither are a few rebuilds among many events.
-    @Test func cachePressureWarnsOncePerWindowThatThrashed() {
+    /// thrashing, and neither are a few rebuilds among many events. Warnings are at least `quiet` apart.
+    @Test func cachePressureWarnsWhenAWindowThrashed() {
         typealias Counts = CachePressure.Counts
         let t0 = ContinuousClock.now
-        var pressure = CachePressure(window: .seconds(60))
+        var pressure = CachePressure(window: .seconds(10), quiet: .seconds(60))
         #expect(pressure.check(Counts(evaluated: 100, loaded: 50), at: t0) == nil)  // starts the first window
         // Thrashing: 1,000 events, 900 rebuilds of evicted patients, each reading 150 journaled events.
-        let thrashing = Counts(evaluated: 1_100, loaded: 950, evicted: 880, historyRead: 135_000)
-        #expect(pressure.check(thrashing, at: t0 + .seconds(59)) == nil)  // the window has not ended
-        let warning = pressure.check(thrashing, at: t0 + .seconds(61))
-        #expect(warning == CachePressure.Warning(
-            window: .seconds(61), counts: Counts(evaluated: 1_000, loaded: 900, evicted: 880, historyRead: 135_000)))
-        #expect(pressure.check(thrashing, at: t0 + .seconds(62)) == nil)  // a new window began with the warning
+        var totals = Counts(evaluated: 1_100, loaded: 950, evicted: 880, historyRead: 135_000)
+        #expect(pressure.check(totals, at: t0 + .seconds(9)) == nil)  // the window has not ended
+        #expect(pressure.check(totals, at: t0 + .seconds(11)) == CachePressure.Warning(
+            window: .seconds(11), counts: Counts(evaluated: 1_000, loaded: 900, evicted: 880, historyRead: 135_000)))
+        // Still thrashing in the next windows, but the last warning was less than a minute ago.
+        for second in [22, 33, 44, 55, 66] {
+            totals.evaluated += 100; totals.loaded += 90; totals.evicted += 90; totals.historyRead += 13_500
+            #expect(pressure.check(totals, at: t0 + .seconds(second)) == nil, "at \(second) s")
+        }
+        totals.evaluated += 100; totals.loaded += 90; totals.evicted += 90
+        #expect(pressure.check(totals, at: t0 + .seconds(77))?.counts.loaded == 90)  // 66 s after the first warning
         // A start: many patients loaded once each, nothing evicted.
-        let warming = Counts(evaluated: 2_100, loaded: 1_950, evicted: 880, historyRead: 135_000)
-        #expect(pressure.check(warming, at: t0 + .seconds(122)) == nil)
+        totals.evaluated += 1_000; totals.loaded += 1_000
+        #expect(pressure.check(totals, at: t0 + .seconds(150)) == nil)
         // Evictions, but fewer rebuilds than one per ten events (9 for 100).
-        let light = Counts(evaluated: 2_200, loaded: 1_959, evicted: 890, historyRead: 136_000)
-        #expect(pressure.check(light, at: t0 + .seconds(190)) == nil)
+        totals.evaluated += 100; totals.loaded += 9; totals.evicted += 10
+        #expect(pressure.check(totals, at: t0 + .seconds(160)) == nil)
         // Exactly one rebuild per ten events is enough.
-        let edge = Counts(evaluated: 2_300, loaded: 1_969, evicted: 891, historyRead: 136_500)
-        #expect(pressure.check(edge, at: t0 + .seconds(250))?.counts.loaded == 10)
+        totals.evaluated += 100; totals.loaded += 10; totals.evicted += 1
+        #expect(pressure.check(totals, at: t0 + .seconds(170))?.counts.loaded == 10)
     }
 }

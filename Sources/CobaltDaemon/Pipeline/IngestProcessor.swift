@@ -16,9 +16,20 @@ struct IngestProcessor {
     /// A reply to send: the envelope the request came with, then one JSON frame.
     struct Reply: Equatable {
         var envelope: [[UInt8]]
-        var json: String
+        /// The JSON, as sent.
+        var payload: [UInt8]
 
-        var frames: [[UInt8]] { envelope + [Array(json.utf8)] }
+        init(envelope: [[UInt8]], payload: [UInt8]) {
+            self.envelope = envelope
+            self.payload = payload
+        }
+
+        init(envelope: [[UInt8]], json: String) {
+            self.init(envelope: envelope, payload: Array(json.utf8))
+        }
+
+        var json: String { String(decoding: payload, as: UTF8.self) }
+        var frames: [[UInt8]] { envelope + [payload] }
     }
 
     /// Outcome counts for metrics and status.
@@ -54,17 +65,22 @@ struct IngestProcessor {
         let incoming: IncomingEvent
         /// The acknowledgement's `warnings` array, written while checking (in parallel, off the journal thread).
         let warnings: String
+        /// The `accepted` acknowledgement (the usual one), written while checking too: the journal thread, which
+        /// every event passes through one at a time, then only sends it.
+        let accepted: [UInt8]
 
         init(envelope: [[UInt8]], event: NormalisedEvent, incoming: IncomingEvent) {
             self.envelope = envelope
             self.event = event
             self.incoming = incoming
             warnings = IngestProcessor.warningsJSON(event)
+            accepted = Array(IngestProcessor.acknowledgement(id: incoming.id, status: "accepted", warnings: warnings).utf8)
         }
 
         /// The `accepted` or `duplicate` reply.
         func acknowledgement(_ status: String) -> Reply {
-            Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: incoming.id, status: status, warnings: warnings))
+            if status == "accepted" { return Reply(envelope: envelope, payload: accepted) }
+            return Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: incoming.id, status: status, warnings: warnings))
         }
     }
 

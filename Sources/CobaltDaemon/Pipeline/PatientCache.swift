@@ -94,7 +94,8 @@ struct PatientCache {
 /// on every event, and evaluation slows with the length of the histories (in `DaemonLoad`, 1,000 patients with
 /// 200 events each in a cache of 2,000,000 records: from about 18,000 to about 200 events/s). Nothing is lost
 /// or evaluated differently; it is only slow, so it has to be said. After a start every patient is loaded once,
-/// which is not thrashing: the warning needs evictions in the same window.
+/// which is not thrashing: the warning needs evictions in the same window. Windows are short (10 s), so that a
+/// cache that starts thrashing is noticed soon, and warnings are at least a minute apart.
 struct CachePressure {
     struct Counts: Equatable {
         var evaluated = 0
@@ -109,17 +110,22 @@ struct CachePressure {
         var counts: Counts
     }
 
-    /// The shortest time between two warnings, and the span each one covers.
+    /// The span each check covers.
     let window: Duration
+    /// The shortest time between two warnings.
+    let quiet: Duration
     /// Patients rebuilt per evaluated event, at least, for a window to count as thrashing.
     static let threshold = 0.1
     private var start: (at: ContinuousClock.Instant, totals: Counts)?
+    private var lastWarning: ContinuousClock.Instant?
 
-    init(window: Duration = .seconds(60)) {
+    init(window: Duration = .seconds(10), quiet: Duration = .seconds(60)) {
         self.window = window
+        self.quiet = quiet
     }
 
-    /// Takes the running totals; when a window has just ended and thrashed, returns what it saw.
+    /// Takes the running totals; when a window has just ended and thrashed, returns what it saw, unless a warning
+    /// was given less than `quiet` ago.
     mutating func check(_ totals: Counts, at now: ContinuousClock.Instant) -> Warning? {
         guard let start else {
             self.start = (now, totals)
@@ -131,6 +137,8 @@ struct CachePressure {
             evaluated: totals.evaluated - start.totals.evaluated, loaded: totals.loaded - start.totals.loaded,
             evicted: totals.evicted - start.totals.evicted, historyRead: totals.historyRead - start.totals.historyRead)
         let thrashed = seen.evicted > 0 && seen.evaluated > 0 && Double(seen.loaded) >= Self.threshold * Double(seen.evaluated)
-        return thrashed ? Warning(window: now - start.at, counts: seen) : nil
+        guard thrashed, lastWarning.map({ now - $0 >= quiet }) ?? true else { return nil }
+        lastWarning = now
+        return Warning(window: now - start.at, counts: seen)
     }
 }
