@@ -182,6 +182,18 @@ func daemonFacts(_ report: Report, _ context: ZMQContext, _ daemon: DaemonProces
     report.say("    cobalt_commit_batch_size (ingest messages per group commit): " + metricSummary(metrics, "cobalt_commit_batch_size"))
     report.say("    cobalt_evaluation_duration_seconds (per event, averaged per batch): "
         + metricSummary(metrics, "cobalt_evaluation_duration_seconds", scale: 1e6, unit: " µs"))
+    // A cache too small for the patients in play rebuilds evicted patients from the journal on every event.
+    let cache = ["cobalt_patients_loaded_total", "cobalt_patients_evicted_total", "cobalt_history_events_read_total"]
+        .map { counterValue(metrics, $0).map { grouped($0) } ?? "?" }
+    report.say("    patient cache: \(cache[0]) patients loaded, \(cache[1]) evicted, \(cache[2]) journaled events read back")
+}
+
+/// The value of a counter without labels in Prometheus text.
+func counterValue(_ text: String, _ name: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+        return line.split(separator: " ").last.flatMap { Double($0) }
+    }
+    return nil
 }
 
 func finishDaemon(_ report: Report, _ daemon: DaemonProcess) {
