@@ -50,9 +50,9 @@ import Testing
         #expect(changes[2].alertID == "id-a.gone" && changes[2].body == "{}" && changes[2].digest == "d")
     }
 
-    /// A remembered digest is used only for the same compiled rule with equal values, and is then the digest
-    /// computed afresh: the same evaluation twice hashes nothing new; a new B12 value changes the deficiency
-    /// alert's digest; a rule recompiled with other wording never reuses the digest of the rule it replaced.
+    /// A remembered digest is used only for the same rule of a bundle with the same hash and equal values, and is
+    /// then the digest computed afresh: the same evaluation twice hashes nothing new; a new B12 value changes the
+    /// deficiency alert's digest; a rule reloaded with other wording never reuses the digest of the one it replaced.
     @Test func rememberedDigestsAreTheDigestsComputedAfresh() throws {
         func published(_ evaluation: LazyEvaluation) -> [Int] { (0..<evaluation.count).filter { !evaluation.isShadow($0) } }
         func digests(_ evaluation: LazyEvaluation, _ memo: inout DigestMemo) -> [String: String] {

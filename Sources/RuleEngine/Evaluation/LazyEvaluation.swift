@@ -49,17 +49,19 @@ package struct LazyEvaluation: Sendable {
         return hasher.finalize().hexDigits(limit: 16)
     }
 
-    /// ``digest(_:)``, or the digest remembered in `memo` when the same compiled rule fired before with equal
-    /// values (the usual case: an alert that goes on firing, unchanged, event after event). The digest is a
-    /// function of the rule's constant part and of the values' display; equal values display alike, so the
-    /// remembered digest is the one ``digest(_:)`` would compute. The memo holds the rule itself, so a rule
-    /// recompiled by a reload (with other wording, say) never matches a memo of the rule it replaced.
+    /// ``digest(_:)``, or the digest remembered in `memo` when the rule fired before, from a bundle with the same
+    /// hash, with equal values (the usual case: an alert that goes on firing, unchanged, event after event). The
+    /// digest is a function of the rule's constant part, which the bundle hash covers, and of the values' display;
+    /// equal values display alike, so the remembered digest is the one ``digest(_:)`` would compute. A reload that
+    /// changes anything (the wording, say) changes the hash, so nothing is reused across it, and the memo keeps no
+    /// old rule set alive (a compiled rule's identity would, or could be reused at the same address).
     package func digest(_ index: Int, memo: inout DigestMemo) -> String {
         let item = fired[index]
         let rule = state.bundle.rules[item.rule]
-        if let known = memo.entries[rule.id], known.rule === rule, known.values == item.values { return known.digest }
+        let bundle = state.bundle.hash
+        if let known = memo.entries[rule.id], known.bundle == bundle, known.values == item.values { return known.digest }
         let digest = digest(index)
-        memo.entries[rule.id] = (rule, item.values, digest)
+        memo.entries[rule.id] = (bundle, item.values, digest)
         return digest
     }
 
@@ -129,10 +131,11 @@ package struct LazyEvaluation: Sendable {
     }
 }
 
-/// Alert digests computed for one patient, by rule id, with the rule and the values each was computed from (see
-/// ``LazyEvaluation/digest(_:memo:)``). Entries of rules that stopped firing stay; there is one per rule at most.
+/// Alert digests computed for one patient, by rule id, with the bundle hash and the values each was computed from
+/// (see ``LazyEvaluation/digest(_:memo:)``). Entries of rules that stopped firing stay; there is one per rule id
+/// at most.
 package struct DigestMemo: Sendable {
-    fileprivate var entries: [String: (rule: CompiledRule, values: [Value], digest: String)] = [:]
+    fileprivate var entries: [String: (bundle: String, values: [Value], digest: String)] = [:]
 
     package init() {}
 
