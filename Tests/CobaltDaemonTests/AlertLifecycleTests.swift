@@ -28,23 +28,29 @@ import Testing
         AlertState(patient: "p-1", rule: rule, clinic: "north", alertID: "id-\(rule)", digest: digest, body: "{}", severity: "info")
     }
 
+    /// The lifecycle's changes with nothing remembered (as after a start or an eviction).
+    static func changes(previous: [String: AlertState], _ evaluation: LazyEvaluation) -> [AlertChange] {
+        var memo = DigestMemo()
+        return AlertLifecycle.changes(previous: previous, evaluation: evaluation, memo: &memo)
+    }
+
     @Test func onlyWhatChangedIsPublished() throws {
         let evaluation = try Self.evaluation()
         let fired = (0..<evaluation.count).filter { !evaluation.isShadow($0) }.map { (rule: evaluation.rule($0), digest: evaluation.digest($0)) }
         try #require(fired.count >= 3, "\(fired.map(\.rule))")
-        let first = AlertLifecycle.changes(previous: [:], evaluation: evaluation)
+        let first = Self.changes(previous: [:], evaluation)
         #expect(first.map(\.rule) == fired.map(\.rule) && first.allSatisfy { $0.status == .firing })
 
         // All stored as published: nothing to publish.
         var previous = Dictionary(uniqueKeysWithValues: fired.map { ($0.rule, Self.state($0.rule, digest: $0.digest)) })
-        #expect(AlertLifecycle.changes(previous: previous, evaluation: evaluation).isEmpty)
+        #expect(Self.changes(previous: previous, evaluation).isEmpty)
 
         // One stored with other content, one not stored, two stored that no longer fire (resolved, by rule id).
         previous[fired[0].rule]!.digest = "old"
         previous[fired[1].rule] = nil
         previous["z.gone"] = Self.state("z.gone", digest: "d")
         previous["a.gone"] = Self.state("a.gone", digest: "d")
-        let changes = AlertLifecycle.changes(previous: previous, evaluation: evaluation)
+        let changes = Self.changes(previous: previous, evaluation)
         #expect(changes.map(\.rule) == [fired[0].rule, fired[1].rule, "a.gone", "z.gone"])
         #expect(changes.map(\.status) == [.updated, .firing, .resolved, .resolved])
         #expect(changes[2].alertID == "id-a.gone" && changes[2].body == "{}" && changes[2].digest == "d")

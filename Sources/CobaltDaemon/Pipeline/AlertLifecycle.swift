@@ -7,12 +7,7 @@ import RuleEngine
 struct AlertLifecycle {
     /// The changes that take `previous` (stored states of one patient, by rule) to `evaluation`. Texts and
     /// evidence are built only for alerts that changed; shadow alerts (rule sets in `testing`) are never published.
-    static func changes(previous: [String: AlertState], evaluation: LazyEvaluation) -> [AlertChange] {
-        var memo = DigestMemo()
-        return changes(previous: previous, evaluation: evaluation, memo: &memo)
-    }
-
-    /// As above, with the patient's remembered digests (``DigestMemo``), which it keeps up to date.
+    /// `memo` holds the patient's remembered digests (``DigestMemo``), kept up to date here.
     static func changes(previous: [String: AlertState], evaluation: LazyEvaluation, memo: inout DigestMemo) -> [AlertChange] {
         var changes: [AlertChange] = []
         // Previous alerts that fire again (a rule fires at most once per evaluation, and rule ids are unique): when

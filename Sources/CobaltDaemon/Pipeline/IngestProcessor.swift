@@ -19,15 +19,6 @@ struct IngestProcessor {
         /// The JSON, as sent.
         var payload: [UInt8]
 
-        init(envelope: [[UInt8]], payload: [UInt8]) {
-            self.envelope = envelope
-            self.payload = payload
-        }
-
-        init(envelope: [[UInt8]], json: String) {
-            self.init(envelope: envelope, payload: Array(json.utf8))
-        }
-
         var json: String { String(decoding: payload, as: UTF8.self) }
         var frames: [[UInt8]] { envelope + [payload] }
     }
@@ -77,10 +68,10 @@ struct IngestProcessor {
             accepted = Array(IngestProcessor.acknowledgement(id: incoming.id, status: "accepted", warnings: warnings).utf8)
         }
 
-        /// The `accepted` or `duplicate` reply.
-        func acknowledgement(_ status: String) -> Reply {
-            if status == "accepted" { return Reply(envelope: envelope, payload: accepted) }
-            return Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: incoming.id, status: status, warnings: warnings))
+        var acceptedReply: Reply { Reply(envelope: envelope, payload: accepted) }
+
+        var duplicateReply: Reply {
+            Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: incoming.id, status: "duplicate", warnings: warnings))
         }
     }
 
@@ -226,10 +217,10 @@ struct IngestProcessor {
                         accepted.append(JournaledEvent(
                             seq: seq, patient: checked.incoming.patient, clinic: checked.incoming.clinic, event: checked.event,
                             vocabularyHash: prepared.vocabularyHash))
-                        replies[index] = checked.acknowledgement("accepted")
+                        replies[index] = checked.acceptedReply
                     case .duplicate:
                         counts.duplicate += 1
-                        replies[index] = checked.acknowledgement("duplicate")
+                        replies[index] = checked.duplicateReply
                     case .conflict:
                         counts.conflict += 1
                         let (reply, record) = Self.refusal(
@@ -266,5 +257,11 @@ struct IngestProcessor {
             warnings.append(FieldError(path: finding.path, message: finding.reason))
         }
         return fieldErrorsJSON(warnings)
+    }
+}
+
+extension IngestProcessor.Reply {
+    init(envelope: [[UInt8]], json: String) {
+        self.init(envelope: envelope, payload: Array(json.utf8))
     }
 }

@@ -56,12 +56,10 @@ package struct LazyEvaluation: Sendable {
     /// changes anything (the wording, say) changes the hash, so nothing is reused across it, and the memo keeps no
     /// old rule set alive (a compiled rule's identity would, or could be reused at the same address).
     package func digest(_ index: Int, memo: inout DigestMemo) -> String {
-        let item = fired[index]
-        let rule = state.bundle.rules[item.rule]
-        let bundle = state.bundle.hash
-        if let known = memo.entries[rule.id], known.bundle == bundle, known.values == item.values { return known.digest }
+        let (rule, values, bundle) = (rule(index), fired[index].values, state.bundle.hash)
+        if let known = memo.entries[rule], known.bundle == bundle, known.values == values { return known.digest }
         let digest = digest(index)
-        memo.entries[rule.id] = (bundle, item.values, digest)
+        memo.entries[rule] = (bundle, values, digest)
         return digest
     }
 
