@@ -134,6 +134,51 @@ final class DaemonProcess: @unchecked Sendable {
         runPerf(["stat", "-x", ",", "-e", "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-p", "\(pid)", "-o", output], settle: 0.3)
     }
 
+    /// The library functions ``startCallCount(output:)`` counts: what allocates, and what retains a reference.
+    static let countedCalls = [(library: "libc.so.6", function: "malloc"), (library: "libswiftCore.so", function: "swift_retain")]
+
+    /// Counts the daemon's calls of ``countedCalls`` per thread with `perf stat` and uprobes until ``stopPerf()``;
+    /// read with ``callCounts(_:)``. Threads started later are counted in the thread that started them.
+    func startCallCount(output: String) throws {
+        // Read to the end: /proc files have no size for `String(contentsOfFile:)`.
+        let data = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/maps")).readToEnd()) ?? nil
+        let maps = data.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var events: [String] = []
+        for (library, function) in Self.countedCalls {
+            guard let path = maps.split(separator: "\n").lazy.compactMap({ $0.split(separator: " ").last.map(String.init) })
+                .first(where: { $0.hasSuffix("/" + library) })
+            else { throw BenchmarkError("--count-calls: the daemon has no \(library) mapped") }
+            // The probe's name is perf's: probe_<library stem>:<function>; adding it again only fails.
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            probe.arguments = ["perf", "probe", "-q", "-x", path, function]
+            probe.standardOutput = FileHandle.nullDevice
+            probe.standardError = FileHandle.nullDevice
+            try probe.run()
+            probe.waitUntilExit()
+            let stem = library.split(separator: ".").first.map(String.init) ?? library
+            events.append("probe_\(stem):\(function)")
+        }
+        runPerf(["stat", "--per-thread", "-x", ",", "-e", events.joined(separator: ","), "-p", "\(pid)", "-o", output], settle: 0.5)
+    }
+
+    /// Calls counted by ``startCallCount(output:)``: per thread name (Dispatch and Swift concurrency workers as
+    /// "pool") and function.
+    static func callCounts(_ file: String) -> [String: [String: Int]]? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        var counts: [String: [String: Int]] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count >= 4, let count = Int(fields[1]) else { continue }
+            var thread = String(fields[0])
+            if let dash = thread.lastIndex(of: "-") { thread = String(thread[..<dash]) }
+            if thread.contains("qos") { thread = "pool" }
+            let function = String(fields[3].split(separator: ":").last ?? fields[3])
+            counts[thread, default: [:]][function, default: 0] += count
+        }
+        return counts.isEmpty ? nil : counts
+    }
+
     /// Starts `perf` attached to the daemon, then gives it `settle` seconds to attach.
     private func runPerf(_ arguments: [String], settle: Double) {
         let perf = Process()

@@ -42,6 +42,7 @@ struct Options {
     var reloadSeconds = 20.0
     var reloadPatients = 1_000
     var perfStat = true
+    var countCalls = false
     var perfDirectory: String?
     var dumpEvents: Int?
     var dumpAlternating: Int?
@@ -55,14 +56,16 @@ struct Options {
                           [--rate PER_S] [--latency-seconds S] [--alert-rate PER_S] [--alert-seconds S]
                           [--cap-seconds S] [--only throughput,latency,alerts,echo,reload] [--perf-dir DIR] [--wait-quiet S]
                           [--reload-rules N] [--reloads N] [--reload-rate PER_S] [--reload-seconds S] [--reload-patients N]
-                          [--no-perf-stat]
+                          [--no-perf-stat | --count-calls]
                           [--dump-events N | --dump-alternating N]   (print the generated events as JSON Lines and exit)
         defaults: --daemon <repo>/.build-release/release/cobalt --rules <repo>/Rules --events 100000 --window 1000
                   --clients 1,4 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
                   --cap-seconds 60 --wait-quiet 120 (before each scenario, wait until other processes use
                   < 0.15 cores, at most S seconds in all; 0 disables) --reload-rules 1000 --reloads 10
                   --reload-rate 1000 --reload-seconds 20 --reload-patients 1000; without --no-perf-stat, the throughput
-                  runs count the daemon's fdatasync/fsync calls with `perf stat` when perf is available
+                  runs count the daemon's fdatasync/fsync calls with `perf stat` when perf is available;
+                  --count-calls counts its malloc and swift_retain calls per event instead (uprobes: slow, so the
+                  run's rates mean nothing; the counts change only when the code does)
         """
 
     init(_ arguments: [String]) throws {
@@ -100,6 +103,7 @@ struct Options {
             case "--reload-seconds": reloadSeconds = try number(try value())
             case "--reload-patients": reloadPatients = Int(try number(try value()))
             case "--no-perf-stat": perfStat = false
+            case "--count-calls": countCalls = true
             case "-h", "--help":
                 print(Self.usage)
                 exit(0)
@@ -176,6 +180,26 @@ func fetchMetrics(_ context: ZMQContext, _ daemon: DaemonProcess) -> String {
     return text
 }
 
+/// The calls counted with `--count-calls`, per event, by thread.
+func reportCallCounts(_ report: Report, _ file: String, events: Int) {
+    guard let counts = DaemonProcess.callCounts(file), events > 0 else {
+        report.say("  calls per event: not counted (perf with uprobes unavailable?)")
+        return
+    }
+    let functions = DaemonProcess.countedCalls.map(\.function)
+    func line(_ name: String, _ calls: [String: Int]) -> String {
+        "    " + name.padding(toLength: 16, withPad: " ", startingAt: 0)
+            + functions.map { $0 + " " + fmt(Double(calls[$0] ?? 0) / Double(events), 1) }.joined(separator: ", ")
+    }
+    report.say("  calls per event (first send → all evaluated; the rates above are slowed by the probes):")
+    for (thread, calls) in counts.sorted(by: { $0.key < $1.key }) where calls.values.reduce(0, +) >= events / 100 {
+        report.say(line(thread, calls))
+    }
+    var total: [String: Int] = [:]
+    for calls in counts.values { total.merge(calls, uniquingKeysWith: +) }
+    report.say(line("all threads", total))
+}
+
 func daemonFacts(_ report: Report, _ context: ZMQContext, _ daemon: DaemonProcess, _ label: String) {
     let metrics = fetchMetrics(context, daemon)
     report.say("  daemon metrics (\(label)):")
@@ -224,6 +248,8 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     if let directory = o.perfDirectory {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         daemon.startPerf(output: directory + "/throughput-\(clients)x\(o.window).perf.data")
+    } else if o.countCalls {
+        try daemon.startCallCount(output: perfStatFile)
     } else if o.perfStat {
         daemon.startPerfStat(output: perfStatFile)
     }
@@ -287,8 +313,9 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     let metrics = fetchMetrics(context, daemon)
     let commits = metricSumCount(metrics, "cobalt_commit_batch_size")
     let evaluationBatches = metricSumCount(metrics, "cobalt_evaluation_duration_seconds")
-    var fsyncNote = "not counted (--perf-dir or --no-perf-stat, or perf unavailable)"
-    if o.perfDirectory == nil, o.perfStat, let counts = DaemonProcess.perfStatCounts(perfStatFile) {
+    if o.countCalls { reportCallCounts(report, perfStatFile, events: m.accepted) }
+    var fsyncNote = "not counted (--perf-dir, --no-perf-stat or --count-calls, or perf unavailable)"
+    if o.perfDirectory == nil, o.perfStat, !o.countCalls, let counts = DaemonProcess.perfStatCounts(perfStatFile) {
         let fdatasync = counts["syscalls:sys_enter_fdatasync"] ?? 0, fsync = counts["syscalls:sys_enter_fsync"] ?? 0
         fsyncNote = "\(fdatasync) fdatasync + \(fsync) fsync over \(fmt(countedSeconds, 1)) s (\(grouped(Double(fdatasync) / countedSeconds))/s)"
         if let commits, commits.count > 0 {
