@@ -30,7 +30,7 @@ import Testing
         #expect(cache.records == 10 && cache.count == 2)
         #expect(cache.take("a")?.timeline.recordCount == 6)
         #expect(cache.records == 4 && cache.take("a") == nil)
-        cache.put("b", c)  // replaces b's entry: its records no longer count
+        cache.put("b", try entry("b", events: 4, bundle: bundle))  // replaces b's entry: its records no longer count
         #expect(cache.records == 8 && cache.count == 1)
         cache.put("a", a)  // a is now the most recently used
         cache.put("c", c)

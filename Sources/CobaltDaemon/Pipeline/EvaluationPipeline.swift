@@ -425,11 +425,12 @@ actor EvaluationPipeline {
             let bundle = context.bundle
             let evaluator = Evaluator(bundle: bundle)
             for (offset, stored) in events {
-                guard let event = stored.event else {
+                // Read in place below (`stored.event!`): binding it here copied the whole normalised event.
+                guard stored.event != nil else {
                     context.logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
                     continue
                 }
-                var entry: PatientEntry
+                let entry: PatientEntry
                 if let cached = entries.removeValue(forKey: stored.patient), cached.lastSeq < stored.seq {
                     entry = cached
                 } else {
@@ -438,10 +439,10 @@ actor EvaluationPipeline {
                         statistics: context.statistics)
                 }
                 if stored.vocabularyHash == bundle.vocabularyHash {
-                    entry.timeline.apply(event)
+                    entry.timeline.apply(stored.event!)
                 } else {
                     // Normalised by ingest before a vocabulary change went live.
-                    entry.timeline.apply(NormalisedEvent(event.event, vocabulary: bundle.vocabulary))
+                    entry.timeline.apply(NormalisedEvent(stored.event!.event, vocabulary: bundle.vocabulary))
                 }
                 entry.lastSeq = stored.seq
                 let evaluation = evaluator.evaluateLazily(entry.timeline)
@@ -549,7 +550,7 @@ actor EvaluationPipeline {
         for (patient, clinic) in candidates {
             if !patients.isEmpty, ContinuousClock.now >= deadline { break }
             patients.append((patient, clinic))
-            var entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
+            let entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
             let changes = AlertLifecycle.changes(
                 previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline), memo: &entry.digests)
             if !changes.isEmpty { evaluations.append((0, changes)) }

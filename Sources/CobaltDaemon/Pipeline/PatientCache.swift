@@ -3,7 +3,11 @@ import RuleEngine
 
 /// What the evaluation pipeline keeps in memory for a patient: her timeline with every journaled event applied
 /// up to `lastSeq`, and her open alerts.
-struct PatientEntry {
+///
+/// A class, owned by one place at a time (the cache, or the shard evaluating her events, which takes it out and
+/// puts it back): handing it over is one reference, where a struct was copied field by field (about seventeen
+/// retains and releases) each time it moved between the cache, a shard and back.
+final class PatientEntry {
     var timeline: PatientTimeline
     /// The journal sequence number of the last event applied.
     var lastSeq: Int64
@@ -12,8 +16,14 @@ struct PatientEntry {
     var digests = DigestMemo()
     var lastUse: UInt64 = 0
 
+    init(timeline: PatientTimeline, lastSeq: Int64, states: [String: AlertState]) {
+        self.timeline = timeline
+        self.lastSeq = lastSeq
+        self.states = states
+    }
+
     /// Keeps the cached alert states in step with the changes about to be committed.
-    mutating func apply(_ changes: [AlertChange]) {
+    func apply(_ changes: [AlertChange]) {
         for change in changes {
             switch change.status {
             case .firing, .updated:
@@ -48,7 +58,7 @@ struct PatientCache {
 
     var count: Int { entries.count }
 
-    /// Takes a patient's entry out: the caller then owns the only copy, mutates it in place, and puts it back.
+    /// Takes a patient's entry out: the caller then owns it, mutates it in place, and puts it back.
     mutating func take(_ patient: String) -> PatientEntry? {
         guard let entry = entries.removeValue(forKey: patient) else { return nil }
         records -= entry.timeline.recordCount
@@ -56,7 +66,7 @@ struct PatientCache {
     }
 
     /// Puts an entry in (or back), as the most recently used.
-    mutating func put(_ patient: String, _ entry: consuming PatientEntry) {
+    mutating func put(_ patient: String, _ entry: PatientEntry) {
         clock += 1
         entry.lastUse = clock
         records += entry.timeline.recordCount

@@ -2,7 +2,10 @@ internal import Crypto
 
 /// A compiled, immutable rule bundle: vocabulary, derived facts, parameters and rules in evaluation order.
 /// One bundle is one snapshot; hot reload swaps whole bundles.
-package struct RuleBundle: Sendable {
+///
+/// A class: evaluation hands the bundle to every evaluation, shard and lazily built alert, and as a struct each of
+/// those copies retained and released its fifteen references.
+package final class RuleBundle: Sendable {
     /// Summaries must be shorter than this many characters.
     package static let summaryLimit = 140
 

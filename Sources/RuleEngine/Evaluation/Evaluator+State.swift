@@ -20,15 +20,15 @@ extension Evaluator {
         var pregnancyAtNow: PregnancyHistory.State?? = nil
 
 
-        init(timeline: PatientTimeline, now: Double, bundle: RuleBundle) {
+        init(timeline: consuming PatientTimeline, now: Double, bundle: RuleBundle) {
             self.timeline = timeline
             self.now = now
             self.bundle = bundle
             // The timeline keeps the history of all its reports; it is the one as of `now` unless a report is later.
-            if let last = timeline.pregnancy.last, last.time > now {
-                self.pregnancy = PregnancyHistory(timeline.pregnancy, now: now)
+            if let last = self.timeline.pregnancy.last, last.time > now {
+                self.pregnancy = PregnancyHistory(self.timeline.pregnancy, now: now)
             } else {
-                self.pregnancy = timeline.pregnancyHistory
+                self.pregnancy = self.timeline.pregnancyHistory
             }
             // Appended as literal nils: `Array(repeating: nil, count:)` copied its value into each element through a
             // generic copy of the largest payload (a quantity's unit), a call per derived fact per evaluation.
@@ -37,7 +37,11 @@ extension Evaluator {
             for _ in 0..<bundle.derived.count { derived.append(nil) }
             self.setBy = Array(repeating: nil, count: bundle.derived.count)
             self.basis = Array(repeating: nil, count: bundle.derived.count)
-            self.currentMedicationCache = Array(repeating: nil, count: bundle.vocabulary.facts.count)
+            // As `derived`: `Array(repeating:count:)` copied its `nil` into each element through a generic copy (a
+            // retain call per fact per evaluation).
+            self.currentMedicationCache = []
+            currentMedicationCache.reserveCapacity(bundle.vocabulary.facts.count)
+            for _ in 0..<bundle.vocabulary.facts.count { currentMedicationCache.append(nil) }
 
             evidence.reserveCapacity(256)
         }

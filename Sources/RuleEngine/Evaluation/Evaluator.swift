@@ -21,14 +21,18 @@ package struct Evaluator: Sendable {
     /// Evaluates, recording for each fired alert only its placeholder values and where its evidence lies. Texts
     /// and evidence are built on demand (``LazyEvaluation/alert(_:)``): the daemon builds them only for alerts
     /// it publishes, and detects changes from ``LazyEvaluation/digest(_:)``.
-    package func evaluateLazily(_ timeline: PatientTimeline, at now: Double? = nil) -> LazyEvaluation {
+    ///
+    /// The evaluation keeps its own copy of the timeline (alerts are built from it later); taking it `consuming`
+    /// lets a caller's copy move into the state instead of being copied twice.
+    package func evaluateLazily(_ timeline: consuming PatientTimeline, at now: Double? = nil) -> LazyEvaluation {
         let now = now ?? timeline.lastEventTime
         var state = State(timeline: timeline, now: now, bundle: bundle)
         var fired: [LazyEvaluation.Fired] = []
         let steps = bundle.steps
         // By index, reading each step in place: `for step in steps` copied every step (three retains and releases).
         for index in steps.indices {
-            if steps[index].sets.contains(where: { state.derived[$0.slot] != nil }) { continue }
+            // `setBy` is set with `derived`; reading it does not copy the fact's value (`derived[slot] != nil` did).
+            if steps[index].sets.contains(where: { state.setBy[$0.slot] != nil }) { continue }
             let mark = state.evidence.count
             guard case .bool(true) = steps[index].condition.run(&state) else {
                 // What a rule that did not fire read is forgotten (removeLast: cheaper than a generic removeSubrange).
@@ -47,7 +51,8 @@ package struct Evaluator: Sendable {
             for code in steps[index].placeholders { values.append(code.run(&state)) }
             fired.append(LazyEvaluation.Fired(rule: index, evidence: mark..<state.evidence.count, values: values))
         }
-        return LazyEvaluation(state: state, fired: fired)
+        // Moved, not copied (a copy retained and released every reference the state holds).
+        return LazyEvaluation(state: consume state, fired: consume fired)
     }
 
     /// A stable alert identity per patient × rule that does not reveal the patient identifier.

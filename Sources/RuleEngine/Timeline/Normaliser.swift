@@ -2,14 +2,45 @@
 ///
 /// Nothing is guessed: a numeric value with no unit, a unit that cannot be converted for that analyte, a value
 /// outside the plausibility limits, or an unknown code becomes a finding and the value is treated as missing.
+///
+/// Built once per event (by ingest) and then handed from ingest to the journal, the hand-off and evaluation: the
+/// records live in one shared, immutable object, so that each hand-over is one reference instead of a copy of
+/// every array and string in them (a retain and a release each).
 package struct NormalisedEvent: Sendable {
-    package var event: PatientEvent
-    package var observations: [(fact: Int, record: ObservationRecord)] = []
-    package var medications: [(fact: Int, record: MedicationRecord)] = []
-    package var administrations: [(fact: Int, record: AdministrationRecord)] = []
-    package var statuses: [(fact: Int, record: StatusRecord)] = []
-    package var reactions: [(fact: Int, record: ReactionRecord)] = []
-    package var findings: [DataQualityFinding] = []
+    private final class Shared: Sendable {
+        let records: NormalisedRecords
+        init(_ records: NormalisedRecords) { self.records = records }
+    }
+
+    private let shared: Shared
+
+    package var event: PatientEvent { shared.records.event }
+    package var observations: [(fact: Int, record: ObservationRecord)] { shared.records.observations }
+    package var medications: [(fact: Int, record: MedicationRecord)] { shared.records.medications }
+    package var administrations: [(fact: Int, record: AdministrationRecord)] { shared.records.administrations }
+    package var statuses: [(fact: Int, record: StatusRecord)] { shared.records.statuses }
+    package var reactions: [(fact: Int, record: ReactionRecord)] { shared.records.reactions }
+    package var findings: [DataQualityFinding] { shared.records.findings }
+
+    package init(_ event: PatientEvent, vocabulary: Vocabulary) {
+        shared = Shared(NormalisedRecords(event, vocabulary: vocabulary))
+    }
+
+    /// Converts a reported value into the fact's canonical unit, bridging dimensions only by declared conversions.
+    package static func convert(_ value: Double, from unit: Unit, for fact: FactDefinition, canonical: Unit) -> Double? {
+        NormalisedRecords.convert(value, from: unit, for: fact, canonical: canonical)
+    }
+}
+
+/// The normaliser proper: builds a ``NormalisedEvent``'s records.
+struct NormalisedRecords: Sendable {
+    var event: PatientEvent
+    var observations: [(fact: Int, record: ObservationRecord)] = []
+    var medications: [(fact: Int, record: MedicationRecord)] = []
+    var administrations: [(fact: Int, record: AdministrationRecord)] = []
+    var statuses: [(fact: Int, record: StatusRecord)] = []
+    var reactions: [(fact: Int, record: ReactionRecord)] = []
+    var findings: [DataQualityFinding] = []
 
     // Built once: the normaliser runs for every event.
     private static let observationKinds: [FactKind] = [.observation]
@@ -23,7 +54,7 @@ package struct NormalisedEvent: Sendable {
     /// Dose periods (`per`) as unit symbols.
     private static let periods = ["day": "d", "week": "wk", "month": "mo"]
 
-    package init(_ event: PatientEvent, vocabulary: Vocabulary) {
+    init(_ event: PatientEvent, vocabulary: Vocabulary) {
         self.event = event
         for item in event.observations { observation(item, vocabulary) }
         for item in event.medications { medication(item, vocabulary) }
@@ -133,7 +164,7 @@ package struct NormalisedEvent: Sendable {
     }
 
     /// Converts a reported value into the fact's canonical unit, bridging dimensions only by declared conversions.
-    package static func convert(_ value: Double, from unit: Unit, for fact: FactDefinition, canonical: Unit) -> Double? {
+    static func convert(_ value: Double, from unit: Unit, for fact: FactDefinition, canonical: Unit) -> Double? {
         if let direct = unit.convert(value, to: canonical) { return direct }
         for conversion in fact.conversions where conversion.from.dimension == unit.dimension {
             guard let inFrom = unit.convert(value, to: conversion.from) else { continue }
