@@ -290,7 +290,7 @@ actor EvaluationPipeline {
         for (offset, event) in chunk.enumerated() {
             let shard = shard(event.patient)
             shard.events.append((offset, event))
-            // Taken out of the cache, so that the shard owns the only copy and mutates it in place.
+            // Taken out of the cache, so that the shard is its only owner while it mutates it.
             if let cached = cache.take(event.patient) {
                 shard.entries[event.patient] = cached
             } else if shard.entries[event.patient] == nil, seenCold.insert(event.patient).inserted {
@@ -425,8 +425,7 @@ actor EvaluationPipeline {
             let bundle = context.bundle
             let evaluator = Evaluator(bundle: bundle)
             for (offset, stored) in events {
-                // Read in place below (`stored.event!`): binding it here copied the whole normalised event.
-                guard stored.event != nil else {
+                guard let event = stored.event else {
                     context.logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
                     continue
                 }
@@ -439,10 +438,10 @@ actor EvaluationPipeline {
                         statistics: context.statistics)
                 }
                 if stored.vocabularyHash == bundle.vocabularyHash {
-                    entry.timeline.apply(stored.event!)
+                    entry.timeline.apply(event)
                 } else {
                     // Normalised by ingest before a vocabulary change went live.
-                    entry.timeline.apply(NormalisedEvent(stored.event!.event, vocabulary: bundle.vocabulary))
+                    entry.timeline.apply(NormalisedEvent(event.event, vocabulary: bundle.vocabulary))
                 }
                 entry.lastSeq = stored.seq
                 let evaluation = evaluator.evaluateLazily(entry.timeline)
