@@ -138,7 +138,7 @@ final class DaemonProcess: @unchecked Sendable {
     static let countedCalls = [(library: "libc.so.6", function: "malloc"), (library: "libswiftCore.so", function: "swift_retain")]
 
     /// Counts the daemon's calls of ``countedCalls`` per thread with `perf stat` and uprobes until ``stopPerf()``;
-    /// read with ``callCounts(_:)``. Threads started later are counted in the thread that started them.
+    /// read with ``callCounts(_:)``.
     func startCallCount(output: String) throws {
         // Read to the end: /proc files have no size for `String(contentsOfFile:)`.
         let data = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/maps")).readToEnd()) ?? nil
@@ -149,11 +149,7 @@ final class DaemonProcess: @unchecked Sendable {
                 .first(where: { $0.hasSuffix("/" + library) })
             else { throw BenchmarkError("--count-calls: the daemon has no \(library) mapped") }
             // The probe's name is perf's: probe_<library stem>:<function>; adding it again only fails.
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            probe.arguments = ["perf", "probe", "-q", "-x", path, function]
-            probe.standardOutput = FileHandle.nullDevice
-            probe.standardError = FileHandle.nullDevice
+            let probe = Self.perfProcess(["probe", "-q", "-x", path, function])
             try probe.run()
             probe.waitUntilExit()
             let stem = library.split(separator: ".").first.map(String.init) ?? library
@@ -165,10 +161,9 @@ final class DaemonProcess: @unchecked Sendable {
     /// Calls counted by ``startCallCount(output:)``: per thread name (Dispatch and Swift concurrency workers as
     /// "pool") and function.
     static func callCounts(_ file: String) -> [String: [String: Int]]? {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
         var counts: [String: [String: Int]] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+        for fields in perfStatRows(file) {
+            // --per-thread rows: thread-tid, count, unit, event, …
             guard fields.count >= 4, let count = Int(fields[1]) else { continue }
             var thread = String(fields[0])
             if let dash = thread.lastIndex(of: "-") { thread = String(thread[..<dash]) }
@@ -181,11 +176,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts `perf` attached to the daemon, then gives it `settle` seconds to attach.
     private func runPerf(_ arguments: [String], settle: Double) {
-        let perf = Process()
-        perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        perf.arguments = ["perf"] + arguments
-        perf.standardOutput = FileHandle.nullDevice
-        perf.standardError = FileHandle.nullDevice
+        let perf = Self.perfProcess(arguments)
         do {
             try perf.run()
             runningChildren.withLock { _ = $0.insert(perf.processIdentifier) }
@@ -207,14 +198,29 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// The event counts in a `perf stat -x ,` output file, by event name (nil when perf did not count).
     static func perfStatCounts(_ file: String) -> [String: Int]? {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
         var counts: [String: Int] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+        for fields in perfStatRows(file) {
             guard fields.count >= 3, let count = Int(fields[0]) else { continue }
             counts[String(fields[2])] = count
         }
         return counts.isEmpty ? nil : counts
+    }
+
+    /// The rows of a `perf stat -x ,` output file, split into fields (none when perf wrote nothing).
+    private static func perfStatRows(_ file: String) -> [[Substring]] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+    }
+
+    /// `perf` with these arguments, its output discarded (not started).
+    private static func perfProcess(_ arguments: [String]) -> Process {
+        let perf = Process()
+        perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        perf.arguments = ["perf"] + arguments
+        perf.standardOutput = FileHandle.nullDevice
+        perf.standardError = FileHandle.nullDevice
+        return perf
     }
 
     /// SIGTERM (graceful stop), then SIGKILL after 20 s; removes the temporary directory. Returns the exit status.
