@@ -263,7 +263,7 @@ package final class SQLiteStore: CobaltStore {
             let moveLast = try db.cachedStatement(sql: """
                 INSERT INTO patient_last_event (patient, seq) VALUES (?, ?) ON CONFLICT (patient) DO UPDATE SET seq = excluded.seq
                 """)
-            let find = try db.cachedStatement(sql: "SELECT seq, digest FROM events WHERE id = ?")
+            let find = try db.cachedStatement(sql: "SELECT seq, digest, body FROM events WHERE id = ?")
             for event in events {
                 try insert.execute(arguments: [next, event.id, event.digest, event.patient, event.clinic, event.time, event.body, now])
                 if db.changesCount == 1 {
@@ -276,7 +276,7 @@ package final class SQLiteStore: CobaltStore {
                     throw StoreInconsistency("an event was neither inserted nor found by its id")
                 }
                 let digest: String = row["digest"]
-                outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .conflict)
+                outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .sameID(seq: row["seq"], storedBody: row["body"]))
             }
             return outcomes
         }

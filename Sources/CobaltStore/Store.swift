@@ -1,4 +1,4 @@
-/// An event offered to the journal: its idempotency key, content digest and canonical body. A class: a batch of
+/// An event offered to the journal: its idempotency key, body and the body's digest. A class: a batch of
 /// them is handed from the checks to the journal thread, and a reference costs one count where the struct's
 /// strings cost one each.
 package final class IncomingEvent: Sendable {
@@ -23,10 +23,12 @@ package final class IncomingEvent: Sendable {
 package enum JournalOutcome: Sendable, Equatable {
     /// Stored durably with this journal sequence number.
     case accepted(seq: Int64)
-    /// The same id with the same content was stored before.
+    /// The same id was stored before with the same body, byte for byte (the same digest).
     case duplicate(seq: Int64)
-    /// The same id was stored before with different content.
-    case conflict
+    /// The same id was stored before with a body of other bytes: a different event, or the same one written
+    /// differently (keys in another order, other spacing). The caller compares contents; the store only compares
+    /// bytes.
+    case sameID(seq: Int64, storedBody: String)
 }
 
 /// A journaled event.

@@ -43,17 +43,17 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.writerSynchronousMode() == 2)
     }
 
-    @Test func journalIsIdempotentByIDAndDetectsConflicts() async throws {
+    @Test func journalIsIdempotentByIDAndHandsBackTheBodyOfATakenID() async throws {
         let temp = try TemporaryStore()
         defer { temp.remove() }
         let store = try temp.open()
         let first = try store.journal([incoming("e1"), incoming("e2")])
         #expect(first == [.accepted(seq: 1), .accepted(seq: 2)])
         let again = try store.journal([incoming("e1"), incoming("e2", digest: "other"), incoming("e3")])
-        #expect(again == [.duplicate(seq: 1), .conflict, .accepted(seq: 3)])
+        #expect(again == [.duplicate(seq: 1), .sameID(seq: 2, storedBody: #"{"id":"e2"}"#), .accepted(seq: 3)])
         // Twice in one transaction, then after duplicates and conflicts: seqs stay gap-free.
         #expect(try store.journal([incoming("e4"), incoming("e4"), incoming("e4", digest: "other"), incoming("e5")])
-            == [.accepted(seq: 4), .duplicate(seq: 4), .conflict, .accepted(seq: 5)])
+            == [.accepted(seq: 4), .duplicate(seq: 4), .sameID(seq: 4, storedBody: #"{"id":"e4"}"#), .accepted(seq: 5)])
         #expect(try await store.counts() == StoreCounts(events: 5, unevaluated: 5, alerts: 0))
         // A duplicate or a conflict joins no patient's events, whichever patient it names.
         _ = try store.journal([incoming("e1"), incoming("e2", patient: "p2", digest: "other"), incoming("e6")])
