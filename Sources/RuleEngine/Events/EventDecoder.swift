@@ -241,6 +241,7 @@ package enum EventDecoder {
                 return []
             }
             var result: [T] = []
+            result.reserveCapacity(items.count)  // one allocation, not one per doubling
             for (i, item) in items.enumerated() {
                 let path = "\(key)[\(i)]"
                 guard case .object(let object) = item else {

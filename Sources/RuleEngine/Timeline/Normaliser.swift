@@ -56,6 +56,12 @@ struct NormalisedRecords: Sendable {
 
     init(_ event: PatientEvent, vocabulary: Vocabulary) {
         self.event = event
+        // At most one record per item: one allocation per kind, not one per doubling.
+        observations.reserveCapacity(event.observations.count)
+        medications.reserveCapacity(event.medications.count)
+        administrations.reserveCapacity(event.administrations.count)
+        statuses.reserveCapacity(event.conditions.count + event.symptoms.count)
+        reactions.reserveCapacity(event.reactions.count)
         for item in event.observations { observation(item, vocabulary) }
         for item in event.medications { medication(item, vocabulary) }
         for item in event.administrations {
