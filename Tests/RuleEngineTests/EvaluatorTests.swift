@@ -55,6 +55,29 @@ import Testing
         #expect((0..<evaluation.count).contains { Support.bundled.rules[evaluation.fired[$0].rule].id == "b12.deficiency-alert" })
     }
 
+    /// The daemon's shards lend each evaluation the buffers of the one before (``Evaluator/Scratch``). That must
+    /// change nothing: patients with different histories, evaluated in turn with one scratch, get exactly the
+    /// results of fresh evaluations — decisions, alerts, texts and evidence.
+    @Test func buffersLentByEarlierEvaluationsCarryNothingOver() throws {
+        let bundle = Support.bundled
+        func timeline(_ patient: String, _ body: String) throws -> PatientTimeline {
+            var timeline = PatientTimeline(patient: patient, clinic: "north", factCount: bundle.vocabulary.facts.count)
+            timeline.apply(NormalisedEvent(try event("2026-11-20T09:00:00Z", body), vocabulary: bundle.vocabulary))
+            return timeline
+        }
+        let deficient = try timeline("p-1", #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "diet": "vegan", "observations": [{"code": "b12.active", "value": 18, "unit": "pmol/L"}], "symptoms": [{"code": "paraesthesia", "status": "present"}], "medications": [{"code": "folic-acid", "dose": 5, "unit": "mg", "per": "day"}]"#)
+        let replete = try timeline("p-2", #""pregnancy": {"status": "pregnant", "gestation_weeks": 30}, "observations": [{"code": "b12.active", "value": 90, "unit": "pmol/L"}]"#)
+        let evaluator = Evaluator(bundle: bundle)
+        let fresh = [deficient, replete].map { evaluator.evaluate($0).json }
+        #expect(fresh[0] != fresh[1])
+        var scratch = Evaluator.Scratch()
+        for (index, timeline) in [deficient, replete, replete, deficient, replete].enumerated() {
+            let evaluation = evaluator.evaluateLazily(timeline, reusing: consume scratch)
+            #expect(evaluation.result().json == fresh[timeline.patient == "p-1" ? 0 : 1], "evaluation \(index)")
+            scratch = (consume evaluation).recycle()
+        }
+    }
+
     @Test func evaluationIsDeterministicAndAsOfATime() throws {
         let events = [
             try event("2026-06-01T09:00:00Z", #""pregnancy": {"status": "pregnant", "gestation_weeks": 10}, "observations": [{"code": "b12.active", "value": 80, "unit": "pmol/L"}]"#),

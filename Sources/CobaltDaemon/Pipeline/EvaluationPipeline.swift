@@ -424,6 +424,7 @@ actor EvaluationPipeline {
         func run(_ context: Context) async throws {
             let bundle = context.bundle
             let evaluator = Evaluator(bundle: bundle)
+            var scratch = Evaluator.Scratch()  // one evaluation's buffers, reused by the next
             for (offset, stored) in events {
                 guard let event = stored.event else {
                     context.logger.error("journaled event cannot be decoded; marked evaluated without alerts", metadata: ["event.seq": "\(stored.seq)"])
@@ -444,7 +445,7 @@ actor EvaluationPipeline {
                     entry.timeline.apply(NormalisedEvent(event.event, vocabulary: bundle.vocabulary))
                 }
                 entry.lastSeq = stored.seq
-                let evaluation = evaluator.evaluateLazily(entry.timeline)
+                let evaluation = evaluator.evaluateLazily(entry.timeline, reusing: consume scratch)
                 let changes = AlertLifecycle.changes(previous: entry.states, evaluation: evaluation, memo: &entry.digests)
                 for index in 0..<evaluation.count where evaluation.isShadow(index) {
                     // Rule sets in `testing` run in shadow: evaluated and counted, never published. The count per
@@ -453,6 +454,7 @@ actor EvaluationPipeline {
                     context.statistics.recordShadow(rule: evaluation.rule(index))
                     context.logger.debug("shadow alert", metadata: ["rule.id": "\(evaluation.rule(index))", "event.seq": "\(stored.seq)"])
                 }
+                scratch = (consume evaluation).recycle()
                 entry.apply(changes)
                 entries[stored.patient] = entry
                 self.changes.append((offset, changes))

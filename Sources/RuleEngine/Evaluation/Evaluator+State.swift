@@ -1,4 +1,20 @@
 extension Evaluator {
+    /// The buffers of an evaluation, handed from one evaluation to the next by a caller that runs many in a row (a
+    /// daemon shard): ``evaluateLazily(_:at:reusing:)`` takes them, ``LazyEvaluation/recycle()`` gives them back.
+    /// Each evaluation otherwise allocated six arrays afresh, one of them (the evidence) several kilobytes, which
+    /// the allocator serves from its slower paths. They carry nothing from one evaluation to the next: each is
+    /// emptied (its capacity kept) before use.
+    package struct Scratch {
+        var derived: [Value?] = []
+        var setBy: [Int?] = []
+        var basis: [Range<Int>?] = []
+        var evidence: [EvidenceItem] = []
+        var currentMedicationCache: [[Int]?] = []
+        var fired: [LazyEvaluation.Fired] = []
+
+        package init() {}
+    }
+
     /// The mutable state of one evaluation: the timeline as of `now`, derived facts set so far, and the evidence
     /// read by the rule being evaluated.
     struct State {
@@ -20,7 +36,7 @@ extension Evaluator {
         var pregnancyAtNow: PregnancyHistory.State?? = nil
 
 
-        init(timeline: consuming PatientTimeline, now: Double, bundle: RuleBundle) {
+        init(timeline: consuming PatientTimeline, now: Double, bundle: RuleBundle, reusing scratch: consuming Scratch = Scratch()) {
             self.timeline = timeline
             self.now = now
             self.bundle = bundle
@@ -30,20 +46,45 @@ extension Evaluator {
             } else {
                 self.pregnancy = self.timeline.pregnancyHistory
             }
+            // The buffers come from the scratch (emptied, their capacity kept): an evaluation after the first in a
+            // shard allocates none of them.
+            self.derived = []
+            self.setBy = []
+            self.basis = []
+            self.currentMedicationCache = []
+            swap(&derived, &scratch.derived)
+            swap(&setBy, &scratch.setBy)
+            swap(&basis, &scratch.basis)
+            swap(&evidence, &scratch.evidence)
+            swap(&currentMedicationCache, &scratch.currentMedicationCache)
             // Appended as literal nils: `Array(repeating: nil, count:)` copied its value into each element through a
             // generic copy of the largest payload (a quantity's unit), a call per derived fact per evaluation.
-            self.derived = []
-            derived.reserveCapacity(bundle.derived.count)
-            for _ in 0..<bundle.derived.count { derived.append(nil) }
-            self.setBy = Array(repeating: nil, count: bundle.derived.count)
-            self.basis = Array(repeating: nil, count: bundle.derived.count)
+            let derivedCount = bundle.derived.count
+            derived.removeAll(keepingCapacity: true)
+            derived.reserveCapacity(derivedCount)
+            for _ in 0..<derivedCount { derived.append(nil) }
+            setBy.removeAll(keepingCapacity: true)
+            setBy.reserveCapacity(derivedCount)
+            for _ in 0..<derivedCount { setBy.append(nil) }
+            basis.removeAll(keepingCapacity: true)
+            basis.reserveCapacity(derivedCount)
+            for _ in 0..<derivedCount { basis.append(nil) }
             // As `derived`: `Array(repeating:count:)` copied its `nil` into each element through a generic copy (a
             // retain call per fact per evaluation).
-            self.currentMedicationCache = []
+            currentMedicationCache.removeAll(keepingCapacity: true)
             currentMedicationCache.reserveCapacity(bundle.vocabulary.facts.count)
             for _ in 0..<bundle.vocabulary.facts.count { currentMedicationCache.append(nil) }
-
+            evidence.removeAll(keepingCapacity: true)
             evidence.reserveCapacity(256)
+        }
+
+        /// Gives its buffers back for the next evaluation (see ``Evaluator/Scratch``).
+        mutating func release(into scratch: inout Scratch) {
+            swap(&derived, &scratch.derived)
+            swap(&setBy, &scratch.setBy)
+            swap(&basis, &scratch.basis)
+            swap(&evidence, &scratch.evidence)
+            swap(&currentMedicationCache, &scratch.currentMedicationCache)
         }
 
         /// Evaluates code that was not compiled with a rule (tests, tooling): compiles it, then runs it.

@@ -24,10 +24,17 @@ package struct Evaluator: Sendable {
     ///
     /// The evaluation keeps its own copy of the timeline (alerts are built from it later); taking it `consuming`
     /// lets a caller's copy move into the state instead of being copied twice.
-    package func evaluateLazily(_ timeline: consuming PatientTimeline, at now: Double? = nil) -> LazyEvaluation {
+    ///
+    /// `scratch` lends the evaluation its buffers (see ``Scratch``); the result holds them until
+    /// ``LazyEvaluation/recycle()`` gives them back.
+    package func evaluateLazily(
+        _ timeline: consuming PatientTimeline, at now: Double? = nil, reusing scratch: consuming Scratch = Scratch()
+    ) -> LazyEvaluation {
         let now = now ?? timeline.lastEventTime
-        var state = State(timeline: timeline, now: now, bundle: bundle)
         var fired: [LazyEvaluation.Fired] = []
+        swap(&fired, &scratch.fired)
+        fired.removeAll(keepingCapacity: true)
+        var state = State(timeline: timeline, now: now, bundle: bundle, reusing: scratch)
         let steps = bundle.steps
         // By index, reading each step in place: `for step in steps` copied every step (three retains and releases).
         for index in steps.indices {

@@ -10,8 +10,21 @@ package struct LazyEvaluation: Sendable {
         let values: [Value]
     }
 
-    let state: Evaluator.State
-    let fired: [Fired]
+    private(set) var state: Evaluator.State
+    private(set) var fired: [Fired]
+
+    init(state: consuming Evaluator.State, fired: consuming [Fired]) {
+        self.state = state
+        self.fired = fired
+    }
+
+    /// Ends the evaluation and gives its buffers back, for the next one to reuse (see ``Evaluator/Scratch``).
+    package consuming func recycle() -> Evaluator.Scratch {
+        var scratch = Evaluator.Scratch()
+        state.release(into: &scratch)
+        swap(&scratch.fired, &fired)
+        return scratch
+    }
 
     /// Number of alerts fired (published and shadow).
     package var count: Int { fired.count }
