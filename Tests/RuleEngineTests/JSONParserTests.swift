@@ -89,9 +89,9 @@ import Testing
         #expect("é".jsonQuoted == "\"é\"")
     }
 
-    /// The canonical form is what the journal stores and what duplicate detection hashes: if it changed, an event
-    /// resent after an upgrade would be refused as a conflict. Pin it: keys sorted, no spaces, integers without a
-    /// decimal point, minimal escapes.
+    /// The canonical form is what duplicate detection compares when a resent event's bytes differ from the stored
+    /// ones, and what journals written before session 14 store (with its digest). Pin it: keys sorted, no spaces,
+    /// integers without a decimal point, minimal escapes.
     @Test func theCanonicalFormIsPinned() throws {
         let value = try parse(#" { "b": [1.0, -2.5, 3e2, true, null], "a": {"y": "tab\there \"q\" \u0001é/", "x": {}} , "c": [] } "#)
         #expect(value.canonicalText == #"{"a":{"x":{},"y":"tab\there \"q\" \u0001é/"},"b":[1,-2.5,300,true,null],"c":[]}"#)
