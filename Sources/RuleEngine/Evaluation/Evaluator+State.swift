@@ -57,25 +57,21 @@ extension Evaluator {
             swap(&basis, &scratch.basis)
             swap(&evidence, &scratch.evidence)
             swap(&currentMedicationCache, &scratch.currentMedicationCache)
-            // Appended as literal nils: `Array(repeating: nil, count:)` copied its value into each element through a
-            // generic copy of the largest payload (a quantity's unit), a call per derived fact per evaluation.
-            let derivedCount = bundle.derived.count
-            derived.removeAll(keepingCapacity: true)
-            derived.reserveCapacity(derivedCount)
-            for _ in 0..<derivedCount { derived.append(nil) }
-            setBy.removeAll(keepingCapacity: true)
-            setBy.reserveCapacity(derivedCount)
-            for _ in 0..<derivedCount { setBy.append(nil) }
-            basis.removeAll(keepingCapacity: true)
-            basis.reserveCapacity(derivedCount)
-            for _ in 0..<derivedCount { basis.append(nil) }
-            // As `derived`: `Array(repeating:count:)` copied its `nil` into each element through a generic copy (a
-            // retain call per fact per evaluation).
-            currentMedicationCache.removeAll(keepingCapacity: true)
-            currentMedicationCache.reserveCapacity(bundle.vocabulary.facts.count)
-            for _ in 0..<bundle.vocabulary.facts.count { currentMedicationCache.append(nil) }
+            Self.fill(&derived, count: bundle.derived.count)
+            Self.fill(&setBy, count: bundle.derived.count)
+            Self.fill(&basis, count: bundle.derived.count)
+            Self.fill(&currentMedicationCache, count: bundle.vocabulary.facts.count)
             evidence.removeAll(keepingCapacity: true)
             evidence.reserveCapacity(256)
+        }
+
+        /// Empties `array` (keeping its capacity) and appends `count` nils. Appended as literal nils:
+        /// `Array(repeating: nil, count:)` copied its value into each element through a generic copy (of the largest
+        /// payload: a quantity's unit), a call per element per evaluation.
+        private static func fill<T>(_ array: inout [T?], count: Int) {
+            array.removeAll(keepingCapacity: true)
+            array.reserveCapacity(count)
+            for _ in 0..<count { array.append(nil) }
         }
 
         /// Gives its buffers back for the next evaluation (see ``Evaluator/Scratch``).
