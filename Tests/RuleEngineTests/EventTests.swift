@@ -92,6 +92,25 @@ import Testing
         #expect(Timestamp.parse(Timestamp.formatMilliseconds(expected)) == expected)
     }
 
+    /// Times are written digit by digit; Foundation's ISO 8601 formatter (UTC) is the independent reference, over
+    /// years 1583 to 9999 (before 1583 Foundation switches to the Julian calendar, where RFC 3339 keeps the
+    /// Gregorian), the days around leap days and month ends, and fractions (which round down).
+    @Test func timesAreWrittenAsFoundationWritesThem() {
+        let reference = ISO8601DateFormatter()
+        reference.timeZone = TimeZone(identifier: "UTC")
+        var times: [Double] = [0, -1, 59.999, 951_782_399, 951_782_400, 951_868_800, 1_709_164_800, 1_795_167_000.5,
+                               -12_212_553_600 /* 1583-01-01 */, 253_402_300_799 /* 9999-12-31T23:59:59 */]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 { times.append(Double.random(in: -12_212_553_600...253_402_300_799, using: &generator)) }
+        for t in times {
+            let expected = reference.string(from: Date(timeIntervalSince1970: t.rounded(.down)))
+            #expect(Timestamp.format(t) == expected, "\(t)")
+            var quoted: [UInt8] = []
+            Timestamp.appendQuoted(t, to: &quoted)
+            #expect(quoted == Array("\"\(expected)\"".utf8), "\(t)")
+        }
+    }
+
     @Test func millisecondStamps() {
         #expect(Timestamp.formatMilliseconds(1_795_167_000.25) == "2026-11-20T09:30:00.250Z")
         #expect(Timestamp.formatMilliseconds(1_795_167_059.9999) == "2026-11-20T09:30:59.999Z")

@@ -37,7 +37,8 @@ extension EvaluationResult {
     ) {
         JSONEscaping.appendMember("{\"patient\":", patient, to: &out)
         JSONEscaping.appendMember(",\"clinic\":", clinic, to: &out)
-        JSONEscaping.appendMember(",\"at\":", Timestamp.format(at), to: &out)
+        out += ",\"at\":".utf8
+        Timestamp.appendQuoted(at, to: &out)
         JSONEscaping.appendMember(",\"ruleset\":{\"version\":", rulesetVersion, to: &out)
         JSONEscaping.appendMember(",\"hash\":", rulesetHash, to: &out)
         out += "},\"decisions\":{".utf8
@@ -141,7 +142,8 @@ extension Evidence {
             out.append(UInt8(ascii: "}"))
         }
         if let time {
-            JSONEscaping.appendMember(",\"time\":", Timestamp.format(time), to: &out)
+            out += ",\"time\":".utf8
+            Timestamp.appendQuoted(time, to: &out)
         }
         if let event {
             JSONEscaping.appendMember(",\"event\":", event, to: &out)
@@ -188,7 +190,7 @@ extension Value {
         case .number(let n): out += n.formatted.utf8
         case .quantity(let v, _): out += v.formatted.utf8
         case .text(let t): JSONEscaping.appendQuoted(t, to: &out)
-        case .time(let t): JSONEscaping.appendQuoted(Timestamp.format(t), to: &out)
+        case .time(let t): Timestamp.appendQuoted(t, to: &out)
         case .textSet(let s):
             out.append(UInt8(ascii: "["))
             for (i, text) in s.sorted().enumerated() {
