@@ -98,11 +98,10 @@ import Testing
         #expect(value.canonicalBytes == Array(value.canonicalText.utf8))
     }
 
-    /// Events' own member names are matched against a table and sorted by rank, and whole numbers are written
-    /// digit by digit: the same canonical form as for any other names and numbers. A document longer than the
-    /// writer's first buffer, with names in reverse order: objects of known names only (sorted by rank), and one
-    /// mixing known and unknown names and longer than the rank table (sorted as strings), with numbers at the
-    /// edges of the whole-number form.
+    /// Events' own member names are matched against a table and sorted by rank: the same canonical form as for
+    /// any other names. A document longer than the 1 KiB the writer reserves, with names in reverse order:
+    /// objects of known names only (sorted by rank), and one mixing known and unknown names and longer than the
+    /// rank table (sorted as strings), with numbers at the edges of the whole-number form.
     @Test func theCanonicalFormOfEventNamesAndNumbersIsPinned() throws {
         let members = [
             #""unit": "x""#, #""time": 0"#, #""symptoms": []"#, #""status": -0.0"#, #""schema": -17"#, #""per": 123456789012345"#,

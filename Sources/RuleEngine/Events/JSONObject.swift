@@ -1,6 +1,6 @@
 /// The members of a JSON object, kept sorted by key with each key once.
 ///
-/// Sorted because that is the canonical order (events are compared and journaled in canonical form) and because
+/// Sorted because that is the canonical order (in which events are compared for content) and because
 /// an array of pairs is far cheaper to build than a hash table for the dozen members of a typical object — the
 /// parser builds one for every object of every event. Lookups scan small objects and binary-search large ones.
 package struct JSONObject: Sendable, Equatable, RandomAccessCollection, ExpressibleByDictionaryLiteral {

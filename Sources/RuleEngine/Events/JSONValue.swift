@@ -38,25 +38,22 @@ package enum JSONValue: Sendable, Equatable {
     }
 
     /// Compact JSON (object keys sorted, numbers in shortest form): the form in which events are compared for
-    /// content and journaled.
-    package var canonicalBytes: [UInt8] { withCanonicalBytes { Array($0) } }
-
-    package var canonicalText: String { withCanonicalBytes { String(decoding: $0, as: UTF8.self) } }
-
-    /// Calls `body` with the canonical form (see ``canonicalBytes``), written into a buffer that lives only for the
-    /// call: ingest hashes it and keeps it as text, so an array in between would be a copy for nothing.
-    package func withCanonicalBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        var out = ByteWriter(capacity: 1_024)
+    /// content when an id comes back with other bytes, and the form journals written before session 14 hold.
+    package var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1_024)
         write(to: &out)
-        return try body(out.bytes)
+        return out
     }
 
-    private func write(to out: inout ByteWriter) {
+    package var canonicalText: String { String(decoding: canonicalBytes, as: UTF8.self) }
+
+    private func write(to out: inout [UInt8]) {
         switch self {
-        case .null: out.append("null")
-        case .bool(let b): out.append(b ? "true" : "false")
-        case .number(let n): out.append(number: n)
-        case .string(let s): out.appendQuoted(s)
+        case .null: out += "null".utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
+        case .number(let n): out += n.formatted.utf8
+        case .string(let s): JSONEscaping.appendQuoted(s, to: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for i in items.indices {
@@ -68,89 +65,11 @@ package enum JSONValue: Sendable, Equatable {
             out.append(UInt8(ascii: "{"))
             for i in object.members.indices {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                out.appendQuoted(object.members[i].key)
+                JSONEscaping.appendQuoted(object.members[i].key, to: &out)
                 out.append(UInt8(ascii: ":"))
                 object.members[i].value.write(to: &out)
             }
             out.append(UInt8(ascii: "}"))
-        }
-    }
-}
-
-/// Bytes written into one growing buffer, without the uniqueness check and reference counting of an array
-/// append: canonical JSON is written for every event ingest accepts. Not copyable: it owns its buffer.
-struct ByteWriter: ~Copyable {
-    private var base: UnsafeMutablePointer<UInt8>
-    private var capacity: Int
-    private var count = 0
-
-    init(capacity: Int) {
-        self.capacity = max(capacity, 16)
-        base = .allocate(capacity: self.capacity)
-    }
-
-    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
-
-    deinit { base.deallocate() }
-
-    private mutating func reserve(_ extra: Int) {
-        guard count + extra > capacity else { return }
-        let grown = max(capacity * 2, count + extra)
-        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
-        moved.initialize(from: base, count: count)
-        base.deallocate()
-        base = moved
-        capacity = grown
-    }
-
-    mutating func append(_ byte: UInt8) {
-        reserve(1)
-        base[count] = byte
-        count += 1
-    }
-
-    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
-        reserve(bytes.count)
-        if let source = bytes.baseAddress { (base + count).initialize(from: source, count: bytes.count) }
-        count += bytes.count
-    }
-
-    mutating func append(_ text: StaticString) {
-        append(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    /// A number as ``Swift/Double/formatted`` writes it; whole numbers digit by digit, without making a string.
-    mutating func append(number n: Double) {
-        guard var value = n.wholeNumber else {
-            var text = n.formatted
-            text.withUTF8 { append($0) }
-            return
-        }
-        if value < 0 { append(UInt8(ascii: "-")) }
-        value = abs(value)
-        reserve(16)
-        var digits = 1
-        var rest = value / 10
-        while rest > 0 { digits += 1; rest /= 10 }
-        for position in stride(from: digits - 1, through: 0, by: -1) {
-            base[count + position] = UInt8(ascii: "0") + UInt8(value % 10)
-            value /= 10
-        }
-        count += digits
-    }
-
-    /// The quoted form of `text` (see ``JSONEscaping``).
-    mutating func appendQuoted(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
-            guard JSONEscaping.needsEscapes(bytes) else {
-                reserve(bytes.count + 2)
-                append(UInt8(ascii: "\""))
-                append(bytes)
-                append(UInt8(ascii: "\""))
-                return
-            }
-            JSONEscaping.writeQuoted(bytes) { append($0) }
         }
     }
 }
