@@ -51,6 +51,35 @@ import ZeroMQ
         }
     }
 
+    /// Journals written before session 14 hold each event's canonical form and the digest of that form; events
+    /// are now journaled as received. A resend against such a row is still judged by content: the same canonical
+    /// bytes match by digest, the same event written differently matches by content, another event is refused
+    /// with 409.
+    @Test func aJournalOfCanonicalBodiesJudgesResendsByContent() throws {
+        let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let store = try SQLiteStore(path: scratch.path + "/journal.db")
+        let sent = deficientEvent(id: "old-1", patient: "p-1")
+        let canonical = try JSONValue.parse(Array(sent.utf8)).canonicalText
+        #expect(canonical != sent)
+        let processor = IngestProcessor(maxEventBytes: 65_536)
+        // The row an older Cobalt wrote: the canonical body, and the SHA-256 of those bytes (which is what ingest
+        // now computes for a message holding exactly them).
+        guard case .valid(let checked) = processor.prepare(Message(frames: [Array("old".utf8), Array(canonical.utf8)]), vocabulary: bundle.vocabulary)
+        else { Issue.record("the canonical form did not check"); return }
+        let oldRow = IncomingEvent(id: "old-1", digest: checked.incoming.digest, patient: "p-1", clinic: "north", time: 0, body: canonical)
+        #expect(try store.journal([oldRow]) == [.accepted(seq: 1)])
+
+        let resends = [canonical, sent, deficientEvent(id: "old-1", patient: "p-1", value: 19)]
+        let batch = processor.prepare(
+            resends.enumerated().map { Message(frames: [Array("peer-\($0.offset)".utf8), Array($0.element.utf8)]) }, bundle: bundle)
+        let (replies, accepted, counts, _) = processor.commit(batch, store: store)
+        #expect(replies.map { try? object($0.json)["status"]?.stringValue } == ["duplicate", "duplicate", "rejected"])
+        #expect(replies[2].json.contains("\"code\":409"))
+        #expect(accepted.isEmpty && counts.duplicate == 2 && counts.conflict == 1)
+    }
+
     /// An oversized message is refused with 413 and quarantined with its first ``QuarantinedEvent/payloadLimit``
     /// bytes, cut once: a multi-byte character split at the limit becomes one U+FFFD, nothing else changes.
     @Test func anOversizedMessageIsQuarantinedWithItsFirstBytes() throws {
