@@ -1,3 +1,4 @@
+import CobaltClient
 @testable import CobaltDaemon
 import CobaltTestSupport
 import RuleEngine
