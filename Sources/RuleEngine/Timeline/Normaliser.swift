@@ -28,7 +28,12 @@ package struct NormalisedEvent: Sendable {
 
     /// Converts a reported value into the fact's canonical unit, bridging dimensions only by declared conversions.
     package static func convert(_ value: Double, from unit: Unit, for fact: FactDefinition, canonical: Unit) -> Double? {
-        NormalisedRecords.convert(value, from: unit, for: fact, canonical: canonical)
+        if let direct = unit.convert(value, to: canonical) { return direct }
+        for conversion in fact.conversions where conversion.from.dimension == unit.dimension {
+            guard let inFrom = unit.convert(value, to: conversion.from) else { continue }
+            return conversion.apply(inFrom)
+        }
+        return nil
     }
 }
 
@@ -150,7 +155,7 @@ struct NormalisedRecords: Sendable {
                 finding(fact.index, item.code, item.path, "unknown unit '\(symbol)'; value not used", time: time, value: item.value, unit: symbol)
                 return
             }
-            guard let value = Self.convert(number, from: unit, for: fact, canonical: canonical) else {
+            guard let value = NormalisedEvent.convert(number, from: unit, for: fact, canonical: canonical) else {
                 finding(fact.index, item.code, item.path, "unit \(symbol) cannot be converted to \(canonical.symbol) for \(fact.name); value not used", time: time, value: item.value, unit: symbol)
                 return
             }
@@ -167,16 +172,6 @@ struct NormalisedRecords: Sendable {
     static func isBlank(_ text: String) -> Bool {
         if let first = text.utf8.first, first > 0x20, first < 0x7F { return false }
         return text.allSatisfy(\.isWhitespace)
-    }
-
-    /// Converts a reported value into the fact's canonical unit, bridging dimensions only by declared conversions.
-    static func convert(_ value: Double, from unit: Unit, for fact: FactDefinition, canonical: Unit) -> Double? {
-        if let direct = unit.convert(value, to: canonical) { return direct }
-        for conversion in fact.conversions where conversion.from.dimension == unit.dimension {
-            guard let inFrom = unit.convert(value, to: conversion.from) else { continue }
-            return conversion.apply(inFrom)
-        }
-        return nil
     }
 
     private mutating func medication(_ item: PatientEvent.Medication, _ vocabulary: Vocabulary) {
