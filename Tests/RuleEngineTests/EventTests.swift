@@ -42,6 +42,16 @@ import Testing
         }
     }
 
+    /// `time` is required: `null` is an error, not the epoch (it used to be read as an optional time, and the event
+    /// was placed at 1970-01-01).
+    @Test func aNullEventTimeIsAnError() {
+        #expect {
+            _ = try Support.event(#"{"id": "e", "patient": "p", "clinic": "c", "time": null}"#)
+        } throws: { error in
+            (error as! EventDecodingError).errors == [FieldError(path: "time", message: "expected an RFC 3339 time string, found null")]
+        }
+    }
+
     @Test(arguments: ["not json", "[1,2", "{\"id\": }", "", "\u{0}"])
     func malformedJSONIsRejectedNotCrashed(_ text: String) {
         #expect(throws: EventDecodingError.self) { _ = try EventDecoder.decode(Data(text.utf8)) }

@@ -114,16 +114,21 @@ struct IngestProcessor {
             if case .object(let object)? = try? JSONValue.parse(payload) { id = object["id"]?.stringValue }
             return Self.reject(message, envelope, id: id, code: 413, reason: "event is \(payload.count) bytes; the limit is \(maxEventBytes)", errors: [])
         }
-        let json: JSONValue
-        do { json = try JSONValue.parse(payload) } catch {
-            return Self.reject(message, envelope, id: nil, code: 400, reason: "malformed JSON", errors: error.errors)
-        }
-        var id: String?
-        if case .object(let object) = json { id = object["id"]?.stringValue }
         let event: PatientEvent
-        do { event = try EventDecoder.decode(json) } catch {
-            let reason = "invalid event: \(error.errors.count) error\(error.errors.count == 1 ? "" : "s")"
-            return Self.reject(message, envelope, id: id, code: 400, reason: reason, errors: error.errors)
+        if let usual = EventDecoder.decodeUsual(payload) {
+            event = usual
+        } else {
+            // Anything else goes through the JSON tree and the decoder, which name every error.
+            let json: JSONValue
+            do { json = try JSONValue.parse(payload) } catch {
+                return Self.reject(message, envelope, id: nil, code: 400, reason: "malformed JSON", errors: error.errors)
+            }
+            var id: String?
+            if case .object(let object) = json { id = object["id"]?.stringValue }
+            do { event = try EventDecoder.decode(json) } catch {
+                let reason = "invalid event: \(error.errors.count) error\(error.errors.count == 1 ? "" : "s")"
+                return Self.reject(message, envelope, id: id, code: 400, reason: reason, errors: error.errors)
+            }
         }
         guard authorize(message.userID, event.clinic) else {
             return Self.reject(message, envelope, id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])

@@ -26,7 +26,15 @@ package enum EventDecoder {
 
     /// Decodes one event from JSON bytes.
     package static func decode(_ data: Data) throws(EventDecodingError) -> PatientEvent {
-        try decode(JSONValue.parse(data))
+        if let event = data.withUnsafeBytes({ FastEventReader.event($0.bindMemory(to: UInt8.self)) }) { return event }
+        return try decode(JSONValue.parse(data))
+    }
+
+    /// The usual event — valid, with only known fields, written in plain ASCII — decoded in one pass over its
+    /// bytes (``FastEventReader``); nil for any other, which ``decode(_:)-(JSONValue)`` then decides about,
+    /// with every error and warning.
+    package static func decodeUsual(_ bytes: [UInt8]) -> PatientEvent? {
+        bytes.withUnsafeBufferPointer(FastEventReader.event)
     }
 
     /// Decodes one event from an already parsed JSON value.
@@ -160,8 +168,13 @@ package enum EventDecoder {
         }
 
         mutating func requiredTime(_ object: JSONObject, _ key: String) -> Double? {
-            guard object[key] != nil else {
+            guard let value = object[key] else {
                 fail(key, "required field is missing")
+                return nil
+            }
+            guard value != .null else {
+                // Not "no time": read as optional, `null` used to leave the event at 1970-01-01.
+                fail(key, "expected an RFC 3339 time string, found null")
                 return nil
             }
             return optionalTime(object, key, key)

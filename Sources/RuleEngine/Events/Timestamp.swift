@@ -2,7 +2,12 @@
 /// (`2026-03-01`, taken as midnight UTC) into seconds since 1970-01-01T00:00:00Z.
 package enum Timestamp {
     package static func parse(_ text: String) -> Double? {
-        let s = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parse(utf8: $0) }
+    }
+
+    /// ``parse(_:)`` of UTF-8 bytes: ingest reads times straight from the event's bytes, without a string for each.
+    package static func parse(utf8 s: UnsafeBufferPointer<UInt8>) -> Double? {
         guard s.count >= 10, let year = number(s, 0, 4), s[4] == UInt8(ascii: "-"), let month = number(s, 5, 2),
             s[7] == UInt8(ascii: "-"), let day = number(s, 8, 2), (1...12).contains(month),
             (1...daysIn(month: month, year: year)).contains(day)
@@ -102,7 +107,7 @@ package enum Timestamp {
         String(format(seconds).prefix(10))
     }
 
-    private static func number(_ s: [UInt8], _ start: Int, _ count: Int) -> Int? {
+    private static func number(_ s: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int) -> Int? {
         guard start + count <= s.count else { return nil }
         var value = 0
         for i in start..<(start + count) {
