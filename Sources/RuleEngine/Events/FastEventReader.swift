@@ -10,6 +10,9 @@
 struct FastEventReader {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    /// The static tables, read once per event: each read of a `static let` checks that it was initialised.
+    private let names = Name.byLength
+    private let paths = FastEventReader.itemPaths
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -46,15 +49,19 @@ struct FastEventReader {
             for name in allCases { table[name.text.utf8.count].append((Array(name.text.utf8), name)) }
             return table
         }()
+    }
 
-        init?(_ text: UnsafeBufferPointer<UInt8>) {
-            guard text.count < Self.byLength.count else { return nil }
-            for candidate in Self.byLength[text.count] where candidate.bytes.elementsEqual(text) {
-                self = candidate.name
-                return
+    private func name(_ text: UnsafeBufferPointer<UInt8>) -> Name? {
+        guard text.count < names.count else { return nil }
+        for candidate in names[text.count] {
+            let matches = candidate.bytes.withUnsafeBufferPointer { known in
+                var i = 0
+                while i < known.count, known[i] == text[i] { i += 1 }
+                return i == known.count
             }
-            return nil
+            if matches { return candidate.name }
         }
+        return nil
     }
 
     // MARK: The event
@@ -129,19 +136,19 @@ struct FastEventReader {
     ) -> Bool {
         if literal("null") { return true }
         return array { r, i in
-            guard let decoded = item(&r, Self.path(name, i)) else { return false }
+            guard let decoded = item(&r, r.path(name, i)) else { return false }
             items.append(decoded)
             return true
         }
     }
 
     /// `observations[3]`: each item's path, as the decoder writes it, made once for the first items of each list.
-    private static func path(_ name: Name, _ i: Int) -> String {
-        let paths = Self.paths[Int(name.rawValue)]
-        return i < paths.count ? paths[i] : "\(name.text)[\(i)]"
+    private func path(_ name: Name, _ i: Int) -> String {
+        let made = paths[Int(name.rawValue)]
+        return i < made.count ? made[i] : "\(name.text)[\(i)]"
     }
 
-    private static let paths: [[String]] = Name.allCases.map { name in (0..<32).map { "\(name.text)[\($0)]" } }
+    private static let itemPaths: [[String]] = Name.allCases.map { name in (0..<32).map { "\(name.text)[\($0)]" } }
 
     private mutating func observation(_ path: String) -> PatientEvent.Observation? {
         var code: PatientEvent.Code?, value: PatientEvent.ObservedValue?, unit: String?, time: Double?
@@ -323,7 +330,7 @@ struct FastEventReader {
         var seen: UInt64 = 0
         while true {
             skipSpace()
-            guard let text = string(), let name = Name(text) else { return false }
+            guard let text = string(), let name = name(text) else { return false }
             let bit: UInt64 = 1 << name.rawValue
             guard seen & bit == 0 else { return false }  // a duplicate: the parser refuses the event
             seen |= bit
