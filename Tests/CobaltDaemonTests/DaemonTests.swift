@@ -22,13 +22,14 @@ func send(_ events: [String], to endpoint: String) async throws -> [EventSender.
     }
 }
 
-/// SQL that makes every `operation` (`INSERT`, `UPDATE`) on `table` fail with a real SQLite error, until
-/// ``injectedFailureOff`` runs: store trouble, injected from another connection while the daemon runs.
-func injectedFailure(_ operation: String, on table: String) -> String {
+/// SQL that makes every `operation` (`INSERT`, `UPDATE`) on `table` fail with a real SQLite error — or only those
+/// whose row meets `condition` (on `NEW`) — until ``injectedFailureOff`` runs: store trouble, injected from another
+/// connection while the daemon runs.
+func injectedFailure(_ operation: String, on table: String, where condition: String = "1") -> String {
     """
     CREATE TABLE injected_failure (on_ INTEGER NOT NULL); INSERT INTO injected_failure VALUES (1);
     CREATE TRIGGER injected_failure BEFORE \(operation) ON \(table)
-    WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+    WHEN (SELECT on_ FROM injected_failure) = 1 AND (\(condition)) BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
     """
 }
 
@@ -67,11 +68,11 @@ func waitForEvaluated(_ count: Int, control: String, polls: Int = 200) async thr
     throw ZMQError(code: ETIMEDOUT, operation: "waiting for the daemon to evaluate \(count) events")
 }
 
-func replayAll(clinic: String, replay: String) async throws -> [JSONObject] {
+func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -> [JSONObject] {
     var alerts: [JSONObject] = []
     var after = 0
     while true {
-        let page = try await request(#"{"clinic": "\#(clinic)", "after": \#(after), "limit": 2}"#, to: replay)
+        let page = try await request(#"{"clinic": "\#(clinic)", "after": \#(after), "limit": \#(pageSize)}"#, to: replay)
         guard case .array(let items)? = page["alerts"] else { return alerts }
         for item in items { if case .object(let o) = item { alerts.append(o) } }
         if case .number(let last)? = page["last"] { after = Int(last) }

@@ -1,0 +1,76 @@
+import CobaltClient
+import CobaltDaemon
+import CobaltTestSupport
+import Foundation
+import RuleEngine
+import Testing
+
+/// The evaluation pipeline commits a chunk's alert changes while it evaluates the next chunks: up to four commits
+/// queue, each waiting for the one before it. When one fails, those queued behind it must not write, evaluation
+/// must go back to before the failed chunk, and once the store works again the alert log must be exactly what it
+/// would have been without the failure: the same alerts with the same sequence numbers, none twice, none missing.
+@Suite(.timeLimit(.minutes(3))) struct CommitFailureTests {
+    /// 600 events of 30 patients in two clinics; each patient's active B12 alternates between 18 and 90 pmol/L
+    /// every event, so every event fires or resolves alerts.
+    static let events = (0..<600).map { i in
+        deficientEvent(
+            id: "cq-\(i)", patient: "cq-p\(i % 30)", clinic: i % 3 == 0 ? "south" : "north", value: (i / 30) % 2 == 0 ? 18 : 90,
+            time: "2026-11-20T\(String(format: "%02d", i / 30)):00:00Z")
+    }
+
+    /// Every alert in the log, per clinic, as `seq patient rule status id` (without the times of publication).
+    static func log(_ daemon: Daemon) async throws -> [String: [String]] {
+        var log: [String: [String]] = [:]
+        for clinic in ["north", "south"] {
+            log[clinic] = try await replayAll(clinic: clinic, replay: daemon.endpoints.replay, pageSize: 500).map { alert in
+                ["seq", "patient", "rule", "status", "id"].map { alert[$0]?.canonicalText ?? "-" }.joined(separator: " ")
+            }
+        }
+        return log
+    }
+
+    @Test func aFailedCommitLeavesTheAlertLogAsIfItHadNotFailed() async throws {
+        let (first, rest) = (Array(Self.events[..<200]), Array(Self.events[200...]))
+        let expected = try await {
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            return try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+                _ = try await send(first, to: daemon.endpoints.ingest)
+                try await waitForEvaluated(200, control: daemon.endpoints.control)
+                _ = try await send(rest, to: daemon.endpoints.ingest)
+                try await waitForEvaluated(600, control: daemon.endpoints.control)
+                return try await Self.log(daemon)
+            }
+        }()
+
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        let actual = try await withRunningDaemon(configuration) { daemon -> [String: [String]] in
+            _ = try await send(first, to: daemon.endpoints.ingest)
+            try await waitForEvaluated(200, control: daemon.endpoints.control)
+            // The alerts of a few events now fail to be logged, with a real SQLite error: the commit holding them
+            // fails, and the commits queued behind it would succeed if they did not wait for it. The journal is
+            // untouched.
+            try await runSQL(
+                injectedFailure("INSERT", on: "alert_log", where: "NEW.event_seq BETWEEN 300 AND 305"), database: configuration.database)
+            let outcomes = try await send(rest, to: daemon.endpoints.ingest)
+            #expect(outcomes.allSatisfy { $0.status == "accepted" })
+            try await Task.sleep(for: .milliseconds(800))
+            let failing = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            guard case .object(let counts)? = failing["counts"], case .number(let evaluated)? = counts["evaluated"] else {
+                Issue.record("no counts: \(failing)")
+                return [:]
+            }
+            #expect(evaluated < 600, "the failure was not hit: \(counts)")
+            try await runSQL(injectedFailureOff, database: configuration.database)
+            try await waitForEvaluated(600, control: daemon.endpoints.control)
+            return try await Self.log(daemon)
+        }
+        #expect((expected["north"]?.count ?? 0) > 300 && (expected["south"]?.count ?? 0) > 150, "\(expected.mapValues(\.count))")
+        for clinic in ["north", "south"] {
+            let (want, got) = (expected[clinic] ?? [], actual[clinic] ?? [])
+            #expect(got == want, "\(clinic): \(got.count) alerts, \(want.count) expected; first difference: \(zip(got, want).first { $0 != $1 }.map { "\($0) vs \($1)" } ?? "none")")
+        }
+    }
+}
