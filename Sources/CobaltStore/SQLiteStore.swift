@@ -345,14 +345,30 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
+    /// Binds a text parameter as a copy (SQLite's own buffer for the parameter, reused from one step to the next).
+    private static func bindCopy(_ handle: SQLiteStatement, _ index: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            sqlite3_bind_text(
+                handle, index, bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? emptyText,
+                Int32(bytes.count), transient)
+        }
+    }
+
+    /// SQLITE_TRANSIENT (SQLite copies the bytes before the call returns), which the C header defines as a cast.
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    nonisolated(unsafe) private static let emptyText: UnsafePointer<CChar> = {
+        let empty = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+        empty.initialize(to: 0)
+        return UnsafePointer(empty)
+    }()
+
     /// Binds UTF-8 bytes as a text parameter without copying them (a null destructor is SQLITE_STATIC): they must
     /// stay where they are until the statement is reset.
     private static func bindText(_ handle: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
-        if let base = text.baseAddress {
-            sqlite3_bind_text(handle, index, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(text.count), nil)
-        } else {
-            sqlite3_bind_text(handle, index, "", 0, nil)
-        }
+        sqlite3_bind_text(
+            handle, index, text.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? emptyText,
+            Int32(text.count), nil)
     }
 
     package func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
@@ -459,15 +475,37 @@ package final class SQLiteStore: CobaltStore {
                     }
                     seq += 1
                     last[change.clinic] = seq
-                    let json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: time)
-                    try log.execute(arguments: [change.clinic, seq, change.alertID, change.status.rawValue, eventSeq, json])
+                    var json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: time)
+                    // Bound through SQLite's interface, like the journal's statements (see ``step(_:in:_:)``).
+                    try Self.step(log, in: db) { handle in
+                        Self.bindCopy(handle, 1, change.clinic)
+                        sqlite3_bind_int64(handle, 2, seq)
+                        Self.bindCopy(handle, 3, change.alertID)
+                        Self.bindCopy(handle, 4, change.status.rawValue)
+                        sqlite3_bind_int64(handle, 5, eventSeq)
+                        return json.withUTF8 { json in
+                            Self.bindText(handle, 6, json)  // about 2 KB: not copied
+                            return sqlite3_step(handle)
+                        }
+                    }
                     switch change.status {
                     case .firing, .updated:
-                        try upsertState.execute(arguments: [
-                            change.patient, change.rule, change.clinic, change.alertID, change.digest, change.severity, seq,
-                        ])
+                        try Self.step(upsertState, in: db) { handle in
+                            Self.bindCopy(handle, 1, change.patient)
+                            Self.bindCopy(handle, 2, change.rule)
+                            Self.bindCopy(handle, 3, change.clinic)
+                            Self.bindCopy(handle, 4, change.alertID)
+                            Self.bindCopy(handle, 5, change.digest)
+                            Self.bindCopy(handle, 6, change.severity)
+                            sqlite3_bind_int64(handle, 7, seq)
+                            return sqlite3_step(handle)
+                        }
                     case .resolved:
-                        try deleteState.execute(arguments: [change.patient, change.rule])
+                        try Self.step(deleteState, in: db) { handle in
+                            Self.bindCopy(handle, 1, change.patient)
+                            Self.bindCopy(handle, 2, change.rule)
+                            return sqlite3_step(handle)
+                        }
                     }
                     published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
                 }

@@ -137,6 +137,13 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.alertStates(patient: "p1").map(\.body) == [update.body, "{\"rule\":\"r2\"}"])
         _ = try await store.commitEvaluations([(3, [change("r2", .resolved)])], through: 3, at: "2026-11-20T09:00:00.000Z")
         #expect(try await store.alertStates(patient: "p1").map(\.rule) == ["r1"])
+        // The log keeps every change with the event that caused it, for whoever audits an alert.
+        let log = try await DatabaseQueue(path: temp.path).read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, alert_id, status, event_seq FROM alert_log ORDER BY seq").map {
+                "\($0["seq"] as Int64) \($0["alert_id"] as String) \($0["status"] as String) \($0["event_seq"] as Int64)"
+            }
+        }
+        #expect(log == ["1 a-p1-r1 firing 1", "2 a-p1-r2 firing 1", "3 a-p1-r1 updated 2", "4 a-p1-r2 resolved 3"])
     }
 
     @Test func replayPagesAfterASequence() async throws {
