@@ -332,7 +332,9 @@ package final class SQLiteStore: CobaltStore {
     /// per value and an allocation per statement) and SQLite copied each text again, the ~700-byte body among
     /// them: for every event, on the journal thread that every event passes through one at a time (session 15:
     /// 113 → 49 `swift_retain` per event on that thread). GRDB's statement object is used as it would use it
-    /// (reset before binding, reset after stepping), so its cache and the transaction see nothing unusual.
+    /// (reset before binding, reset after stepping), so its cache and the transaction see nothing unusual. A raw
+    /// step bypasses GRDB's transaction observers and authorizer: the store registers neither (docs/decisions.md,
+    /// session 15).
     private static func step(_ statement: Statement, in db: Database, _ bindAndStep: (SQLiteStatement) -> Int32) throws {
         let handle = statement.sqliteStatement
         sqlite3_reset(handle)
