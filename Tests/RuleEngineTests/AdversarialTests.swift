@@ -5,18 +5,6 @@ import Testing
 /// No input file — however broken — may crash or hang the loader. Each case must come back with diagnostics
 /// (or load), and every diagnostic must point inside the file.
 @Suite struct AdversarialRuleFileTests {
-    /// A deterministic generator so failures reproduce.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Loads a directory whose single rule set has `text`; returns the result after checking positions.
     func loadRuleSet(_ text: String) throws -> RuleLoader.Result {
         let scratch = try Support.ScratchRules(["x.yaml": text])

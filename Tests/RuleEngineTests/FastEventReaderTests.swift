@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func everyGeneratedValidEventIsReadAndReadTheSame() throws {
-        var random = SplitMix(seed: 20261122)
+        var random = SplitMix64(state: 20261122)
         for i in 0..<400 {
             let text = JSONText.validEvent(i, &random).text(pretty: i % 3 == 0)
             let expected = try #require(Self.decoded(text), "the generator wrote an invalid event: \(text)")
@@ -34,7 +34,7 @@ import Testing
     /// Events with one value, member or byte changed: whatever the reader accepts, the decoder accepts and decodes
     /// to the same event. The counts show that both sides of the comparison were exercised.
     @Test func mutatedEventsAreReadTheSameOrLeftToTheDecoder() {
-        var random = SplitMix(seed: 7)
+        var random = SplitMix64(state: 7)
         var acceptedByBoth = 0, leftToDecoder = 0, refusedByDecoder = 0, differing: [String] = []
         for i in 0..<600 {
             let event = JSONText.validEvent(i, &random)
@@ -60,7 +60,7 @@ import Testing
     /// Every value of some events replaced, one at a time, by each of ``JSONText/replacements``: every check the
     /// decoder makes on a value is met with a value that fails it.
     @Test func everyValueReplacedByEveryWrongOneIsReadTheSameOrLeftToTheDecoder() {
-        var random = SplitMix(seed: 11)
+        var random = SplitMix64(state: 11)
         var differing: [String] = []
         var accepted = 0
         for i in 0..<40 {
@@ -100,19 +100,6 @@ import Testing
     }
 }
 
-/// A seeded generator (SplitMix64), so that every run tests the same events.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// JSON written by hand, so that tests control member order, duplicates and spelling.
 indirect enum JSONText: Sendable {
     case raw(String)
@@ -147,16 +134,16 @@ indirect enum JSONText: Sendable {
     static let times = ["2026-11-20T09:30:00Z", "2026-11-20T10:30:00+01:00", "2026-03-01", "2026-11-20T09:30:00.250Z", "2026-11-19t08:00:00z"]
     static let numbers = ["150", "11.2", "-0", "1e2", "2.5E-1", "0.000001", "123456789012345678", "18", "-3.75", "0"]
 
-    static func pick<T>(_ items: [T], _ random: inout SplitMix) -> T { items.randomElement(using: &random)! }
+    static func pick<T>(_ items: [T], _ random: inout SplitMix64) -> T { items.randomElement(using: &random)! }
 
-    static func code(_ names: [String], _ random: inout SplitMix) -> JSONText {
+    static func code(_ names: [String], _ random: inout SplitMix64) -> JSONText {
         Bool.random(using: &random)
             ? .string(pick(names, &random))
             : .object([("system", .string(pick(["LOINC", "loinc", "SnOmEd"], &random))), ("code", .string(pick(["718-7", "14685-3"], &random)))])
     }
 
     /// Adds `key` with a value from `make`, or `null`, or nothing.
-    static func maybe(_ members: inout [(String, JSONText)], _ key: String, _ random: inout SplitMix, _ make: (inout SplitMix) -> JSONText) {
+    static func maybe(_ members: inout [(String, JSONText)], _ key: String, _ random: inout SplitMix64, _ make: (inout SplitMix64) -> JSONText) {
         switch random.next() % 3 {
         case 0: members.append((key, make(&random)))
         case 1: members.append((key, .raw("null")))
@@ -165,13 +152,13 @@ indirect enum JSONText: Sendable {
     }
 
     /// A valid event with a random selection of every kind of content.
-    static func validEvent(_ i: Int, _ random: inout SplitMix) -> JSONText {
+    static func validEvent(_ i: Int, _ random: inout SplitMix64) -> JSONText {
         var members: [(String, JSONText)] = [
             ("id", .string("ev-\(i)")), ("patient", .string("p-\(i % 7)")),
             ("clinic", .string(pick(["north", "south-antenatal", "c.1 east"], &random))), ("time", .string(pick(times, &random))),
         ]
         if Bool.random(using: &random) { members.append(("schema", .string("cobalt.event.v1"))) }
-        func list(_ key: String, _ count: Int, _ item: (inout SplitMix) -> JSONText) {
+        func list(_ key: String, _ count: Int, _ item: (inout SplitMix64) -> JSONText) {
             guard count > 0 else {
                 if Bool.random(using: &random) { members.append((key, .raw(Bool.random(using: &random) ? "null" : "[]"))) }
                 return
@@ -260,42 +247,6 @@ indirect enum JSONText: Sendable {
         return count
     }
 
-    /// The value in `slot` (counted depth first, as ``mutated(_:)`` counts) replaced by `value`.
-    func replacingValue(at slot: Int, with value: JSONText) -> JSONText {
-        var target = slot
-        return replacing(&target, value)
-    }
-
-    private func replacing(_ target: inout Int, _ value: JSONText) -> JSONText {
-        switch self {
-        case .raw, .string: return self
-        case .array(var items):
-            for i in items.indices {
-                if target == 0 { target = -1; items[i] = value; return .array(items) }
-                target -= 1
-                items[i] = items[i].replacing(&target, value)
-                if target < 0 { return .array(items) }
-            }
-            return .array(items)
-        case .object(var members):
-            for i in members.indices {
-                if target == 0 { target = -1; members[i].1 = value; return .object(members) }
-                target -= 1
-                members[i].1 = members[i].1.replacing(&target, value)
-                if target < 0 { return .object(members) }
-            }
-            return .object(members)
-        }
-    }
-
-    /// One change: a value replaced, a member removed, duplicated, renamed or added.
-    func mutated(_ random: inout SplitMix) -> JSONText {
-        var slots = 0
-        countSlots(&slots)
-        var target = Int(random.next() % UInt64(max(slots, 1)))
-        return mutating(&target, &random)
-    }
-
     private func countSlots(_ count: inout Int) {
         switch self {
         case .raw, .string: break
@@ -304,36 +255,57 @@ indirect enum JSONText: Sendable {
         }
     }
 
-    private func mutating(_ target: inout Int, _ random: inout SplitMix) -> JSONText {
+    /// The value in `slot` (counted depth first) replaced by `value`.
+    func replacingValue(at slot: Int, with value: JSONText) -> JSONText {
+        changing(at: slot, item: { $0[$1] = value }, member: { $0[$1].1 = value })
+    }
+
+    /// One change: a value replaced, a member removed, duplicated, renamed or added.
+    func mutated(_ random: inout SplitMix64) -> JSONText {
+        var local = random
+        defer { random = local }
+        return changing(
+            at: Int(local.next() % UInt64(max(slotCount, 1))),
+            item: { items, i in
+                if Bool.random(using: &local) { items.remove(at: i) } else { items[i] = Self.pick(Self.replacements, &local) }
+            },
+            member: { members, i in
+                switch local.next() % 5 {
+                case 0: members.remove(at: i)
+                case 1: members.append((members[i].0, Self.pick(Self.replacements, &local)))  // a duplicate key
+                case 2: members[i].0 = Self.pick(["colour", "Code", "status", "unit", "command", "time", "value"], &local)
+                case 3: members.append((Self.pick(["note", "time", "onset", "dose"], &local), Self.pick(Self.replacements, &local)))
+                default: members[i].1 = Self.pick(Self.replacements, &local)
+                }
+            })
+    }
+
+    /// This value with the array item or object member in `slot` (counted depth first) changed by `item` or `member`.
+    private func changing(
+        at slot: Int, item: (inout [JSONText], Int) -> Void, member: (inout [(String, JSONText)], Int) -> Void
+    ) -> JSONText {
+        var target = slot
+        return changing(&target, item, member)
+    }
+
+    private func changing(
+        _ target: inout Int, _ item: (inout [JSONText], Int) -> Void, _ member: (inout [(String, JSONText)], Int) -> Void
+    ) -> JSONText {
         switch self {
         case .raw, .string: return self
         case .array(var items):
             for i in items.indices {
-                if target == 0 {
-                    target = -1
-                    if Bool.random(using: &random) { items.remove(at: i) } else { items[i] = Self.pick(Self.replacements, &random) }
-                    return .array(items)
-                }
+                if target == 0 { target = -1; item(&items, i); return .array(items) }
                 target -= 1
-                items[i] = items[i].mutating(&target, &random)
+                items[i] = items[i].changing(&target, item, member)
                 if target < 0 { return .array(items) }
             }
             return .array(items)
         case .object(var members):
             for i in members.indices {
-                if target == 0 {
-                    target = -1
-                    switch random.next() % 5 {
-                    case 0: members.remove(at: i)
-                    case 1: members.append((members[i].0, Self.pick(Self.replacements, &random)))  // a duplicate key
-                    case 2: members[i].0 = Self.pick(["colour", "Code", "status", "unit", "command", "time", "value"], &random)
-                    case 3: members.append((Self.pick(["note", "time", "onset", "dose"], &random), Self.pick(Self.replacements, &random)))
-                    default: members[i].1 = Self.pick(Self.replacements, &random)
-                    }
-                    return .object(members)
-                }
+                if target == 0 { target = -1; member(&members, i); return .object(members) }
                 target -= 1
-                members[i].1 = members[i].1.mutating(&target, &random)
+                members[i].1 = members[i].1.changing(&target, item, member)
                 if target < 0 { return .object(members) }
             }
             return .object(members)
@@ -341,7 +313,7 @@ indirect enum JSONText: Sendable {
     }
 
     /// One byte deleted, inserted or replaced, from bytes that matter to JSON.
-    static func mutateBytes(_ text: String, _ random: inout SplitMix) -> String {
+    static func mutateBytes(_ text: String, _ random: inout SplitMix64) -> String {
         var bytes = Array(text.utf8)
         let position = Int(random.next() % UInt64(bytes.count))
         let alphabet = Array("{}[],:\"\\ 0123456789-.eE+nultrfasx/\t\n".utf8) + [0x7F, 0xC3, 0xA9, 0x00]

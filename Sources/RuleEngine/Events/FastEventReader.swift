@@ -225,6 +225,21 @@ struct FastEventReader {
     }
 
     private mutating func condition(_ path: String) -> PatientEvent.Condition? {
+        statusItem(["active", "resolved"], default: "active").map {
+            PatientEvent.Condition(code: $0.code, status: $0.status, time: $0.time ?? $0.onset, path: path)
+        }
+    }
+
+    private mutating func symptom(_ path: String) -> PatientEvent.Symptom? {
+        statusItem(["present", "absent"], default: "present").map {
+            PatientEvent.Symptom(code: $0.code, status: $0.status, onset: $0.onset, time: $0.time, path: path)
+        }
+    }
+
+    /// A condition's or a symptom's members: the same four, each kind with its own statuses.
+    private mutating func statusItem(
+        _ allowed: [String], default defaultValue: String
+    ) -> (code: PatientEvent.Code, status: String, time: Double?, onset: Double?)? {
         var code: PatientEvent.Code?, status: String?, time: Double?, onset: Double?
         let read = object { r, name in
             switch name {
@@ -237,25 +252,8 @@ struct FastEventReader {
             default: return false
             }
         }
-        guard read, let code, let status = Self.status(status, ["active", "resolved"], default: "active") else { return nil }
-        return PatientEvent.Condition(code: code, status: status, time: time ?? onset, path: path)
-    }
-
-    private mutating func symptom(_ path: String) -> PatientEvent.Symptom? {
-        var code: PatientEvent.Code?, status: String?, onset: Double?, time: Double?
-        let read = object { r, name in
-            switch name {
-            case .code:
-                code = r.code()
-                return code != nil
-            case .status: return r.optionalText(&status)
-            case .onset: return r.optionalTime(&onset)
-            case .time: return r.optionalTime(&time)
-            default: return false
-            }
-        }
-        guard read, let code, let status = Self.status(status, ["present", "absent"], default: "present") else { return nil }
-        return PatientEvent.Symptom(code: code, status: status, onset: onset, time: time, path: path)
+        guard read, let code, let status = Self.status(status, allowed, default: defaultValue) else { return nil }
+        return (code, status, time, onset)
     }
 
     private mutating func reaction(_ path: String) -> PatientEvent.Reaction? {
