@@ -108,7 +108,9 @@ func alertLog(replay: String) async throws -> [String] {
 }
 
 /// Streams `payloads` to a daemon (16 in flight) and SIGKILLs it once `killAfter` of them have been acknowledged
-/// (at once for 0); returns each acknowledged event's status by id.
+/// (at once for 0); returns each acknowledged event's status by id. The sender stops 16 events past `killAfter`,
+/// so the kill lands mid-stream however fast the daemon answers (a faster daemon acknowledged the rest of the
+/// stream between two looks at the count, and the kill came after the end).
 func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) async throws -> [String: String] {
     let replies = Mutex<[String: String]>([:])
     let finished = Mutex(false)
@@ -122,7 +124,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
             var next = 0
             var inFlight = 0
             while true {
-                while inFlight < 16, next < payloads.count {
+                while inFlight < 16, next < min(payloads.count, killAfter + 16) {
                     try dealer.send([payloads[next]], dontWait: false)
                     next += 1
                     inFlight += 1
