@@ -82,11 +82,12 @@ package struct Plausibility: Sendable {
 
     /// Why a canonical value is implausible, or `nil` when it is plausible.
     package func violation(_ value: Double, unit: Unit?) -> String? {
-        let u = unit.map { " \($0.symbol)" } ?? ""
-        if let above, !(value > above) { return "must be above \(above.formatted)\(u)" }
-        if let below, !(value < below) { return "must be below \(below.formatted)\(u)" }
-        if let min, value < min { return "below the plausible minimum of \(min.formatted)\(u)" }
-        if let max, value > max { return "above the plausible maximum of \(max.formatted)\(u)" }
+        // The unit's text only when there is something to say: every lab value passes through here.
+        func u() -> String { unit.map { " \($0.symbol)" } ?? "" }
+        if let above, !(value > above) { return "must be above \(above.formatted)\(u())" }
+        if let below, !(value < below) { return "must be below \(below.formatted)\(u())" }
+        if let min, value < min { return "below the plausible minimum of \(min.formatted)\(u())" }
+        if let max, value > max { return "above the plausible maximum of \(max.formatted)\(u())" }
         return nil
     }
 }
