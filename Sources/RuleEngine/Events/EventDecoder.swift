@@ -30,7 +30,7 @@ package enum EventDecoder {
         return try decode(JSONValue.parse(data))
     }
 
-    /// The usual event — valid, with only known fields, written in plain ASCII — decoded in one pass over its
+    /// The usual event — valid, with only known fields, its strings without escapes — decoded in one pass over its
     /// bytes (``FastEventReader``); nil for any other, which ``decode(_:)-(JSONValue)`` then decides about,
     /// with every error and warning.
     package static func decodeUsual(_ bytes: [UInt8]) -> PatientEvent? {

@@ -3,13 +3,15 @@
 /// Ingest decodes every event it receives. Through the tree, the parser allocated every object and array of the
 /// event and the decoder then looked each member up by name, together about a tenth of the daemon's CPU under load
 /// (docs/benchmarks.md, session 15). This reader takes a subset of what ``EventDecoder`` takes — member names it
-/// knows for their place, each at most once; strings of printable ASCII without escapes; values that pass every
-/// check the decoder makes — and gives up (nil) on anything else, so that the tree and the decoder, the one source
+/// knows for their place, each at most once; strings without escapes; values that pass every check the decoder
+/// makes — and gives up (nil) on anything else, so that the tree and the decoder, the one source
 /// of every error message and warning, decide about it. What it does accept, it decodes exactly as the decoder
 /// does: `FastEventReaderTests` compares the two on valid events and on thousands of mutated ones.
 struct FastEventReader {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    /// Whether the string ``string()`` read last was all ASCII (then its bytes need no UTF-8 validation).
+    private var lastStringIsASCII = true
     /// The static tables, read once per event: each read of a `static let` checks that it was initialised.
     private let names = Name.byLength
     private let paths = FastEventReader.itemPaths
@@ -84,9 +86,8 @@ struct FastEventReader {
                 patient = r.requiredText()
                 return patient != nil
             case .clinic:
-                // Printable ASCII has no control character; a `/` would leak into other clinics' topics.
                 clinic = r.requiredText()
-                return clinic.map { !$0.utf8.contains(UInt8(ascii: "/")) } ?? false
+                return clinic.map { EventDecoder.clinicProblem($0) == nil } ?? false
             case .time:
                 time = r.time()
                 return time != nil
@@ -358,31 +359,38 @@ struct FastEventReader {
         }
     }
 
-    /// A string of printable ASCII without escapes, as its bytes; nil (and nothing read) for any other value.
+    /// A string without escapes, as its bytes (not yet checked to be UTF-8: ``text()`` does that); nil (and nothing
+    /// read) for any other value. Control characters below space are not JSON; the others are text, as for the
+    /// parser (a clinic id refuses them, through the decoder's own check).
     private mutating func string() -> UnsafeBufferPointer<UInt8>? {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
         var end = index + 1
+        var ascii = true
         while end < bytes.count {
             let byte = bytes[end]
             if byte == UInt8(ascii: "\"") {
                 let text = UnsafeBufferPointer(rebasing: bytes[(index + 1)..<end])
                 index = end + 1
+                lastStringIsASCII = ascii
                 return text
             }
-            guard byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\\") else { return nil }
+            guard byte >= 0x20, byte != UInt8(ascii: "\\") else { return nil }
+            ascii = ascii && byte < 0x80
             end += 1
         }
         return nil
     }
 
+    /// A string value as text; nil when its bytes are not UTF-8 (the parser refuses the event).
     private mutating func text() -> String? {
-        string().map { String(decoding: $0, as: UTF8.self) }
+        guard let bytes = string() else { return nil }
+        return lastStringIsASCII ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
     }
 
-    /// A required id: 1 to 128 characters (ASCII here, so bytes).
+    /// A required id: 1 to 128 characters, counted as the decoder counts them.
     private mutating func requiredText() -> String? {
-        guard let text = string(), !text.isEmpty, text.count <= 128 else { return nil }
-        return String(decoding: text, as: UTF8.self)
+        guard let text = text(), !text.isEmpty, text.utf8.count <= 128 || text.count <= 128 else { return nil }
+        return text
     }
 
     private mutating func time() -> Double? {
