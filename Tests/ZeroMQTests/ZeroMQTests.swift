@@ -117,20 +117,22 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
             try dealer.connect(endpoint)
             for i in 0..<12 { try dealer.send([Array("m\(i)".utf8)]) }
         }
-        func count() async throws -> Int {
-            for _ in 0..<100 {
-                try await Task.sleep(for: .milliseconds(20))
-                if received.withLock({ $0.count }) % 5 == 0, received.withLock({ $0.count }) > 0 { break }
-            }
+        /// How many have arrived once `expected` have (or after 2 s). Waiting for a count that is merely a multiple
+        /// of the credit raced: right after a release the count was still the old one, the next release came too
+        /// early, and the credit it returned was more than was taken.
+        func count(reaching expected: Int) async throws -> Int {
+            for _ in 0..<100 where received.withLock({ $0.count }) < expected { try await Task.sleep(for: .milliseconds(20)) }
             return received.withLock { $0.count }
         }
-        #expect(try await count() == 5)  // credit exhausted: no more reads
+        #expect(try await count(reaching: 5) == 5)
         try await Task.sleep(for: .milliseconds(200))
-        #expect(received.withLock { $0.count } == 5)
+        #expect(received.withLock { $0.count } == 5)  // credit exhausted: no more reads
         loop.release(SocketLoop.Socket(0), count: 5)
-        #expect(try await count() == 10)
+        #expect(try await count(reaching: 10) == 10)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(received.withLock { $0.count } == 10)  // exhausted again
         loop.release(SocketLoop.Socket(0), count: 5)
-        for _ in 0..<100 where received.withLock({ $0.count }) < 12 { try await Task.sleep(for: .milliseconds(20)) }
+        _ = try await count(reaching: 12)
         #expect(received.withLock { $0 } == (0..<12).map { "m\($0)" })
         #expect(threads.withLock { $0 } == ["test-deliver"])  // the loop's own thread
         await loop.stop()
