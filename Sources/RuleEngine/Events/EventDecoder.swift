@@ -23,18 +23,38 @@ package enum EventDecoder {
     }
     package static let allowedPregnancyStatus: Set<String> = ["pregnant", "postpartum", "not-pregnant"]
     package static let allowedDiets: Set<String> = ["vegan", "vegetarian", "omnivore"]
+    /// A medication's dose periods (`per`).
+    static let dosePeriods = ["day", "week", "month"]
+
+    /// The values an item's `status` may take, and the one it has when it gives none.
+    struct Statuses: Sendable {
+        let allowed: [String]
+        let absent: String
+    }
+    static let medicationStatuses = Statuses(allowed: ["active", "stopped", "completed", "on-hold"], absent: "active")
+    static let conditionStatuses = Statuses(allowed: ["active", "resolved"], absent: "active")
+    static let symptomStatuses = Statuses(allowed: ["present", "absent"], absent: "present")
+
+    /// Most characters in an event's `id`, `patient` and `clinic`.
+    static let maximumIDLength = 128
+
+    /// Whether an id has 1 to ``maximumIDLength`` characters. Characters never outnumber UTF-8 bytes: counting
+    /// characters (a pass with grapheme breaking) is needed only for a long text.
+    static func isIDLength(_ text: String) -> Bool {
+        !text.isEmpty && (text.utf8.count <= maximumIDLength || text.count <= maximumIDLength)
+    }
 
     /// Decodes one event from JSON bytes.
     package static func decode(_ data: Data) throws(EventDecodingError) -> PatientEvent {
-        if let event = data.withUnsafeBytes({ FastEventReader.event($0.bindMemory(to: UInt8.self)) }) { return event }
+        if let event = decodeUsual(data) { return event }
         return try decode(JSONValue.parse(data))
     }
 
     /// The usual event — valid, with only known fields, its strings without escapes — decoded in one pass over its
     /// bytes (``FastEventReader``); nil for any other, which ``decode(_:)-(JSONValue)`` then decides about,
     /// with every error and warning.
-    package static func decodeUsual(_ bytes: [UInt8]) -> PatientEvent? {
-        bytes.withUnsafeBufferPointer(FastEventReader.event)
+    package static func decodeUsual(_ bytes: some ContiguousBytes) -> PatientEvent? {
+        bytes.withUnsafeBytes { FastEventReader.event($0.bindMemory(to: UInt8.self)) }
     }
 
     /// Decodes one event from an already parsed JSON value.
@@ -107,9 +127,9 @@ package enum EventDecoder {
                     fail("schema", "expected \"\(EventDecoder.schema)\", found \(schema.canonicalText)")
                 }
             }
-            let id = requiredString(root, "id", maxLength: 128)
-            let patient = requiredString(root, "patient", maxLength: 128)
-            var clinic = requiredString(root, "clinic", maxLength: 128)
+            let id = requiredID(root, "id")
+            let patient = requiredID(root, "patient")
+            var clinic = requiredID(root, "clinic")
             if let name = clinic, let problem = EventDecoder.clinicProblem(name) {
                 fail("clinic", problem)
                 clinic = nil
@@ -149,7 +169,7 @@ package enum EventDecoder {
             return event
         }
 
-        mutating func requiredString(_ object: JSONObject, _ key: String, maxLength: Int) -> String? {
+        mutating func requiredID(_ object: JSONObject, _ key: String) -> String? {
             guard let value = object[key] else {
                 fail(key, "required field is missing")
                 return nil
@@ -158,10 +178,8 @@ package enum EventDecoder {
                 fail(key, "expected a string, found \(value.typeName)")
                 return nil
             }
-            // Characters never outnumber UTF-8 bytes: counting characters (a pass with grapheme breaking) is
-            // needed only for a long text.
-            guard !text.isEmpty, text.utf8.count <= maxLength || text.count <= maxLength else {
-                fail(key, "must be 1 to \(maxLength) characters, found \(text.count)")
+            guard EventDecoder.isIDLength(text) else {
+                fail(key, "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
                 return nil
             }
             return text
@@ -211,13 +229,11 @@ package enum EventDecoder {
             return number
         }
 
-        mutating func status(
-            _ object: JSONObject, _ path: String, allowed: [String], default defaultValue: String
-        ) -> String {
-            guard let text = optionalString(object, "status", "\(path).status") else { return defaultValue }
-            guard allowed.contains(text) else {
-                fail("\(path).status", "expected one of \(allowed.joined(separator: ", ")), found \(text.jsonQuoted)")
-                return defaultValue
+        mutating func status(_ object: JSONObject, _ path: String, _ statuses: Statuses) -> String {
+            guard let text = optionalString(object, "status", "\(path).status") else { return statuses.absent }
+            guard statuses.allowed.contains(text) else {
+                fail("\(path).status", "expected one of \(statuses.allowed.joined(separator: ", ")), found \(text.jsonQuoted)")
+                return statuses.absent
             }
             return text
         }
@@ -288,10 +304,10 @@ package enum EventDecoder {
             let dose = optionalNumber(o, "dose", "\(path).dose")
             let unit = optionalString(o, "unit", "\(path).unit")
             let per = optionalString(o, "per", "\(path).per")
-            if let per, !["day", "week", "month"].contains(per) {
+            if let per, !EventDecoder.dosePeriods.contains(per) {
                 fail("\(path).per", "expected one of day, week, month, found \(per.jsonQuoted)")
             }
-            let status = self.status(o, path, allowed: ["active", "stopped", "completed", "on-hold"], default: "active")
+            let status = self.status(o, path, EventDecoder.medicationStatuses)
             let start = optionalTime(o, "start", "\(path).start")
             let end = optionalTime(o, "end", "\(path).end")
             let route = optionalString(o, "route", "\(path).route")
@@ -314,7 +330,7 @@ package enum EventDecoder {
 
         mutating func condition(_ o: JSONObject, _ path: String) -> PatientEvent.Condition? {
             let code = self.code(o, path)
-            let status = self.status(o, path, allowed: ["active", "resolved"], default: "active")
+            let status = self.status(o, path, EventDecoder.conditionStatuses)
             let time = optionalTime(o, "time", "\(path).time") ?? optionalTime(o, "onset", "\(path).onset")
             guard let code else { return nil }
             return PatientEvent.Condition(code: code, status: status, time: time, path: path)
@@ -322,7 +338,7 @@ package enum EventDecoder {
 
         mutating func symptom(_ o: JSONObject, _ path: String) -> PatientEvent.Symptom? {
             let code = self.code(o, path)
-            let status = self.status(o, path, allowed: ["present", "absent"], default: "present")
+            let status = self.status(o, path, EventDecoder.symptomStatuses)
             let onset = optionalTime(o, "onset", "\(path).onset")
             let time = optionalTime(o, "time", "\(path).time")
             guard let code else { return nil }

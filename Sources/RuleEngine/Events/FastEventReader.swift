@@ -199,8 +199,8 @@ struct FastEventReader {
             default: return false
             }
         }
-        guard read, let code, per.map(["day", "week", "month"].contains) ?? true,
-            let status = Self.status(status, ["active", "stopped", "completed", "on-hold"], default: "active")
+        guard read, let code, per.map(EventDecoder.dosePeriods.contains) ?? true,
+            let status = Self.status(status, EventDecoder.medicationStatuses)
         else { return nil }
         return PatientEvent.Medication(
             code: code, dose: dose, unit: unit, per: per, status: status, start: start, end: end, route: route,
@@ -226,20 +226,20 @@ struct FastEventReader {
     }
 
     private mutating func condition(_ path: String) -> PatientEvent.Condition? {
-        statusItem(["active", "resolved"], default: "active").map {
+        statusItem(EventDecoder.conditionStatuses).map {
             PatientEvent.Condition(code: $0.code, status: $0.status, time: $0.time ?? $0.onset, path: path)
         }
     }
 
     private mutating func symptom(_ path: String) -> PatientEvent.Symptom? {
-        statusItem(["present", "absent"], default: "present").map {
+        statusItem(EventDecoder.symptomStatuses).map {
             PatientEvent.Symptom(code: $0.code, status: $0.status, onset: $0.onset, time: $0.time, path: path)
         }
     }
 
     /// A condition's or a symptom's members: the same four, each kind with its own statuses.
     private mutating func statusItem(
-        _ allowed: [String], default defaultValue: String
+        _ statuses: EventDecoder.Statuses
     ) -> (code: PatientEvent.Code, status: String, time: Double?, onset: Double?)? {
         var code: PatientEvent.Code?, status: String?, time: Double?, onset: Double?
         let read = object { r, name in
@@ -253,7 +253,7 @@ struct FastEventReader {
             default: return false
             }
         }
-        guard read, let code, let status = Self.status(status, allowed, default: defaultValue) else { return nil }
+        guard read, let code, let status = Self.status(status, statuses) else { return nil }
         return (code, status, time, onset)
     }
 
@@ -313,9 +313,9 @@ struct FastEventReader {
         return PatientEvent.Code(system: system.lowercased(), code: code)
     }
 
-    private static func status(_ text: String?, _ allowed: [String], default defaultValue: String) -> String? {
-        guard let text else { return defaultValue }
-        return allowed.contains(text) ? text : nil
+    private static func status(_ text: String?, _ statuses: EventDecoder.Statuses) -> String? {
+        guard let text else { return statuses.absent }
+        return statuses.allowed.contains(text) ? text : nil
     }
 
     // MARK: Values
@@ -387,10 +387,9 @@ struct FastEventReader {
         return lastStringIsASCII ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
     }
 
-    /// A required id: 1 to 128 characters, counted as the decoder counts them.
+    /// A required id (`id`, `patient`, `clinic`), of a length the decoder takes.
     private mutating func requiredText() -> String? {
-        guard let text = text(), !text.isEmpty, text.utf8.count <= 128 || text.count <= 128 else { return nil }
-        return text
+        text().flatMap { EventDecoder.isIDLength($0) ? $0 : nil }
     }
 
     private mutating func time() -> Double? {
