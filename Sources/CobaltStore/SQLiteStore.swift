@@ -352,28 +352,29 @@ package final class SQLiteStore: CobaltStore {
     /// Binds a text parameter as a copy: SQLite allocates a buffer for it, freed when the bindings are cleared.
     private static func bindCopy(_ handle: SQLiteStatement, _ index: Int32, _ text: String) {
         var text = text
-        text.withUTF8 { bytes in
-            sqlite3_bind_text(
-                handle, index, bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? emptyText,
-                Int32(bytes.count), transient)
-        }
+        text.withUTF8 { bind(handle, index, $0, destructor: transient) }
+    }
+
+    /// Binds UTF-8 bytes as a text parameter without copying them (a null destructor is SQLITE_STATIC): they must
+    /// stay where they are until the statement is reset.
+    private static func bindText(_ handle: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
+        bind(handle, index, text, destructor: nil)
+    }
+
+    private static func bind(_ handle: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>, destructor: sqlite3_destructor_type?) {
+        sqlite3_bind_text(
+            handle, index, text.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? emptyText,
+            Int32(text.count), destructor)
     }
 
     /// SQLITE_TRANSIENT (SQLite copies the bytes before the call returns), which the C header defines as a cast.
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    /// Where an empty text points (an empty buffer may have no address).
     nonisolated(unsafe) private static let emptyText: UnsafePointer<CChar> = {
         let empty = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
         empty.initialize(to: 0)
         return UnsafePointer(empty)
     }()
-
-    /// Binds UTF-8 bytes as a text parameter without copying them (a null destructor is SQLITE_STATIC): they must
-    /// stay where they are until the statement is reset.
-    private static func bindText(_ handle: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
-        sqlite3_bind_text(
-            handle, index, text.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? emptyText,
-            Int32(text.count), nil)
-    }
 
     package func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
         try await pool.read { db in

@@ -94,7 +94,7 @@ import Testing
     func theRestIsTheDecodersToDecide(member: String, what: String) {
         let text = #"{"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", \#(member)}"#
         #expect(Self.fast(text) == nil, "\(what)")
-        let viaData = Result { try EventDecoder.decode(Data(text.utf8)) }.map { $0 }
+        let viaData = Result { try EventDecoder.decode(Data(text.utf8)) }
         let viaTree = Result { try EventDecoder.decode(JSONValue.parse(Data(text.utf8))) }
         switch (viaData, viaTree) {
         case (.success(let a), .success(let b)): #expect(a == b)
