@@ -209,6 +209,31 @@ import Testing
         #expect(lines == ["11:34: error: YAML syntax: mapping values are not allowed in this context (a value containing ': ', such as a condition with named filters, must be quoted or a block: write `when: |` and the expression on the next line)"])
     }
 
+
+    /// A key written twice in one mapping is an error at its second appearance, naming the key — whether written plainly or
+    /// quoted, and whatever the text looks like (`1` and `'1'`, `yes` and `"yes"` are the same key to a reader of
+    /// the file, and to the loader, which reads every key as text).
+    @Test func duplicateKeysAreErrors() throws {
+        let (result, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: exists(numbness)
+                when: exists(fatigue)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["11:5: error: duplicate key when in mapping"])
+        for (first, second) in [("1", "'1'"), ("yes", "\"yes\""), ("null", "'null'"), ("2026-01-01", "\"2026-01-01\"")] {
+            let (result, lines) = try diagnostics("""
+                parameters:
+                  \(first): {value: 180 ng/L, for: b12.total}
+                  \(second): {value: 190 ng/L, for: b12.total}
+                """)
+            #expect(result.bundle == nil)
+            #expect(lines.first?.hasPrefix("10:3: error: duplicate key") == true, "\(first) and \(second): \(lines)")
+        }
+    }
     @Test func unknownKeysAreErrorsWithSuggestions() throws {
         let (_, lines) = try diagnostics("""
             rules:
