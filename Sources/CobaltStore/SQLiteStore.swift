@@ -439,14 +439,15 @@ package final class SQLiteStore: CobaltStore {
                     """,
                 arguments: StatementArguments(patients)
             ).map { row in
-                let published: String? = row["body"]
+                // By position, in the SELECT's order (by name, GRDB compares lower-cased names for every value).
+                let published: String? = row[7]
                 guard let body = published.flatMap(Self.alertBody(published:)) else {
-                    let clinic: String = row["clinic"], seq: Int64 = row["log_seq"]
+                    let clinic: String = row[2], seq: Int64 = row[6]
                     throw StoreInconsistency("an open alert's published row \(clinic)#\(seq) is missing from alert_log or unreadable")
                 }
                 return AlertState(
-                    patient: row["patient"], rule: row["rule"], clinic: row["clinic"], alertID: row["alert_id"],
-                    digest: row["digest"], body: body, severity: row["severity"])
+                    patient: row[0], rule: row[1], clinic: row[2], alertID: row[3], digest: row[4], body: body,
+                    severity: row[5])
             }
         }
     }
@@ -534,14 +535,27 @@ package final class SQLiteStore: CobaltStore {
     /// start as it writes (none of the four fields it inserts can hold a quote: a number, a UUID, a status and a
     /// timestamp).
     package static func alertBody(published: String) -> String? {
-        // `{"seq":N,"epoch":"E","status":"S","time":"T"`, then `}` (the body was `{}`) or `,` and the body's members.
-        guard published.hasPrefix("{\"seq\":"), let time = published.range(of: ",\"time\":\""),
-            let close = published[time.upperBound...].firstIndex(of: "\"")
-        else { return nil }
-        let rest = published[published.index(after: close)...]
-        if rest == "}" { return "{}" }
-        guard rest.first == "," else { return nil }
-        return "{" + rest.dropFirst()
+        // On the UTF-8 bytes: Foundation's `range(of:)` and Substring's character indexing were most of a patient's
+        // load when it had open alerts (a patient is loaded on each event once the cache is too small).
+        var published = published
+        return published.withUTF8 { bytes -> String? in
+            let prefix = Array(#"{"seq":"#.utf8), timeKey = Array(#","time":""#.utf8)
+            guard bytes.starts(with: prefix) else { return nil }
+            var i = prefix.count
+            while i + timeKey.count <= bytes.count, !bytes[i..<(i + timeKey.count)].elementsEqual(timeKey) { i += 1 }
+            i += timeKey.count
+            while i < bytes.count, bytes[i] != UInt8(ascii: "\"") { i += 1 }
+            // `i` is the time's closing quote; after it comes `}` (the body was `{}`) or `,` and the body's members.
+            guard i + 1 < bytes.count else { return nil }
+            let rest = UnsafeBufferPointer(rebasing: bytes[(i + 1)...])
+            if rest.count == 1, rest[0] == UInt8(ascii: "}") { return "{}" }
+            guard rest[0] == UInt8(ascii: ",") else { return nil }
+            return String(unsafeUninitializedCapacity: rest.count) { out in
+                out[0] = UInt8(ascii: "{")
+                _ = UnsafeMutableBufferPointer(rebasing: out[1...]).initialize(from: rest.dropFirst())
+                return rest.count
+            }
+        }
     }
 
     package func alerts(clinic: String, after seq: Int64, limit: Int) async throws -> (alerts: [PublishedAlert], more: Bool) {

@@ -309,12 +309,14 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
     /// The store keeps an open alert's body only in the log, with the published fields in front; taking them off
     /// gives back exactly the body that was published.
     @Test func anAlertBodyComesBackFromItsPublishedJSON() {
-        for body in ["{}", "{\"rule\":\"r1\",\"summary\":\"a \\\"quoted\\\" ,\\\"time\\\":\\\" text\"}"] {
+        for body in ["{}", "{\"rule\":\"r1\",\"summary\":\"a \\\"quoted\\\" ,\\\"time\\\":\\\" text\"}", "{\"summary\":\"B12 18 µmol/L — día\"}"] {
             let published = SQLiteStore.publishedJSON(body, seq: 42, epoch: "0f6c", status: .updated, time: "2026-11-20T09:00:00.000Z")
             #expect(SQLiteStore.alertBody(published: published) == body)
         }
         #expect(SQLiteStore.alertBody(published: "{\"rule\":\"r1\"}") == nil)
         #expect(SQLiteStore.alertBody(published: "{\"seq\":1,\"epoch\":\"e\",\"status\":\"firing\",\"time\":\"t\"]") == nil)
+        #expect(SQLiteStore.alertBody(published: "{\"seq\":1,\"epoch\":\"e\",\"status\":\"firing\",\"time\":\"t\"") == nil)
+        #expect(SQLiteStore.alertBody(published: "{\"seq\":1,\"epoch\":\"e\",\"status\":\"firing\"}") == nil)
     }
 
     /// Patients not in memory are loaded a chunk at a time: events of several patients in journal order, and
