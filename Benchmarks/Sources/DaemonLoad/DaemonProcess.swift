@@ -118,6 +118,16 @@ final class DaemonProcess: @unchecked Sendable {
         }
     }
 
+    /// The daemon's peak resident memory so far (`VmHWM` in `/proc/PID/status`, Linux), in bytes; nil elsewhere or
+    /// once it has exited.
+    var peakResidentBytes: Int? {
+        guard let data = try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/status")).readToEnd() else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+
     /// Log lines at warning level or above (the daemon logs at info by default).
     var problems: [String] {
         log.lines.filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }

@@ -96,7 +96,7 @@ func reloadUnderLoad(_ o: Options, _ report: Report, _ context: ZMQContext) thro
     report.say("  `cobalt rules test` on the copy: " + (try rules.test(daemon: o.daemonBinary)))
     // No directory watcher: only the benchmark's control requests reload (the edits would otherwise trigger
     // extra reloads after watch_settle_ms).
-    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: rules.directory, label: "reload", configuration: "watch_rules: false\n")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: rules.directory, label: "reload", configuration: "watch_rules: false\n" + (o.daemonConfiguration ?? ""))
     defer { daemon.stop() }
     report.say("  daemon: \(daemon.command.joined(separator: " ")) (cobalt.yaml: watch_rules: false)")
     let poller = StatusPoller(context: context, endpoint: daemon.endpoints.control, intervalMilliseconds: 100)

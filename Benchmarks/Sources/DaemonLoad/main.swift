@@ -47,6 +47,8 @@ struct Options {
     var dumpEvents: Int?
     var dumpAlternating: Int?
     var quietSeconds = 120.0
+    /// YAML added to every daemon's configuration file (`--daemon-config FILE`), e.g. a smaller patient cache.
+    var daemonConfiguration: String?
 
     var daemonBinary: String { daemon ?? root + "/.build-release/release/cobalt" }
     var rulesDirectory: String { rules ?? root + "/Rules" }
@@ -56,7 +58,7 @@ struct Options {
                           [--rate PER_S] [--latency-seconds S] [--alert-rate PER_S] [--alert-seconds S]
                           [--cap-seconds S] [--only throughput,latency,alerts,echo,reload] [--perf-dir DIR] [--wait-quiet S]
                           [--reload-rules N] [--reloads N] [--reload-rate PER_S] [--reload-seconds S] [--reload-patients N]
-                          [--no-perf-stat | --count-calls]
+                          [--no-perf-stat | --count-calls] [--daemon-config FILE]
                           [--dump-events N | --dump-alternating N]   (print the generated events as JSON Lines and exit)
         defaults: --daemon <repo>/.build-release/release/cobalt --rules <repo>/Rules --events 100000 --window 1000
                   --clients 1,4 --patients 1000 --rate 5000 --latency-seconds 10 --alert-rate 1000 --alert-seconds 8
@@ -65,7 +67,8 @@ struct Options {
                   --reload-rate 1000 --reload-seconds 20 --reload-patients 1000; without --no-perf-stat, the throughput
                   runs count the daemon's fdatasync/fsync calls with `perf stat` when perf is available;
                   --count-calls counts its malloc and swift_retain calls per event instead (uprobes: slow, so the
-                  run's rates mean nothing; the counts change only when the code does)
+                  run's rates mean nothing; the counts change only when the code does); --daemon-config adds the
+                  file's YAML to every daemon's configuration (e.g. limits.patient_cache: 2000)
         """
 
     init(_ arguments: [String]) throws {
@@ -104,6 +107,10 @@ struct Options {
             case "--reload-patients": reloadPatients = Int(try number(try value()))
             case "--no-perf-stat": perfStat = false
             case "--count-calls": countCalls = true
+            case "--daemon-config":
+                let file = try value()
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw BenchmarkError("cannot read \(file)") }
+                daemonConfiguration = text
             case "-h", "--help":
                 print(Self.usage)
                 exit(0)
@@ -210,6 +217,7 @@ func daemonFacts(_ report: Report, _ context: ZMQContext, _ daemon: DaemonProces
     let cache = ["cobalt_patients_loaded_total", "cobalt_patients_evicted_total", "cobalt_history_events_read_total"]
         .map { counterValue(metrics, $0).map { grouped($0) } ?? "?" }
     report.say("    patient cache: \(cache[0]) patients loaded, \(cache[1]) evicted, \(cache[2]) journaled events read back")
+    report.say("    peak resident memory (VmHWM): " + (daemon.peakResidentBytes.map { fmt(Double($0) / 1_048_576, 0) + " MiB" } ?? "unknown"))
 }
 
 /// The value of a counter without labels in Prometheus text.
@@ -241,7 +249,7 @@ func perSecondP99(sendTimes: [UInt64], doneTimes: [UInt64]) -> String {
 
 func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
     report.say("## A. Sustained throughput: \(grouped(Double(events.count))) events, \(clients) DEALER client(s), window \(o.window) in flight each")
-    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "throughput-\(clients)")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "throughput-\(clients)", configuration: o.daemonConfiguration)
     defer { daemon.stop() }
     let perfStatFile = FileManager.default.temporaryDirectory.appendingPathComponent("cobalt-load-perfstat-\(UUID().uuidString.prefix(8)).txt").path
     defer { try? FileManager.default.removeItem(atPath: perfStatFile) }
@@ -310,6 +318,7 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
     let countedSeconds = Double(nowNanoseconds() - start) / 1e9
     daemon.stopPerf()
     daemonFacts(report, context, daemon, "after throughput")
+    let peakMemory = daemon.peakResidentBytes
     let metrics = fetchMetrics(context, daemon)
     let commits = metricSumCount(metrics, "cobalt_commit_batch_size")
     let evaluationBatches = metricSumCount(metrics, "cobalt_evaluation_duration_seconds")
@@ -341,11 +350,17 @@ func throughput(_ o: Options, clients: Int, _ report: Report, _ context: ZMQCont
         report.rows.append(Row(metric: "Mean group-commit batch (events per journal transaction), same run", result: "\(fmt(commits.sum / commits.count, 1)) over \(grouped(commits.count)) commits", target: "—", verdict: "info"))
     }
     report.rows.append(Row(metric: "fsync evidence, same run", result: fsyncNote, target: "—", verdict: "info"))
+    if let peakMemory {
+        report.rows.append(Row(
+            metric: "Daemon peak resident memory (VmHWM), same run (\(grouped(Double(o.patients))) patients)",
+            result: fmt(Double(peakMemory) / 1_048_576, 0) + " MiB",
+            target: "bounded by configuration (compare runs with --patients and --daemon-config)", verdict: "info"))
+    }
 }
 
 func ackLatency(_ o: Options, _ report: Report, _ context: ZMQContext, _ events: [[UInt8]]) throws {
     report.say("## B. ACK latency at a fixed offered rate: \(grouped(o.rate)) events/s, open loop, \(fmt(o.latencySeconds, 1)) s (\(events.count) events)")
-    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "latency")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "latency", configuration: o.daemonConfiguration)
     defer { daemon.stop() }
     let deadline = nowNanoseconds() + UInt64((o.latencySeconds + 5) * 1e9)
     let cpu = CPUWindow(daemonPID: daemon.pid)
@@ -383,7 +398,7 @@ func alertLatency(_ o: Options, _ report: Report, _ context: ZMQContext) throws 
     let patients = min(o.patients, count)
     let events = EventFactory.alternating(prefix: "alert", count: count, patients: patients, seed: 3)
     report.say("## C. Event-to-alert latency: \(grouped(o.alertRate)) events/s, open loop, \(fmt(o.alertSeconds, 1)) s (\(count) events, \(patients) patients alternating 18 ↔ 90 pmol/L)")
-    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "alerts")
+    let daemon = try DaemonProcess(binary: o.daemonBinary, rules: o.rulesDirectory, label: "alerts", configuration: o.daemonConfiguration)
     defer { daemon.stop() }
     let subscriber = try AlertSubscriber(context: context, endpoint: daemon.endpoints.alerts)
     defer { subscriber.stop() }
