@@ -63,6 +63,14 @@ import Testing
     @Test func hostileStructures() throws {
         let nested = String(repeating: "[", count: 100_000)
         #expect(try loadRuleSet(nested).log.errors.first?.message == "brackets nest deeper than 64 levels")
+        // The position is that of the bracket too many, in characters: neither a two- or four-byte character before
+        // it nor brackets inside quotes or after a comment count.
+        let placed = "# [[[[ µ\nnote: \"día 🙂\" " + String(repeating: "[", count: 30) + " 'µ[[[[[[[[' \"[[[[\" "
+            + String(repeating: "{", count: 35) + "\n"
+        let error = try #require(try loadRuleSet(placed).log.errors.first)
+        #expect(error.message == "brackets nest deeper than 64 levels")
+        // `note: "día 🙂" ` is 14 characters, then 30 brackets, ` 'µ[[[[[[[[' "[[[[" ` (20), and the 35th brace.
+        #expect((error.location.line, error.location.column) == (2, 14 + 30 + 20 + 35), "\(error.location)")
         let laughs = """
             a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
             b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]

@@ -32,6 +32,20 @@ import Testing
         }
     }
 
+    /// Every symbol of the language is read as itself, alone and between operands, and white space of any kind
+    /// (tabs, line breaks of a YAML block, a no-break space) separates tokens.
+    @Test func everySymbolAndSpace() throws {
+        for symbol in Token.Symbol.allCases {
+            let alone = try Lexer.tokenize(symbol.rawValue)
+            #expect(alone.map(\.kind) == [.symbol(symbol), .end], "\(symbol.rawValue)")
+            let between = try Lexer.tokenize("a\t\(symbol.rawValue)\n b")
+            #expect(between.map(\.kind) == [.identifier("a"), .symbol(symbol), .identifier("b"), .end], "\(symbol.rawValue)")
+            #expect(between[1].offset == 2 && between[1].length == symbol.rawValue.count, "\(symbol.rawValue)")
+        }
+        let spaced = try Lexer.tokenize("a\u{A0}<\u{2003}\r\nb")
+        #expect(spaced.map(\.kind) == [.identifier("a"), .symbol(.less), .identifier("b"), .end])
+    }
+
     @Test func overlongExpressionIsRefused() {
         let text = String(repeating: "x or ", count: 3_000) + "x"
         #expect(throws: ExpressionError.self) { _ = try Lexer.tokenize(text) }

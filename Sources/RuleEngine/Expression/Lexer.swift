@@ -59,12 +59,11 @@ package struct Lexer {
         if c == "\"" || c == "'" {
             return try string(start, quote: c)
         }
-        let two = peek(1).map { String(c) + String($0) }
-        if let two, let symbol = Token.Symbol(rawValue: two) {
+        if let symbol = Self.twoCharacterSymbol(c, peek(1)) {
             index += 2
             return Token(kind: .symbol(symbol), offset: start, length: 2)
         }
-        if let symbol = Token.Symbol(rawValue: String(c)) {
+        if let symbol = Self.symbol(c) {
             index += 1
             return Token(kind: .symbol(symbol), offset: start, length: 1)
         }
@@ -78,7 +77,41 @@ package struct Lexer {
     }
 
     private mutating func skipSpace() {
-        while index < scalars.count, scalars[index].properties.isWhitespace { index += 1 }
+        while index < scalars.count, scalars[index].isSpace { index += 1 }
+    }
+
+    /// The one-character symbols, without building a string to look them up (rule loading tokenises every
+    /// condition of every rule).
+    private static func symbol(_ c: Unicode.Scalar) -> Token.Symbol? {
+        switch c {
+        case "(": .lparen
+        case ")": .rparen
+        case "{": .lbrace
+        case "}": .rbrace
+        case "[": .lbracket
+        case "]": .rbracket
+        case ",": .comma
+        case ":": .colon
+        case ".": .dot
+        case "+": .plus
+        case "-": .minus
+        case "*": .star
+        case "/": .slash
+        case "<": .less
+        case ">": .greater
+        default: nil
+        }
+    }
+
+    private static func twoCharacterSymbol(_ c: Unicode.Scalar, _ next: Unicode.Scalar?) -> Token.Symbol? {
+        guard next == "=" else { return nil }
+        switch c {
+        case "<": return .lessEqual
+        case ">": return .greaterEqual
+        case "=": return .equal
+        case "!": return .notEqual
+        default: return nil
+        }
     }
 
     private func peek(_ offset: Int) -> Unicode.Scalar? {
@@ -166,6 +199,8 @@ package struct Lexer {
 
 extension Unicode.Scalar {
     var isDigit: Bool { ("0"..."9").contains(self) }
+    /// White space as Unicode defines it; ASCII answered without looking up the scalar's properties.
+    var isSpace: Bool { isASCII ? self == " " || ("\t"..."\r").contains(self) : properties.isWhitespace }
     var isIdentifierStart: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) || self == "_" }
     var isIdentifierContinue: Bool { isIdentifierStart || isDigit }
     var isUnitCharacter: Bool {

@@ -43,7 +43,7 @@ struct YAMLSource {
                 "brackets nest deeper than \(maximumFlowDepth) levels")
             return YAMLSource(path: display, text: text, root: nil)
         }
-        if text.unicodeScalars.contains(where: { $0.value == 0 }) {
+        if text.utf8.contains(0) {
             log.error(start, "file contains a NUL character")
             return YAMLSource(path: display, text: text, root: nil)
         }
@@ -90,36 +90,40 @@ struct YAMLSource {
         }
     }
 
-    /// Finds the first place where `[`/`{` nest deeper than the cap (outside quotes and comments).
+    /// Finds the first place where `[`/`{` nest deeper than the cap (outside quotes and comments). On the UTF-8
+    /// bytes: every character it looks for is ASCII, and a byte that continues a multi-byte character is not
+    /// counted as a column.
     private static func excessiveFlowNesting(_ text: String) -> (Int, Int)? {
         var depth = 0
         var line = 1
         var column = 0
-        var quote: Unicode.Scalar?
+        var quote: UInt8?
         var comment = false
-        var previous: Unicode.Scalar = "\n"
-        for scalar in text.unicodeScalars {
+        var previous = UInt8(ascii: "\n")
+        for byte in text.utf8 {
+            if byte & 0xC0 == 0x80 { continue }  // continuation byte: same character, same column
             column += 1
-            if scalar == "\n" {
+            if byte == UInt8(ascii: "\n") {
                 line += 1
                 column = 0
                 comment = false
-                previous = scalar
+                previous = byte
                 continue
             }
-            defer { previous = scalar }
+            defer { previous = byte }
             if comment { continue }
             if let q = quote {
-                if scalar == q { quote = nil }
+                if byte == q { quote = nil }
                 continue
             }
-            switch scalar {
-            case "#" where previous == " " || previous == "\t" || previous == "\n": comment = true
-            case "\"" where depth > 0, "'" where depth > 0: quote = scalar
-            case "[", "{":
+            switch byte {
+            case UInt8(ascii: "#") where previous == UInt8(ascii: " ") || previous == UInt8(ascii: "\t") || previous == UInt8(ascii: "\n"):
+                comment = true
+            case UInt8(ascii: "\"") where depth > 0, UInt8(ascii: "'") where depth > 0: quote = byte
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
                 depth += 1
                 if depth > maximumFlowDepth { return (line, column) }
-            case "]", "}": depth = max(0, depth - 1)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
             default: break
             }
         }
