@@ -113,7 +113,7 @@ package struct EventSender {
     static func outcome(_ payload: [UInt8]) -> Outcome? {
         guard case .object(let object)? = try? JSONValue.parse(payload) else { return nil }
         var code = 0
-        if case .number(let n)? = object["code"] { code = Int(n) }
+        if let n = object["code"]?.int64Value, let small = Int(exactly: n) { code = small }
         return Outcome(
             id: object["id"]?.stringValue ?? "", status: object["status"]?.stringValue ?? "?", code: code,
             reason: object["reason"]?.stringValue, reply: String(decoding: payload, as: UTF8.self))

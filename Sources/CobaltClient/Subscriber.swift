@@ -73,9 +73,8 @@ package final class Subscriber {
             }
             guard case .array(let alerts)? = page["alerts"] else { return }
             for alert in alerts {
-                guard case .object(let fields) = alert, case .number(let seq)? = fields["seq"] else { continue }
-                guard Int64(seq) == cursor.last + 1 else { continue }
-                try advance(to: Int64(seq)) { try deliver(alert.canonicalText) }
+                guard case .object(let fields) = alert, let seq = fields["seq"]?.int64Value, seq == cursor.last + 1 else { continue }
+                try advance(to: seq) { try deliver(alert.canonicalText) }
             }
             if case .bool(let flag)? = page["more"] { more = flag } else { more = false }
         }
@@ -96,14 +95,13 @@ package final class Subscriber {
             guard case .object(let fields) = try JSONValue.parse(message.frames[1]) else { continue }
             let epoch = fields["epoch"]?.stringValue
             if topic == heartbeatTopic {
-                if case .number(let last)? = fields["last"], Int64(last) > cursor.last || epoch != cursor.epoch {
+                if let last = fields["last"]?.int64Value, last > cursor.last || epoch != cursor.epoch {
                     gapsRepaired += 1
                     try catchUp(deliver)
                 }
                 continue
             }
-            guard fields["clinic"]?.stringValue == clinic, case .number(let seqValue)? = fields["seq"] else { continue }
-            let seq = Int64(seqValue)
+            guard fields["clinic"]?.stringValue == clinic, let seq = fields["seq"]?.int64Value else { continue }
             if epoch != cursor.epoch || seq > cursor.last + 1 {
                 gapsRepaired += 1
                 try catchUp(deliver)

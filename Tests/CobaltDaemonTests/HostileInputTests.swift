@@ -90,4 +90,41 @@ import ZeroMQ
             #expect(audit.allSatisfy { !$0.detail.contains("vegan") && !$0.detail.contains("hp-") })
         }
     }
+
+    /// Replay requests with numbers out of range, fractions, negatives and wrong types each get a reason; none stops
+    /// the daemon (a number beyond 64 bits used to stop it: JSON numbers are doubles, and converting 2^63 traps). A
+    /// limit above the page limit, however large, asks for a full page.
+    @Test func hostileReplayRequestsGetReasonsAndTheDaemonKeepsServing() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let outcomes = try await send([deficientEvent(id: "r-1", patient: "rp-1")], to: daemon.endpoints.ingest)
+            #expect(outcomes.map(\.status) == ["accepted"])
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            let refused: [(String, String)] = [
+                (#"{"clinic": "north", "after": 9223372036854775807}"#, "'after' must be a whole number from 0 to"),
+                (#"{"clinic": "north", "after": 1e19}"#, "'after' must be a whole number from 0 to"),
+                (#"{"clinic": "north", "after": -1}"#, "'after' must be a whole number from 0 to"),
+                (#"{"clinic": "north", "after": 1.5}"#, "'after' must be a whole number from 0 to"),
+                (#"{"clinic": "north", "after": "0"}"#, "'after' must be a whole number from 0 to"),
+                (#"{"clinic": "north", "limit": 0}"#, "'limit' must be a whole number ≥ 1"),
+                (#"{"clinic": "north", "limit": 2.5}"#, "'limit' must be a whole number ≥ 1"),
+                (#"{"clinic": 7}"#, "a replay request is"),
+            ]
+            for (json, reason) in refused {
+                let reply = try await request(json, to: daemon.endpoints.replay, timeout: 10_000)
+                #expect(reply["status"] == .string("error"), "\(json)")
+                #expect(reply["reason"]?.stringValue?.hasPrefix(reason) == true, "\(json): \(reply)")
+            }
+            for limit in ["1e19", "9223372036854775807", "1e300"] {
+                let page = try await request(#"{"clinic": "north", "after": 0, "limit": \#(limit)}"#, to: daemon.endpoints.replay, timeout: 10_000)
+                guard case .array(let alerts)? = page["alerts"] else { Issue.record("limit \(limit): \(page)"); continue }
+                #expect(page["status"] == .string("ok") && !alerts.isEmpty, "limit \(limit)")
+            }
+            let past = try await request(#"{"clinic": "north", "after": 9007199254740992}"#, to: daemon.endpoints.replay, timeout: 10_000)
+            #expect(past["status"] == .string("ok") && past["alerts"] == .array([]), "\(past)")
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control, timeout: 10_000)
+            #expect(status["status"] == .string("ok"))
+        }
+    }
 }

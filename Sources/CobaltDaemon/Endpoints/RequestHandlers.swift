@@ -19,13 +19,14 @@ struct ReplayHandler {
         guard authorize(userID, clinic) else { return Self.error("this key may not read clinic \(clinic)") }
         var after: Int64 = 0
         if let value = object["after"] {
-            guard case .number(let n) = value, n >= 0, n == n.rounded() else { return Self.error("'after' must be a whole number ≥ 0") }
-            after = Int64(n)
+            guard let n = value.int64Value, n >= 0 else { return Self.error("'after' must be a whole number from 0 to \(Int64.max)") }
+            after = n
         }
         var limit = pageLimit
         if let value = object["limit"] {
+            // A limit above the page limit asks for a full page, however large it is written.
             guard case .number(let n) = value, n >= 1, n == n.rounded() else { return Self.error("'limit' must be a whole number ≥ 1") }
-            limit = min(Int(n), pageLimit)
+            limit = n >= Double(pageLimit) ? pageLimit : Int(n)
         }
         do {
             let page = try await store.alerts(clinic: clinic, after: after, limit: limit)

@@ -37,6 +37,13 @@ package enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// A whole number that fits in 64 bits, or nil (not a number, a fraction, or out of range: JSON numbers are
+    /// read as `Double`, and converting one beyond `Int64`'s range with `Int64(_:)` stops the process).
+    package var int64Value: Int64? {
+        if case .number(let n) = self { return Int64(exactly: n) }
+        return nil
+    }
+
     /// Compact JSON (object keys sorted, numbers in shortest form): the form in which events are compared for
     /// content when an id comes back with other bytes, and the form journals written before session 14 hold.
     package var canonicalBytes: [UInt8] {
