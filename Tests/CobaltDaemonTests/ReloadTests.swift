@@ -182,6 +182,63 @@ final class Listener: Sendable {
         }
     }
 
+    /// A reload re-evaluates every patient with open alerts — here three times as many as the patient cache holds
+    /// — and the cache is still within its bound afterwards (re-evaluation used to keep every patient it loaded).
+    @Test func aReloadKeepsThePatientCacheWithinItsBound() async throws {
+        try await withRulesCopy { configuration, rules in
+            var configuration = configuration
+            configuration.patientCache = 4
+            try await withRunningDaemon(configuration) { daemon in
+                let events = (0..<12).map { deficientEvent(id: "rc-\($0)", patient: "rc-p\($0)") }
+                #expect(try await send(events, to: daemon.endpoints.ingest).allSatisfy { $0.status == "accepted" })
+                try await waitForEvaluated(12, control: daemon.endpoints.control)
+                let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100)
+                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+                #expect(reload["status"] == .string("ok"), "\(reload)")
+                let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100).dropFirst(before.count)
+                #expect(added.count == 12 && added.allSatisfy { $0["status"] == .string("updated") }, "\(added.count)")
+                let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+                guard case .number(let cached)? = status["cached_patients"] else { Issue.record("no cached_patients: \(status)"); return }
+                #expect(cached <= 4, "\(cached) patients cached with limits.patient_cache 4")
+            }
+        }
+    }
+
+    /// A re-evaluation that fails part-way — here a later patient cannot be loaded, because her open alert's
+    /// published row was deleted behind the daemon's back — commits nothing, and forgets what it changed in memory
+    /// for the patients before her: the next event of an earlier patient is judged against her stored alerts, so
+    /// the change the failed re-evaluation found is published then (it used to be kept in memory only, so it was
+    /// never published).
+    @Test func aFailedReevaluationForgetsWhatItDidNotCommit() async throws {
+        try await withRulesCopy { configuration, rules in
+            let database = configuration.database
+            let before = try await withRunningDaemon(configuration) { daemon in
+                let events = [deficientEvent(id: "fr-a", patient: "fr-a"), deficientEvent(id: "fr-b", patient: "fr-b")]
+                #expect(try await send(events, to: daemon.endpoints.ingest).allSatisfy { $0.status == "accepted" })
+                try await waitForEvaluated(2, control: daemon.endpoints.control)
+                return try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100)
+            }
+            #expect(!before.isEmpty && before.allSatisfy { $0["status"] == .string("firing") })
+            // Restarted, the cache is empty: the re-evaluation loads fr-a, then fails to load fr-b.
+            try await runSQL("""
+                DELETE FROM alert_log WHERE (clinic, seq) IN (SELECT clinic, log_seq FROM alert_state WHERE patient = 'fr-b');
+                """, database: database)
+            try await withRunningDaemon(configuration) { daemon in
+                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                _ = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+                // fr-a's next result, the same as before: what differs now is only the reloaded text.
+                let again = deficientEvent(id: "fr-a2", patient: "fr-a")
+                #expect(try await send([again], to: daemon.endpoints.ingest).map(\.status) == ["accepted"])
+                try await waitForEvaluated(1, control: daemon.endpoints.control)  // counted since this start
+                let alerts = try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100)
+                let updated = alerts.filter { $0["status"] == .string("updated") && $0["rule"] == .string("b12.deficiency-alert") }
+                #expect(updated.count == 1, "\(alerts.map { "\($0["status"] ?? .null) \($0["rule"] ?? .null)" })")
+                #expect(updated.first?["recommendation"]?.stringValue?.hasPrefix("Start B12 treatment") == true)
+            }
+        }
+    }
+
     /// After a restart, the pipeline knows which events it evaluated before: a reload's re-evaluation sees each
     /// patient's whole journal, so a changed text is `updated` and nothing open is `resolved` for lack of data.
     @Test func aReloadAfterARestartReevaluatesWithTheWholeJournal() async throws {

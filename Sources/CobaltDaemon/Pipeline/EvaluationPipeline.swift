@@ -138,12 +138,6 @@ actor EvaluationPipeline {
     /// Evaluates everything journaled and not yet evaluated, then handles work items in order until `work`
     /// finishes; then drains once more and returns.
     func run(work: AsyncStream<Work>) async {
-        do {
-            lastEvaluated = try await store.evaluatedThrough()
-            cursor = lastEvaluated
-        } catch {
-            logger.error("cannot read the evaluation watermark; evaluating from the journal", metadata: ["error": "\(error)"])
-        }
         await drainLogged()
         for await item in work {
             switch item {
@@ -151,6 +145,7 @@ actor EvaluationPipeline {
                 await drainLogged()
             case .reevaluate(let continuation):
                 do {
+                    try await readWatermarkIfNeeded()
                     let patients = try await store.patientsWithOpenAlerts()
                     await reevaluate(ReevaluationProgress(
                         remaining: patients, done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation))
@@ -210,9 +205,25 @@ actor EvaluationPipeline {
 
     private func retryDue() { retryPending = false }
 
+    /// Whether ``lastEvaluated`` holds the store's watermark yet.
+    private var watermarkRead = false
+
+    /// Reads the store's watermark once. Until it has been read nothing is evaluated or re-evaluated: from 0, a
+    /// re-evaluation would judge every patient with open alerts on an empty history (her events before seq 1) —
+    /// resolving her alerts, then raising them again as new with her next event — and `status` would count every
+    /// journaled event as unevaluated. A failure is retried like any failed evaluation (``drainLogged()``). (It used
+    /// to be read once at start, and a failure left it at 0.)
+    private func readWatermarkIfNeeded() async throws {
+        guard !watermarkRead else { return }
+        lastEvaluated = try await store.evaluatedThrough()
+        cursor = lastEvaluated
+        watermarkRead = true
+    }
+
     /// Evaluates all unevaluated events, in journal order, and waits for the last commit. Called only from the loop
     /// (see ``Work``), so no commit is in flight when other work runs.
     private func drain() async throws {
+        try await readWatermarkIfNeeded()
         do {
             try await evaluateUnevaluated()
             try await finishCommits()
@@ -548,28 +559,32 @@ actor EvaluationPipeline {
         let evaluator = Evaluator(bundle: bundle)
         var evaluations: [(eventSeq: Int64, changes: [AlertChange])] = []
         var patients: [(patient: String, clinic: String)] = []
-        for (patient, clinic) in candidates {
-            if !patients.isEmpty, ContinuousClock.now >= deadline { break }
-            patients.append((patient, clinic))
-            let entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
-            let changes = AlertLifecycle.changes(
-                previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline), memo: &entry.digests)
-            if !changes.isEmpty { evaluations.append((0, changes)) }
-            entry.apply(changes)
-            cache.put(patient, entry)
-        }
         let published: [PublishedAlert]
         do {
+            for (patient, clinic) in candidates {
+                if !patients.isEmpty, ContinuousClock.now >= deadline { break }
+                patients.append((patient, clinic))
+                let entry = try await entry(for: patient, clinic: clinic, before: lastEvaluated + 1, bundle: bundle)
+                let changes = AlertLifecycle.changes(
+                    previous: entry.states, evaluation: evaluator.evaluateLazily(entry.timeline), memo: &entry.digests)
+                if !changes.isEmpty { evaluations.append((0, changes)) }
+                entry.apply(changes)
+                cache.put(patient, entry)
+            }
             // Carries the watermark too, in case chunks without changes left it behind.
             published = try await store.commitEvaluations(
                 evaluations, through: lastEvaluated, at: Timestamp.formatMilliseconds(Date().timeIntervalSince1970))
             deferredEvents = 0
         } catch {
-            for (patient, _) in patients { cache.remove(patient) }  // the cached states ran ahead of the store
+            // The states of the patients already re-evaluated in this chunk ran ahead of the store, whether the
+            // commit failed or a later patient could not be loaded: forget them, so they are loaded as stored.
+            for (patient, _) in patients { cache.remove(patient) }
             throw error
         }
         publisher.publish(published)
         statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
+        // Re-evaluation loads every patient with open alerts, possibly many more than the cache holds.
+        evictIfNeeded()
         return (patients.count, published.count)
     }
 
