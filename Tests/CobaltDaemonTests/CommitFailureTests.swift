@@ -73,4 +73,32 @@ import Testing
             #expect(got == want, "\(clinic): \(got.count) alerts, \(want.count) expected; first difference: \(zip(got, want).first { $0 != $1 }.map { "\($0) vs \($1)" } ?? "none")")
         }
     }
+
+    /// While the store fails, evaluation is retried on a schedule (0.5 s, then twice as long each time), not on
+    /// every event that arrives: each attempt drops the patient cache and loads the patients again, so retrying per
+    /// event multiplied the work (and the error logs) by the rate of events during an outage. Nothing is lost: once
+    /// the store works, everything is evaluated.
+    @Test func duringAStoreFailureEvaluationIsRetriedOnScheduleNotPerEvent() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        try await withRunningDaemon(configuration) { daemon in
+            try await runSQL(injectedFailure("INSERT", on: "alert_log"), database: configuration.database)
+            func loaded() async throws -> Double {
+                let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+                guard case .object(let counts)? = status["counts"], case .number(let n)? = counts["patients_loaded"] else { return -1 }
+                return n
+            }
+            // One at a time: each is its own journal commit, and used to be its own evaluation attempt.
+            for i in 0..<40 {
+                let outcome = try await send([deficientEvent(id: "rf-\(i)", patient: "rf-p\(i % 4)")], to: daemon.endpoints.ingest)
+                #expect(outcome.map(\.status) == ["accepted"])
+            }
+            let attempts = try await loaded()
+            // The first attempt, and at most a retry or two in the time the sends took; before, about one per event.
+            #expect(attempts >= 1 && attempts <= 12, "\(attempts) patients loaded during the failure (at most 4 per attempt; 56 when every event was an attempt)")
+            try await runSQL(injectedFailureOff, database: configuration.database)
+            try await waitForEvaluated(40, control: daemon.endpoints.control)
+        }
+    }
 }

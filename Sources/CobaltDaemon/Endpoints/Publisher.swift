@@ -32,18 +32,24 @@ final class Publisher: Sendable {
 
     func publish(_ alerts: [PublishedAlert]) {
         guard !alerts.isEmpty else { return }
+        let messages = alerts.map { [Array(Self.alertTopic($0.clinic).utf8), Array($0.json.utf8)] }
+        // Queued under the lock that heartbeats read `last` under: a heartbeat never goes out announcing a seq
+        // ahead of the alert that carries it (a subscriber would see a gap that is not one, and replay).
         last.withLock { last in
             for alert in alerts { last[alert.clinic] = max(last[alert.clinic] ?? 0, alert.seq) }
+            loop.send(socket, messages: messages)
         }
-        loop.send(socket, messages: alerts.map { [Array(Self.alertTopic($0.clinic).utf8), Array($0.json.utf8)] })
     }
 
     /// Sends one heartbeat per known clinic.
     func heartbeat() {
         let now = Timestamp.format(Date().timeIntervalSince1970)
-        for (clinic, seq) in last.withLock({ $0 }) {
-            let json = "{\"type\":\"heartbeat\",\"clinic\":\(clinic.jsonQuoted),\"epoch\":\(epoch.jsonQuoted),\"last\":\(seq),\"time\":\(now.jsonQuoted)}"
-            loop.send(socket, [Array(Self.heartbeatTopic(clinic).utf8), Array(json.utf8)])
+        last.withLock { last in
+            let messages = last.map { clinic, seq in
+                let json = "{\"type\":\"heartbeat\",\"clinic\":\(clinic.jsonQuoted),\"epoch\":\(epoch.jsonQuoted),\"last\":\(seq),\"time\":\(now.jsonQuoted)}"
+                return [Array(Self.heartbeatTopic(clinic).utf8), Array(json.utf8)]
+            }
+            loop.send(socket, messages: messages)
         }
     }
 

@@ -142,7 +142,9 @@ actor EvaluationPipeline {
         for await item in work {
             switch item {
             case .events:
-                await drainLogged()
+                // While a retry is scheduled, new events wait for it (they would fail the same way, each time
+                // reading the journal again and logging another error).
+                if !retryPending { await drainLogged() }
             case .reevaluate(let continuation):
                 do {
                     try await readWatermarkIfNeeded()

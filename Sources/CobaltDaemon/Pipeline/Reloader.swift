@@ -85,7 +85,14 @@ struct Reloader {
             } catch {
                 logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
             }
-            try? await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
+            do {
+                try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
+            } catch {
+                // The rules are live either way; only the store's history of rule sets misses this one.
+                logger.error("the rule set went live but was not recorded in the store's rule-set history", metadata: [
+                    "ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)", "error": "\(error)",
+                ])
+            }
             publisher.ops(
                 "ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)], retain: true)
             logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
