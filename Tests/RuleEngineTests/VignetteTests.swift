@@ -70,7 +70,7 @@ import Testing
     @Test func checkReportsSummaryAndExitCode() throws {
         let ok = RuleCommands.check(directory: Support.rulesDirectory, today: Support.today)
         #expect(ok.exitCode == 0)
-        #expect(ok.text.contains("0 errors, 0 warnings; version 2026.11.0 sha256:"))
+        #expect(ok.text.contains("0 errors, 0 warnings; version 2026.11.1 sha256:"))
         let scratch = try Support.ScratchRules(["a.yaml": Support.header() + "\nrules:\n  - id: r\n    when: latest(b12.totl) < 1 ng/L\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
         defer { scratch.remove() }
         let bad = RuleCommands.check(directory: scratch.path, today: Support.today)
