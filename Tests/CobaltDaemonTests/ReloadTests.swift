@@ -332,6 +332,35 @@ final class Listener: Sendable {
         }
     }
 
+    /// A file in the rules directory dated far outside the years 1677–2262 (a restored backup, an archive with odd
+    /// times) is watched like any other: the daemon keeps running, and a change to it is still seen.
+    @Test func theWatcherTakesFilesWithAnyModificationTime() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        let odd = rules + "/NOTES.txt"
+        try "notes".write(toFile: odd, atomically: true, encoding: .utf8)
+        let far = Date(timeIntervalSince1970: 10_413_792_000)  // 2300-01-01
+        try FileManager.default.setAttributes([.modificationDate: far], ofItemAtPath: odd)
+        #expect((try FileManager.default.attributesOfItem(atPath: odd)[.modificationDate] as? Date) == far)
+        var configuration = testConfiguration(directory: scratch.path, rules: rules)
+        configuration.watchIntervalMilliseconds = 100
+        configuration.watchSettleMilliseconds = 300
+        try await withRunningDaemon(configuration) { daemon in
+            let control = daemon.endpoints.control
+            let original = try await runningHash(control: control)
+            try await Task.sleep(for: .milliseconds(500))  // several looks at the directory
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: -11_676_096_000)], ofItemAtPath: odd)  // 1600
+            try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+            var live = original
+            for _ in 0..<60 where live == original {
+                try await Task.sleep(for: .milliseconds(100))
+                live = try await runningHash(control: control)
+            }
+            #expect(live != original)
+        }
+    }
+
     /// The gate is the same at start as on a reload: a rule set refused by a reload and left on disk does not go
     /// live at the next start (a crash, a reboot) — not when a rule test fails, not when there are no tests.
     @Test func theDaemonDoesNotStartOnRulesThatFailOrLackTheirTests() async throws {

@@ -32,7 +32,8 @@ struct RulesWatcher: Service {
         }
     }
 
-    /// One line per file: relative path, size, modification time in nanoseconds.
+    /// One line per file: relative path, size, modification time (the exact `Double`, as its bits: any time a file
+    /// system can hold, even one far outside the years `Int64` nanoseconds can count, which used to stop the daemon).
     static func fingerprint(_ directory: String) -> [String] {
         let fm = FileManager.default
         guard let enumerator = fm.enumerator(atPath: directory) else { return [] }
@@ -43,7 +44,7 @@ struct RulesWatcher: Service {
             else { continue }
             let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
             let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            lines.append("\(path)|\(size)|\(Int64(modified * 1_000_000_000))")
+            lines.append("\(path)|\(size)|\(modified.bitPattern)")
         }
         return lines.sorted()
     }
