@@ -12,6 +12,10 @@ import ZeroMQ
 /// evaluates everything journaled → replay and control stop → `ops/stop` is published, sockets close, the
 /// context terminates.
 public final class Daemon: Sendable {
+    /// The most frames an ingest, replay or control request may have: routing id, empty delimiter (REQ), JSON —
+    /// with room for routing ids added by proxies in between.
+    static let maximumRequestFrames = 8
+
     public struct Endpoints: Sendable, Equatable {
         public let ingest: String
         public let alerts: String
@@ -100,17 +104,21 @@ public final class Daemon: Sendable {
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
         let pending = ThreadQueue<Message>()
+        // libzmq's size limit is per frame; a request is a routing id, perhaps an empty delimiter, and one JSON frame.
+        let requestLimit = MessageLimit(frames: Self.maximumRequestFrames, bytes: Int(maxMessage) + 4_096)
         let ingestSpec = SocketSpec(
             name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
-            deliver: { pending.put(contentsOf: $0) },
+            deliver: { pending.put(contentsOf: $0) }, messageLimit: requestLimit,
             configure: secured("ingest", server))
         let alertsSpec = SocketSpec(
             name: "alerts", type: .xpub, bind: [configuration.alerts], maxInFlight: 1_024, respond: subscriptionHandler,
             configure: secured("alerts", alertsOptions))
         let replaySpec = SocketSpec(
-            name: "replay", type: .router, bind: [configuration.replay], maxInFlight: 64, configure: secured("replay", server))
+            name: "replay", type: .router, bind: [configuration.replay], maxInFlight: 64, messageLimit: requestLimit,
+            configure: secured("replay", server))
         let controlSpec = SocketSpec(
-            name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, configure: secured("control", server))
+            name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, messageLimit: requestLimit,
+            configure: secured("control", server))
         specs += [ingestSpec, alertsSpec, replaySpec, controlSpec]
         let loop = try await SocketLoop.start(
             context: context, name: "cobalt-sockets", specs: specs,

@@ -23,6 +23,9 @@ public struct SocketSpec: Sendable {
     /// through `onSendError` with `EAGAIN` — a peer that does not read its replies must not grow memory without
     /// bound, nor hold up anyone else.
     public var heldPerPeer: Int
+    /// The most one inbound message may hold over all its frames (see ``MessageLimit``); larger ones are delivered
+    /// as their first frame, marked ``Message/oversized``, for the consumer to refuse.
+    public var messageLimit: MessageLimit
 
     /// What a handler did with a message.
     public enum Handling: Sendable {
@@ -37,10 +40,11 @@ public struct SocketSpec: Sendable {
     public init(
         name: String, type: SocketType, bind: [String] = [], connect: [String] = [], maxInFlight: Int = 0,
         respond: (@Sendable (Message, ZMQSocket) -> Handling)? = nil,
-        deliver: (@Sendable ([Message]) -> Void)? = nil, heldPerPeer: Int = 1_000,
+        deliver: (@Sendable ([Message]) -> Void)? = nil, heldPerPeer: Int = 1_000, messageLimit: MessageLimit = .none,
         configure: @escaping @Sendable (ZMQSocket) throws -> Void = { _ in }
     ) {
         self.name = name
+        self.messageLimit = messageLimit
         self.heldPerPeer = heldPerPeer
         self.respond = respond
         self.deliver = deliver
@@ -251,7 +255,7 @@ public final class SocketLoop: Sendable {
                 var batch: [Message] = []
                 while inFlight[i] < specs[i].maxInFlight || specs[i].respond != nil, batch.count < 1_024 {
                     do {
-                        guard let message = try socket.receive(dontWait: true) else { break }
+                        guard let message = try socket.receive(dontWait: true, limit: specs[i].messageLimit) else { break }
                         if let respond = specs[i].respond {
                             switch respond(message, socket) {
                             case .reply(let frames):

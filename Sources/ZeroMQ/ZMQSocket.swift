@@ -22,11 +22,34 @@ public struct Message: Sendable, Equatable {
     public var frames: [[UInt8]]
     /// The authenticated identity (ZAP `User-Id`) of the connection, read from a payload frame.
     public var userID: String?
+    /// Set when the message was larger than the receiver's ``MessageLimit``: `frames` then holds only its first
+    /// frame (a ROUTER's routing id, to answer with), and this says how large the whole message was.
+    public var oversized: (frames: Int, bytes: Int)?
 
-    public init(frames: [[UInt8]], userID: String? = nil) {
+    public init(frames: [[UInt8]], userID: String? = nil, oversized: (frames: Int, bytes: Int)? = nil) {
         self.frames = frames
         self.userID = userID
+        self.oversized = oversized
     }
+
+    public static func == (a: Message, b: Message) -> Bool {
+        a.frames == b.frames && a.userID == b.userID && a.oversized?.frames == b.oversized?.frames
+            && a.oversized?.bytes == b.oversized?.bytes
+    }
+}
+
+/// The most a received message may hold, over all its frames. libzmq's `ZMQ_MAXMSGSIZE` bounds each frame, not
+/// the message: without this, a peer could send thousands of frames of the maximum size as one message.
+public struct MessageLimit: Sendable {
+    public var frames: Int
+    public var bytes: Int
+
+    public init(frames: Int, bytes: Int) {
+        self.frames = frames
+        self.bytes = bytes
+    }
+
+    public static let none = MessageLimit(frames: .max, bytes: .max)
 }
 
 /// A libzmq socket. **Not thread-safe**: create, use and close it on one thread (a ``SocketLoop`` thread, or a
@@ -158,11 +181,13 @@ public final class ZMQSocket {
         return true
     }
 
-    /// Receives one multipart message; `nil` when none is waiting (`EAGAIN` with `dontWait`, or a timeout).
-    public func receive(dontWait: Bool = true) throws(ZMQError) -> Message? {
+    /// Receives one multipart message; `nil` when none is waiting (`EAGAIN` with `dontWait`, or a timeout). A
+    /// message beyond `limit` is read to its end but kept only as its first frame, marked ``Message/oversized``.
+    public func receive(dontWait: Bool = true, limit: MessageLimit = .none) throws(ZMQError) -> Message? {
         let handle = try live("receive")
         var frames: [[UInt8]] = []
         var userID: String?
+        var (count, bytes) = (0, 0)
         while true {
             zmq_msg_init(message)
             defer { zmq_msg_close(message) }
@@ -173,10 +198,16 @@ public final class ZMQSocket {
                 throw error
             }
             let size = zmq_msg_size(message)
-            if let data = zmq_msg_data(message), size > 0 {
-                frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
-            } else {
-                frames.append([])
+            count += 1
+            bytes += size
+            if count == 1 || (count <= limit.frames && bytes <= limit.bytes) {
+                if let data = zmq_msg_data(message), size > 0 {
+                    frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+                } else {
+                    frames.append([])
+                }
+            } else if frames.count > 1 {
+                frames.removeSubrange(1...)  // over the limit: keep only what identifies the sender
             }
             if userID == nil, let property = zmq_msg_gets(message, "User-Id") {
                 let value = String(cString: property)
@@ -185,6 +216,9 @@ public final class ZMQSocket {
             // Read `more` before the message is closed.
             let more = zmq_msg_more(message) != 0
             if !more { break }
+        }
+        guard count <= limit.frames, bytes <= limit.bytes else {
+            return Message(frames: Array(frames.prefix(1)), userID: userID, oversized: (count, bytes))
         }
         return Message(frames: frames, userID: userID)
     }

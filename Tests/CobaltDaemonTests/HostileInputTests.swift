@@ -127,4 +127,36 @@ import ZeroMQ
             #expect(status["status"] == .string("ok"))
         }
     }
+
+    /// A message of many frames, each under the per-frame size limit, is refused whole (413, naming its size) instead
+    /// of being held and echoed back frame by frame; the sender's next event is accepted.
+    @Test func aMessageOfManyFramesIsRefusedWhole() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.maxEventBytes = 4_096
+        configuration.maxMessageBytes = 4_096
+        try await withRunningDaemon(configuration) { daemon in
+            let endpoint = daemon.endpoints.ingest
+            let replies = try await onThread { () -> [String] in
+                let context = try ZMQContext()
+                let dealer = try ZMQSocket(context: context, type: .dealer)
+                try dealer.connect(endpoint)
+                var replies: [String] = []
+                let valid = Array(deficientEvent(id: "mf-1", patient: "mf-p").utf8)
+                for message in [Array(repeating: [UInt8](repeating: 32, count: 4_000), count: 200) + [valid], [valid]] {
+                    _ = try dealer.send(message, dontWait: false)
+                    guard try dealer.waitForInput(timeout: 10_000), let reply = try dealer.receive(dontWait: true) else { break }
+                    replies.append(reply.frames.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "|"))
+                }
+                return replies
+            }
+            #expect(replies.count == 2)
+            let refused = try object(replies.first ?? "{}")
+            #expect(refused["code"] == .number(413) && refused["status"] == .string("rejected"), "\(refused)")
+            #expect(refused["reason"]?.stringValue?.hasPrefix("message of 202 frames and") == true, "\(refused)")
+            let accepted = try object(replies.last ?? "{}")
+            #expect(accepted["status"] == .string("accepted") && accepted["id"] == .string("mf-1"), "\(accepted)")
+        }
+    }
 }

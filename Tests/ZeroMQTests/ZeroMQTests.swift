@@ -83,6 +83,41 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
         #expect(result.1?.frames.last?.count == 100)
     }
 
+    /// libzmq's size limit is per frame, so a message of many frames each under it gets through whole; a receive
+    /// with a ``MessageLimit`` keeps only its first frame (the routing id, to answer with) and says how large it
+    /// was — whether too many frames or too many bytes — and the next message arrives intact.
+    @Test func messagesOverTheWholeMessageLimitKeepOnlyTheirRoutingID() async throws {
+        let results = try await onThread { () -> [Message?] in
+            let context = try ZMQContext()
+            let router = try ZMQSocket(context: context, type: .router)
+            try router.set(.maxMessageSize, 1_024)
+            try router.bind("tcp://127.0.0.1:*")
+            let dealer = try ZMQSocket(context: context, type: .dealer)
+            try dealer.set(.routingID, Array("sender".utf8))
+            try dealer.connect(try router.lastEndpoint)
+            let limit = MessageLimit(frames: 4, bytes: 2_000)
+            func next() throws -> Message? {
+                guard try router.waitForInput(timeout: 2_000) else { return nil }
+                return try router.receive(dontWait: true, limit: limit)
+            }
+            var received: [Message?] = []
+            try dealer.send(Array(repeating: [UInt8](repeating: 7, count: 1_000), count: 50))  // 50 frames, each allowed
+            received.append(try next())
+            try dealer.send([[UInt8](repeating: 1, count: 1_000), [UInt8](repeating: 2, count: 1_000)])  // 2,006 bytes
+            received.append(try next())
+            try dealer.send([[], [], [], [UInt8](repeating: 3, count: 10)])  // 5 frames with the routing id
+            received.append(try next())
+            try dealer.send([[], Array("ok".utf8)])  // within both limits
+            received.append(try next())
+            return received
+        }
+        let id = Array("sender".utf8)
+        #expect(results[0]?.frames == [id] && results[0]?.oversized?.frames == 51 && results[0]?.oversized?.bytes == 50_006)
+        #expect(results[1]?.frames == [id] && results[1]?.oversized?.frames == 3 && results[1]?.oversized?.bytes == 2_006)
+        #expect(results[2]?.frames == [id] && results[2]?.oversized?.frames == 5)
+        #expect(results[3]?.frames == [id, [], Array("ok".utf8)] && results[3]?.oversized == nil)
+    }
+
     @Test func routerMandatoryReportsUnknownPeers() throws {
         let context = try ZMQContext()
         let router = try ZMQSocket(context: context, type: .router)

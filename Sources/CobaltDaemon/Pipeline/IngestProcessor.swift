@@ -83,7 +83,8 @@ struct IngestProcessor {
     /// The quarantine record of a rejected message.
     static func quarantined(_ message: Message, id: String?, code: Int, reason: String, errors: [FieldError]) -> QuarantinedEvent {
         let list = fieldErrorsJSON(errors)
-        let payload = QuarantinedEvent.payload(message.frames.last ?? [])
+        // An oversized message keeps only its routing id: there is no payload to keep.
+        let payload = QuarantinedEvent.payload(message.oversized == nil ? message.frames.last ?? [] : [])
         return QuarantinedEvent(
             time: Date().timeIntervalSince1970, id: id, code: code, reason: reason, errors: list, sender: message.userID, payload: payload)
     }
@@ -103,6 +104,11 @@ struct IngestProcessor {
 
     /// Checks one message; a valid event is normalised here, once: for the warnings of its ACK and for evaluation.
     func prepare(_ message: Message, vocabulary: Vocabulary) -> Prepared {
+        if let (count, bytes) = message.oversized {
+            return Self.reject(
+                message, message.frames, id: nil, code: 413,
+                reason: "message of \(count) frames and \(bytes) bytes; a request is one JSON frame of at most \(maxEventBytes) bytes", errors: [])
+        }
         let frames = message.frames
         let envelope = Array(frames.dropLast())
         guard frames.count >= 2, let payload = frames.last else {

@@ -178,9 +178,11 @@ struct RequestService: Service {
             for await batch in loop.inbound[socket.index].cancelOnGracefulShutdown() {
                 for message in batch {
                     group.addTask {
-                        let envelope = Array(message.frames.dropLast())
+                        let envelope = message.oversized == nil ? Array(message.frames.dropLast()) : message.frames
                         let reply: String
-                        if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(payload) {
+                        if let (count, bytes) = message.oversized {
+                            reply = ReplayHandler.error("message of \(count) frames and \(bytes) bytes is over the limit; send one JSON frame")
+                        } else if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(payload) {
                             reply = await answer(request, message.userID)
                         } else {
                             reply = ReplayHandler.error("expected one JSON frame")
