@@ -54,9 +54,21 @@ package struct EventSender {
                 rounds.append([id: [index]])
             }
         }
+        // Replies still owed per id: a resend (no answer within `retryAfter`, or a 503) is answered too, and its
+        // answer can arrive after the one that settled the line — while a later round sends that id's corrected
+        // content. The daemon answers each connection in order, so such late answers come first and are skipped.
+        var owed: [String: Int] = [:]
         var gaveUp = false
         for byID in rounds where !gaveUp {
-            gaveUp = try !exchange(byID, events: events, socket: socket, outcomes: &outcomes)
+            gaveUp = try !exchange(byID, events: events, socket: socket, outcomes: &outcomes, owed: &owed)
+        }
+        // Events without an id are matched by order alone: first take every late answer still owed.
+        let drainUntil = ContinuousClock.now + retryAfter
+        while !gaveUp, owed.values.contains(where: { $0 > 0 }), ContinuousClock.now < drainUntil {
+            guard try socket.waitForInput(timeout: 100), let message = try socket.receive(), let payload = message.frames.last,
+                let id = Self.outcome(payload)?.id, let count = owed[id], count > 0
+            else { continue }
+            owed[id] = count - 1
         }
         for index in ids.indices where ids[index] == nil && !gaveUp {
             guard try socket.send([events[index]], dontWait: false) else { continue }
@@ -75,24 +87,36 @@ package struct EventSender {
     /// the daemon stayed silent for ``giveUpAfter`` (the time since the last reply, so a long file is not cut
     /// short while answers keep coming).
     private func exchange(
-        _ byID: [String: [Int]], events: [[UInt8]], socket: ZMQSocket, outcomes: inout [Outcome?]
+        _ byID: [String: [Int]], events: [[UInt8]], socket: ZMQSocket, outcomes: inout [Outcome?], owed: inout [String: Int]
     ) throws -> Bool {
         var queue = byID.values.map { $0[0] }.sorted()
         var inFlight: [Int: ContinuousClock.Instant] = [:]
         var deadline = ContinuousClock.now + giveUpAfter
+        // Answers still owed to earlier rounds' sends: they come before any answer to this round's.
+        var stale = owed
+        let idOf = Dictionary(uniqueKeysWithValues: byID.map { ($0.value[0], $0.key) })
+        func sendCopy(_ index: Int) throws -> Bool {
+            guard try socket.send([events[index]], dontWait: false) else { return false }
+            owed[idOf[index]!, default: 0] += 1
+            return true
+        }
         while !queue.isEmpty || !inFlight.isEmpty {
             while inFlight.count < window, !queue.isEmpty {
                 let index = queue.removeFirst()
-                if try !socket.send([events[index]], dontWait: false) {
+                if try !sendCopy(index) {
                     queue.insert(index, at: 0)  // no peer yet: try again after checking the deadline
                     break
                 }
                 inFlight[index] = .now
             }
             if try socket.waitForInput(timeout: 100), let message = try socket.receive() {
-                guard let payload = message.frames.last, let reply = Self.outcome(payload), let indexes = byID[reply.id],
-                    inFlight[indexes[0]] != nil
-                else { continue }
+                guard let payload = message.frames.last, let reply = Self.outcome(payload) else { continue }
+                if let count = owed[reply.id], count > 0 { owed[reply.id] = count - 1 }
+                if let count = stale[reply.id], count > 0 {
+                    stale[reply.id] = count - 1  // the answer to an earlier round's content
+                    continue
+                }
+                guard let indexes = byID[reply.id], inFlight[indexes[0]] != nil else { continue }
                 deadline = .now + giveUpAfter
                 if reply.code == 503 {
                     inFlight[indexes[0]] = .now + retryAfter  // resend after the pause
@@ -102,7 +126,7 @@ package struct EventSender {
                 for index in indexes { outcomes[index] = reply }
             }
             for (index, sentAt) in inFlight where ContinuousClock.now - sentAt > retryAfter {
-                _ = try socket.send([events[index]], dontWait: false)  // same bytes, same id
+                _ = try sendCopy(index)  // same bytes, same id
                 inFlight[index] = .now
             }
             if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty { return false }

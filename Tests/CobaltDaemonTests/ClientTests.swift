@@ -1,6 +1,7 @@
 /// The clients (CobaltClient) against peers that misbehave in ways the daemon never does.
 import CobaltClient
 import Foundation
+import Synchronization
 import Testing
 import ZeroMQ
 
@@ -58,5 +59,53 @@ import ZeroMQ
         let outcomes = try sender.send(events, context: context)
         #expect(outcomes.map(\.id) == ["quiet-1", "quiet-2", "quiet-3"])
         #expect(outcomes.allSatisfy { $0.status == "unanswered" && ($0.reason ?? "").contains("no answer from") }, "\(outcomes)")
+    }
+
+    /// A line resent because its answer was slow is answered twice. When the file then corrects that event (same id,
+    /// other content), the late second answer — `duplicate`, for the first content — must not be taken for the
+    /// correction's: the correction's own answer (here 409) is what the line gets. A hand-driven ROUTER answers the
+    /// first copy slowly, in order, as the daemon does.
+    @Test func aLateAnswerToAResendIsNotTakenForACorrectionsAnswer() throws {
+        let first = Array(#"{"id": "fix-1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z", "diet": "vegan"}"#.utf8)
+        let corrected = Array(#"{"id": "fix-1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z", "diet": "omnivore"}"#.utf8)
+        let context = try ZMQContext()
+        let bound = Mutex<String?>(nil)
+        let serving = Thread {
+            // The socket lives on this thread only (sockets are thread-confined).
+            guard let server = try? ZMQSocket(context: context, type: .router) else { return }
+            defer { server.close() }
+            guard (try? server.bind("tcp://127.0.0.1:*")) != nil, let endpoint = try? server.lastEndpoint else { return }
+            bound.withLock { $0 = endpoint }
+            var copiesOfFirst = 0
+            while true {  // until the sender has been quiet for a while
+                guard (try? server.waitForInput(timeout: 2_000)) == true, let message = try? server.receive(), message.frames.count == 2 else { return }
+                let reply: String
+                if message.frames[1] == first {
+                    copiesOfFirst += 1
+                    if copiesOfFirst == 1 {
+                        Thread.sleep(forTimeInterval: 0.5)  // slower than the sender's retryAfter: it resends
+                        reply = #"{"id": "fix-1", "status": "accepted", "code": 200}"#
+                    } else {
+                        reply = #"{"id": "fix-1", "status": "duplicate", "code": 200}"#
+                    }
+                } else {
+                    reply = #"{"id": "fix-1", "status": "rejected", "code": 409, "reason": "id already used with other content"}"#
+                }
+                _ = try? server.send([message.frames[0], Array(reply.utf8)])
+            }
+        }
+        serving.start()
+        var waiting: String?
+        for _ in 0..<200 where waiting == nil {
+            waiting = bound.withLock { $0 }
+            if waiting == nil { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        let endpoint = try #require(waiting)
+        var sender = EventSender(endpoint: endpoint)
+        sender.retryAfter = .milliseconds(200)
+        sender.giveUpAfter = .seconds(5)
+        let outcomes = try sender.send([first, corrected], context: try ZMQContext())
+        #expect(outcomes.map(\.status) == ["accepted", "rejected"], "\(outcomes.map(\.reply))")
+        #expect(outcomes.last?.code == 409)
     }
 }
