@@ -1,5 +1,6 @@
 import CobaltStore
 import Foundation
+import Synchronization
 public import Logging
 import RuleEngine
 import ServiceLifecycle
@@ -87,8 +88,27 @@ public final class Daemon: Sendable {
         let base = specs.count
         let manualSubscriptions = authenticator != nil
         let retained = RetainedOps()
+        // Manual subscriptions (with security): nothing is applied while libzmq's pairing of requests with
+        // connections is broken by a peer's data message (see ManualSubscriptions), or a request could be applied
+        // to another subscriber's connection — one clinic's alerts sent to another's key.
+        let manual = Mutex(ManualSubscriptions())
         let subscriptionHandler: @Sendable (Message, ZMQSocket) -> SocketSpec.Handling = { message, socket in
-            if let authenticator, !authenticator.approveSubscription(message, on: socket) { return .handled }
+            if let authenticator {
+                switch manual.withLock({ $0.check(message, on: socket) }) {
+                case .notASubscription:
+                    authenticator.recordFailure(
+                        address: message.userID ?? "unauthenticated", domain: "alerts",
+                        reason: "a message that is not a subscription; subscriptions queued behind it are not applied")
+                    return .handled
+                case .skipped(_, let topic):
+                    authenticator.recordFailure(
+                        address: message.userID ?? "unauthenticated", domain: "alerts",
+                        reason: "subscription to '\(String(decoding: topic, as: UTF8.self))' not applied (queued behind another peer's non-subscription message); subscribe again")
+                    return .handled
+                case .subscription:
+                    guard authenticator.approveSubscription(message, on: socket) else { return .handled }
+                }
+            }
             retained.subscribed(message, on: socket)
             return .handled
         }

@@ -34,6 +34,8 @@ extension SocketOption where Value == Int32 {
     public static var receiveMore: Self { .init(ZMQ_RCVMORE, "ZMQ_RCVMORE") }
     public static var curveServer: Self { .init(ZMQ_CURVE_SERVER, "ZMQ_CURVE_SERVER") }
     public static var zapEnforceDomain: Self { .init(93, "ZMQ_ZAP_ENFORCE_DOMAIN") }
+    /// Read-only: `ZMQ_POLLIN` / `ZMQ_POLLOUT` bits (see ``ZMQSocket/hasInput``).
+    public static var events: Self { .init(ZMQ_EVENTS, "ZMQ_EVENTS") }
 }
 
 extension SocketOption where Value == Int64 {

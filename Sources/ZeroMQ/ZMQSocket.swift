@@ -2,7 +2,7 @@ internal import CZeroMQ
 
 /// The socket types Cobalt uses.
 public enum SocketType: Sendable {
-    case router, dealer, xpub, pub, sub, req, rep
+    case router, dealer, xpub, pub, sub, xsub, req, rep
 
     var raw: Int32 {
         switch self {
@@ -11,6 +11,7 @@ public enum SocketType: Sendable {
         case .xpub: return ZMQ_XPUB
         case .pub: return ZMQ_PUB
         case .sub: return ZMQ_SUB
+        case .xsub: return ZMQ_XSUB
         case .req: return ZMQ_REQ
         case .rep: return ZMQ_REP
         }
@@ -221,6 +222,11 @@ public final class ZMQSocket {
             return Message(frames: Array(frames.prefix(1)), userID: userID, oversized: (count, bytes))
         }
         return Message(frames: frames, userID: userID)
+    }
+
+    /// Whether a message can be read now, without waiting (`ZMQ_EVENTS` has `ZMQ_POLLIN`).
+    public var hasInput: Bool {
+        ((try? get(.events)) ?? 0) & Int32(ZMQ_POLLIN) != 0
     }
 
     /// Polls this single socket for input up to `timeout` milliseconds (−1 waits forever).

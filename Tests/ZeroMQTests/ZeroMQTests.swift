@@ -118,6 +118,62 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
         #expect(results[3]?.frames == [id, [], Array("ok".utf8)] && results[3]?.oversized == nil)
     }
 
+    /// libzmq 4.3 in manual mode: a data message from an XSUB peer, queued before another subscriber's request,
+    /// makes that request apply to the connection queued after it — here the XSUB peer's, which would then receive
+    /// clinic B's alerts. Read through ``ManualSubscriptions``, nothing queued behind such a message is applied:
+    /// clinic B's alert reaches nobody (its subscriber resubscribes), and a subscription read once the queue was
+    /// empty is applied to its own connection.
+    @Test func aDataMessageFromAnXSUBPeerCannotStealAnotherSubscription() async throws {
+        let (attacker, victim, late) = try await onThread { () -> ([String], [String], [String]) in
+            let context = try ZMQContext()
+            let xpub = try ZMQSocket(context: context, type: .xpub)
+            try xpub.set(.xpubManual, 1)
+            try xpub.set(.xpubVerbose, 1)
+            try xpub.bind("tcp://127.0.0.1:*")
+            let endpoint = try xpub.lastEndpoint
+            func settle() { Thread.sleep(forTimeInterval: 0.2); _ = xpub.hasInput }  // let libzmq queue what arrived
+            let attacker = try ZMQSocket(context: context, type: .xsub)
+            try attacker.connect(endpoint)
+            settle()
+            try attacker.send([Array("\u{5}junk".utf8)])
+            settle()
+            let victim = try ZMQSocket(context: context, type: .sub)
+            try victim.set(.subscribe, Array("clinic/B/".utf8))
+            try victim.connect(endpoint)
+            settle()
+            try attacker.send([[1] + Array("clinic/X/".utf8)])
+            settle()
+            var subscriptions = ManualSubscriptions()
+            func drain() throws {
+                while let message = try xpub.receive(dontWait: true) {
+                    if case .subscription(let subscribe, let topic) = subscriptions.check(message, on: xpub) {
+                        try xpub.set(subscribe ? .subscribe : .unsubscribe, topic)
+                    }
+                }
+            }
+            try drain()
+            // Once the queue is empty, pairing is sound again: a later subscriber gets what it asked for.
+            let late = try ZMQSocket(context: context, type: .sub)
+            try late.set(.subscribe, Array("clinic/C/".utf8))
+            try late.connect(endpoint)
+            settle()
+            try drain()
+            for topic in ["clinic/B/alert", "clinic/X/alert", "clinic/C/alert"] {
+                _ = try xpub.send([Array(topic.utf8), Array("body".utf8)])
+            }
+            Thread.sleep(forTimeInterval: 0.3)
+            func topics(_ socket: ZMQSocket) throws -> [String] {
+                var seen: [String] = []
+                while let message = try socket.receive(dontWait: true) { seen.append(String(decoding: message.frames[0], as: UTF8.self)) }
+                return seen
+            }
+            return (try topics(attacker), try topics(victim), try topics(late))
+        }
+        #expect(!attacker.contains("clinic/B/alert"), "\(attacker)")
+        #expect(victim.isEmpty, "\(victim)")
+        #expect(late == ["clinic/C/alert"], "\(late)")
+    }
+
     @Test func routerMandatoryReportsUnknownPeers() throws {
         let context = try ZMQContext()
         let router = try ZMQSocket(context: context, type: .router)

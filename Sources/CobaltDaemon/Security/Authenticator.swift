@@ -131,7 +131,7 @@ final class Authenticator: Sendable {
     }
 
     /// Counts an authentication failure and logs it at a bounded rate, with the peer address, never a secret.
-    private func recordFailure(address: String, domain: String, reason: String) {
+    func recordFailure(address: String, domain: String, reason: String) {
         failureCounters.increment([domain])
         let (count, log) = failures.withLock { state -> (Int, Bool) in
             state.count += 1
