@@ -24,19 +24,37 @@ package final class Subscriber {
     package private(set) var cursor: Cursor
     /// Gaps detected and repaired from replay (for tests and the summary).
     package private(set) var gapsRepaired = 0
-    private let sub: ZMQSocket
+    /// How long without a heartbeat or alert before the subscription is made again on a new connection (the
+    /// daemon sends a heartbeat every second by default). A daemon can refuse to apply a subscription (with
+    /// security, one queued behind another peer's stray message), and PUB/SUB says nothing when it does.
+    package var silenceLimit: Duration = .seconds(10)
+    /// Subscriptions made again after a silence (for tests and the summary).
+    package private(set) var resubscriptions = 0
+    private var sub: ZMQSocket
     private let replay: Requester
+    private let context: ZMQContext
+    private let alerts: String
+    private let security: ClientSecurity?
+    private var lastHeard = ContinuousClock.now
 
     package init(
         context: ZMQContext, alerts: String, replay: String, clinic: String, cursor: Cursor = Cursor(), security: ClientSecurity? = nil
     ) throws {
         self.clinic = clinic
         self.cursor = cursor
-        sub = try ZMQSocket(context: context, type: .sub)
+        self.context = context
+        self.alerts = alerts
+        self.security = security
+        sub = try Self.subscribe(context: context, alerts: alerts, clinic: clinic, security: security)
+        self.replay = try Requester(context: context, endpoint: replay, security: security)
+    }
+
+    private static func subscribe(context: ZMQContext, alerts: String, clinic: String, security: ClientSecurity?) throws -> ZMQSocket {
+        let sub = try ZMQSocket(context: context, type: .sub)
         try security?.apply(to: sub)
         try sub.set(.subscribe, Array("clinic/\(clinic)/".utf8))
         try sub.connect(alerts)
-        self.replay = try Requester(context: context, endpoint: replay, security: security)
+        return sub
     }
 
     deinit {
@@ -84,7 +102,16 @@ package final class Subscriber {
     /// Returns whether any alert was delivered (heartbeats alone do not count).
     @discardableResult
     package func poll(timeout: Int, _ deliver: (String) throws -> Void) throws -> Bool {
-        guard try sub.waitForInput(timeout: timeout) else { return false }
+        guard try sub.waitForInput(timeout: timeout) else {
+            if ContinuousClock.now - lastHeard > silenceLimit {
+                // Subscribe again on a new connection; the next heartbeat shows what was missed, and replay fills it.
+                sub.close()
+                sub = try Self.subscribe(context: context, alerts: alerts, clinic: clinic, security: security)
+                resubscriptions += 1
+                lastHeard = .now
+            }
+            return false
+        }
         let before = cursor.last
         while let message = try sub.receive(dontWait: true) {
             guard message.frames.count == 2 else { continue }
@@ -93,6 +120,7 @@ package final class Subscriber {
             let topic = String(decoding: message.frames[0], as: UTF8.self)
             guard topic == alertTopic || topic == heartbeatTopic else { continue }
             guard case .object(let fields) = try JSONValue.parse(message.frames[1]) else { continue }
+            lastHeard = .now
             let epoch = fields["epoch"]?.stringValue
             if topic == heartbeatTopic {
                 if let last = fields["last"]?.int64Value, last > cursor.last || epoch != cursor.epoch {

@@ -44,6 +44,40 @@ import ZeroMQ
     }
 }
 
+/// A subscription the daemon never applied (with security, one queued behind another peer's stray message) shows
+/// as silence: no heartbeats. After ``Subscriber/silenceLimit`` the subscriber subscribes again on a new
+/// connection, and the heartbeats (and alerts) arrive.
+@Suite(.timeLimit(.minutes(1))) struct SubscriberSilenceTests {
+    @Test func silenceEndsInANewSubscription() throws {
+        let context = try ZMQContext()
+        let publisher = try ZMQSocket(context: context, type: .xpub)
+        defer { publisher.close() }
+        try publisher.set(.xpubManual, 1)
+        try publisher.bind("tcp://127.0.0.1:*")
+        let subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: "tcp://127.0.0.1:9", clinic: "north",
+            cursor: .init(epoch: "e1", last: 0))
+        subscriber.silenceLimit = .milliseconds(400)
+        var requests = 0
+        var delivered: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while delivered.isEmpty, ContinuousClock.now < deadline {
+            while let request = try publisher.receive(dontWait: true) {
+                requests += 1
+                // The first request is not applied, as if the daemon had skipped it; later ones are.
+                if requests > 1, let frame = request.frames.first, frame.first == 1 { try publisher.set(.subscribe, Array(frame.dropFirst())) }
+            }
+            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": 0}"#.utf8)])
+            if requests > 1 {
+                _ = try publisher.send([Array("clinic/north/alert".utf8), Array(#"{"clinic": "north", "epoch": "e1", "seq": 1}"#.utf8)])
+            }
+            try subscriber.poll(timeout: 100) { delivered.append($0) }
+        }
+        #expect(subscriber.resubscriptions >= 1 && requests >= 2, "\(subscriber.resubscriptions) resubscriptions, \(requests) requests")
+        #expect(delivered.count == 1 && subscriber.cursor.last == 1, "\(delivered)")
+    }
+}
+
 /// `cobalt send` when nobody answers: it gives up after ``EventSender/giveUpAfter`` of silence and still returns an
 /// outcome for every line (unanswered, saying what to check) instead of failing without any.
 @Suite(.timeLimit(.minutes(1))) struct EventSenderTests {
