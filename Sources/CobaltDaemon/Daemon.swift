@@ -88,6 +88,7 @@ public final class Daemon: Sendable {
         let base = specs.count
         let manualSubscriptions = authenticator != nil
         let retained = RetainedOps()
+        let subscribedClinics = SubscribedClinics()
         // Manual subscriptions (with security): nothing is applied while libzmq's pairing of requests with
         // connections is broken by a peer's data message (see ManualSubscriptions), or a request could be applied
         // to another subscriber's connection — one clinic's alerts sent to another's key.
@@ -110,6 +111,7 @@ public final class Daemon: Sendable {
                 }
             }
             retained.subscribed(message, on: socket)
+            if let frame = message.frames.first, frame.first == 1 { subscribedClinics.note(frame.dropFirst()) }
             return .handled
         }
         let alertsOptions: @Sendable (ZMQSocket) throws -> Void = { socket in
@@ -159,7 +161,7 @@ public final class Daemon: Sendable {
         let rules = RulesHolder(bundle)
         let statistics = Statistics()
         let publisher = Publisher(loop: loop, socket: alertsSocket, epoch: store.epoch, lastSequences: try await store.lastSequences(),
-            retained: retained)
+            retained: retained, subscribed: subscribedClinics)
         let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
         let handOff = HandOff(
             capacity: configuration.handOffEvents, patience: .milliseconds(configuration.handOffWaitMilliseconds))

@@ -104,6 +104,27 @@ final class Listener: Sendable {
     }
 }
 
+/// Heartbeats go to every clinic someone subscribes to, not only clinics that have had alerts: a subscriber can
+/// then tell a quiet clinic from a subscription that does not work (and subscribe again, see ``Subscriber``).
+@Suite(.timeLimit(.minutes(1))) struct HeartbeatTests {
+    @Test func aSubscribedClinicWithoutAlertsGetsHeartbeats() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let listener = try await Listener(daemon.endpoints.alerts, topic: "clinic/quiet/")
+            var beats: [JSONObject] = []
+            for _ in 0..<50 where beats.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                beats = listener.bodies.filter { $0["type"] == .string("heartbeat") }
+            }
+            try await listener.stop()
+            #expect(beats.first?["clinic"] == .string("quiet") && beats.first?["last"] == .number(0), "\(beats)")
+            let status = try await request(#"{"command": "status"}"#, to: daemon.endpoints.control)
+            #expect(status["clinics"] == .object(JSONObject([:])), "a clinic without alerts has no last seq: \(status["clinics"] ?? .null)")
+        }
+    }
+}
+
 @Suite(.timeLimit(.minutes(3))) struct ReloadTests {
     /// `ops/start` goes out before anyone can have subscribed. The events that describe the daemon's state — its
     /// start and the rule set that last went live — are sent again, marked `retained`, for each later
@@ -138,7 +159,8 @@ final class Listener: Sendable {
                     "ops/start start - retained", "ops/ruleset ruleset live", "ops/ruleset ruleset rejected",
                     "ops/ruleset ruleset live retained", "ops/start start - retained", "ops/ruleset ruleset live retained",
                 ])
-                #expect(clinic.lines.isEmpty)
+                // Nothing retained goes to a clinic's subscriber: only its heartbeats (sent to subscribed clinics).
+                #expect(clinic.lines.allSatisfy { $0 == "clinic/north/heartbeat heartbeat -" }, "\(clinic.lines)")
 
                 // A client that subscribes over and over gets copies sent at a bounded rate, not one per subscription.
                 let before = first.lines.count

@@ -18,13 +18,18 @@ final class Publisher: Sendable {
     private let last: Mutex<[String: Int64]>
 
     private let retained: RetainedOps
+    private let subscribed: SubscribedClinics
 
-    init(loop: SocketLoop, socket: SocketLoop.Socket, epoch: String, lastSequences: [String: Int64], retained: RetainedOps) {
+    init(
+        loop: SocketLoop, socket: SocketLoop.Socket, epoch: String, lastSequences: [String: Int64], retained: RetainedOps,
+        subscribed: SubscribedClinics = SubscribedClinics()
+    ) {
         self.loop = loop
         self.socket = socket
         self.epoch = epoch
         self.last = Mutex(lastSequences)
         self.retained = retained
+        self.subscribed = subscribed
     }
 
     static func alertTopic(_ clinic: String) -> String { "clinic/\(clinic)/alert" }
@@ -41,11 +46,15 @@ final class Publisher: Sendable {
         }
     }
 
-    /// Sends one heartbeat per known clinic.
+    /// Sends one heartbeat per clinic with alerts or subscribers (`last` 0 before its first alert), so that a
+    /// subscriber hears from its clinic every interval and can tell silence from a quiet clinic.
     func heartbeat() {
         let now = Timestamp.format(Date().timeIntervalSince1970)
+        let watched = subscribed.all
         last.withLock { last in
-            let messages = last.map { clinic, seq in
+            var clinics = last
+            for clinic in watched where clinics[clinic] == nil { clinics[clinic] = 0 }
+            let messages = clinics.map { clinic, seq in
                 let json = "{\"type\":\"heartbeat\",\"clinic\":\(clinic.jsonQuoted),\"epoch\":\(epoch.jsonQuoted),\"last\":\(seq),\"time\":\(now.jsonQuoted)}"
                 return [Array(Self.heartbeatTopic(clinic).utf8), Array(json.utf8)]
             }
@@ -64,6 +73,27 @@ final class Publisher: Sendable {
     }
 
     var lastSequences: [String: Int64] { last.withLock { $0 } }
+}
+
+/// The clinics subscribers have asked for by name (`clinic/<id>/…`), for their heartbeats before any alert. At most
+/// ``limit``: without security anyone on loopback may subscribe, and each clinic costs a heartbeat a second.
+final class SubscribedClinics: Sendable {
+    static let limit = 1_000
+    private let clinics = Mutex<Set<String>>([])
+
+    init() {}
+
+    /// Notes the clinic a subscription prefix names, if it names one.
+    func note(_ prefix: some Collection<UInt8>) {
+        let text = String(decoding: prefix, as: UTF8.self)
+        guard text.hasPrefix("clinic/") else { return }
+        let rest = text.dropFirst("clinic/".count)
+        guard let slash = rest.firstIndex(of: "/"), slash > rest.startIndex else { return }
+        let clinic = String(rest[..<slash])
+        clinics.withLock { if $0.count < Self.limit { $0.insert(clinic) } }
+    }
+
+    var all: Set<String> { clinics.withLock { $0 } }
 }
 
 /// The operational events that describe the daemon's state — `ops/start`, and the last `ops/ruleset` that went
