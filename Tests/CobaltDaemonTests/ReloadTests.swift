@@ -51,6 +51,24 @@ func edit(_ file: String, _ old: String, _ new: String) throws {
     try text.replacingOccurrences(of: old, with: new).write(toFile: file, atomically: true, encoding: .utf8)
 }
 
+/// A test configuration whose watcher looks at the rules every 100 ms and reloads after 300 ms of quiet.
+func watchingConfiguration(_ scratch: ScratchDirectory, rules: String) -> DaemonConfiguration {
+    var configuration = testConfiguration(directory: scratch.path, rules: rules)
+    configuration.watchIntervalMilliseconds = 100
+    configuration.watchSettleMilliseconds = 300
+    return configuration
+}
+
+/// The running rule-set hash once it differs from `original` (the watcher has reloaded), or `original` after 6 s.
+func hashAfterWatcherReload(control: String, from original: String) async throws -> String {
+    var live = original
+    for _ in 0..<60 where live == original {
+        try await Task.sleep(for: .milliseconds(100))
+        live = try await runningHash(control: control)
+    }
+    return live
+}
+
 func runningHash(control: String) async throws -> String {
     let status = try await request(#"{"command": "status"}"#, to: control)
     guard case .object(let ruleset)? = status["ruleset"], let hash = ruleset["hash"]?.stringValue else { return "" }
@@ -331,10 +349,7 @@ final class Listener: Sendable {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let rules = try copyRules(into: scratch)
-        var configuration = testConfiguration(directory: scratch.path, rules: rules)
-        configuration.watchIntervalMilliseconds = 100
-        configuration.watchSettleMilliseconds = 300
-        try await withRunningDaemon(configuration) { daemon in
+        try await withRunningDaemon(watchingConfiguration(scratch, rules: rules)) { daemon in
             let control = daemon.endpoints.control
             let original = try await runningHash(control: control)
             let file = rules + "/rulesets/30-folate-masking.yaml"
@@ -345,12 +360,7 @@ final class Listener: Sendable {
             // Fixed, with a harmless change: goes live once settled.
             try edit(file, "daily_dose(folic_acd) > $folic_acid.masking_above", "daily_dose(folic_acid) > $folic_acid.masking_above")
             try edit(file, "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
-            var live = original
-            for _ in 0..<60 where live == original {
-                try await Task.sleep(for: .milliseconds(100))
-                live = try await runningHash(control: control)
-            }
-            #expect(live != original)
+            #expect(try await hashAfterWatcherReload(control: control, from: original) != original)
         }
     }
 
@@ -365,21 +375,13 @@ final class Listener: Sendable {
         let far = Date(timeIntervalSince1970: 10_413_792_000)  // 2300-01-01
         try FileManager.default.setAttributes([.modificationDate: far], ofItemAtPath: odd)
         #expect((try FileManager.default.attributesOfItem(atPath: odd)[.modificationDate] as? Date) == far)
-        var configuration = testConfiguration(directory: scratch.path, rules: rules)
-        configuration.watchIntervalMilliseconds = 100
-        configuration.watchSettleMilliseconds = 300
-        try await withRunningDaemon(configuration) { daemon in
+        try await withRunningDaemon(watchingConfiguration(scratch, rules: rules)) { daemon in
             let control = daemon.endpoints.control
             let original = try await runningHash(control: control)
             try await Task.sleep(for: .milliseconds(500))  // several looks at the directory
             try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: -11_676_096_000)], ofItemAtPath: odd)  // 1600
             try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
-            var live = original
-            for _ in 0..<60 where live == original {
-                try await Task.sleep(for: .milliseconds(100))
-                live = try await runningHash(control: control)
-            }
-            #expect(live != original)
+            #expect(try await hashAfterWatcherReload(control: control, from: original) != original)
         }
     }
 
