@@ -47,6 +47,23 @@ import Testing
         #expect(fact.name == name)
     }
 
+    /// ICD-10 is a hierarchy: a listed code covers every code below it, and nothing beside it.
+    @Test func icd10CodesCoverTheirSubcodes() {
+        func name(_ code: String, _ system: String = "icd10") -> String? {
+            if case .fact(let fact) = Support.bundled.vocabulary.resolve(.init(system: system, code: code)) { return fact.name }
+            return nil
+        }
+        #expect(name("E10.9") == "type-1-diabetes")
+        #expect(name("E10.65") == "type-1-diabetes")
+        #expect(name("E11.9") == "type-2-diabetes")
+        #expect(name("K70.30") == "liver-disease")
+        #expect(name("F10.20") == "alcohol-excess")
+        #expect(name("D51.01") == "pernicious-anaemia")
+        #expect(name("E1") == nil && name("E12.9") == nil && name("F10.9") == nil && name("K74.5") == nil)
+        #expect(name("K90.4") == nil)  // malabsorption from intolerance: beside coeliac disease (K90.0), not below it
+        #expect(name("2132-99", "loinc") == nil)  // LOINC is not a hierarchy
+    }
+
     /// 16695-9 is B12 in whole blood: it must never be read as serum B12.
     @Test func wholeBloodB12IsExcluded() {
         guard case .excluded(let reason) = Support.bundled.vocabulary.resolve(.init(system: "loinc", code: "16695-9")) else {

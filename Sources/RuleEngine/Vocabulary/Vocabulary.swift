@@ -127,13 +127,27 @@ package struct Vocabulary: Sendable {
     /// Resolves a code as sent in an event.
     package func resolve(_ code: PatientEvent.Code) -> Resolution {
         if let system = code.system {
-            let key = "\(system):\(code.code)".lowercased()
-            if let index = byCode[key] { return .fact(facts[index]) }
-            if let reason = excludedCodes[key] { return .excluded(reason) }
-            return .unknown
+            var key = "\(system):\(code.code)".lowercased()
+            while true {
+                if let index = byCode[key] { return .fact(facts[index]) }
+                if let reason = excludedCodes[key] { return .excluded(reason) }
+                // ICD-10 is a hierarchy: a code stands for every code below it (E10 covers E10.9 and E10.65), so
+                // a code not listed is looked up as its parents, down to the three-character category.
+                guard system == "icd10", let parent = Self.icd10Parent(key) else { return .unknown }
+                key = parent
+            }
         }
         if let index = byName[code.code] { return .fact(facts[index]) }
         return .unknown
+    }
+
+    /// `icd10:e10.65` → `icd10:e10.6` → `icd10:e10`; nil at the three-character category.
+    static func icd10Parent(_ key: String) -> String? {
+        let prefix = "icd10:"
+        guard key.hasPrefix(prefix), key.count > prefix.count + 3 else { return nil }
+        var parent = String(key.dropLast())
+        if parent.hasSuffix(".") { parent.removeLast() }
+        return parent
     }
 
     package enum Resolution {
