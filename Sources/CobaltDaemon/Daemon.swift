@@ -16,6 +16,8 @@ public final class Daemon: Sendable {
     /// The most frames an ingest, replay or control request may have: routing id, empty delimiter (REQ), JSON —
     /// with room for routing ids added by proxies in between.
     static let maximumRequestFrames = 8
+    /// Replies a replay or control peer may leave unread in libzmq's queue (each up to about 1 MB).
+    static let unreadRepliesPerPeer = 64
 
     public struct Endpoints: Sendable, Equatable {
         public let ingest: String
@@ -75,6 +77,13 @@ public final class Daemon: Sendable {
             try socket.set(.routerMandatory, 1)
             try socket.set(.heartbeatInterval, 10_000)
             try socket.set(.heartbeatTimeout, 30_000)
+        }
+        // Replay and control answer one request with one reply, a replay page up to about 1 MB (500 alerts): a
+        // client that sends requests without reading the answers must not make the daemon hold thousands of them.
+        // What a peer leaves unread beyond this (and a few held back) is dropped and counted, as on ingest.
+        let requestServer: @Sendable (ZMQSocket) throws -> Void = { socket in
+            try server(socket)
+            try socket.set(.sendHighWaterMark, Int32(Self.unreadRepliesPerPeer))
         }
         let errorLogger = logger
         let undelivered = LabelledCounters("cobalt_replies_undelivered_total", dimensions: ["endpoint", "reason"])
@@ -136,11 +145,11 @@ public final class Daemon: Sendable {
             name: "alerts", type: .xpub, bind: [configuration.alerts], maxInFlight: 1_024, respond: subscriptionHandler,
             configure: secured("alerts", alertsOptions))
         let replaySpec = SocketSpec(
-            name: "replay", type: .router, bind: [configuration.replay], maxInFlight: 64, messageLimit: requestLimit,
-            configure: secured("replay", server))
+            name: "replay", type: .router, bind: [configuration.replay], maxInFlight: 64, heldPerPeer: 16,
+            messageLimit: requestLimit, configure: secured("replay", requestServer))
         let controlSpec = SocketSpec(
-            name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, messageLimit: requestLimit,
-            configure: secured("control", server))
+            name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, heldPerPeer: 16,
+            messageLimit: requestLimit, configure: secured("control", requestServer))
         specs += [ingestSpec, alertsSpec, replaySpec, controlSpec]
         let loop = try await SocketLoop.start(
             context: context, name: "cobalt-sockets", specs: specs,
