@@ -136,7 +136,7 @@ public final class Daemon: Sendable {
         }
         let pending = ThreadQueue<Message>()
         // libzmq's size limit is per frame; a request is a routing id, perhaps an empty delimiter, and one JSON frame.
-        let requestLimit = MessageLimit(frames: Self.maximumRequestFrames, bytes: Int(maxMessage) + 4_096)
+        let requestLimit = MessageSize(frames: Self.maximumRequestFrames, bytes: Int(maxMessage) + 4_096)
         let ingestSpec = SocketSpec(
             name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
             deliver: { pending.put(contentsOf: $0) }, messageLimit: requestLimit,

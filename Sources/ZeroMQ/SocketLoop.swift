@@ -23,9 +23,9 @@ public struct SocketSpec: Sendable {
     /// through `onSendError` with `EAGAIN` — a peer that does not read its replies must not grow memory without
     /// bound, nor hold up anyone else.
     public var heldPerPeer: Int
-    /// The most one inbound message may hold over all its frames (see ``MessageLimit``); larger ones are delivered
+    /// The most one inbound message may hold over all its frames (see ``MessageSize``); larger ones are delivered
     /// as their first frame, marked ``Message/oversized``, for the consumer to refuse.
-    public var messageLimit: MessageLimit
+    public var messageLimit: MessageSize
 
     /// What a handler did with a message.
     public enum Handling: Sendable {
@@ -40,7 +40,7 @@ public struct SocketSpec: Sendable {
     public init(
         name: String, type: SocketType, bind: [String] = [], connect: [String] = [], maxInFlight: Int = 0,
         respond: (@Sendable (Message, ZMQSocket) -> Handling)? = nil,
-        deliver: (@Sendable ([Message]) -> Void)? = nil, heldPerPeer: Int = 1_000, messageLimit: MessageLimit = .none,
+        deliver: (@Sendable ([Message]) -> Void)? = nil, heldPerPeer: Int = 1_000, messageLimit: MessageSize = .unlimited,
         configure: @escaping @Sendable (ZMQSocket) throws -> Void = { _ in }
     ) {
         self.name = name

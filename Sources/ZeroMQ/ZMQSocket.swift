@@ -23,25 +23,21 @@ public struct Message: Sendable, Equatable {
     public var frames: [[UInt8]]
     /// The authenticated identity (ZAP `User-Id`) of the connection, read from a payload frame.
     public var userID: String?
-    /// Set when the message was larger than the receiver's ``MessageLimit``: `frames` then holds only its first
-    /// frame (a ROUTER's routing id, to answer with), and this says how large the whole message was.
-    public var oversized: (frames: Int, bytes: Int)?
+    /// Set when the message was larger than the receiver's limit: `frames` then holds only its first frame (a
+    /// ROUTER's routing id, to answer with), and this is how large the whole message was.
+    public var oversized: MessageSize?
 
-    public init(frames: [[UInt8]], userID: String? = nil, oversized: (frames: Int, bytes: Int)? = nil) {
+    public init(frames: [[UInt8]], userID: String? = nil, oversized: MessageSize? = nil) {
         self.frames = frames
         self.userID = userID
         self.oversized = oversized
     }
-
-    public static func == (a: Message, b: Message) -> Bool {
-        a.frames == b.frames && a.userID == b.userID && a.oversized?.frames == b.oversized?.frames
-            && a.oversized?.bytes == b.oversized?.bytes
-    }
 }
 
-/// The most a received message may hold, over all its frames. libzmq's `ZMQ_MAXMSGSIZE` bounds each frame, not
-/// the message: without this, a peer could send thousands of frames of the maximum size as one message.
-public struct MessageLimit: Sendable {
+/// A message's size over all its frames: a receive limit, or what an oversized message measured. libzmq's
+/// `ZMQ_MAXMSGSIZE` bounds each frame, not the message: without a limit on the whole, a peer could send thousands
+/// of frames of the maximum size as one message.
+public struct MessageSize: Sendable, Equatable {
     public var frames: Int
     public var bytes: Int
 
@@ -50,7 +46,7 @@ public struct MessageLimit: Sendable {
         self.bytes = bytes
     }
 
-    public static let none = MessageLimit(frames: .max, bytes: .max)
+    public static let unlimited = MessageSize(frames: .max, bytes: .max)
 }
 
 /// A libzmq socket. **Not thread-safe**: create, use and close it on one thread (a ``SocketLoop`` thread, or a
@@ -184,7 +180,7 @@ public final class ZMQSocket {
 
     /// Receives one multipart message; `nil` when none is waiting (`EAGAIN` with `dontWait`, or a timeout). A
     /// message beyond `limit` is read to its end but kept only as its first frame, marked ``Message/oversized``.
-    public func receive(dontWait: Bool = true, limit: MessageLimit = .none) throws(ZMQError) -> Message? {
+    public func receive(dontWait: Bool = true, limit: MessageSize = .unlimited) throws(ZMQError) -> Message? {
         let handle = try live("receive")
         var frames: [[UInt8]] = []
         var userID: String?
@@ -219,7 +215,7 @@ public final class ZMQSocket {
             if !more { break }
         }
         guard count <= limit.frames, bytes <= limit.bytes else {
-            return Message(frames: Array(frames.prefix(1)), userID: userID, oversized: (count, bytes))
+            return Message(frames: Array(frames.prefix(1)), userID: userID, oversized: MessageSize(frames: count, bytes: bytes))
         }
         return Message(frames: frames, userID: userID)
     }

@@ -84,7 +84,7 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
     }
 
     /// libzmq's size limit is per frame, so a message of many frames each under it gets through whole; a receive
-    /// with a ``MessageLimit`` keeps only its first frame (the routing id, to answer with) and says how large it
+    /// with a ``MessageSize`` limit keeps only its first frame (the routing id, to answer with) and says how large it
     /// was — whether too many frames or too many bytes — and the next message arrives intact.
     @Test func messagesOverTheWholeMessageLimitKeepOnlyTheirRoutingID() async throws {
         let results = try await onThread { () -> [Message?] in
@@ -95,7 +95,7 @@ func receive(_ socket: ZMQSocket, timeout: Int = 2_000) throws -> Message? {
             let dealer = try ZMQSocket(context: context, type: .dealer)
             try dealer.set(.routingID, Array("sender".utf8))
             try dealer.connect(try router.lastEndpoint)
-            let limit = MessageLimit(frames: 4, bytes: 2_000)
+            let limit = MessageSize(frames: 4, bytes: 2_000)
             func next() throws -> Message? {
                 guard try router.waitForInput(timeout: 2_000) else { return nil }
                 return try router.receive(dontWait: true, limit: limit)

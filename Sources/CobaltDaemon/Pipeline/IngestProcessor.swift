@@ -104,10 +104,10 @@ struct IngestProcessor {
 
     /// Checks one message; a valid event is normalised here, once: for the warnings of its ACK and for evaluation.
     func prepare(_ message: Message, vocabulary: Vocabulary) -> Prepared {
-        if let (count, bytes) = message.oversized {
+        if let size = message.oversized {
             return Self.reject(
                 message, message.frames, id: nil, code: 413,
-                reason: "message of \(count) frames and \(bytes) bytes; a request is one JSON frame of at most \(maxEventBytes) bytes", errors: [])
+                reason: "message of \(size.frames) frames and \(size.bytes) bytes; a request is one JSON frame of at most \(maxEventBytes) bytes", errors: [])
         }
         let frames = message.frames
         let envelope = Array(frames.dropLast())

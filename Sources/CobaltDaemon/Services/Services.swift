@@ -180,8 +180,8 @@ struct RequestService: Service {
                     group.addTask {
                         let envelope = message.oversized == nil ? Array(message.frames.dropLast()) : message.frames
                         let reply: String
-                        if let (count, bytes) = message.oversized {
-                            reply = ReplayHandler.error("message of \(count) frames and \(bytes) bytes is over the limit; send one JSON frame")
+                        if let size = message.oversized {
+                            reply = ReplayHandler.error("message of \(size.frames) frames and \(size.bytes) bytes is over the limit; send one JSON frame")
                         } else if let payload = message.frames.last, message.frames.count >= 2, let request = try? JSONValue.parse(payload) {
                             reply = await answer(request, message.userID)
                         } else {
