@@ -115,8 +115,9 @@ public final class Daemon: Sendable {
                         address: message.userID ?? "unauthenticated", domain: "alerts",
                         reason: "subscription to '\(String(decoding: topic, as: UTF8.self))' not applied (queued behind another peer's non-subscription message); subscribe again")
                     return .handled
-                case .subscription:
-                    guard authenticator.approveSubscription(message, on: socket) else { return .handled }
+                case .subscription(let subscribe, let topic):
+                    guard authenticator.approveSubscription(subscribe: subscribe, topic: topic, userID: message.userID, on: socket)
+                    else { return .handled }
                 }
             }
             retained.subscribed(message, on: socket)

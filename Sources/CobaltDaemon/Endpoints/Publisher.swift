@@ -33,6 +33,15 @@ final class Publisher: Sendable {
     }
 
     static func alertTopic(_ clinic: String) -> String { "clinic/\(clinic)/alert" }
+
+    /// The clinic a subscription prefix names (`clinic/<id>/…`), or nil (`ops/`, `clinic/`, `clinic/<partial id>`).
+    static func clinic(inSubscription prefix: some Collection<UInt8>) -> String? {
+        let text = String(decoding: prefix, as: UTF8.self)
+        guard text.hasPrefix("clinic/") else { return nil }
+        let rest = text.dropFirst("clinic/".count)
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        return String(rest[..<slash])
+    }
     static func heartbeatTopic(_ clinic: String) -> String { "clinic/\(clinic)/heartbeat" }
 
     func publish(_ alerts: [PublishedAlert]) {
@@ -85,11 +94,7 @@ final class SubscribedClinics: Sendable {
 
     /// Notes the clinic a subscription prefix names, if it names one.
     func note(_ prefix: some Collection<UInt8>) {
-        let text = String(decoding: prefix, as: UTF8.self)
-        guard text.hasPrefix("clinic/") else { return }
-        let rest = text.dropFirst("clinic/".count)
-        guard let slash = rest.firstIndex(of: "/"), slash > rest.startIndex else { return }
-        let clinic = String(rest[..<slash])
+        guard let clinic = Publisher.clinic(inSubscription: prefix), !clinic.isEmpty else { return }
         clinics.withLock { if $0.count < Self.limit { $0.insert(clinic) } }
     }
 

@@ -166,24 +166,19 @@ final class Authenticator: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Approves an XPUB subscription (`ZMQ_XPUB_MANUAL`) only for topics of the subscriber's clinics, and `ops/`;
-    /// returns whether it did.
-    func approveSubscription(_ message: Message, on socket: ZMQSocket) -> Bool {
-        guard let frame = message.frames.first, let kind = frame.first else { return false }
-        let topic = Array(frame.dropFirst())
+    /// Approves an XPUB subscription (`ZMQ_XPUB_MANUAL`, read and paired by ``ManualSubscriptions``) only for
+    /// topics of the subscriber's clinics, and `ops/`; applies it and returns whether it did.
+    func approveSubscription(subscribe: Bool, topic: [UInt8], userID: String?, on socket: ZMQSocket) -> Bool {
         let text = String(decoding: topic, as: UTF8.self)
-        guard let principal = principal(userID: message.userID), principal.role == .subscriber else { return false }
+        guard let principal = principal(userID: userID), principal.role == .subscriber else { return false }
         var allowed = text.hasPrefix("ops/")
-        if text.hasPrefix("clinic/") {
-            let rest = text.dropFirst("clinic/".count)
-            if let slash = rest.firstIndex(of: "/") { allowed = principal.allows(clinic: String(rest[..<slash])) }
-        }
+        if let clinic = Publisher.clinic(inSubscription: topic) { allowed = principal.allows(clinic: clinic) }
         if principal.clinics == nil { allowed = true }
         guard allowed else {
             recordFailure(address: principal.userID, domain: "alerts", reason: "subscription to '\(text)' not authorised")
             return false
         }
-        try? socket.set(kind == 1 ? .subscribe : .unsubscribe, topic)
+        try? socket.set(subscribe ? .subscribe : .unsubscribe, topic)
         return true
     }
 }
