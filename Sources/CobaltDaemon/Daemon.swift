@@ -175,8 +175,9 @@ public final class Daemon: Sendable {
         let (work, wake) = AsyncStream<EvaluationPipeline.Work>.makeStream(bufferingPolicy: .unbounded)
         let handOff = HandOff(
             capacity: configuration.handOffEvents, patience: .milliseconds(configuration.handOffWaitMilliseconds))
+        let journal = JournalQueue(store: store)
         let pipeline = EvaluationPipeline(
-            store: store, handOff: handOff, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
+            store: store, committer: journal, handOff: handOff, rules: rules, publisher: publisher, cacheCapacity: configuration.patientCache,
             cacheRecords: configuration.patientCacheRecords, batchSize: configuration.evaluationBatch, workers: configuration.evaluationWorkers, statistics: statistics, logger: logger, requeue: wake)
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
@@ -193,7 +194,7 @@ public final class Daemon: Sendable {
                     statistics: statistics, started: started, reloader: reloader, audit: audit, metrics: metrics)),
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
-                loop: loop, socket: ingestSocket, pending: pending, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
+                loop: loop, socket: ingestSocket, pending: pending, journal: journal, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
                 rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake, logger: logger),
         ]
         if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }

@@ -249,42 +249,56 @@ package final class SQLiteStore: CobaltStore {
     }
 
     package func journal(_ events: [IncomingEvent]) throws -> [JournalOutcome] {
-        let now = Date().timeIntervalSince1970
+        try write { db in try Self.journal(events, in: db) }
+    }
+
+    package func journal(_ events: [IncomingEvent], with evaluations: [EvaluationCommit]) throws
+        -> (outcomes: [JournalOutcome], published: [[PublishedAlert]])
+    {
+        let epoch = self.epoch
         return try write { db in
-            var outcomes: [JournalOutcome] = []
-            outcomes.reserveCapacity(events.count)
-            // Insert first and look the id up only when it was there already: a new event (the usual case) needs
-            // no lookup by id (the insert searches the unique index anyway), only the insert and the move of its
-            // patient's last event. The seq is given, not left to AUTOINCREMENT, which would spend one on an
-            // insert that did nothing: seqs must stay gap-free (``counts(evaluatedThrough:)``).
-            var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0) + 1
-            // Each event names its patient's previous one, which `patient_last_event` holds (see migration v6).
-            // (`WHERE true` tells the parser that `ON CONFLICT` belongs to the insert, not to a join.)
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at, prev_seq)
-                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT seq FROM patient_last_event WHERE patient = ?4) WHERE true
-                ON CONFLICT (id) DO NOTHING
-                """)
-            let moveLast = try db.cachedStatement(sql: """
-                INSERT INTO patient_last_event (patient, seq) VALUES (?, ?) ON CONFLICT (patient) DO UPDATE SET seq = excluded.seq
-                """)
-            let find = try db.cachedStatement(sql: "SELECT seq, digest, body FROM events WHERE id = ?")
-            for event in events {
-                try Self.insert(event, seq: next, receivedAt: now, with: insert, in: db)
-                if db.changesCount == 1 {
-                    try Self.moveLast(patient: event.patient, seq: next, with: moveLast, in: db)
-                    outcomes.append(.accepted(seq: next))
-                    next += 1
-                    continue
-                }
-                guard let row = try Row.fetchOne(find, arguments: [event.id]) else {
-                    throw StoreInconsistency("an event was neither inserted nor found by its id")
-                }
-                let digest: String = row["digest"]
-                outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .sameID(seq: row["seq"], storedBody: row["body"]))
-            }
-            return outcomes
+            // The evaluations first: their events were journaled before this batch.
+            let published = try evaluations.map { try Self.commit($0, epoch: epoch, in: db) }
+            return (events.isEmpty ? [] : try Self.journal(events, in: db), published)
         }
+    }
+
+    /// The journal's statements for one batch, in the caller's transaction.
+    private static func journal(_ events: [IncomingEvent], in db: Database) throws -> [JournalOutcome] {
+        let now = Date().timeIntervalSince1970
+        var outcomes: [JournalOutcome] = []
+        outcomes.reserveCapacity(events.count)
+        // Insert first and look the id up only when it was there already: a new event (the usual case) needs
+        // no lookup by id (the insert searches the unique index anyway), only the insert and the move of its
+        // patient's last event. The seq is given, not left to AUTOINCREMENT, which would spend one on an
+        // insert that did nothing: seqs must stay gap-free (``counts(evaluatedThrough:)``).
+        var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0) + 1
+        // Each event names its patient's previous one, which `patient_last_event` holds (see migration v6).
+        // (`WHERE true` tells the parser that `ON CONFLICT` belongs to the insert, not to a join.)
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO events (seq, id, digest, patient, clinic, time, body, received_at, prev_seq)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT seq FROM patient_last_event WHERE patient = ?4) WHERE true
+            ON CONFLICT (id) DO NOTHING
+            """)
+        let moveLast = try db.cachedStatement(sql: """
+            INSERT INTO patient_last_event (patient, seq) VALUES (?, ?) ON CONFLICT (patient) DO UPDATE SET seq = excluded.seq
+            """)
+        let find = try db.cachedStatement(sql: "SELECT seq, digest, body FROM events WHERE id = ?")
+        for event in events {
+            try Self.insert(event, seq: next, receivedAt: now, with: insert, in: db)
+            if db.changesCount == 1 {
+                try Self.moveLast(patient: event.patient, seq: next, with: moveLast, in: db)
+                outcomes.append(.accepted(seq: next))
+                next += 1
+                continue
+            }
+            guard let row = try Row.fetchOne(find, arguments: [event.id]) else {
+                throw StoreInconsistency("an event was neither inserted nor found by its id")
+            }
+            let digest: String = row["digest"]
+            outcomes.append(digest == event.digest ? .duplicate(seq: row["seq"]) : .sameID(seq: row["seq"], storedBody: row["body"]))
+        }
+        return outcomes
     }
 
     /// Runs the journal's insert for one event. The journal's two statements bind their values where they are
@@ -456,72 +470,76 @@ package final class SQLiteStore: CobaltStore {
         _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
     ) async throws -> [PublishedAlert] {
         let epoch = self.epoch
-        return try await write { db in
-            var published: [PublishedAlert] = []
-            var last: [String: Int64] = [:]
-            // Cached statements: compiled once per connection, not once per alert.
-            let lastSequence = try db.cachedStatement(sql: "SELECT last FROM clinic_sequence WHERE clinic = ?")
-            let log = try db.cachedStatement(
-                sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)")
-            let upsertState = try db.cachedStatement(sql: """
-                INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, severity, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
-                    digest = excluded.digest, severity = excluded.severity, log_seq = excluded.log_seq
-                """)
-            let deleteState = try db.cachedStatement(sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?")
-            let saveSequence = try db.cachedStatement(
-                sql: "INSERT INTO clinic_sequence (clinic, last) VALUES (?, ?) ON CONFLICT (clinic) DO UPDATE SET last = excluded.last")
-            for (eventSeq, changes) in evaluations {
-                for change in changes {
-                    var seq: Int64
-                    if let known = last[change.clinic] {
-                        seq = known
-                    } else {
-                        seq = try Int64.fetchOne(lastSequence, arguments: [change.clinic]) ?? 0
-                    }
-                    seq += 1
-                    last[change.clinic] = seq
-                    var json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: time)
-                    // Bound through SQLite's interface, like the journal's statements (see ``step(_:in:_:)``).
-                    try Self.step(log, in: db) { handle in
-                        Self.bindCopy(handle, 1, change.clinic)
-                        sqlite3_bind_int64(handle, 2, seq)
-                        Self.bindCopy(handle, 3, change.alertID)
-                        Self.bindCopy(handle, 4, change.status.rawValue)
-                        sqlite3_bind_int64(handle, 5, eventSeq)
-                        return json.withUTF8 { json in
-                            Self.bindText(handle, 6, json)  // about 2 KB: not copied
-                            return sqlite3_step(handle)
-                        }
-                    }
-                    switch change.status {
-                    case .firing, .updated:
-                        try Self.step(upsertState, in: db) { handle in
-                            Self.bindCopy(handle, 1, change.patient)
-                            Self.bindCopy(handle, 2, change.rule)
-                            Self.bindCopy(handle, 3, change.clinic)
-                            Self.bindCopy(handle, 4, change.alertID)
-                            Self.bindCopy(handle, 5, change.digest)
-                            Self.bindCopy(handle, 6, change.severity)
-                            sqlite3_bind_int64(handle, 7, seq)
-                            return sqlite3_step(handle)
-                        }
-                    case .resolved:
-                        try Self.step(deleteState, in: db) { handle in
-                            Self.bindCopy(handle, 1, change.patient)
-                            Self.bindCopy(handle, 2, change.rule)
-                            return sqlite3_step(handle)
-                        }
-                    }
-                    published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
+        let commit = EvaluationCommit(evaluations, through: through, at: time)
+        return try await write { db in try Self.commit(commit, epoch: epoch, in: db) }
+    }
+
+    /// The statements of one evaluation commit, in the caller's transaction.
+    private static func commit(_ commit: EvaluationCommit, epoch: String, in db: Database) throws -> [PublishedAlert] {
+        var published: [PublishedAlert] = []
+        var last: [String: Int64] = [:]
+        // Cached statements: compiled once per connection, not once per alert.
+        let lastSequence = try db.cachedStatement(sql: "SELECT last FROM clinic_sequence WHERE clinic = ?")
+        let log = try db.cachedStatement(
+            sql: "INSERT INTO alert_log (clinic, seq, alert_id, status, event_seq, body) VALUES (?, ?, ?, ?, ?, ?)")
+        let upsertState = try db.cachedStatement(sql: """
+            INSERT INTO alert_state (patient, rule, clinic, alert_id, digest, severity, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (patient, rule) DO UPDATE SET clinic = excluded.clinic, alert_id = excluded.alert_id,
+                digest = excluded.digest, severity = excluded.severity, log_seq = excluded.log_seq
+            """)
+        let deleteState = try db.cachedStatement(sql: "DELETE FROM alert_state WHERE patient = ? AND rule = ?")
+        let saveSequence = try db.cachedStatement(
+            sql: "INSERT INTO clinic_sequence (clinic, last) VALUES (?, ?) ON CONFLICT (clinic) DO UPDATE SET last = excluded.last")
+        for (eventSeq, changes) in commit.evaluations {
+            for change in changes {
+                var seq: Int64
+                if let known = last[change.clinic] {
+                    seq = known
+                } else {
+                    seq = try Int64.fetchOne(lastSequence, arguments: [change.clinic]) ?? 0
                 }
+                seq += 1
+                last[change.clinic] = seq
+                var json = Self.publishedJSON(change.body, seq: seq, epoch: epoch, status: change.status, time: commit.time)
+                // Bound through SQLite's interface, like the journal's statements (see ``step(_:in:_:)``).
+                try Self.step(log, in: db) { handle in
+                    Self.bindCopy(handle, 1, change.clinic)
+                    sqlite3_bind_int64(handle, 2, seq)
+                    Self.bindCopy(handle, 3, change.alertID)
+                    Self.bindCopy(handle, 4, change.status.rawValue)
+                    sqlite3_bind_int64(handle, 5, eventSeq)
+                    return json.withUTF8 { json in
+                        Self.bindText(handle, 6, json)  // about 2 KB: not copied
+                        return sqlite3_step(handle)
+                    }
+                }
+                switch change.status {
+                case .firing, .updated:
+                    try Self.step(upsertState, in: db) { handle in
+                        Self.bindCopy(handle, 1, change.patient)
+                        Self.bindCopy(handle, 2, change.rule)
+                        Self.bindCopy(handle, 3, change.clinic)
+                        Self.bindCopy(handle, 4, change.alertID)
+                        Self.bindCopy(handle, 5, change.digest)
+                        Self.bindCopy(handle, 6, change.severity)
+                        sqlite3_bind_int64(handle, 7, seq)
+                        return sqlite3_step(handle)
+                    }
+                case .resolved:
+                    try Self.step(deleteState, in: db) { handle in
+                        Self.bindCopy(handle, 1, change.patient)
+                        Self.bindCopy(handle, 2, change.rule)
+                        return sqlite3_step(handle)
+                    }
+                }
+                published.append(PublishedAlert(clinic: change.clinic, seq: seq, alertID: change.alertID, status: change.status, json: json))
             }
-            for (clinic, seq) in last {
-                try saveSequence.execute(arguments: [clinic, seq])
-            }
-            try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [through])
-            return published
         }
+        for (clinic, seq) in last {
+            try saveSequence.execute(arguments: [clinic, seq])
+        }
+        try db.execute(sql: "UPDATE evaluation_progress SET through = max(through, ?)", arguments: [commit.through])
+        return published
     }
 
     /// Inserts `seq`, `epoch`, `status` and `time` at the front of an alert JSON object.

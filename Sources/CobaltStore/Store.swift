@@ -114,9 +114,36 @@ package struct StoreCounts: Sendable, Equatable {
     }
 }
 
+/// One evaluation commit (the arguments of ``EvaluationCommitting/commitEvaluations(_:through:at:)``), to be
+/// written in a journal batch's transaction (``CobaltStore/journal(_:with:)``).
+package struct EvaluationCommit: Sendable {
+    package var evaluations: [(eventSeq: Int64, changes: [AlertChange])]
+    package var through: Int64
+    package var time: String
+
+    package init(_ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String) {
+        self.evaluations = evaluations
+        self.through = through
+        self.time = time
+    }
+}
+
+/// Where the evaluation pipeline commits what it concluded: the store itself, or the daemon's journal thread,
+/// which writes it in the transaction of the next journal batch.
+package protocol EvaluationCommitting: Sendable {
+    /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
+    /// sequence numbers, updates alert states, and records every event up to `through` as evaluated (events are
+    /// evaluated in journal order, and the watermark never moves back; a re-evaluation after a rule change has no
+    /// event: `eventSeq` 0, and passes the pipeline's watermark). `time` (RFC 3339) is the evaluation time stamped
+    /// on the alerts. Returns what to publish.
+    func commitEvaluations(
+        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
+    ) async throws -> [PublishedAlert]
+}
+
 /// Persistence behind the pipeline. SQLite (``SQLiteStore``) is the embedded default; the protocol is the seam
 /// for a shared PostgreSQL backend when daemons are sharded by patient.
-package protocol CobaltStore: Sendable {
+package protocol CobaltStore: EvaluationCommitting {
     /// The alert stream's epoch: fixed when the store is created, so sequence numbers are comparable within it.
     var epoch: String { get }
 
@@ -124,6 +151,12 @@ package protocol CobaltStore: Sendable {
     /// thread until the transaction is durable: ingest calls it from a thread of its own, never from the
     /// concurrency pool (an acknowledgement then waits for no task scheduling, and no task waits for the disk).
     func journal(_ events: [IncomingEvent]) throws -> [JournalOutcome]
+
+    /// Journals a batch (possibly empty) and writes evaluation commits (each as
+    /// ``EvaluationCommitting/commitEvaluations(_:through:at:)`` would, in order, before the batch) in one durable
+    /// transaction: one fsync for all. A failure fails every part (nothing is written). Blocks like ``journal(_:)``.
+    func journal(_ events: [IncomingEvent], with evaluations: [EvaluationCommit]) throws
+        -> (outcomes: [JournalOutcome], published: [[PublishedAlert]])
 
     /// Events not yet evaluated, in journal order, after `seq`.
     func unevaluated(after seq: Int64, limit: Int) async throws -> [StoredEvent]
@@ -134,15 +167,6 @@ package protocol CobaltStore: Sendable {
 
     /// The stored alert states of some patients, by patient then rule.
     func alertStates(patients: [String]) async throws -> [AlertState]
-
-    /// Records evaluations in one transaction: appends the changes to the alert log with gap-free per-clinic
-    /// sequence numbers, updates alert states, and records every event up to `through` as evaluated (events are
-    /// evaluated in journal order, and the watermark never moves back; a re-evaluation after a rule change has no
-    /// event: `eventSeq` 0, and passes the pipeline's watermark). `time` (RFC 3339) is the evaluation time stamped
-    /// on the alerts. Returns what to publish.
-    func commitEvaluations(
-        _ evaluations: [(eventSeq: Int64, changes: [AlertChange])], through: Int64, at time: String
-    ) async throws -> [PublishedAlert]
 
     /// The journal sequence number through which every event has been evaluated.
     func evaluatedThrough() async throws -> Int64

@@ -10,37 +10,59 @@ import Testing
         range.map { JournaledEvent(seq: $0, patient: "p", clinic: "c", event: nil, vocabularyHash: "") }
     }
 
+    /// A batch as ingest hands it over: room reserved for its messages, then its events pushed.
+    private func handOver(_ handOff: HandOff, _ range: ClosedRange<Int64>) {
+        handOff.reserve(range.count)
+        handOff.push(events(range), reserved: range.count)
+    }
+
     @Test func handsOverInOrderAndKeepsAGapFreePrefixWhenItMayNotWait() {
         let handOff = HandOff(capacity: 4, patience: .zero)
-        handOff.push(events(1...2))
-        handOff.push(events(3...4))
+        handOver(handOff, 1...2)
+        handOver(handOff, 3...4)
         let first = handOff.take()
         #expect(first.events.map(\.seq) == [1, 2, 3, 4] && !first.overflowed)
-        handOff.push(events(5...7))
-        handOff.push(events(8...9))  // 5 > 4: left out, the pipeline must read the journal after 7
-        handOff.push(events(10...10))  // left out too until taken: it would leave a hole
+        handOver(handOff, 5...7)
+        handOver(handOff, 8...9)  // 5 > 4: left out, the pipeline must read the journal after 7
+        handOver(handOff, 10...10)  // left out too until taken: it would leave a hole
         let second = handOff.take()
         #expect(second.events.map(\.seq) == [5, 6, 7] && second.overflowed)
-        handOff.push(events(11...11))
+        handOver(handOff, 11...11)
         let third = handOff.take()
         #expect(third.events.map(\.seq) == [11] && !third.overflowed)
+    }
+
+    /// Room reserved for a batch being checked counts as taken: a second batch waits for it as for events waiting,
+    /// so the buffer never holds more than its capacity.
+    @Test func roomReservedForABatchInFlightCounts() {
+        let handOff = HandOff(capacity: 4, patience: .zero)
+        handOff.reserve(3)  // being checked
+        handOff.reserve(2)  // 3 + 2 > 4: overflowed at once (no patience)
+        handOff.push(events(1...3), reserved: 3)
+        handOff.push(events(4...5), reserved: 2)
+        let taken = handOff.take()
+        #expect(taken.events.isEmpty && taken.overflowed)
+        // Given back: the room is whole again.
+        handOver(handOff, 6...9)
+        #expect(handOff.take().events.map(\.seq) == [6, 7, 8, 9])
     }
 
     /// Ingest waits for room (backpressure) instead of leaving events out, and goes on as soon as evaluation takes.
     @Test func aFullHandOffMakesIngestWaitUntilEvaluationTakes() async throws {
         let handOff = HandOff(capacity: 4, patience: .seconds(60))
-        handOff.push(events(1...3))
-        let progress = Mutex((started: false, pushed: false))
-        async let pushing: Void = onThread {
+        handOver(handOff, 1...3)
+        let progress = Mutex((started: false, reserved: false))
+        async let checking: Void = onThread {
             progress.withLock { $0.started = true }
-            handOff.push(self.events(4...5))  // 5 > 4: waits
-            progress.withLock { $0.pushed = true }
+            handOff.reserve(2)  // 3 + 2 > 4: waits
+            progress.withLock { $0.reserved = true }
         }
         while !progress.withLock({ $0.started }) { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .milliseconds(200))
-        #expect(!progress.withLock { $0.pushed }, "the push did not wait for room")
+        #expect(!progress.withLock { $0.reserved }, "ingest did not wait for room")
         let first = handOff.take()
-        await pushing
+        await checking
+        handOff.push(events(4...5), reserved: 2)
         let second = handOff.take()
         #expect(first.events.map(\.seq) == [1, 2, 3] && !first.overflowed && first.waited == .zero)
         #expect(second.events.map(\.seq) == [4, 5] && !second.overflowed && second.waited > .zero, "\(second.waited)")
@@ -49,11 +71,11 @@ import Testing
     /// If evaluation takes nothing for the whole wait, ingest goes on without the hand-off (journal fallback).
     @Test func aStalledEvaluationIsWaitedForOnlySoLong() {
         let handOff = HandOff(capacity: 2, patience: .milliseconds(100))
-        handOff.push(events(1...2))
+        handOver(handOff, 1...2)
         let started = ContinuousClock.now
-        handOff.push(events(3...3))
+        handOver(handOff, 3...3)
         #expect(ContinuousClock.now - started >= .milliseconds(90))
-        handOff.push(events(4...4))  // already overflowed: no second wait
+        handOver(handOff, 4...4)  // already overflowed: no second wait
         #expect(ContinuousClock.now - started < .milliseconds(1_000))
         let taken = handOff.take()
         #expect(taken.events.map(\.seq) == [1, 2] && taken.overflowed)
@@ -76,8 +98,8 @@ import Testing
             try await sql(injectedFailure("UPDATE", on: "evaluation_progress"))
             let events = (1...11).map { deficientEvent(id: "bp-\($0)", patient: "p-bp-\($0)") }
             // One at a time, so that each is its own journal commit. The first is taken by evaluation, whose commit
-            // fails (and is retried, failing, until the trigger is off); four more fill the hand-off; the next is
-            // answered, then ingest waits; the one after it gets no answer.
+            // fails (and is retried, failing, until the trigger is off); four more fill the hand-off; the next
+            // waits for room before it is checked, so it gets no answer.
             var answered = 0
             for event in events.dropLast() {
                 guard let reply = try? await request(event, to: daemon.endpoints.ingest, timeout: 1_500) else { break }
@@ -85,8 +107,8 @@ import Testing
                 answered += 1
                 if answered == 1 { try await Task.sleep(for: .milliseconds(300)) }  // evaluation takes it alone
             }
-            // 6; 7 if evaluation took the second event with the first.
-            #expect((6...7).contains(answered), "\(answered) events answered while evaluation was stalled")
+            // 5; 6 if evaluation took the second event with the first.
+            #expect((5...6).contains(answered), "\(answered) events answered while evaluation was stalled")
             try await sql(injectedFailureOff)
             let outcomes = try await send([events[events.count - 1]], to: daemon.endpoints.ingest)
             #expect(outcomes.map(\.status) == ["accepted"])

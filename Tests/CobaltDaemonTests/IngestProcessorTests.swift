@@ -74,7 +74,7 @@ import ZeroMQ
         let resends = [canonical, sent, deficientEvent(id: "old-1", patient: "p-1", value: 19)]
         let batch = processor.prepare(
             resends.enumerated().map { Message(frames: [Array("peer-\($0.offset)".utf8), Array($0.element.utf8)]) }, bundle: bundle)
-        let (replies, accepted, counts, _) = processor.commit(batch, store: store)
+        let (replies, accepted, counts, _) = processor.commit(batch, journal: store.journal)
         #expect(replies.map { try? object($0.json)["status"]?.stringValue } == ["duplicate", "duplicate", "rejected"])
         #expect(replies[2].json.contains("\"code\":409"))
         #expect(accepted.isEmpty && counts.duplicate == 2 && counts.conflict == 1)

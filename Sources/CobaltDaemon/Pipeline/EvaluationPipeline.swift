@@ -61,6 +61,8 @@ actor EvaluationPipeline {
     }
 
     private let store: any CobaltStore
+    /// Where alert changes are committed: the daemon's journal thread (``JournalQueue``), or the store.
+    private let committer: any EvaluationCommitting
     private let handOff: HandOff
     /// Whether journaled events may be missing from the hand-off: at start, after it overflowed, after a failure.
     private var readJournal = true
@@ -118,13 +120,15 @@ actor EvaluationPipeline {
     }
 
     init(
-        store: any CobaltStore, handOff: HandOff, rules: RulesHolder, publisher: Publisher, cacheCapacity: Int,
+        store: any CobaltStore, committer: (any EvaluationCommitting)? = nil, handOff: HandOff, rules: RulesHolder,
+        publisher: Publisher, cacheCapacity: Int,
         cacheRecords: Int = .max, batchSize: Int,
         workers: Int = 1,
         statistics: Statistics, logger: Logger, requeue: AsyncStream<Work>.Continuation
     ) {
         self.requeue = requeue
         self.store = store
+        self.committer = committer ?? store
         self.handOff = handOff
         self.rules = rules
         self.publisher = publisher
@@ -166,7 +170,7 @@ actor EvaluationPipeline {
     private func commitDeferredWatermark() async {
         guard deferredEvents > 0 else { return }
         do {
-            _ = try await store.commitEvaluations([], through: lastEvaluated, at: Timestamp.formatMilliseconds(Date().timeIntervalSince1970))
+            _ = try await committer.commitEvaluations([], through: lastEvaluated, at: Timestamp.formatMilliseconds(Date().timeIntervalSince1970))
             deferredEvents = 0
         } catch {
             logger.warning("the evaluation watermark was not saved; some events will be evaluated again at start", metadata: ["error": "\(error)"])
@@ -359,11 +363,11 @@ actor EvaluationPipeline {
         // and evaluation waiting with it left the cores idle for that long.
         while inFlight.count >= Self.commitsInFlight { try await finishOldestCommit() }
         let evaluatedAt = Timestamp.formatMilliseconds(Date().timeIntervalSince1970)
-        let (store, publisher, previous) = (store, publisher, inFlight.last?.task)
+        let (committer, publisher, previous) = (committer, publisher, inFlight.last?.task)
         inFlight.append(InFlightCommit(
             task: Task { [evaluations] in
                 try await previous?.value  // in journal order; none after one that failed
-                publisher.publish(try await store.commitEvaluations(evaluations, through: through, at: evaluatedAt))
+                publisher.publish(try await committer.commitEvaluations(evaluations, through: through, at: evaluatedAt))
             },
             restart: cursor, through: through, events: chunk.count, evaluation: evaluation,
             changes: evaluations.flatMap(\.changes)))
@@ -574,7 +578,7 @@ actor EvaluationPipeline {
                 cache.put(patient, entry)
             }
             // Carries the watermark too, in case chunks without changes left it behind.
-            published = try await store.commitEvaluations(
+            published = try await committer.commitEvaluations(
                 evaluations, through: lastEvaluated, at: Timestamp.formatMilliseconds(Date().timeIntervalSince1970))
             deferredEvents = 0
         } catch {

@@ -28,10 +28,12 @@ final class JournaledEvent: Sendable {
 /// Events journaled by ingest and not yet taken by the evaluation pipeline, in journal order.
 ///
 /// The journal stays the queue of record: this is a bounded shortcut in memory, and it is how ingest keeps pace
-/// with evaluation. When `capacity` events are waiting, ingest waits (at most `patience`) for the pipeline to
-/// take them — its acknowledgements are already sent, but it reads nothing more meanwhile, so senders feel the
-/// backpressure as they do when `limits.max_in_flight` is reached. Ingest therefore runs at most about two
-/// hand-offs ahead of evaluation, and no event is decoded twice.
+/// with evaluation. Before checking a batch, ingest reserves room for it (``reserve(_:)``), waiting (at most
+/// `patience`) while the events waiting and the batches already reserved leave none: it reads nothing more
+/// meanwhile, so senders feel the backpressure as they do when `limits.max_in_flight` is reached. Ingest therefore
+/// runs at most about two hand-offs ahead of evaluation, and no event is decoded twice. The journal thread never
+/// waits here (``push(_:reserved:)`` fills the room reserved): it also writes the pipeline's commits
+/// (``JournalQueue``), which the pipeline may be waiting for.
 ///
 /// If the pipeline takes nothing for `patience` (it is stopped, or retrying after a store failure), further
 /// events are left out and the hand-off is marked as overflowed: ingest goes on journaling and acknowledging,
@@ -42,6 +44,8 @@ final class HandOff: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var events: [JournaledEvent] = []
+    /// Room promised to batches being checked or journaled (messages, an upper bound on their events).
+    private var reserved = 0
     private var overflowed = false
     private var waited: Duration = .zero
 
@@ -53,25 +57,34 @@ final class HandOff: @unchecked Sendable {
         self.patience = max(.zero, patience)
     }
 
-    /// Adds the events of one journal commit (in sequence order); waits, at most ``patience``, while there is no
-    /// room for them.
-    func push(_ more: [JournaledEvent]) {
-        guard !more.isEmpty else { return }
+    /// Reserves room for a batch of `count` messages, waiting (at most ``patience``) while the events waiting and
+    /// the room already reserved leave too little; if there is still too little (or the batch is larger than
+    /// `capacity`), marks the hand-off overflowed: what is pushed next is left out, for the pipeline to read from
+    /// the journal. Every reservation is given back by ``push(_:reserved:)``.
+    func reserve(_ count: Int) {
         condition.lock()
         defer { condition.unlock() }
-        // Once an event is left out, every later one is too: the buffer stays a gap-free prefix.
-        guard !overflowed else { return }
-        if events.count + more.count > capacity, patience > .zero {
+        defer { reserved += count }
+        guard !overflowed, events.count + reserved + count > capacity else { return }
+        if patience > .zero {
             let started = ContinuousClock.now
             let deadline = Date(timeIntervalSinceNow: patience.timeInterval)
-            while events.count + more.count > capacity, !events.isEmpty, condition.wait(until: deadline) {}
+            while events.count + reserved + count > capacity, events.count + reserved > 0, condition.wait(until: deadline) {}
             waited += ContinuousClock.now - started
         }
-        if events.count + more.count > capacity {
-            overflowed = true
-        } else {
-            events += more
-        }
+        if events.count + reserved + count > capacity { overflowed = true }
+    }
+
+    /// Adds the events of one journal commit (in sequence order), unless events were left out since the last
+    /// ``take()``, and gives back the room reserved for its messages. Never waits.
+    func push(_ more: [JournaledEvent], reserved count: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        reserved -= count
+        condition.broadcast()
+        // Once an event is left out, every later one is too: the buffer stays a gap-free prefix.
+        guard !overflowed else { return }
+        events += more
     }
 
     /// Takes everything buffered. `overflowed` says that events after these were left out since the last call:

@@ -199,10 +199,11 @@ struct IngestProcessor {
     /// Fewest messages worth a part of their own.
     static let smallestPart = 64
 
-    /// Journals the valid messages of a prepared batch in one transaction and builds every reply, in the batch's
-    /// order. `accepted` are the newly journaled events, in journal order, for the evaluation pipeline.
+    /// Journals the valid messages of a prepared batch with `journal` (one transaction; not called when none is
+    /// valid) and builds every reply, in the batch's order. `accepted` are the newly journaled events, in journal
+    /// order, for the evaluation pipeline.
     func commit(
-        _ prepared: PreparedBatch, store: any CobaltStore
+        _ prepared: PreparedBatch, journal: ([IncomingEvent]) throws -> [JournalOutcome]
     ) -> (replies: [Reply], accepted: [JournaledEvent], counts: Counts, quarantine: [QuarantinedEvent]) {
         let batch = prepared.messages
         var counts = Counts()
@@ -222,7 +223,7 @@ struct IngestProcessor {
         var accepted: [JournaledEvent] = []
         if !valid.isEmpty {
             do {
-                let outcomes = try store.journal(valid.map(\.checked.incoming))
+                let outcomes = try journal(valid.map(\.checked.incoming))
                 accepted.reserveCapacity(outcomes.count)
                 for ((index, checked), outcome) in zip(valid, outcomes) {
                     switch outcome {

@@ -23,6 +23,16 @@ final class ThreadQueue<Item>: @unchecked Sendable {
 
     func put(_ item: Item) { put(contentsOf: CollectionOfOne(item)) }
 
+    /// Like ``put(_:)`` while the queue is open; once it is closed, keeps nothing and returns false.
+    func putIfOpen(_ item: Item) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !closed else { return false }
+        items.append(item)
+        condition.signal()
+        return true
+    }
+
     func put(contentsOf more: some Sequence<Item>) {
         condition.lock()
         items += more
@@ -69,6 +79,7 @@ struct IngestService: Service {
     let loop: SocketLoop
     let socket: SocketLoop.Socket
     let pending: ThreadQueue<Message>
+    let journal: JournalQueue
     let processor: IngestProcessor
     let store: any CobaltStore
     let rules: RulesHolder
@@ -80,18 +91,16 @@ struct IngestService: Service {
 
     func run() async throws {
         defer { wake.finish() }
-        let prepared = ThreadQueue<IngestProcessor.PreparedBatch>()
         async let checked: Void = onThread(named: "cobalt-ingest") {
             while let batch = pending.takeAll() {
-                prepared.put(processor.prepare(batch, bundle: rules.snapshot))
+                // Backpressure: nothing more is checked while evaluation is a full hand-off behind.
+                handOff.reserve(batch.count)
+                journal.work.put(.batch(processor.prepare(batch, bundle: rules.snapshot)))
             }
-            prepared.close()
+            journal.work.close()
         }
         async let journaled: Void = onThread(named: "cobalt-journal") {
-            // Everything checked while the previous transaction was being written goes into the next one.
-            while let batches = prepared.takeAll() {
-                for batch in IngestProcessor.PreparedBatch.merged(batches) { commit(batch) }
-            }
+            while let work = journal.work.takeAll() { journal.write(work, commit: commit) }
         }
         try? await gracefulShutdown()
         pending.close(discardingRest: true)
@@ -99,9 +108,9 @@ struct IngestService: Service {
     }
 
     /// Journals a prepared batch, hands the accepted events to evaluation, and answers.
-    private func commit(_ prepared: IngestProcessor.PreparedBatch) {
+    private func commit(_ prepared: IngestProcessor.PreparedBatch, journal: ([IncomingEvent]) throws -> [JournalOutcome]) {
         let batch = prepared.messages
-        let (replies, accepted, counts, quarantine) = processor.commit(prepared, store: store)
+        let (replies, accepted, counts, quarantine) = processor.commit(prepared, journal: journal)
         if !quarantine.isEmpty {
             // Kept for the integration engineer; counted; audited without the payload. The senders already have
             // their rejections, so a failed write loses only this copy — said in the log, without the payloads.
@@ -118,11 +127,9 @@ struct IngestService: Service {
         loop.send(socket, messages: replies.map(\.frames))
         loop.release(socket, count: batch.count)
         statistics.recordIngest(counts, batch: batch.count)
-        if !accepted.isEmpty {
-            // After the answers: when evaluation is behind, this waits for it (backpressure; see HandOff).
-            handOff.push(accepted)
-            wake.yield(.events)
-        }
+        // After the answers. Never waits: ingest waited for room before checking (see HandOff).
+        handOff.push(accepted, reserved: batch.count)
+        if !accepted.isEmpty { wake.yield(.events) }
     }
 }
 
