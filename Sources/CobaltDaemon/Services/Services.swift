@@ -12,7 +12,7 @@ import ZeroMQ
 /// `limits.max_in_flight` until answered.
 ///
 /// Two of them on the ingest path: the messages read from the socket (the socket loop puts them on its own
-/// thread, see ``SocketSpec/deliver``), and the batches checked and waiting for the journal. (Evaluation is
+/// thread, see ``SocketSpec/deliver``), and the journal thread's work (``JournalQueue``). (Evaluation is
 /// reached through ``HandOff`` instead, which is bounded by its own capacity and makes ingest wait for
 /// evaluation when it is full.)
 final class ThreadQueue<Item>: @unchecked Sendable {
@@ -68,7 +68,8 @@ final class ThreadQueue<Item>: @unchecked Sendable {
 /// Two threads of its own, not the concurrency pool: `cobalt-ingest` checks and normalises what has arrived
 /// (with idle pool threads helping, see ``IngestProcessor/prepare(_:bundle:)``) while `cobalt-journal` commits
 /// and answers; each transaction takes everything checked meanwhile, so an event waits for at most the
-/// transaction being written, then is written with everything that arrived with it. (On the pool, an
+/// transaction being written, then is written with everything that arrived with it. The journal thread also
+/// writes the evaluation pipeline's commits (``JournalQueue``). (On the pool, an
 /// acknowledgement waited for a free pool thread after every step, behind evaluation work when there was a
 /// backlog.)
 ///
