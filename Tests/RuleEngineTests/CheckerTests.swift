@@ -51,6 +51,21 @@ import Testing
         #expect(lines == ["11:31: error: unit mismatch: cannot compare quantity (mass concentration) with quantity (mass)"])
     }
 
+    /// A product of many quantities once overflowed the dimension's exponents and stopped the process (the daemon
+    /// at every reload and start while the file was there); it is a load error at the product.
+    @Test func aProductWhoseUnitExponentsRunAwayIsAnError() throws {
+        let product = Array(repeating: "latest(b12.total)", count: 44).joined(separator: " * ")
+        let (result, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: \(product) > 1
+                citations: [SRC]
+                alert: {category: deficiency, severity: warning, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines.count == 1 && lines[0].hasPrefix("11:") && lines[0].contains("exponent beyond ±12"), "\(lines)")
+    }
+
     @Test func plainNumberAgainstQuantity() throws {
         let (_, lines) = try diagnostics("""
             rules:

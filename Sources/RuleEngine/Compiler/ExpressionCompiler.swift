@@ -248,10 +248,13 @@ package struct ExpressionCompiler {
                 .time
             case (.multiply, .number, .quantity(let d)), (.multiply, .quantity(let d), .number), (.divide, .quantity(let d), .number):
                 .quantity(d)
-            case (.multiply, .quantity(let a), .quantity(let b)):
-                a * b == .none ? .number : .quantity(a * b)
-            case (.divide, .quantity(let a), .quantity(let b)):
-                a / b == .none ? .number : .quantity(a / b)
+            case (.multiply, .quantity(let a), .quantity(let b)), (.divide, .quantity(let a), .quantity(let b)):
+                if let product = Dimension.combining(a, b, dividing: op == .divide) {
+                    product == .none ? .number : .quantity(product)
+                } else {
+                    throw ExpressionError(
+                        at, "the unit of this \(op == .divide ? "quotient" : "product") would have an exponent beyond ±\(Dimension.exponentLimit) (\(lt) \(op.rawValue) \(rt)): not a quantity a rule can compare")
+                }
             default:
                 nil
             }

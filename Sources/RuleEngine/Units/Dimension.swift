@@ -24,6 +24,23 @@ package struct Dimension: Hashable, Sendable, CustomStringConvertible {
     package static let doseRate = Dimension(mass: 1, time: -1)
     package static let countConcentration = Dimension(length: -3)
 
+    /// The largest exponent (in magnitude) a rule's arithmetic may produce. Clinical quantities stay within ±3;
+    /// the limit only keeps a rule file from overflowing the exponents (a product of many quantities).
+    package static let exponentLimit = 12
+
+    /// `lhs × rhs` (`dividing`: `lhs ÷ rhs`), or nil when an exponent would pass ``exponentLimit``. The compiler
+    /// checks every product and quotient with this, so the operators below never overflow at evaluation.
+    package static func combining(_ lhs: Dimension, _ rhs: Dimension, dividing: Bool) -> Dimension? {
+        func exponent(_ a: Int8, _ b: Int8) -> Int8? {
+            let value = Int(a) + (dividing ? -Int(b) : Int(b))
+            return abs(value) <= exponentLimit ? Int8(value) : nil
+        }
+        guard let mass = exponent(lhs.mass, rhs.mass), let amount = exponent(lhs.amount, rhs.amount),
+            let length = exponent(lhs.length, rhs.length), let time = exponent(lhs.time, rhs.time)
+        else { return nil }
+        return Dimension(mass: mass, amount: amount, length: length, time: time)
+    }
+
     package static func * (lhs: Dimension, rhs: Dimension) -> Dimension {
         Dimension(
             mass: lhs.mass + rhs.mass,
