@@ -27,6 +27,22 @@ import Testing
         #expect((json["ruleset"] as! [String: Any])["hash"] as? String == Support.bundled.hash)
     }
 
+    /// Arithmetic that runs away gives unknown, not an infinity, NaN or a time no text can hold: `now + 1e14 wk`
+    /// in an alert's summary stopped the process (the daemon at every event, and again after each restart).
+    @Test func arithmeticThatRunsAwayIsUnknown() throws {
+        let week = try #require(UnitTable.unit("wk"))
+        let now = try #require(Timestamp.parse("2026-11-20T09:00:00Z"))
+        #expect(Evaluator.arithmetic(.add, .time(now), .quantity(1e14, week)) == .unknown)
+        #expect(Evaluator.arithmetic(.subtract, .time(now), .quantity(1e14, week)) == .unknown)
+        #expect(Evaluator.arithmetic(.add, .time(now), .quantity(52, week)) != .unknown)
+        #expect(Evaluator.arithmetic(.multiply, .number(1e308), .number(10)) == .unknown)
+        #expect(Evaluator.arithmetic(.subtract, .number(.infinity), .number(.infinity)) == .unknown)
+        #expect(Evaluator.arithmetic(.multiply, .quantity(1e308, week), .number(10)) == .unknown)
+        // And the formatter never traps, whatever it is given.
+        #expect(Timestamp.format(1e300) == "9999-12-31T23:59:59Z" && Timestamp.format(.nan) == "1970-01-01T00:00:00Z")
+        #expect(Timestamp.formatMilliseconds(-1e300).hasPrefix("0000-01-01T00:00:00.000"))
+    }
+
     /// An alert's content digest is stored with its state; if its recipe changed, every open alert would be
     /// republished as `updated` after an upgrade. Pin it: SHA-256 of id, category, severity, wording and the
     /// displayed values, separated by U+001F, first 16 bytes in hex.

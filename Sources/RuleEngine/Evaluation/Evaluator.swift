@@ -74,7 +74,18 @@ package struct Evaluator: Sendable {
 
     // MARK: - Pure operations (also used for constant folding)
 
+    /// Arithmetic on values; unknown when either is, and when the result is not a finite number or a time that
+    /// can be written (``Timestamp/representable``): a rule's arithmetic may run away (`1e308 * 10`, `now + 1e14
+    /// wk`), and infinities and NaN are not JSON numbers, nor such times RFC 3339 times.
     package static func arithmetic(_ op: ArithmeticOperator, _ a: Value, _ b: Value) -> Value {
+        switch unchecked(op, a, b) {
+        case .number(let x) where !x.isFinite, .quantity(let x, _) where !x.isFinite: .unknown
+        case .time(let t) where !Timestamp.representable.contains(t): .unknown
+        case let result: result
+        }
+    }
+
+    private static func unchecked(_ op: ArithmeticOperator, _ a: Value, _ b: Value) -> Value {
         switch (op, a, b) {
         case (_, .unknown, _), (_, _, .unknown):
             return .unknown

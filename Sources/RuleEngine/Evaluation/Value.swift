@@ -40,6 +40,7 @@ extension Double {
         let decimals = digits - 1 - exponent
         var power = 1.0
         for _ in 0..<abs(decimals) { power *= 10 }
+        guard power.isFinite else { return self }  // a subnormal: no decimal scale reaches it
         return decimals >= 0 ? (self * power).rounded() / power : (self / power).rounded() * power
     }
 }

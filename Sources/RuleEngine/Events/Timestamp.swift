@@ -1,6 +1,10 @@
 /// Parses RFC 3339 timestamps (`2026-11-20T09:30:00Z`, `…+01:00`, fractional seconds) and plain dates
 /// (`2026-03-01`, taken as midnight UTC) into seconds since 1970-01-01T00:00:00Z.
 package enum Timestamp {
+    /// The times Cobalt reads and writes: years 0000 to 9999, RFC 3339's four digits. Rule arithmetic that leaves
+    /// this range gives unknown (``Evaluator/arithmetic(_:_:_:)``), so no time outside it reaches a text.
+    package static let representable: ClosedRange<Double> = -62_167_219_200 ... 253_402_300_799
+
     package static func parse(_ text: String) -> Double? {
         var text = text
         return text.withUTF8 { parse(utf8: $0) }
@@ -65,7 +69,8 @@ package enum Timestamp {
     }
 
     private static func write(_ seconds: Double, to out: inout [UInt8]) {
-        let whole = Int64(seconds.rounded(.down))
+        // Clamped as a last resort: converting a time beyond Int64 (or NaN) would stop the process.
+        let whole = Int64(min(max(seconds.isNaN ? 0 : seconds, representable.lowerBound), representable.upperBound).rounded(.down))
         let days = Int(floorDiv(whole, 86_400))
         let rest = Int(whole - Int64(days) * 86_400)
         let (y, m, d) = civilFromDays(days)
@@ -97,6 +102,7 @@ package enum Timestamp {
 
     /// Formats with milliseconds (`2026-11-20T09:00:00.250Z`): the time stamps the daemon adds to alerts.
     package static func formatMilliseconds(_ seconds: Double) -> String {
+        let seconds = min(max(seconds.isNaN ? 0 : seconds, representable.lowerBound), representable.upperBound)
         let milliseconds = Int64((seconds * 1_000).rounded(.down))
         let whole = Double(floorDiv(milliseconds, 1_000))
         return String(format(whole).dropLast()) + "." + pad(Int(milliseconds - Int64(whole) * 1_000), 3) + "Z"
