@@ -643,4 +643,16 @@ package final class SQLiteStore: CobaltStore {
             try db.execute(sql: "INSERT INTO rulesets (hash, version, live_at) VALUES (?, ?, ?)", arguments: [hash, version, time])
         }
     }
+
+    package func reevaluatedRuleSet() async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'reevaluated_ruleset'") }
+    }
+
+    package func recordReevaluated(ruleSet hash: String) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO meta (key, value) VALUES ('reevaluated_ruleset', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                arguments: [hash])
+        }
+    }
 }

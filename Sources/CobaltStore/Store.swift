@@ -192,6 +192,13 @@ package protocol CobaltStore: EvaluationCommitting {
     /// Records that a rule set went live (version and hash), for the audit trail.
     func recordRuleSet(version: String, hash: String, at time: Double) async throws
 
+    /// The rule set (hash) under which every open alert was last re-evaluated: nil in a store that never recorded
+    /// one. When it is not the running set, open alerts may still say what older rules concluded.
+    func reevaluatedRuleSet() async throws -> String?
+
+    /// Records that every open alert has been re-evaluated under the rule set `hash`.
+    func recordReevaluated(ruleSet hash: String) async throws
+
     /// Keeps rejected events for the integration engineer to inspect: id (when readable), code, reason, every
     /// error, who sent it, and the payload (truncated). Patient data stays in the store, never in logs.
     /// Blocks like ``journal(_:)``; ingest calls it from the same thread.

@@ -204,7 +204,10 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
     @Test func sighupReloadsTheRules() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/hup.db")
+        let rules = try copyRules(into: scratch)
+        let daemon = try DaemonProcess(database: scratch.path + "/hup.db", rules: rules)
+        // An edit, so that the reload has something to take live (the same rule set again is left as it is).
+        try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
         let reloads = Task {
             try await onThread { () -> [String] in
                 let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)

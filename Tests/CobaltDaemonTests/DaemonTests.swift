@@ -35,6 +35,19 @@ func injectedFailure(_ operation: String, on table: String, where condition: Str
 
 let injectedFailureOff = "UPDATE injected_failure SET on_ = 0;"
 
+/// The first value `query` returns on the daemon's database, read from another process (Python's sqlite3), as
+/// Python prints it.
+func runPythonSQL(_ query: String, database: String) async throws -> String {
+    let (status, output) = try await runPython(["-c", """
+        import sqlite3, sys
+        db = sqlite3.connect(sys.argv[1], timeout=10)
+        print(db.execute(sys.argv[2]).fetchone()[0])
+        db.close()
+        """, database, query])
+    #expect(status == 0, "\(output)")
+    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 /// Runs SQL on the daemon's database from another process (Python's sqlite3), as an operator or a fault would.
 func runSQL(_ statements: String, database: String) async throws {
     let (status, output) = try await runPython(["-c", """

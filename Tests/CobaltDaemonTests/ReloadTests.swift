@@ -279,6 +279,88 @@ final class Listener: Sendable {
         }
     }
 
+    /// A re-evaluation that fails (the alert log refuses writes) is reported in the reload's reply and tried again
+    /// on its own: once the store works, the changed alert is published without waiting for the patient's next
+    /// event (it used to wait for it, and the reply said nothing).
+    @Test func aFailedReevaluationIsReportedAndTriedAgain() async throws {
+        try await withRulesCopy { configuration, rules in
+            try await withRunningDaemon(configuration) { daemon in
+                _ = try await send([deficientEvent(id: "rt-1", patient: "p-1")], to: daemon.endpoints.ingest)
+                try await waitForEvaluated(1, control: daemon.endpoints.control)
+                let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+                try await runSQL(injectedFailure("INSERT", on: "alert_log"), database: configuration.database)
+                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+                #expect(reload["status"] == .string("ok"), "\(reload)")
+                #expect(reload["reevaluation_error"]?.stringValue?.contains("injected failure") == true, "\(reload)")
+                try await runSQL(injectedFailureOff, database: configuration.database)
+                var added: [JSONObject] = []
+                for _ in 0..<40 where added.isEmpty {
+                    try await Task.sleep(for: .milliseconds(100))
+                    added = Array(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count))
+                }
+                #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
+                #expect(added.first?["recommendation"]?.stringValue?.hasPrefix("Start B12 treatment") == true)
+            }
+        }
+    }
+
+    /// Rules changed while the daemon was stopped: at start, open alerts are re-evaluated under the new rules
+    /// (they used to keep the old rules' conclusions until each patient's next event); a start on the same rules
+    /// re-evaluates nothing.
+    @Test func aStartOnChangedRulesReevaluatesOpenAlerts() async throws {
+        try await withRulesCopy { configuration, rules in
+            let before = try await withRunningDaemon(configuration) { daemon in
+                _ = try await send([deficientEvent(id: "rs-1", patient: "p-1")], to: daemon.endpoints.ingest)
+                try await waitForEvaluated(1, control: daemon.endpoints.control)
+                return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+            }
+            #expect(!before.isEmpty)
+            try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+            for restart in 0..<2 {
+                try await withRunningDaemon(configuration) { daemon in
+                    var added: [JSONObject] = []
+                    for _ in 0..<(restart == 0 ? 40 : 10) where added.isEmpty {
+                        try await Task.sleep(for: .milliseconds(100))
+                        added = Array(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count))
+                    }
+                    #expect(added.map { $0["status"] } == [.string("updated")], "start \(restart): \(added)")
+                }
+            }
+        }
+    }
+
+    /// A reload of the rule set already running changes nothing: no swap, no re-evaluation, no history row and no
+    /// `ops/ruleset` message — whether an operator asks twice, or the watcher sees a file beside the rules change.
+    /// A compare-and-swap that is not a hash is refused (it used to count as no expectation at all).
+    @Test func theSameRuleSetIsNotAppliedTwiceAndAnExpectThatIsNoHashIsRefused() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        let configuration = watchingConfiguration(scratch, rules: rules)
+        try await withRunningDaemon(configuration) { daemon in
+            let control = daemon.endpoints.control
+            let original = try await runningHash(control: control)
+            for expect in ["12345", "null", #""""#, #"["\#(original)"]"#] {
+                let reply = try await request(#"{"command": "reload", "expect": \#(expect)}"#, to: control)
+                #expect(reply["status"] == .string("error") && reply["reason"]?.stringValue?.contains("'expect'") == true, "\(expect): \(reply)")
+            }
+            let ops = try await Listener(daemon.endpoints.alerts, topic: "ops/ruleset")
+            try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+            let live = try await request(#"{"command": "reload"}"#, to: control)
+            #expect(live["status"] == .string("ok") && live["unchanged"] == nil, "\(live)")
+            let again = try await request(#"{"command": "reload"}"#, to: control)
+            #expect(again["status"] == .string("ok") && again["unchanged"] == .bool(true), "\(again)")
+            try await Task.sleep(for: .seconds(1))  // the watcher saw the edit, and reloads the same set
+            try "notes".write(toFile: rules + "/NOTES.txt", atomically: true, encoding: .utf8)
+            try await Task.sleep(for: .seconds(1))
+            #expect(ops.lines.filter { $0 == "ops/ruleset ruleset live" }.count == 1, "\(ops.lines)")
+            try await ops.stop()
+            let rows = try await runPythonSQL("SELECT count(*) FROM rulesets", database: configuration.database)
+            #expect(rows == "2", "rule-set history rows: \(rows)")  // the start and the edit
+        }
+    }
+
     /// After a restart, the pipeline knows which events it evaluated before: a reload's re-evaluation sees each
     /// patient's whole journal, so a changed text is `updated` and nothing open is `resolved` for lack of data.
     @Test func aReloadAfterARestartReevaluatesWithTheWholeJournal() async throws {

@@ -67,7 +67,13 @@ struct ControlHandler {
         audit.record(actor: userID ?? "local", action: "control.\(command)", detail: object["expect"]?.stringValue.map { "expect=\($0)" } ?? "")
         switch command {
         case "status": return await status()
-        case "reload": return await reload(expect: object["expect"]?.stringValue, actor: userID ?? "local")
+        case "reload":
+            // A compare-and-swap that is not a hash must not become an unconditional reload.
+            let expect = object["expect"]
+            if let expect, expect.stringValue?.isEmpty != false {
+                return ReplayHandler.error("'expect' must be the running rule set's hash (\"sha256:…\"), found \(expect.canonicalText.prefix(80)); nothing was reloaded")
+            }
+            return await reload(expect: expect?.stringValue, actor: userID ?? "local")
         case "metrics":
             guard let metrics else { return ReplayHandler.error("no metrics backend is installed") }
             return "{\"status\":\"ok\",\"format\":\"prometheus-text-0.0.4\",\"text\":\(metrics().jsonQuoted)}"
@@ -99,13 +105,16 @@ struct ControlHandler {
 
     private func reload(expect: String?, actor: String) async -> String {
         switch await reloader.reload(expect: expect, actor: actor) {
-        case .live(let version, let hash, let duration, let compile, let tests, let pause, let patients):
+        case .live(let version, let hash, let duration, let compile, let tests, let pause, let patients, let reevaluationError):
             func ms(_ d: Duration) -> String {
                 (d.timeInterval * 1_000).rounded(significant: 4).formatted
             }
             return "{\"status\":\"ok\",\"ruleset\":{\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)},"
                 + "\"reload_ms\":\(ms(duration)),\"compile_ms\":\(ms(compile)),\"tests_ms\":\(ms(tests)),"
-                + "\"evaluation_pause_ms\":\(ms(pause)),\"patients_reevaluated\":\(patients)}"
+                + "\"evaluation_pause_ms\":\(ms(pause)),\"patients_reevaluated\":\(patients)"
+                + (reevaluationError.map { ",\"reevaluation_error\":\("\($0); retried until it succeeds".jsonQuoted)" } ?? "") + "}"
+        case .unchanged(let version, let hash):
+            return "{\"status\":\"ok\",\"unchanged\":true,\"ruleset\":{\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)}}"
         case .refused(let reason, let errors):
             return "{\"status\":\"error\",\"reason\":\(reason.jsonQuoted),\"errors\":[" + errors.map(\.jsonQuoted).joined(separator: ",") + "]}"
         }

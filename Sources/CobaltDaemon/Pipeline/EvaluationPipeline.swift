@@ -47,8 +47,9 @@ actor EvaluationPipeline {
     enum Work: Sendable {
         /// New events were journaled.
         case events
-        /// The rules changed: re-evaluate patients with open alerts, a chunk at a time.
-        case reevaluate(CheckedContinuation<Reevaluation, any Error>)
+        /// The rules changed: re-evaluate patients with open alerts, a chunk at a time. The continuation (a
+        /// reload waiting) hears how it went; a failed re-evaluation is tried again until it succeeds.
+        case reevaluate(CheckedContinuation<Reevaluation, any Error>?)
         /// The next chunk of a re-evaluation, queued behind the event work that arrived meanwhile.
         case reevaluateRemaining(ReevaluationProgress)
     }
@@ -57,7 +58,9 @@ actor EvaluationPipeline {
     struct ReevaluationProgress: Sendable {
         var remaining: [(patient: String, clinic: String)]
         var done: Reevaluation
-        var continuation: CheckedContinuation<Reevaluation, any Error>
+        var continuation: CheckedContinuation<Reevaluation, any Error>?
+        /// The rule set it started under: recorded as re-evaluated at the end if it is still the running one.
+        var ruleSet: String
     }
 
     private let store: any CobaltStore
@@ -143,6 +146,9 @@ actor EvaluationPipeline {
     /// finishes; then drains once more and returns.
     func run(work: AsyncStream<Work>) async {
         await drainLogged()
+        // Open alerts last re-evaluated under other rules (the rules changed while the daemon was down, or a
+        // reload's re-evaluation never finished): re-evaluated before anything else is queued behind them.
+        await startReevaluation(nil, onlyIfStale: true)
         for await item in work {
             switch item {
             case .events:
@@ -150,14 +156,8 @@ actor EvaluationPipeline {
                 // reading the journal again and logging another error).
                 if !retryPending { await drainLogged() }
             case .reevaluate(let continuation):
-                do {
-                    try await readWatermarkIfNeeded()
-                    let patients = try await store.patientsWithOpenAlerts()
-                    await reevaluate(ReevaluationProgress(
-                        remaining: patients, done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+                if continuation == nil { reevaluationRetryPending = false }
+                await startReevaluation(continuation)
             case .reevaluateRemaining(let progress):
                 await reevaluate(progress)
             }
@@ -522,6 +522,48 @@ actor EvaluationPipeline {
     /// under the new rules with their next event. Works a chunk at a time: after each chunk, the rest is queued
     /// behind the event work that arrived meanwhile, so events wait at most one chunk (``reevaluationBudget``). Each patient is evaluated
     /// as of the events the pipeline has already evaluated.
+    /// Starts re-evaluating every patient with open alerts under the running rules; with `onlyIfStale`, only if
+    /// the store does not record that they were re-evaluated under these rules already.
+    private func startReevaluation(_ continuation: CheckedContinuation<Reevaluation, any Error>?, onlyIfStale: Bool = false) async {
+        do {
+            try await readWatermarkIfNeeded()
+            let ruleSet = rules.snapshot.hash
+            if onlyIfStale, try await store.reevaluatedRuleSet() == ruleSet { return }
+            let patients = try await store.patientsWithOpenAlerts()
+            if onlyIfStale, !patients.isEmpty {
+                logger.info("re-evaluating open alerts last re-evaluated under other rules", metadata: [
+                    "patients": "\(patients.count)", "ruleset.hash": "\(ruleSet)",
+                ])
+            }
+            await reevaluate(ReevaluationProgress(
+                remaining: patients, done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation,
+                ruleSet: ruleSet))
+        } catch {
+            reevaluationFailed(error, continuation)
+        }
+    }
+
+    /// Whether a re-evaluation is scheduled to be tried again, and after how long the next one would be.
+    private var reevaluationRetryPending = false
+    private var nextReevaluationRetry = retryDelay
+
+    /// Tells the reload waiting (if any), and tries the whole re-evaluation again later (patients already
+    /// re-evaluated change nothing the second time): open alerts must not keep what older rules concluded until
+    /// each patient's next event, which may never come.
+    private func reevaluationFailed(_ error: any Error, _ continuation: CheckedContinuation<Reevaluation, any Error>?) {
+        continuation?.resume(throwing: error)
+        guard !reevaluationRetryPending else { return }
+        reevaluationRetryPending = true
+        let delay = nextReevaluationRetry
+        nextReevaluationRetry = min(nextReevaluationRetry * 2, Self.retryLimit)
+        logger.error("re-evaluating open alerts failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+        let requeue = requeue
+        Task {
+            try? await Task.sleep(for: delay)
+            requeue.yield(.reevaluate(nil))
+        }
+    }
+
     private func reevaluate(_ progress: ReevaluationProgress) async {
         var progress = progress
         let started = ContinuousClock.now
@@ -534,7 +576,7 @@ actor EvaluationPipeline {
             progress.done.pause = max(progress.done.pause, pause)
             statistics.recordReevaluationPause(pause)
         } catch {
-            progress.continuation.resume(throwing: error)
+            reevaluationFailed(error, progress.continuation)
             return
         }
         if !progress.remaining.isEmpty, case .enqueued = requeue.yield(.reevaluateRemaining(progress)) {
@@ -545,11 +587,20 @@ actor EvaluationPipeline {
             await reevaluate(progress)
             return
         }
+        if rules.snapshot.hash == progress.ruleSet {
+            // Otherwise the rules changed meanwhile, and the re-evaluation queued for that change records it.
+            do {
+                try await store.recordReevaluated(ruleSet: progress.ruleSet)
+            } catch {
+                logger.warning("open alerts were re-evaluated, but the store did not record it; they will be again at start", metadata: ["error": "\(error)"])
+            }
+        }
+        nextReevaluationRetry = Self.retryDelay
         logger.info("open alerts re-evaluated under the new rules", metadata: [
             "patients": "\(progress.done.patients)", "changes": "\(progress.done.changes)",
             "ruleset.hash": "\(rules.snapshot.hash)", "longest_pause": "\(progress.done.pause)",
         ])
-        progress.continuation.resume(returning: progress.done)
+        progress.continuation?.resume(returning: progress.done)
     }
 
     /// Re-evaluates patients in order until the deadline (at least one), commits the changes; returns how many

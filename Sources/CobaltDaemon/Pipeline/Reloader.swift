@@ -12,8 +12,15 @@ struct Reloader {
     enum Outcome: Equatable {
         /// Live; `duration` from the request to the swap (load, check, compile, test), of which `compile` reading,
         /// checking and compiling the rule files and `tests` running the rule tests; `pause` how long event
-        /// evaluation waited (re-evaluating open alerts), `patients` re-evaluated.
-        case live(version: String, hash: String, duration: Duration, compile: Duration, tests: Duration, pause: Duration, patients: Int)
+        /// evaluation waited (re-evaluating open alerts), `patients` re-evaluated; `reevaluationError` why the
+        /// re-evaluation of open alerts failed (it is tried again until it succeeds), nil when it did not.
+        case live(
+            version: String, hash: String, duration: Duration, compile: Duration, tests: Duration, pause: Duration, patients: Int,
+            reevaluationError: String?)
+        /// The candidate passed the gate and is the rule set already running: nothing was swapped, re-evaluated,
+        /// recorded or announced (an operator's reload and the watcher's for the same edit, or an edit that
+        /// changed no rule input).
+        case unchanged(version: String, hash: String)
         case refused(reason: String, errors: [String])
     }
 
@@ -56,9 +63,14 @@ struct Reloader {
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
         switch outcome {
-        case .live(let version, let hash, _, _, _, _, _):
+        case .live(let version, let hash, _, _, _, _, _, let reevaluationError):
             statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
-            audit.record(actor: actor, action: "reload.live", detail: "version=\(version) hash=\(hash)")
+            audit.record(
+                actor: actor, action: "reload.live",
+                detail: "version=\(version) hash=\(hash)" + (reevaluationError.map { " reevaluation_failed=\($0)" } ?? ""))
+        case .unchanged(let version, let hash):
+            statistics.recordReload(outcome: "unchanged", duration: ContinuousClock.now - started)
+            audit.record(actor: actor, action: "reload.unchanged", detail: "version=\(version) hash=\(hash)")
         case .refused(let reason, let errors):
             statistics.recordReload(outcome: "refused", duration: ContinuousClock.now - started)
             audit.record(actor: actor, action: "reload.refused", detail: "\(reason) (\(errors.count) errors)")
@@ -72,18 +84,25 @@ struct Reloader {
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
         }
         let gated = Self.gate(configuration)
+        if let bundle = gated.runnable, bundle.hash == current.hash {
+            logger.info("rule set unchanged", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
+            return .unchanged(version: bundle.version, hash: bundle.hash)
+        }
         if let bundle = gated.runnable {
             rules.swap(bundle)
             let swapped = ContinuousClock.now - started
             var reevaluation = EvaluationPipeline.Reevaluation(patients: 0, changes: 0, pause: .zero)
+            var reevaluationError: String?
             do {
                 reevaluation = try await withCheckedThrowingContinuation { continuation in
                     if case .terminated = work.yield(.reevaluate(continuation)) {
-                        continuation.resume(throwing: ConfigurationError("the pipeline has stopped"))
+                        continuation.resume(throwing: ConfigurationError(
+                            "the pipeline has stopped; open alerts are re-evaluated at the next start"))
                     }
                 }
             } catch {
-                logger.error("re-evaluating open alerts failed; they will update with the next events", metadata: ["error": "\(error)"])
+                // The pipeline tries again on its own (and at the next start, if it never succeeds before).
+                reevaluationError = "\(error)"
             }
             do {
                 try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
@@ -94,11 +113,14 @@ struct Reloader {
                 ])
             }
             publisher.ops(
-                "ruleset", [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)], retain: true)
+                "ruleset",
+                [("outcome", "\"live\""), ("version", bundle.version.jsonQuoted), ("hash", bundle.hash.jsonQuoted)]
+                    + (reevaluationError == nil ? [] : [("reevaluation", "\"failed\"")]),
+                retain: true)
             logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
             return .live(
                 version: bundle.version, hash: bundle.hash, duration: swapped, compile: gated.compile,
-                tests: gated.tests, pause: reevaluation.pause, patients: reevaluation.patients)
+                tests: gated.tests, pause: reevaluation.pause, patients: reevaluation.patients, reevaluationError: reevaluationError)
         }
         publisher.ops("ruleset", [
             ("outcome", "\"rejected\""), ("errors", "[" + gated.errors.prefix(20).map(\.jsonQuoted).joined(separator: ",") + "]"),
