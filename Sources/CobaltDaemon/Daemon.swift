@@ -201,7 +201,8 @@ public final class Daemon: Sendable {
         if configuration.watchRules {
             services.insert(
                 RulesWatcher(
-                    directory: configuration.rules, interval: .milliseconds(configuration.watchIntervalMilliseconds),
+                    directory: configuration.rules, profile: configuration.profile,
+                    interval: .milliseconds(configuration.watchIntervalMilliseconds),
                     settle: .milliseconds(configuration.watchSettleMilliseconds), reloader: reloader),
                 at: 1)
         }

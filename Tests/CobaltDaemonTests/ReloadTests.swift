@@ -1,6 +1,6 @@
 import CobaltClient
 import CobaltStore
-import CobaltDaemon
+@testable import CobaltDaemon
 import CobaltTestSupport
 import Foundation
 import RuleEngine
@@ -448,6 +448,35 @@ final class Listener: Sendable {
 
     /// A file in the rules directory dated far outside the years 1677–2262 (a restored backup, an archive with odd
     /// times) is watched like any other: the daemon keeps running, and a change to it is still seen.
+    /// Rules deployed as releases behind a symlink (`current -> releases/N`, swapped atomically), and files that
+    /// are themselves symlinks (a Kubernetes ConfigMap): the watcher looks through both. It saw nothing through a
+    /// symlinked directory, so the swap was never loaded.
+    @Test func theWatcherFollowsSymlinkedRules() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let fm = FileManager.default
+        let v1 = try copyRules(into: scratch)
+        let v2 = scratch.path + "/rules-v2"
+        try fm.copyItem(atPath: v1, toPath: v2)
+        try edit(v2 + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+        let current = scratch.path + "/current"
+        try fm.createSymbolicLink(atPath: current, withDestinationPath: v1)
+        #expect(RulesWatcher.fingerprint(current).contains { $0.hasPrefix("bundle.yaml|") }, "no files seen through the symlink")
+        // A file that is a symlink counts as the file it points to.
+        let linked = scratch.path + "/linked"
+        try fm.createDirectory(atPath: linked, withIntermediateDirectories: false)
+        try fm.createSymbolicLink(atPath: linked + "/bundle.yaml", withDestinationPath: v1 + "/bundle.yaml")
+        #expect(RulesWatcher.fingerprint(linked).contains { $0.hasPrefix("bundle.yaml|") })
+        try await withRunningDaemon(watchingConfiguration(scratch, rules: current)) { daemon in
+            let control = daemon.endpoints.control
+            let original = try await runningHash(control: control)
+            try await Task.sleep(for: .milliseconds(500))
+            try fm.createSymbolicLink(atPath: current + ".new", withDestinationPath: v2)
+            #expect(rename(current + ".new", current) == 0)  // an atomic swap, as `ln -sfn` then `mv -T`
+            #expect(try await hashAfterWatcherReload(control: control, from: original) != original)
+        }
+    }
+
     @Test func theWatcherTakesFilesWithAnyModificationTime() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -7,16 +7,18 @@ import ServiceLifecycle
 /// set is not retried until the files change again.
 struct RulesWatcher: Service {
     let directory: String
+    /// The site profile, when one is configured: it may live outside the rules directory.
+    var profile: String?
     let interval: Duration
     let settle: Duration
     let reloader: Reloader
 
     func run() async throws {
-        var loaded = Self.fingerprint(directory)
+        var loaded = fingerprint()
         var pending: (fingerprint: [String], since: ContinuousClock.Instant)?
         while !Task.isCancelledOrShuttingDown {
             try? await Task.sleep(for: interval)
-            let current = Self.fingerprint(directory)
+            let current = fingerprint()
             if current == loaded {
                 pending = nil
                 continue
@@ -32,21 +34,32 @@ struct RulesWatcher: Service {
         }
     }
 
+    /// The rules directory's fingerprint, and the profile's.
+    private func fingerprint() -> [String] {
+        Self.fingerprint(directory) + (profile.flatMap { Self.entry($0, name: "profile:" + $0) }.map { [$0] } ?? [])
+    }
+
     /// One line per file: relative path, size, modification time (the exact `Double`, as its bits: any time a file
     /// system can hold, even one far outside the years `Int64` nanoseconds can count, which used to stop the daemon).
+    /// The directory is resolved at every poll and its resolved path is a line too: a rules directory that is a
+    /// symlink swapped to another release (`current -> releases/N`) was never looked into.
     static func fingerprint(_ directory: String) -> [String] {
-        let fm = FileManager.default
-        guard let enumerator = fm.enumerator(atPath: directory) else { return [] }
-        var lines: [String] = []
+        let root = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
+        var lines = ["\u{0}root|\(root)"]
         while let path = enumerator.nextObject() as? String {
-            guard let attributes = try? fm.attributesOfItem(atPath: directory + "/" + path),
-                attributes[.type] as? FileAttributeType == .typeRegular
-            else { continue }
-            let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
-            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            lines.append("\(path)|\(size)|\(modified.bitPattern)")
+            if let line = entry(root + "/" + path, name: path) { lines.append(line) }
         }
         return lines.sorted()
+    }
+
+    /// A regular file's line, through symlinks (a Kubernetes ConfigMap's files are symlinks into a hidden
+    /// directory, swapped at once); nil for anything else.
+    static func entry(_ path: String, name: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        return "\(name)|\(info.st_size)|\(modified.bitPattern)"
     }
 }
 
