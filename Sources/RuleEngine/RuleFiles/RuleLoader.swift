@@ -31,9 +31,15 @@ package struct RuleLoader {
             log.error(SourceLocation(file: directory, line: 1, column: 1), "not a directory")
             return Result(bundle: nil, log: log)
         }
+        // Each file is read once: the bytes hashed are the bytes parsed. (Read twice, an editor's save between the
+        // two reads compiled one vocabulary under the other's hash.)
         func read(_ path: String, _ shown: String) -> YAMLSource {
-            if let data = fm.contents(atPath: path) { hashed.append((shown, data)) }
-            return YAMLSource.read(path: path, display: shown, log: &log)
+            guard let data = fm.contents(atPath: path) else {
+                log.error(SourceLocation(file: shown, line: 1, column: 1), "cannot read file")
+                return YAMLSource(path: shown, text: "", root: nil)
+            }
+            hashed.append((shown, data))
+            return YAMLSource.parse(data: data, display: shown, log: &log)
         }
 
         var version = "unversioned"
