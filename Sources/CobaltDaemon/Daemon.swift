@@ -42,6 +42,9 @@ public final class Daemon: Sendable {
         metrics: (@Sendable () -> String)? = nil
     ) async throws -> Daemon {
         let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
+        // SIGHUP asks for a reload. Until the reload service traps it, its default action would end the process:
+        // a `systemctl reload` during the start (the rule gate, opening the store) must not stop the daemon.
+        if handleSignals { signal(SIGHUP, SIG_IGN) }
         try configuration.validate()
         guard ZMQContext.has("curve") else { throw ConfigurationError("libzmq was built without CURVE support") }
         // The same gate as a reload: a rule set that a reload refused and that is still on disk must not go live

@@ -22,8 +22,9 @@ final class DaemonProcess: @unchecked Sendable {
     let replay: String
     let control: String
 
-    /// `arguments` go after the others (`--config FILE`: flags still win over the file).
-    init(database: String, rules: String = Repository.rules, arguments: [String] = []) throws {
+    /// `arguments` go after the others (`--config FILE`: flags still win over the file). With
+    /// `signalWhileStarting`, that signal is sent every 20 ms from 150 ms after launch until the daemon has started.
+    init(database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil) throws {
         process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
         process.arguments = [
             "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
@@ -42,8 +43,18 @@ final class DaemonProcess: @unchecked Sendable {
                 buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
         }.start()
+        if let signalWhileStarting {
+            let process = process
+            Thread {
+                Thread.sleep(forTimeInterval: 0.15)
+                while process.isRunning, !buffer.text.withLock({ $0.contains("cobalt started") }) {
+                    Foundation.kill(process.processIdentifier, signalWhileStarting)
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+            }.start()
+        }
         var endpoints: [String: String] = [:]
-        for _ in 0..<600 where endpoints.count < 4 {
+        for _ in 0..<600 where endpoints.count < 4 && process.isRunning {
             Thread.sleep(forTimeInterval: 0.05)
             let text = buffer.text.withLock { $0 }
             guard let line = text.split(separator: "\n").first(where: { $0.contains("cobalt started") }) else { continue }
@@ -199,6 +210,15 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let log = try await alertLog(replay: survivor.replay)
         #expect(log == expected)
         #expect(survivor.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(survivor.log)")
+    }
+
+    /// A SIGHUP while the daemon starts (a `systemctl reload` during the rule gate) used to end it: the signal's
+    /// default action stood until the reload service trapped it.
+    @Test func aSighupWhileStartingDoesNotStopTheDaemon() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let daemon = try DaemonProcess(database: scratch.path + "/hup.db", signalWhileStarting: SIGHUP)
+        #expect(daemon.terminate() == 0, "\(daemon.log)")
     }
 
     @Test func sighupReloadsTheRules() async throws {

@@ -63,8 +63,9 @@ struct Reloader {
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
         switch outcome {
-        case .live(let version, let hash, _, _, _, _, _, let reevaluationError):
-            statistics.recordReload(outcome: "live", duration: ContinuousClock.now - started)
+        case .live(let version, let hash, let duration, _, _, _, _, let reevaluationError):
+            // From the request to the swap, as `reload_ms` (the re-evaluation after it has its own pause metric).
+            statistics.recordReload(outcome: "live", duration: duration)
             audit.record(
                 actor: actor, action: "reload.live",
                 detail: "version=\(version) hash=\(hash)" + (reevaluationError.map { " reevaluation_failed=\($0)" } ?? ""))
