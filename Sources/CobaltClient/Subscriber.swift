@@ -10,11 +10,20 @@ package final class Subscriber {
     package struct Cursor: Sendable, Equatable, Codable {
         package var epoch: String?
         package var last: Int64
+        /// Whose stream `last` counts in (nil in cursors written before session 17): sequence numbers are per
+        /// clinic, so another clinic's cursor would skip every alert up to its `last`, silently.
+        package var clinic: String?
 
-        package init(epoch: String? = nil, last: Int64 = 0) {
+        package init(epoch: String? = nil, last: Int64 = 0, clinic: String? = nil) {
             self.epoch = epoch
             self.last = last
+            self.clinic = clinic
         }
+    }
+
+    /// A cursor that cannot be this subscription's: delivering from it would skip alerts without a word.
+    package struct CursorMismatch: Error, CustomStringConvertible {
+        package let description: String
     }
 
     package let clinic: String
@@ -40,8 +49,12 @@ package final class Subscriber {
     package init(
         context: ZMQContext, alerts: String, replay: String, clinic: String, cursor: Cursor = Cursor(), security: ClientSecurity? = nil
     ) throws {
+        if let owner = cursor.clinic, owner != clinic {
+            throw CursorMismatch(description: "the cursor counts clinic '\(owner)''s alerts, not '\(clinic)''s")
+        }
         self.clinic = clinic
         self.cursor = cursor
+        self.cursor.clinic = clinic
         self.context = context
         self.alerts = alerts
         self.security = security
@@ -84,11 +97,12 @@ package final class Subscriber {
             if cursor.epoch != epoch {
                 // A different stream (a new store): its sequence numbers start again.
                 if cursor.epoch != nil, cursor.last > 0 {
-                    cursor = Cursor(epoch: epoch, last: 0)
+                    cursor = Cursor(epoch: epoch, last: 0, clinic: clinic)
                     continue
                 }
                 cursor.epoch = epoch
             }
+            if let head = page["head"]?.int64Value { try checkNotAhead(of: head) }
             guard case .array(let alerts)? = page["alerts"] else { return }
             for alert in alerts {
                 guard case .object(let fields) = alert, let seq = fields["seq"]?.int64Value, seq == cursor.last + 1 else { continue }
@@ -96,6 +110,16 @@ package final class Subscriber {
             }
             if case .bool(let flag)? = page["more"] { more = flag } else { more = false }
         }
+    }
+
+    /// The stream ends at `head`, before the cursor: the alerts the cursor counts are not this stream's (a store
+    /// restored from a backup, or a cursor from another daemon). Alerts numbered up to the cursor's `last` from now
+    /// on would be skipped as seen; said instead, for the operator to decide. (Replay's `head` is read from the
+    /// store after the page, so it is never behind an alert already delivered; a heartbeat's `last` can be, for
+    /// an instant after a commit, so heartbeats are not used for this.)
+    private func checkNotAhead(of head: Int64) throws {
+        guard head < cursor.last else { return }
+        throw CursorMismatch(description: "the cursor has seen alert \(cursor.last) of clinic '\(clinic)', but the daemon's stream (epoch \(cursor.epoch ?? "?")) ends at \(head): it is not this stream's cursor (a restored database?)")
     }
 
     /// Waits up to `timeout` ms for live traffic; delivers alerts in order, repairing gaps from replay.

@@ -65,32 +65,54 @@ struct Subscribe: ParsableCommand {
     @Option(help: "The clinic id.") var clinic: String
     @Option(help: "Alerts endpoint.") var alerts = "tcp://127.0.0.1:5571"
     @Option(help: "Replay endpoint.") var replay = "tcp://127.0.0.1:5572"
-    @Option(help: "A file keeping the last sequence number seen (created if missing).") var cursor: String?
+    @Option(help: "A file keeping the clinic and the last sequence number seen (created if missing).") var cursor: String?
+    @Flag(help: "Start from the first alert, whatever the cursor file says (it is then rewritten).") var resetCursor = false
     @Flag(help: "Print one JSON alert per line.") var jsonl = false
     @Option(help: "Stop after this many alerts.") var count: Int?
     @Option(help: "Stop after this many seconds without a new alert.") var idle: Int?
     @OptionGroup var curve: CurveOptions
 
+    /// Ends delivery once `--count` alerts were delivered (the alert refused is not counted as delivered).
+    private struct Enough: Error {}
+
     func run() throws {
         let context = try ZMQContext()
         var start = Subscriber.Cursor()
-        if let cursor, let data = FileManager.default.contents(atPath: cursor) {
-            start = try JSONDecoder().decode(Subscriber.Cursor.self, from: data)
+        if let cursor, !resetCursor, let data = FileManager.default.contents(atPath: cursor) {
+            do {
+                start = try JSONDecoder().decode(Subscriber.Cursor.self, from: data)
+            } catch {
+                throw ValidationError("\(cursor): not a cursor (\(error)); --reset-cursor starts again from the first alert")
+            }
         }
-        let subscriber = try Subscriber(
-            context: context, alerts: alerts, replay: replay, clinic: clinic, cursor: start, security: try curve.security())
+        let subscriber: Subscriber
+        do {
+            subscriber = try Subscriber(
+                context: context, alerts: alerts, replay: replay, clinic: clinic, cursor: start, security: try curve.security())
+        } catch let mismatch as Subscriber.CursorMismatch {
+            throw ValidationError("\(cursor ?? "cursor"): \(mismatch); use another cursor file per clinic")
+        }
         var delivered = 0
         let deliver: (String) throws -> Void = { json in
+            if let count, delivered >= count { throw Enough() }
             // Written straight to the file descriptor: a pipe must see each alert as it arrives.
             FileHandle.standardOutput.write(Data(((jsonl ? json : Self.readable(json)) + "\n").utf8))
             delivered += 1
-            if let cursor { try JSONEncoder().encode(subscriber.cursor).write(to: URL(fileURLWithPath: cursor)) }
+            // Replaced whole (a temporary file renamed over it): an interruption leaves the old cursor or the new,
+            // never an empty file.
+            if let cursor { try JSONEncoder().encode(subscriber.cursor).write(to: URL(fileURLWithPath: cursor), options: .atomic) }
         }
-        try subscriber.catchUp(deliver)
-        var quiet = 0
-        while count.map({ delivered < $0 }) ?? true {
-            if try subscriber.poll(timeout: 1_000, deliver) { quiet = 0 } else { quiet += 1 }
-            if let idle, quiet >= idle { break }
+        do {
+            try subscriber.catchUp(deliver)
+            var quiet = 0
+            while count.map({ delivered < $0 }) ?? true {
+                if try subscriber.poll(timeout: 1_000, deliver) { quiet = 0 } else { quiet += 1 }
+                if let idle, quiet >= idle { break }
+            }
+        } catch is Enough {
+            return
+        } catch let mismatch as Subscriber.CursorMismatch {
+            throw ValidationError("\(cursor ?? "cursor"): \(mismatch); --reset-cursor starts again from the first alert")
         }
     }
 

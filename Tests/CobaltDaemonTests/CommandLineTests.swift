@@ -1,3 +1,4 @@
+import CobaltClient
 import CobaltTestSupport
 import Foundation
 import RuleEngine
@@ -71,6 +72,27 @@ import Testing
             "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay,
             "--cursor", cursor, "--idle", "1")
         #expect(rerun.status == 0 && rerun.output.isEmpty, "\(rerun.output)")
+        // The cursor names its clinic: another clinic's subscriber refuses it (it used to skip that clinic's alerts
+        // up to the cursor's seq, printing nothing); a cursor that is not one is named; --count holds during
+        // catch-up too; --reset-cursor starts again from the first alert.
+        let otherClinic = try await cobalt(
+            "subscribe", "--clinic", "south-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay,
+            "--cursor", cursor, "--idle", "1")
+        #expect(otherClinic.status != 0 && otherClinic.output.contains("clinic 'north-antenatal'"), "\(otherClinic.output)")
+        let broken = scratch.path + "/broken.json"
+        try "".write(toFile: broken, atomically: true, encoding: .utf8)
+        let unreadable = try await cobalt(
+            "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay,
+            "--cursor", broken, "--idle", "1")
+        #expect(unreadable.status != 0 && unreadable.output.contains("broken.json: not a cursor"), "\(unreadable.output)")
+        let first = try await cobalt(
+            "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay,
+            "--cursor", cursor, "--reset-cursor", "--jsonl", "--count", "1")
+        #expect(first.status == 0 && first.output.split(separator: "\n").count == 1, "\(first.output)")
+        #expect(try object(first.output)["seq"] == .number(1))
+        #expect(try JSONDecoder().decode(Subscriber.Cursor.self, from: Data(contentsOf: URL(fileURLWithPath: cursor)))
+            == Subscriber.Cursor(epoch: try object(first.output)["epoch"]?.stringValue, last: 1, clinic: "north-antenatal"))
+
         // The readable form: sequence, status, severity, category, patient, summary.
         let readable = try await cobalt(
             "subscribe", "--clinic", "north-antenatal", "--alerts", daemon.alerts, "--replay", daemon.replay, "--count", "\(log.count)")

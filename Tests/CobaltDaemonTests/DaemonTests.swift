@@ -406,6 +406,19 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
                 return count
             }
             #expect(again == 0)
+            // A cursor ahead of the stream (a database restored from a backup keeps its epoch): refused, not taken
+            // as having seen the alerts that will be numbered up to its `last`.
+            let ahead = Subscriber.Cursor(epoch: saved.epoch, last: saved.last + 50, clinic: "north")
+            let refused = try await onThread { () -> String in
+                let subscriber = try Subscriber(context: try ZMQContext(), alerts: e.alerts, replay: e.replay, clinic: "north", cursor: ahead)
+                do {
+                    try subscriber.catchUp { _ in }
+                    return "caught up"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(refused.contains("ends at \(saved.last)"), "\(refused)")
         }
     }
 }
