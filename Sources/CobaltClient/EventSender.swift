@@ -71,11 +71,18 @@ package struct EventSender {
             owed[id] = count - 1
         }
         for index in ids.indices where ids[index] == nil && !gaveUp {
-            guard try socket.send([events[index]], dontWait: false) else { continue }
-            if try socket.waitForInput(timeout: 10_000), let message = try socket.receive(), let payload = message.frames.last {
-                outcomes[index] = Self.outcome(payload).map { var o = $0; o.id = "(line \(index + 1))"; return o }
-            }
             ids[index] = "(line \(index + 1))"
+            guard try socket.send([events[index]], dontWait: false) else { continue }
+            // Only an answer without an id can be this line's: a late answer to a resend carries its event's id
+            // (taken for the line's own, it once turned a refusal into "accepted").
+            let until = ContinuousClock.now + .seconds(10)
+            while outcomes[index] == nil, ContinuousClock.now < until {
+                guard try socket.waitForInput(timeout: 100), let message = try socket.receive(), let payload = message.frames.last,
+                    var reply = Self.outcome(payload), reply.id.isEmpty
+                else { continue }
+                reply.id = "(line \(index + 1))"
+                outcomes[index] = reply
+            }
         }
         let silence = "no answer from \(endpoint) for \(giveUpAfter) (is the daemon running there? if it uses CURVE: are the keys right?)"
         return outcomes.enumerated().map { index, outcome in
@@ -91,6 +98,9 @@ package struct EventSender {
     ) throws -> Bool {
         var queue = byID.values.map { $0[0] }.sorted()
         var inFlight: [Int: ContinuousClock.Instant] = [:]
+        // How long to wait for an answer before sending again: doubled at each resend (up to 16 times
+        // `retryAfter`), so that a daemon slow to answer is not sent the whole window again every `retryAfter`.
+        var patience: [Int: Duration] = [:]
         var deadline = ContinuousClock.now + giveUpAfter
         // Answers still owed to earlier rounds' sends: they come before any answer to this round's.
         var stale = owed
@@ -125,9 +135,10 @@ package struct EventSender {
                 inFlight[indexes[0]] = nil
                 for index in indexes { outcomes[index] = reply }
             }
-            for (index, sentAt) in inFlight where ContinuousClock.now - sentAt > retryAfter {
+            for (index, sentAt) in inFlight where ContinuousClock.now - sentAt > patience[index, default: retryAfter] {
                 _ = try sendCopy(index)  // same bytes, same id
                 inFlight[index] = .now
+                patience[index] = min(patience[index, default: retryAfter] * 2, retryAfter * 16)
             }
             if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty { return false }
         }
@@ -145,11 +156,12 @@ package struct EventSender {
 
     /// Splits a file into events: a JSON array, or one event per line (JSON Lines).
     package static func events(in data: Data) throws -> [[UInt8]] {
-        let text = String(decoding: data, as: UTF8.self)
-        if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("[") {
-            guard case .array(let items) = try JSONValue.parse(data) else { return [] }
+        switch EventFile.read(data) {
+        case .array(let bytes):
+            guard case .array(let items) = try JSONValue.parse(bytes) else { return [] }
             return items.map(\.canonicalBytes)
+        case .lines(let lines):
+            return lines.map(\.bytes)
         }
-        return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { Array($0.utf8) }
     }
 }

@@ -1,6 +1,7 @@
 /// The clients (CobaltClient) against peers that misbehave in ways the daemon never does.
 import CobaltClient
 import Foundation
+import RuleEngine
 import Synchronization
 import Testing
 import ZeroMQ
@@ -141,5 +142,54 @@ import ZeroMQ
         let outcomes = try sender.send([first, corrected], context: try ZMQContext())
         #expect(outcomes.map(\.status) == ["accepted", "rejected"], "\(outcomes.map(\.reply))")
         #expect(outcomes.last?.code == 409)
+    }
+
+    /// A line without an id is answered without one (the daemon refuses it). A late answer to another event's resend
+    /// (it carries that event's id) was once taken for the line's, turning its refusal into "accepted" and the exit
+    /// status into 0. A hand-driven ROUTER answers every message half a second late, in order, as a busy daemon does.
+    @Test func aLineWithoutAnIdGetsOnlyAnAnswerWithoutAnId() throws {
+        let withID = Array(#"{"id": "a", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z"}"#.utf8)
+        let withoutID = Array(#"{"patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z"}"#.utf8)
+        let context = try ZMQContext()
+        let bound = Mutex<String?>(nil)
+        let serving = Thread {
+            guard let server = try? ZMQSocket(context: context, type: .router) else { return }
+            defer { server.close() }
+            guard (try? server.bind("tcp://127.0.0.1:*")) != nil, let endpoint = try? server.lastEndpoint else { return }
+            bound.withLock { $0 = endpoint }
+            while true {
+                guard (try? server.waitForInput(timeout: 3_000)) == true, let message = try? server.receive(), message.frames.count == 2 else { return }
+                Thread.sleep(forTimeInterval: 0.5)
+                let reply = message.frames[1] == withID
+                    ? #"{"id": "a", "status": "accepted", "code": 200}"#
+                    : #"{"id": null, "status": "rejected", "code": 400, "reason": "invalid event: 1 error"}"#
+                _ = try? server.send([message.frames[0], Array(reply.utf8)])
+            }
+        }
+        serving.start()
+        var waiting: String?
+        for _ in 0..<200 where waiting == nil {
+            waiting = bound.withLock { $0 }
+            if waiting == nil { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        var sender = EventSender(endpoint: try #require(waiting))
+        sender.retryAfter = .milliseconds(200)
+        sender.giveUpAfter = .seconds(5)
+        let outcomes = try sender.send([withID, withoutID], context: try ZMQContext())
+        #expect(outcomes.map(\.status) == ["accepted", "rejected"], "\(outcomes.map(\.reply))")
+        #expect(outcomes.last?.id == "(line 2)" && outcomes.last?.code == 400)
+    }
+
+    /// Files as editors write them: CRLF line ends and a UTF-8 byte-order mark, in JSON Lines and in an array.
+    /// A CRLF file used to be one line (in Swift `"\r\n"` is one `Character`), and the mark made the first event
+    /// malformed.
+    @Test func eventFilesWithCRLFAndAByteOrderMarkSplitIntoTheirEvents() throws {
+        let mark = "\u{FEFF}"
+        let lines = try EventSender.events(in: Data((mark + "{\"id\": \"a\"}\r\n\r\n  {\"id\": \"b\"} \r\n").utf8))
+        #expect(lines.map { String(decoding: $0, as: UTF8.self) } == [#"{"id": "a"}"#, #"{"id": "b"}"#])
+        let array = try EventSender.events(in: Data((mark + "\r\n[{\"id\": \"a\"},\r\n {\"id\": \"b\"}]\r\n").utf8))
+        #expect(array.map { String(decoding: $0, as: UTF8.self) } == [#"{"id":"a"}"#, #"{"id":"b"}"#])
+        // The line numbers `cobalt eval` reports count the blank lines.
+        #expect(EventFile.read(Data("\r\n{}\r\n".utf8)) == .lines([EventFile.Line(number: 2, bytes: Array("{}".utf8))]))
     }
 }

@@ -69,22 +69,19 @@ package enum EventDecoder {
 
     /// Decodes a timeline file: a JSON array of events, or JSON Lines (one event per line).
     package static func decodeTimeline(_ data: Data) throws(EventDecodingError) -> [PatientEvent] {
-        let text = String(decoding: data, as: UTF8.self)
-        let trimmed = text.trimmingWhitespace()
         var values: [(String, JSONValue)] = []
-        if trimmed.hasPrefix("[") {
-            guard case .array(let items) = try JSONValue.parse(Data(trimmed.utf8)) else {
+        switch EventFile.read(data) {
+        case .array(let bytes):
+            guard case .array(let items) = try JSONValue.parse(bytes) else {
                 throw EventDecodingError(errors: [FieldError(path: "$", message: "expected an array of events")])
             }
             values = items.enumerated().map { ("[\($0.offset)]", $0.element) }
-        } else {
-            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let content = line.trimmingCharacters(in: .whitespaces)
-                guard !content.isEmpty else { continue }
+        case .lines(let lines):
+            for line in lines {
                 do {
-                    values.append(("line \(number + 1)", try JSONValue.parse(Data(content.utf8))))
+                    values.append(("line \(line.number)", try JSONValue.parse(line.bytes)))
                 } catch {
-                    throw EventDecodingError(errors: error.errors.map { FieldError(path: "line \(number + 1)", message: $0.message) })
+                    throw EventDecodingError(errors: error.errors.map { FieldError(path: "line \(line.number)", message: $0.message) })
                 }
             }
         }
