@@ -20,4 +20,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 swift build -c release --product cobalt
+umask 077  # the database holds patient data: readable by this user only
 exec .build/release/cobalt serve --config deploy/cobalt.yaml "$@"

@@ -175,11 +175,21 @@ struct Keygen: ParsableCommand {
 
     func run() throws {
         let pair = try CurveKeyPair.generate()
-        let fm = FileManager.default
         let secretPath = name + ".key"
-        guard !fm.fileExists(atPath: secretPath) else { throw ValidationError("\(secretPath) exists; refusing to overwrite a key") }
-        // Created with 0600 from the start: the secret is never readable by others, not even briefly.
-        guard fm.createFile(atPath: secretPath, contents: Data((pair.secretKey + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+        // Created by open(2) with mode 0600, never over an existing file or through a symlink: the secret is never
+        // readable by others, not even briefly. (Foundation's createFile wrote a 0644 temporary file, renamed
+        // it, then changed its mode.)
+        let fd = open(secretPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let reason = errno == EEXIST ? "exists; refusing to overwrite a key" : "cannot create: \(String(cString: strerror(errno)))"
+            throw ValidationError("\(secretPath) \(reason)")
+        }
+        let secret = Array((pair.secretKey + "\n").utf8)
+        let written = secret.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == secret.count, synced == 0 else {
+            unlink(secretPath)
             throw ValidationError("\(secretPath): cannot write")
         }
         try (pair.publicKey + "\n").write(toFile: name + ".pub", atomically: true, encoding: .utf8)

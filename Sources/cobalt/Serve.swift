@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import CobaltDaemon
 import Logging
@@ -27,7 +28,12 @@ struct Serve: AsyncParsableCommand {
         if let alerts { configuration.alerts = alerts }
         if let replay { configuration.replay = replay }
         if let control { configuration.control = control }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        // The journal holds patient data: the database and its log files are created readable by this user only,
+        // whatever the umask the daemon was started with (deploy/cobalt.service sets UMask=0077 too).
+        umask(0o077)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

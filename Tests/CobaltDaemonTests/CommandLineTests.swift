@@ -19,6 +19,30 @@ import Testing
 
     struct JSONError: Error, CustomStringConvertible { var description: String; init(_ d: String) { description = d } }
 
+    /// `cobalt keygen NAME`: the secret in NAME.key with mode 0600 (created so by open(2); the moment a
+    /// readable temporary file existed before is not observable here — strace showed it), the public key in
+    /// NAME.pub; an existing key, or a symlink where the key would go, is never written through.
+    @Test func keygenWritesASecretOnlyItsOwnerReadsAndOverwritesNothing() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let name = scratch.path + "/server"
+        let made = try await cobalt("keygen", name)
+        #expect(made.status == 0, "\(made.output)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: name + ".key")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let secret = try String(contentsOfFile: name + ".key", encoding: .utf8)
+        let publicKey = try String(contentsOfFile: name + ".pub", encoding: .utf8)
+        #expect(secret.count == 41 && publicKey.count == 41 && made.output.contains(publicKey.trimmingCharacters(in: .newlines)))
+        let again = try await cobalt("keygen", name)
+        #expect(again.status != 0 && again.output.contains("refusing to overwrite"), "\(again.output)")
+        #expect(try String(contentsOfFile: name + ".key", encoding: .utf8) == secret)
+        let target = scratch.path + "/elsewhere"
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/linked.key", withDestinationPath: target)
+        let linked = try await cobalt("keygen", scratch.path + "/linked")
+        #expect(linked.status != 0 && !FileManager.default.fileExists(atPath: target), "\(linked.output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted() == ["linked.key", "server.key", "server.pub"])
+    }
+
     @Test func sendSubscribeStatusMetricsAndReloadDoWhatTheReadmeSays() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

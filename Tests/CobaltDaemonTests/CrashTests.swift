@@ -221,6 +221,20 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(daemon.terminate() == 0, "\(daemon.log)")
     }
 
+    /// The journal holds patient data: its files are the daemon user's alone, whatever umask it was started with
+    /// (they were 0644 under the usual 022, readable by any local user).
+    @Test func theDatabaseFilesAreReadableByTheirOwnerOnly() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let database = scratch.path + "/private.db"
+        let daemon = try DaemonProcess(database: database)
+        defer { _ = daemon.terminate() }
+        for file in [database, database + "-wal", database + "-shm"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(file)")
+        }
+    }
+
     @Test func sighupReloadsTheRules() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
