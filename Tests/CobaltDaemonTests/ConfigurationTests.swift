@@ -40,4 +40,32 @@ import Testing
             }
         }
     }
+
+    /// A configuration that is not what it should be is refused at its line, never replaced by defaults: a list or
+    /// a lone value as the document, a section that is not a mapping — `security:` with every entry commented out
+    /// used to start the daemon without CURVE — and an empty value.
+    @Test func malformedConfigurationsAreRefusedAtTheirLine() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        for (text, expected) in [
+            ("- rules: /etc/cobalt/Rules\n", "cobalt.yaml:1:1: the configuration must be a mapping"),
+            ("rules\n", "cobalt.yaml:1:1: the configuration must be a mapping"),
+            ("database: x.db\nsecurity:\n  # server_secret_key: k\n", "cobalt.yaml:2:10: 'security' must be a mapping of settings (found nothing)"),
+            ("limits: 5\n", "cobalt.yaml:1:9: 'limits' must be a mapping of settings (found '5')"),
+            ("profile:\n", "cobalt.yaml:1:9: 'profile' is empty"),
+            ("profile: ''\n", "cobalt.yaml:1:10: 'profile' is empty"),
+            ("rules: x\n\nlimits:\n  handof_events: 10\n", "cobalt.yaml:4:3: unknown key 'limits.handof_events'"),
+        ] {
+            let file = scratch.path + "/cobalt.yaml"
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            #expect {
+                _ = try DaemonConfiguration.load(file: file)
+            } throws: { error in
+                "\(error)".contains(expected)
+            }
+        }
+        // An empty file is the defaults.
+        try "# nothing set\n".write(toFile: scratch.path + "/empty.yaml", atomically: true, encoding: .utf8)
+        #expect(try DaemonConfiguration.load(file: scratch.path + "/empty.yaml") == DaemonConfiguration())
+    }
 }

@@ -79,37 +79,57 @@ public struct DaemonConfiguration: Sendable, Equatable {
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch { throw ConfigurationError("\(file): \(error)") }
         var configuration = DaemonConfiguration()
-        guard let mapping = node?.mapping else { return configuration }
+        /// `file:line:column` of a node (the file alone when the node has no position).
+        func at(_ node: Node?) -> String {
+            node?.mark.map { "\(file):\($0.line):\($0.column)" } ?? file
+        }
+        // An empty file is the defaults; anything else must be settings. (A list, or a lone value, used to be
+        // ignored, and the daemon started on defaults.)
+        guard let node else { return configuration }
+        guard let mapping = node.mapping else {
+            throw ConfigurationError("\(at(node)): the configuration must be a mapping of settings (rules:, database:, …)")
+        }
         func string(_ node: Node?, _ key: String) throws -> String? {
             guard let node else { return nil }
-            guard let value = node.string else { throw ConfigurationError("\(file): '\(key)' must be text") }
+            guard let value = node.string, node.scalar != nil else { throw ConfigurationError("\(at(node)): '\(key)' must be text") }
+            guard !value.isEmpty else { throw ConfigurationError("\(at(node)): '\(key)' is empty; remove it for the default") }
             return value
         }
         func int(_ node: Node?, _ key: String) throws -> Int? {
             guard let node else { return nil }
-            guard let value = node.int, value > 0 else { throw ConfigurationError("\(file): '\(key)' must be a positive whole number") }
+            guard let value = node.int, value > 0 else { throw ConfigurationError("\(at(node)): '\(key)' must be a positive whole number") }
             return value
+        }
+        /// A section (`endpoints`, `limits`, `security`): absent, or a mapping. `security:` with every entry
+        /// commented out used to be taken as no security at all.
+        func section(_ key: String) throws -> Node.Mapping? {
+            guard let node = mapping[key] else { return nil }
+            guard let section = node.mapping else {
+                throw ConfigurationError("\(at(node)): '\(key)' must be a mapping of settings (found \(node.scalar.map { $0.string.isEmpty ? "nothing" : "'\($0.string)'" } ?? "a list"))")
+            }
+            return section
         }
         let known = [
             "rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit", "watch_rules",
             "watch_interval_ms", "watch_settle_ms", "security",
         ]
         func refuseUnknown(_ mapping: Node.Mapping, _ known: [String], in section: String?) throws {
-            for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
+            for keyNode in mapping.keys {
+                guard let key = keyNode.string, !known.contains(key) else { continue }
                 let name = section.map { "\($0).\(key)" } ?? key
-                throw ConfigurationError("\(file): unknown key '\(name)'; expected one of \(known.joined(separator: ", "))")
+                throw ConfigurationError("\(at(keyNode)): unknown key '\(name)'; expected one of \(known.joined(separator: ", "))")
             }
         }
         try refuseUnknown(mapping, known, in: nil)
         // A misspelt setting must not silently fall back to its default.
-        if let endpoints = mapping["endpoints"]?.mapping { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control"], in: "endpoints") }
-        if let limits = mapping["limits"]?.mapping {
+        if let endpoints = try section("endpoints") { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control"], in: "endpoints") }
+        if let limits = try section("limits") {
             try refuseUnknown(
                 limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "patient_cache_records",
                     "evaluation_batch", "handoff_events", "handoff_wait_ms", "evaluation_workers"],
                 in: "limits")
         }
-        if let security = mapping["security"]?.mapping {
+        if let security = try section("security") {
             try refuseUnknown(security, ["server_secret_key", "ingest_keys", "subscriber_keys", "operator_keys"], in: "security")
         }
         configuration.rules = try string(mapping["rules"], "rules") ?? configuration.rules
@@ -137,7 +157,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds
         configuration.replayPageLimit = try int(mapping["replay_page_limit"], "replay_page_limit") ?? configuration.replayPageLimit
         if let node = mapping["watch_rules"] {
-            guard let value = node.bool else { throw ConfigurationError("\(file): 'watch_rules' must be true or false") }
+            guard let value = node.bool else { throw ConfigurationError("\(at(node)): 'watch_rules' must be true or false") }
             configuration.watchRules = value
         }
         configuration.watchIntervalMilliseconds = try int(mapping["watch_interval_ms"], "watch_interval_ms") ?? configuration.watchIntervalMilliseconds
@@ -145,7 +165,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let security = mapping["security"]?.mapping {
             func required(_ key: String) throws -> String {
                 guard let value = try string(security[key], "security.\(key)") else {
-                    throw ConfigurationError("\(file): security needs '\(key)'")
+                    throw ConfigurationError("\(at(mapping["security"])): security needs '\(key)'")
                 }
                 return value
             }
