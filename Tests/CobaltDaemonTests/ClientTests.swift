@@ -193,3 +193,29 @@ import ZeroMQ
         #expect(EventFile.read(Data("\r\n{}\r\n".utf8)) == .lines([EventFile.Line(number: 2, bytes: Array("{}".utf8))]))
     }
 }
+
+/// `--server-key` and `--key`: a file that cannot be read is named (it used to surface as "a CURVE secret key is
+/// 40 Z85 characters"), and the secret key is taken only from a file.
+@Suite struct ClientKeyTests {
+    @Test func keyFilesAreNamedWhenUnreadableAndSecretsComeOnlyFromFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try CurveKeyPair.generate(), client = try CurveKeyPair.generate()
+        try (client.secretKey + "\n").write(toFile: directory + "/client.key", atomically: true, encoding: .utf8)
+        try (server.publicKey + "\n").write(toFile: directory + "/server.pub", atomically: true, encoding: .utf8)
+        for (serverKey, keyFile, expected) in [
+            (server.publicKey, directory + "/missing.key", "--key \(directory)/missing.key: cannot read the file"),
+            (directory + "/missing.pub", directory + "/client.key", "--server-key \(directory)/missing.pub: cannot read the file"),
+            (server.publicKey, client.secretKey, "--key takes the file holding the secret key"),
+        ] {
+            #expect {
+                _ = try ClientSecurity.load(serverKey: serverKey, keyFile: keyFile)
+            } throws: { error in
+                "\(error)".contains(expected)
+            }
+        }
+        let loaded = try #require(try ClientSecurity.load(serverKey: directory + "/server.pub", keyFile: directory + "/client.key"))
+        #expect(loaded.serverKey == server.publicKey && loaded.keys.publicKey == client.publicKey)
+    }
+}
