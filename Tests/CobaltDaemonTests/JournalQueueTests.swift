@@ -15,9 +15,9 @@ import ZeroMQ
         bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
     }
 
-    private func batch(_ ids: [String]) -> IngestProcessor.PreparedBatch {
+    private func batch(_ ids: [String], patient: String? = nil) -> IngestProcessor.PreparedBatch {
         processor.prepare(
-            ids.map { Message(frames: [Array("peer-\($0)".utf8), Array(deficientEvent(id: $0, patient: "p-\($0)").utf8)]) },
+            ids.map { Message(frames: [Array("peer-\($0)".utf8), Array(deficientEvent(id: $0, patient: patient ?? "p-\($0)").utf8)]) },
             bundle: bundle)
     }
 
@@ -78,5 +78,22 @@ import ZeroMQ
         #expect(queue.work.takeAll() == nil)
         let late = try await queue.commitEvaluations([(3, [alert("p-e3")])], through: 3, at: "2026-11-22T09:00:00.000Z")
         #expect(late.map(\.seq) == [3])
+    }
+
+    /// The other way round: a batch that fails (here a trigger refuses one patient's events; a full disk refusing a
+    /// large batch would too) answers 503, and the evaluation commit that shared its transaction is written alone
+    /// rather than failed (which would cost evaluation a failure, a reload of its cache and a retry).
+    @Test func aBatchThatFailsDoesNotFailTheEvaluationCommitWithIt() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let database = scratch.path + "/cobalt.db"
+        let store = try SQLiteStore(path: database)
+        let queue = JournalQueue(store: store)
+        #expect(await round(queue, commit: [], through: 0, with: [batch(["e1"])]).statuses == ["accepted"])
+        try await runSQL(injectedFailure("INSERT", on: "events", where: "NEW.patient = 'poison'"), database: database)
+        let shared = await round(queue, commit: [(1, [alert("p-e1")])], through: 1, with: [batch(["x1"], patient: "poison")])
+        #expect(shared.statuses == ["rejected"])
+        #expect((try? shared.evaluation.get())?.map(\.seq) == [1], "\(shared.evaluation)")
+        #expect(try await store.evaluatedThrough() == 1)
     }
 }

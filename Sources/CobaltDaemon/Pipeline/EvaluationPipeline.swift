@@ -59,8 +59,11 @@ actor EvaluationPipeline {
         var remaining: [(patient: String, clinic: String)]
         var done: Reevaluation
         var continuation: CheckedContinuation<Reevaluation, any Error>?
-        /// The rule set it started under: recorded as re-evaluated at the end if it is still the running one.
+        /// The rule set it started under: recorded as re-evaluated at the end if it is still the running one and
+        /// every chunk ran under it.
         var ruleSet: String
+        /// Whether a chunk ran under another rule set (a reload meanwhile): then this run records nothing.
+        var mixed = false
     }
 
     private let store: any CobaltStore
@@ -568,7 +571,8 @@ actor EvaluationPipeline {
         var progress = progress
         let started = ContinuousClock.now
         do {
-            let (count, changes) = try await reevaluate(progress.remaining, until: started + Self.reevaluationBudget)
+            let (count, changes, ruleSet) = try await reevaluate(progress.remaining, until: started + Self.reevaluationBudget)
+            if ruleSet != progress.ruleSet { progress.mixed = true }
             progress.remaining.removeFirst(count)
             let pause = ContinuousClock.now - started
             progress.done.patients += count
@@ -583,11 +587,17 @@ actor EvaluationPipeline {
             return
         }
         if !progress.remaining.isEmpty {
-            // No queue to come back through (stopping): finish here.
-            await reevaluate(progress)
+            // No queue to come back through (stopping): the rest waits for the next start, which re-evaluates
+            // open alerts again since this run records nothing. (Finishing here could outlast the service
+            // manager's stop timeout with many open alerts.)
+            logger.info("stopping: open alerts not yet re-evaluated are re-evaluated at the next start", metadata: [
+                "patients_left": "\(progress.remaining.count)",
+            ])
+            progress.continuation?.resume(throwing: ConfigurationError(
+                "the daemon is stopping; \(progress.remaining.count) patients with open alerts are re-evaluated at the next start"))
             return
         }
-        if rules.snapshot.hash == progress.ruleSet {
+        if rules.snapshot.hash == progress.ruleSet, !progress.mixed {
             // Otherwise the rules changed meanwhile, and the re-evaluation queued for that change records it.
             do {
                 try await store.recordReevaluated(ruleSet: progress.ruleSet)
@@ -607,7 +617,7 @@ actor EvaluationPipeline {
     /// patients were re-evaluated and how many alerts changed.
     private func reevaluate(
         _ candidates: [(patient: String, clinic: String)], until deadline: ContinuousClock.Instant
-    ) async throws -> (patients: Int, changes: Int) {
+    ) async throws -> (patients: Int, changes: Int, ruleSet: String) {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
             cache.removeAll()
@@ -642,7 +652,7 @@ actor EvaluationPipeline {
         statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
         // Re-evaluation loads every patient with open alerts, possibly many more than the cache holds.
         evictIfNeeded()
-        return (patients.count, published.count)
+        return (patients.count, published.count, bundle.hash)
     }
 
     var cachedPatients: Int { cache.count }

@@ -63,10 +63,18 @@ extension JournalQueue {
                 written = published.map { .success($0) }
                 return outcomes
             } catch {
-                // The commits fail (the pipeline tries them again) and the batch is tried alone: an evaluation
-                // commit that fails must not stop ingest.
-                written = commits.map { _ in .failure(error) }
-                return events.isEmpty ? [] : try store.journal(events)
+                // Each part is tried alone: an evaluation commit that fails must not stop ingest, and a batch that
+                // fails (a full disk refusing a large batch) must not cost evaluation a failure and its retry.
+                guard !events.isEmpty else {
+                    written = commits.map { _ in .failure(error) }
+                    return []
+                }
+                do {
+                    written = try store.journal([], with: commits).published.map { .success($0) }
+                } catch {
+                    written = commits.map { _ in .failure(error) }
+                }
+                return try store.journal(events)
             }
         }
         for batch in IngestProcessor.PreparedBatch.merged(batches) { commit(batch, journal) }
