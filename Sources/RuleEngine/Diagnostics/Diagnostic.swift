@@ -55,8 +55,28 @@ package struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
 /// Collects diagnostics while loading; knows the source text of each file to attach snippets.
 package struct DiagnosticLog: Sendable {
     package private(set) var diagnostics: [Diagnostic] = []
-    /// Source texts by file; split into lines only when a diagnostic needs one.
-    private var sources: [String: String] = [:]
+    /// Source texts by file, with where each line starts: a diagnostic takes its line without splitting the file
+    /// again (split up to the line for each diagnostic, a file with 88,000 unused parameters took minutes).
+    private var sources: [String: Source] = [:]
+
+    private struct Source: Sendable {
+        var bytes: [UInt8]
+        var lineStarts: [Int]
+
+        init(_ text: String) {
+            bytes = Array(text.utf8)
+            lineStarts = [0]
+            for (offset, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") { lineStarts.append(offset + 1) }
+        }
+
+        /// Line `number` (1-based), without its line end; nil past the end.
+        func line(_ number: Int) -> String? {
+            guard number >= 1, number <= lineStarts.count else { return nil }
+            let start = lineStarts[number - 1]
+            let end = number < lineStarts.count ? lineStarts[number] - 1 : bytes.count
+            return String(decoding: bytes[start..<max(start, end)], as: UTF8.self).replacingTrailingCarriageReturn()
+        }
+    }
 
     package init() {}
 
@@ -66,7 +86,7 @@ package struct DiagnosticLog: Sendable {
 
     /// Registers a file's text so later diagnostics in it carry the offending line.
     package mutating func register(file: String, text: String) {
-        sources[file] = text
+        sources[file] = Source(text)
     }
 
     package mutating func error(_ location: SourceLocation, _ message: String) {
@@ -78,14 +98,7 @@ package struct DiagnosticLog: Sendable {
     }
 
     package mutating func append(_ severity: Diagnostic.Severity, _ location: SourceLocation, _ message: String) {
-        var line: String?
-        if let text = sources[location.file], location.line >= 1 {
-            let lines = text.utf8.split(separator: UInt8(ascii: "\n"), maxSplits: location.line, omittingEmptySubsequences: false)
-            if location.line <= lines.count {
-                line = String(decoding: lines[location.line - 1], as: UTF8.self).replacingTrailingCarriageReturn()
-            }
-        }
-        diagnostics.append(Diagnostic(severity, location, message, sourceLine: line))
+        diagnostics.append(Diagnostic(severity, location, message, sourceLine: sources[location.file]?.line(location.line)))
     }
 
     package mutating func append(contentsOf other: DiagnosticLog) {

@@ -342,7 +342,8 @@ extension Evaluator {
                     evidence.append(.medication(fact, index))
                 }
             }
-            return .quantity(total, unit)
+            // Doses each finite can still sum past the largest number: no dose anyone takes.
+            return total.isFinite ? .quantity(total, unit) : .unknown
         }
 
         mutating func findings(

@@ -41,7 +41,8 @@ extension Double {
         var power = 1.0
         for _ in 0..<abs(decimals) { power *= 10 }
         guard power.isFinite else { return self }  // a subnormal: no decimal scale reaches it
-        return decimals >= 0 ? (self * power).rounded() / power : (self / power).rounded() * power
+        let rounded = decimals >= 0 ? (self * power).rounded() / power : (self / power).rounded() * power
+        return rounded.isFinite ? rounded : self  // the largest numbers round up past the largest Double
     }
 }
 

@@ -386,7 +386,7 @@ package enum EventDecoder {
             }
             return PatientEvent.Pregnancy(
                 status: status, gestationWeeks: weeks, deliveryDate: delivery, breastfeeding: breastfeeding,
-                fetuses: fetuses.map { Int($0) })
+                fetuses: fetuses.flatMap { Int(exactly: $0) })  // refused above unless 1–8; never a trap (1e19)
         }
     }
 }

@@ -295,7 +295,7 @@ struct FastEventReader {
         else { return nil }
         return PatientEvent.Pregnancy(
             status: status, gestationWeeks: weeks, deliveryDate: delivery, breastfeeding: breastfeeding,
-            fetuses: fetuses.map { Int($0) })
+            fetuses: fetuses.flatMap { Int(exactly: $0) })
     }
 
     /// A vocabulary name, or a coded concept (`{"system", "code"}`, the system in lower case).

@@ -48,7 +48,9 @@ package enum Timestamp {
         default:
             return nil
         }
-        return date + Double(hour * 3_600 + minute * 60 + second - offset) + fraction
+        // An offset can carry 0000-01-01 or 9999-12-31 outside the years Cobalt writes: refused, not clamped later.
+        let seconds = date + Double(hour * 3_600 + minute * 60 + second - offset) + fraction
+        return representable.contains(seconds) ? seconds : nil
     }
 
     /// Formats seconds since the epoch as RFC 3339 UTC (`2026-11-20T09:30:00Z`).

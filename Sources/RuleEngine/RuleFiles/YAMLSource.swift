@@ -50,6 +50,16 @@ struct YAMLSource {
         do {
             let parser = try Yams.Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
             let root = try parser.singleRoot()
+            // Yams resolves aliases itself (a "billion laughs" file is a tree of copies, exponential to walk), so
+            // anchors are refused here, where they are defined: the parser still holds them (a node's anchor is
+            // weak), and document order meets an anchor before any alias of it.
+            let anchored = withExtendedLifetime(parser) { root.flatMap(firstAnchored) }
+            if let anchored {
+                log.error(
+                    SourceLocation(file: display, line: anchored.mark?.line ?? 1, column: anchored.mark?.column ?? 1),
+                    "anchors and aliases are not supported")
+                return YAMLSource(path: display, text: text, root: nil)
+            }
             return YAMLSource(path: display, text: text, root: root)
         } catch let error as YamlError {
             let (location, message) = describe(error, file: display)
@@ -58,6 +68,28 @@ struct YAMLSource {
             log.error(start, "cannot parse YAML: \(error)")
         }
         return YAMLSource(path: display, text: text, root: nil)
+    }
+
+    /// The first node with an anchor (or an alias), in document order; nil when there is none.
+    private static func firstAnchored(_ node: Node) -> Node? {
+        switch node {
+        case .scalar(let scalar):
+            return scalar.anchor == nil ? nil : node
+        case .mapping(let mapping):
+            if mapping.anchor != nil { return node }
+            for (key, value) in mapping {
+                if let found = firstAnchored(key) ?? firstAnchored(value) { return found }
+            }
+            return nil
+        case .sequence(let sequence):
+            if sequence.anchor != nil { return node }
+            for item in sequence {
+                if let found = firstAnchored(item) { return found }
+            }
+            return nil
+        case .alias:
+            return node
+        }
     }
 
     /// libyaml reports errors at the end of input on the line after the last one; point at the last real

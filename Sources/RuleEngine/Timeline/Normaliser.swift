@@ -31,7 +31,8 @@ package struct NormalisedEvent: Sendable {
         if let direct = unit.convert(value, to: canonical) { return direct }
         for conversion in fact.conversions where conversion.from.dimension == unit.dimension {
             guard let inFrom = unit.convert(value, to: conversion.from) else { continue }
-            return conversion.apply(inFrom)
+            let converted = conversion.apply(inFrom)
+            return converted.isFinite ? converted : nil
         }
         return nil
     }

@@ -35,8 +35,14 @@ package struct Unit: Hashable, Sendable, CustomStringConvertible {
         dimension == other.dimension && exp10 == other.exp10 && num * other.den == other.num * den
     }
 
-    /// Converts `value` from this unit to `target`; `nil` when the dimensions differ.
+    /// Converts `value` from this unit to `target`; `nil` when the dimensions differ, or when the result is not a
+    /// finite number (`1e303 kg` in milligrams): an infinity is no measurement, and no JSON number either.
     package func convert(_ value: Double, to target: Unit) -> Double? {
+        guard let result = convertUnchecked(value, to: target), result.isFinite else { return nil }
+        return result
+    }
+
+    private func convertUnchecked(_ value: Double, to target: Unit) -> Double? {
         guard dimension == target.dimension else { return nil }
         var result = value
         let n = num * target.den

@@ -141,10 +141,12 @@ package struct Vocabulary: Sendable {
         return .unknown
     }
 
-    /// `icd10:e10.65` → `icd10:e10.6` → `icd10:e10`; nil at the three-character category.
+    /// `icd10:e10.65` → `icd10:e10.6` → `icd10:e10`; nil at the three-character category, and for anything longer
+    /// than an ICD-10 code can be (7 characters and a dot): walking a 260 KB "code" back one character at a time,
+    /// each step counting the whole string, held ingest for minutes.
     static func icd10Parent(_ key: String) -> String? {
         let prefix = "icd10:"
-        guard key.hasPrefix(prefix), key.count > prefix.count + 3 else { return nil }
+        guard key.hasPrefix(prefix), key.utf8.count > prefix.utf8.count + 3, key.utf8.count <= prefix.utf8.count + 8 else { return nil }
         var parent = String(key.dropLast())
         if parent.hasSuffix(".") { parent.removeLast() }
         return parent
