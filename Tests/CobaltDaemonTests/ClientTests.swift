@@ -81,6 +81,27 @@ import ZeroMQ
 
 /// `cobalt send` when nobody answers: it gives up after ``EventSender/giveUpAfter`` of silence and still returns an
 /// outcome for every line (unanswered, saying what to check) instead of failing without any.
+/// A hand-driven ROUTER on a thread of its own (sockets are thread-confined), answering each `[envelope, body]`
+/// request in order with `answer(body)` until it has been quiet for `quiet` ms; returns its endpoint once bound.
+private func answeringRouter(context: ZMQContext, quiet: Int = 2_000, _ answer: @escaping @Sendable ([UInt8]) -> String) throws -> String {
+    let bound = Mutex<String?>(nil)
+    Thread {
+        guard let server = try? ZMQSocket(context: context, type: .router) else { return }
+        defer { server.close() }
+        guard (try? server.bind("tcp://127.0.0.1:*")) != nil, let endpoint = try? server.lastEndpoint else { return }
+        bound.withLock { $0 = endpoint }
+        while true {
+            guard (try? server.waitForInput(timeout: quiet)) == true, let message = try? server.receive(), message.frames.count == 2 else { return }
+            _ = try? server.send([message.frames[0], Array(answer(message.frames[1]).utf8)])
+        }
+    }.start()
+    for _ in 0..<200 {
+        if let endpoint = bound.withLock({ $0 }) { return endpoint }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    throw ZMQError(code: ETIMEDOUT, operation: "the test's ROUTER did not bind")
+}
+
 @Suite(.timeLimit(.minutes(1))) struct EventSenderTests {
     @Test func silenceEndsInAnOutcomePerLineNotAnError() throws {
         let context = try ZMQContext()
@@ -103,39 +124,15 @@ import ZeroMQ
     @Test func aLateAnswerToAResendIsNotTakenForACorrectionsAnswer() throws {
         let first = Array(#"{"id": "fix-1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z", "diet": "vegan"}"#.utf8)
         let corrected = Array(#"{"id": "fix-1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z", "diet": "omnivore"}"#.utf8)
-        let context = try ZMQContext()
-        let bound = Mutex<String?>(nil)
-        let serving = Thread {
-            // The socket lives on this thread only (sockets are thread-confined).
-            guard let server = try? ZMQSocket(context: context, type: .router) else { return }
-            defer { server.close() }
-            guard (try? server.bind("tcp://127.0.0.1:*")) != nil, let endpoint = try? server.lastEndpoint else { return }
-            bound.withLock { $0 = endpoint }
-            var copiesOfFirst = 0
-            while true {  // until the sender has been quiet for a while
-                guard (try? server.waitForInput(timeout: 2_000)) == true, let message = try? server.receive(), message.frames.count == 2 else { return }
-                let reply: String
-                if message.frames[1] == first {
-                    copiesOfFirst += 1
-                    if copiesOfFirst == 1 {
-                        Thread.sleep(forTimeInterval: 0.5)  // slower than the sender's retryAfter: it resends
-                        reply = #"{"id": "fix-1", "status": "accepted", "code": 200}"#
-                    } else {
-                        reply = #"{"id": "fix-1", "status": "duplicate", "code": 200}"#
-                    }
-                } else {
-                    reply = #"{"id": "fix-1", "status": "rejected", "code": 409, "reason": "id already used with other content"}"#
-                }
-                _ = try? server.send([message.frames[0], Array(reply.utf8)])
+        let copiesOfFirst = Mutex(0)
+        let endpoint = try answeringRouter(context: try ZMQContext()) { body in
+            guard body == first else {
+                return #"{"id": "fix-1", "status": "rejected", "code": 409, "reason": "id already used with other content"}"#
             }
+            guard copiesOfFirst.withLock({ $0 += 1; return $0 }) == 1 else { return #"{"id": "fix-1", "status": "duplicate", "code": 200}"# }
+            Thread.sleep(forTimeInterval: 0.5)  // slower than the sender's retryAfter: it resends
+            return #"{"id": "fix-1", "status": "accepted", "code": 200}"#
         }
-        serving.start()
-        var waiting: String?
-        for _ in 0..<200 where waiting == nil {
-            waiting = bound.withLock { $0 }
-            if waiting == nil { Thread.sleep(forTimeInterval: 0.01) }
-        }
-        let endpoint = try #require(waiting)
         var sender = EventSender(endpoint: endpoint)
         sender.retryAfter = .milliseconds(200)
         sender.giveUpAfter = .seconds(5)
@@ -150,29 +147,13 @@ import ZeroMQ
     @Test func aLineWithoutAnIdGetsOnlyAnAnswerWithoutAnId() throws {
         let withID = Array(#"{"id": "a", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z"}"#.utf8)
         let withoutID = Array(#"{"patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z"}"#.utf8)
-        let context = try ZMQContext()
-        let bound = Mutex<String?>(nil)
-        let serving = Thread {
-            guard let server = try? ZMQSocket(context: context, type: .router) else { return }
-            defer { server.close() }
-            guard (try? server.bind("tcp://127.0.0.1:*")) != nil, let endpoint = try? server.lastEndpoint else { return }
-            bound.withLock { $0 = endpoint }
-            while true {
-                guard (try? server.waitForInput(timeout: 3_000)) == true, let message = try? server.receive(), message.frames.count == 2 else { return }
-                Thread.sleep(forTimeInterval: 0.5)
-                let reply = message.frames[1] == withID
-                    ? #"{"id": "a", "status": "accepted", "code": 200}"#
-                    : #"{"id": null, "status": "rejected", "code": 400, "reason": "invalid event: 1 error"}"#
-                _ = try? server.send([message.frames[0], Array(reply.utf8)])
-            }
+        let endpoint = try answeringRouter(context: try ZMQContext(), quiet: 3_000) { body in
+            Thread.sleep(forTimeInterval: 0.5)
+            return body == withID
+                ? #"{"id": "a", "status": "accepted", "code": 200}"#
+                : #"{"id": null, "status": "rejected", "code": 400, "reason": "invalid event: 1 error"}"#
         }
-        serving.start()
-        var waiting: String?
-        for _ in 0..<200 where waiting == nil {
-            waiting = bound.withLock { $0 }
-            if waiting == nil { Thread.sleep(forTimeInterval: 0.01) }
-        }
-        var sender = EventSender(endpoint: try #require(waiting))
+        var sender = EventSender(endpoint: endpoint)
         sender.retryAfter = .milliseconds(200)
         sender.giveUpAfter = .seconds(5)
         let outcomes = try sender.send([withID, withoutID], context: try ZMQContext())
