@@ -72,4 +72,28 @@ import Testing
         #expect(log.errors.map(\.description).contains { $0.contains("tests/laughs.yaml:5:") && $0.contains("anchors and aliases are not supported") },
             "\(log.errors.map(\.description))")
     }
+
+    /// A flat chain of about 1,070 `+1` terms (2 KB, under the 8 KiB expression limit) built a tree that deep, and
+    /// the compiler's recursion overflowed the stack in a debug build. At most 256 `+ - * /` per expression.
+    @Test func longArithmeticChainsAreRefusedBeforeTheyGetDeep() throws {
+        let allowed = "1" + String(repeating: "+1", count: Parser.maximumArithmetic) + " > 0"
+        #expect(throws: Never.self) { try Parser.parse(allowed) }
+        let tooLong = "1" + String(repeating: "+1", count: 1_100) + " > 0"
+        #expect {
+            try Parser.parse(tooLong)
+        } throws: { error in
+            "\(error)".contains("more than 256 + - * / operators")
+        }
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + """
+
+            rules:
+              - id: r1
+                when: latest(hb) \(String(repeating: "* 1", count: 1_100)) > 1 g/L
+                citations: [SRC]
+                alert: {category: anaemia, severity: info, summary: s, detail: d, recommendation: r}
+            """])
+        defer { scratch.remove() }
+        let result = scratch.load()
+        #expect(result.bundle == nil && result.log.errors.contains { $0.description.contains("more than 256") })
+    }
 }

@@ -2,13 +2,18 @@
 ///
 /// Precedence, loosest first: `or`, `and`, `not`, comparison (chains allowed, plus `in` / `not in`),
 /// `+ -`, `* /`, unary `-`, then primaries (literals, `$parameters`, names, calls, parentheses, `{sets}`).
-/// Nesting is limited to ``maximumDepth`` so that no input can exhaust the stack.
+/// Nesting is limited to ``maximumDepth`` so that no input can exhaust the stack; so are the `+ - * /` operators of
+/// an expression, whose chains parse flat but build a tree as deep as they are long (``maximumArithmetic``: a chain
+/// of about 1,070 terms overflowed the compiler's stack in a debug build).
 package struct Parser {
     package static let maximumDepth = 64
+    package static let maximumArithmetic = 256
 
     private let tokens: [Token]
     private var position = 0
     private var depth = 0
+    /// `+ - * /` operators so far (see ``maximumArithmetic``).
+    private var arithmetic = 0
 
     private init(tokens: [Token]) {
         self.tokens = tokens
@@ -105,9 +110,18 @@ package struct Parser {
         return operators.isEmpty ? first : .compare(operands, operators, at: start)
     }
 
+    /// Counts one more `+ - * /` operator (see ``maximumArithmetic``).
+    private mutating func countArithmetic(at offset: Int) throws(ExpressionError) {
+        arithmetic += 1
+        guard arithmetic <= Parser.maximumArithmetic else {
+            throw ExpressionError(offset, "more than \(Parser.maximumArithmetic) + - * / operators in one expression: split it (a derived fact)")
+        }
+    }
+
     private mutating func parseAdditive() throws(ExpressionError) -> Expression {
         var left = try parseMultiplicative()
         while case .symbol(let symbol) = current.kind, symbol == .plus || symbol == .minus {
+            try countArithmetic(at: current.offset)
             let at = advance().offset
             let right = try parseMultiplicative()
             left = .arithmetic(symbol == .plus ? .add : .subtract, left, right, at: at)
@@ -118,6 +132,7 @@ package struct Parser {
     private mutating func parseMultiplicative() throws(ExpressionError) -> Expression {
         var left = try parseUnary()
         while case .symbol(let symbol) = current.kind, symbol == .star || symbol == .slash {
+            try countArithmetic(at: current.offset)
             let at = advance().offset
             let right = try parseUnary()
             left = .arithmetic(symbol == .star ? .multiply : .divide, left, right, at: at)
