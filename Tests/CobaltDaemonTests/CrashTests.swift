@@ -241,7 +241,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let rules = try copyRules(into: scratch)
         let daemon = try DaemonProcess(database: scratch.path + "/hup.db", rules: rules)
         // An edit, so that the reload has something to take live (the same rule set again is left as it is).
-        try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+        try changeFolateMaskingOwner(in: rules)
         let reloads = Task {
             try await onThread { () -> [String] in
                 let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)

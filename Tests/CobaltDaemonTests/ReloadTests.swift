@@ -45,6 +45,26 @@ func addShadowCandidate(to rules: String) throws {
         """.write(toFile: rules + "/rulesets/95-candidate.yaml", atomically: true, encoding: .utf8)
 }
 
+/// A change of wording in the bundled rules that changes an open deficiency alert (`updated` after a reload).
+func rewordDeficiencyRecommendation(in rules: String) throws {
+    try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+}
+
+/// A change to the bundled rules that changes the rule set's hash and no alert.
+func changeFolateMaskingOwner(in rules: String) throws {
+    try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+}
+
+/// The clinic's alerts beyond the first `seen`, once there are any (polled every 100 ms, at most `polls` times).
+func alertsAdded(after seen: Int, clinic: String, replay: String, polls: Int) async throws -> [JSONObject] {
+    var added: [JSONObject] = []
+    for _ in 0..<polls where added.isEmpty {
+        try await Task.sleep(for: .milliseconds(100))
+        added = Array(try await replayAll(clinic: clinic, replay: replay).dropFirst(seen))
+    }
+    return added
+}
+
 func edit(_ file: String, _ old: String, _ new: String) throws {
     let text = try String(contentsOfFile: file, encoding: .utf8)
     precondition(text.contains(old), "\(old) not in \(file)")
@@ -204,7 +224,7 @@ final class Listener: Sendable {
                 _ = try await send([deficientEvent(id: "re-1", patient: "p-1")], to: daemon.endpoints.ingest)
                 try await waitForEvaluated(1, control: daemon.endpoints.control)
                 let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
-                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                try rewordDeficiencyRecommendation(in: rules)
                 let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
                 #expect(reload["status"] == .string("ok"), "\(reload)")
                 // No new event: the changed alert is published as updated by the re-evaluation itself.
@@ -233,7 +253,7 @@ final class Listener: Sendable {
                 #expect(try await send(events, to: daemon.endpoints.ingest).allSatisfy { $0.status == "accepted" })
                 try await waitForEvaluated(12, control: daemon.endpoints.control)
                 let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100)
-                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                try rewordDeficiencyRecommendation(in: rules)
                 let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
                 #expect(reload["status"] == .string("ok"), "\(reload)")
                 let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100).dropFirst(before.count)
@@ -265,7 +285,7 @@ final class Listener: Sendable {
                 DELETE FROM alert_log WHERE (clinic, seq) IN (SELECT clinic, log_seq FROM alert_state WHERE patient = 'fr-b');
                 """, database: database)
             try await withRunningDaemon(configuration) { daemon in
-                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                try rewordDeficiencyRecommendation(in: rules)
                 _ = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
                 // fr-a's next result, the same as before: what differs now is only the reloaded text.
                 let again = deficientEvent(id: "fr-a2", patient: "fr-a")
@@ -289,16 +309,12 @@ final class Listener: Sendable {
                 try await waitForEvaluated(1, control: daemon.endpoints.control)
                 let before = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
                 try await runSQL(injectedFailure("INSERT", on: "alert_log"), database: configuration.database)
-                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                try rewordDeficiencyRecommendation(in: rules)
                 let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
                 #expect(reload["status"] == .string("ok"), "\(reload)")
                 #expect(reload["reevaluation_error"]?.stringValue?.contains("injected failure") == true, "\(reload)")
                 try await runSQL(injectedFailureOff, database: configuration.database)
-                var added: [JSONObject] = []
-                for _ in 0..<40 where added.isEmpty {
-                    try await Task.sleep(for: .milliseconds(100))
-                    added = Array(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count))
-                }
+                let added = try await alertsAdded(after: before.count, clinic: "north", replay: daemon.endpoints.replay, polls: 40)
                 #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
                 #expect(added.first?["recommendation"]?.stringValue?.hasPrefix("Start B12 treatment") == true)
             }
@@ -316,14 +332,11 @@ final class Listener: Sendable {
                 return try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
             }
             #expect(!before.isEmpty)
-            try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+            try rewordDeficiencyRecommendation(in: rules)
             for restart in 0..<2 {
                 try await withRunningDaemon(configuration) { daemon in
-                    var added: [JSONObject] = []
-                    for _ in 0..<(restart == 0 ? 40 : 10) where added.isEmpty {
-                        try await Task.sleep(for: .milliseconds(100))
-                        added = Array(try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count))
-                    }
+                    let added = try await alertsAdded(
+                        after: before.count, clinic: "north", replay: daemon.endpoints.replay, polls: restart == 0 ? 40 : 10)
                     #expect(added.map { $0["status"] } == [.string("updated")], "start \(restart): \(added)")
                 }
             }
@@ -346,7 +359,7 @@ final class Listener: Sendable {
                 #expect(reply["status"] == .string("error") && reply["reason"]?.stringValue?.contains("'expect'") == true, "\(expect): \(reply)")
             }
             let ops = try await Listener(daemon.endpoints.alerts, topic: "ops/ruleset")
-            try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+            try changeFolateMaskingOwner(in: rules)
             let live = try await request(#"{"command": "reload"}"#, to: control)
             #expect(live["status"] == .string("ok") && live["unchanged"] == nil, "\(live)")
             let again = try await request(#"{"command": "reload"}"#, to: control)
@@ -372,7 +385,7 @@ final class Listener: Sendable {
             }
             #expect(before.count >= 2 && before.allSatisfy { $0["status"] == .string("firing") })
             try await withRunningDaemon(configuration) { daemon in
-                try edit(rules + "/rulesets/10-deficiency.yaml", "Start treatment per the route recommendation;", "Start B12 treatment per the route recommendation;")
+                try rewordDeficiencyRecommendation(in: rules)
                 let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
                 #expect(reload["status"] == .string("ok"), "\(reload)")
                 let added = try await replayAll(clinic: "north", replay: daemon.endpoints.replay).dropFirst(before.count)
@@ -389,7 +402,7 @@ final class Listener: Sendable {
             try await withRunningDaemon(configuration) { daemon in
                 let control = daemon.endpoints.control
                 let original = try await runningHash(control: control)
-                try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+                try changeFolateMaskingOwner(in: rules)
                 let statuses = try await withThrowingTaskGroup(of: String.self) { group in
                     for _ in 0..<4 {
                         group.addTask {
@@ -458,7 +471,7 @@ final class Listener: Sendable {
         let v1 = try copyRules(into: scratch)
         let v2 = scratch.path + "/rules-v2"
         try fm.copyItem(atPath: v1, toPath: v2)
-        try edit(v2 + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+        try changeFolateMaskingOwner(in: v2)
         let current = scratch.path + "/current"
         try fm.createSymbolicLink(atPath: current, withDestinationPath: v1)
         #expect(RulesWatcher.fingerprint(current).contains { $0.hasPrefix("bundle.yaml|") }, "no files seen through the symlink")
@@ -491,7 +504,7 @@ final class Listener: Sendable {
             let original = try await runningHash(control: control)
             try await Task.sleep(for: .milliseconds(500))  // several looks at the directory
             try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: -11_676_096_000)], ofItemAtPath: odd)  // 1600
-            try edit(rules + "/rulesets/30-folate-masking.yaml", "owner: Maternity haematology clinical lead", "owner: Obstetric haematology lead")
+            try changeFolateMaskingOwner(in: rules)
             #expect(try await hashAfterWatcherReload(control: control, from: original) != original)
         }
     }

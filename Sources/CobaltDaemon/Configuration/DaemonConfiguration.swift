@@ -91,7 +91,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         func string(_ node: Node?, _ key: String) throws -> String? {
             guard let node else { return nil }
-            guard let value = node.string, node.scalar != nil else { throw ConfigurationError("\(at(node)): '\(key)' must be text") }
+            guard let value = node.scalar?.string else { throw ConfigurationError("\(at(node)): '\(key)' must be text") }
             guard !value.isEmpty else { throw ConfigurationError("\(at(node)): '\(key)' is empty; remove it for the default") }
             return value
         }

@@ -70,9 +70,14 @@ package enum Timestamp {
         out.append(0x22)
     }
 
+    /// Within ``representable`` (NaN as the epoch): a last resort, since converting a time beyond Int64 (or NaN)
+    /// would stop the process. Evaluation never hands the formatters such a time (``Evaluator/arithmetic(_:_:_:)``).
+    private static func clamped(_ seconds: Double) -> Double {
+        min(max(seconds.isNaN ? 0 : seconds, representable.lowerBound), representable.upperBound)
+    }
+
     private static func write(_ seconds: Double, to out: inout [UInt8]) {
-        // Clamped as a last resort: converting a time beyond Int64 (or NaN) would stop the process.
-        let whole = Int64(min(max(seconds.isNaN ? 0 : seconds, representable.lowerBound), representable.upperBound).rounded(.down))
+        let whole = Int64(clamped(seconds).rounded(.down))
         let days = Int(floorDiv(whole, 86_400))
         let rest = Int(whole - Int64(days) * 86_400)
         let (y, m, d) = civilFromDays(days)
@@ -104,8 +109,7 @@ package enum Timestamp {
 
     /// Formats with milliseconds (`2026-11-20T09:00:00.250Z`): the time stamps the daemon adds to alerts.
     package static func formatMilliseconds(_ seconds: Double) -> String {
-        let seconds = min(max(seconds.isNaN ? 0 : seconds, representable.lowerBound), representable.upperBound)
-        let milliseconds = Int64((seconds * 1_000).rounded(.down))
+        let milliseconds = Int64((clamped(seconds) * 1_000).rounded(.down))
         let whole = Double(floorDiv(milliseconds, 1_000))
         return String(format(whole).dropLast()) + "." + pad(Int(milliseconds - Int64(whole) * 1_000), 3) + "Z"
     }
