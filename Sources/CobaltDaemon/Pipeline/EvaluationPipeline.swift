@@ -318,9 +318,13 @@ actor EvaluationPipeline {
             }
         }
         if !cold.isEmpty {
-            // Patients not in memory: their earlier events and open alerts, for the whole chunk in two queries —
-            // after the commit in flight, whose alert states they may need (a patient evicted since).
-            try await finishCommits()
+            // Patients not in memory: their earlier events and open alerts, for the whole chunk in two queries.
+            // A commit in flight that changes one of their alerts (a patient evicted since its chunk) must land
+            // first; for any other patient the store is already current. (Waiting for every commit in flight
+            // cost each new patient a commit's fsync, and the first event of every patient after a start.)
+            if inFlight.contains(where: { $0.changes.contains { seenCold.contains($0.patient) } }) {
+                try await finishCommits()
+            }
             for (patient, entry) in try await Self.loadEntries(
                 cold, before: chunk[0].seq, bundle: bundle, store: store, statistics: statistics) {
                 shard(patient).entries[patient] = entry
