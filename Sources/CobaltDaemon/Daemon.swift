@@ -36,10 +36,11 @@ public final class Daemon: Sendable {
     }
 
     /// Builds everything and binds the sockets; throws a readable error when the rules, store or an endpoint
-    /// cannot be used.
+    /// cannot be used. `notifier` tells systemd when the daemon is ready, reloading and stopping (`cobalt serve`
+    /// passes one; embedded daemons, in tests, do not).
     public static func start(
         configuration: DaemonConfiguration, logger: Logger, handleSignals: Bool = true,
-        metrics: (@Sendable () -> String)? = nil
+        metrics: (@Sendable () -> String)? = nil, notifier: SystemdNotifier? = nil
     ) async throws -> Daemon {
         let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
         // SIGHUP asks for a reload. Until the reload service traps it, its default action would end the process:
@@ -54,7 +55,12 @@ public final class Daemon: Sendable {
         guard let bundle = gated.runnable else {
             throw ConfigurationError("the rules in \(configuration.rules) may not run:\n" + gated.errors.joined(separator: "\n"))
         }
-        let store = try SQLiteStore(path: configuration.database)
+        let store: SQLiteStore
+        do {
+            store = try SQLiteStore(path: configuration.database)
+        } catch {
+            throw StoreUnavailable("cannot open the database \(configuration.database): \(error)")
+        }
         try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
         let context = try ZMQContext()
         let audit = AuditLog()
@@ -185,7 +191,8 @@ public final class Daemon: Sendable {
         let started = Date().timeIntervalSince1970
         let reloader = Reloader(
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,
-            statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit)
+            statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit,
+            notifier: notifier ?? SystemdNotifier(environment: [:]))
         var services: [any Service] = [
             AuditService(audit: audit, store: store),
             SocketService(loop: loop, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
@@ -209,6 +216,9 @@ public final class Daemon: Sendable {
                     settle: .milliseconds(configuration.watchSettleMilliseconds), reloader: reloader),
                 at: 1)
         }
+        if let notifier, notifier.isActive {
+            services.append(SystemdService(notifier: notifier, status: Reloader.status(bundle), logger: logger))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger))
@@ -223,6 +233,13 @@ public final class Daemon: Sendable {
         return Daemon(endpoints: endpoints, group: group)
     }
 
+    /// The store could not be opened: not a configuration error (it may be the disk, or a lock), so a service manager
+    /// may start the daemon again.
+    struct StoreUnavailable: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
     /// Loads the server key and the allow-lists when security is configured.
     private static func security(_ configuration: DaemonConfiguration, logger: Logger, audit: AuditLog) throws -> (Authenticator?, String?) {
         guard let security = configuration.security else { return (nil, nil) }
@@ -230,7 +247,11 @@ public final class Daemon: Sendable {
             throw ConfigurationError("\(security.serverSecretKey): cannot read the server secret key")
         }
         let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        _ = try CurveKeyPair(secretKey: secret)  // validates it
+        do {
+            _ = try CurveKeyPair(secretKey: secret)  // validates it
+        } catch {
+            throw ConfigurationError("\(security.serverSecretKey): not a CURVE secret key (\(error))")
+        }
         let authenticator = try Authenticator(
             files: [.ingest: security.ingestKeys, .subscriber: security.subscriberKeys, .operator: security.operatorKeys],
             logger: logger, audit: audit)

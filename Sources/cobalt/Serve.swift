@@ -19,17 +19,20 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Control endpoint (default tcp://127.0.0.1:5573).") var control: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
+    /// Exit status when the daemon cannot start because of what it was given — the configuration file, a flag, the
+    /// rules, a key file — so that restarting it would fail the same way (the systemd unit does not restart on it:
+    /// `RestartPreventExitStatus=2`). Anything else that stops the daemon (the store cannot be opened, say) exits 1,
+    /// and systemd tries again.
+    static let configurationFailure: Int32 = 2
+
     func run() async throws {
-        var configuration = try config.map(DaemonConfiguration.load(file:)) ?? DaemonConfiguration()
-        if let rules { configuration.rules = rules }
-        if let profile { configuration.profile = profile }
-        if let db { configuration.database = db }
-        if let ingest { configuration.ingest = ingest }
-        if let alerts { configuration.alerts = alerts }
-        if let replay { configuration.replay = replay }
-        if let control { configuration.control = control }
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        let configuration: DaemonConfiguration
+        let level: Logger.Level
+        do {
+            (configuration, level) = try settings()
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("cobalt: cannot start: \(error.description)\n".utf8))
+            throw ExitCode(Self.configurationFailure)
         }
         // The journal holds patient data: the database and its log files are created readable by this user only,
         // whatever the umask the daemon was started with (deploy/cobalt.service sets UMask=0077 too).
@@ -42,14 +45,31 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "cobalt")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let daemon: Daemon
         do {
-            let daemon = try await Daemon.start(
-                configuration: configuration, logger: logger, metrics: { registry.emitToString() })
-            try await daemon.run()
-            logger.info("cobalt stopped")
-        } catch let error as ConfigurationError {
-            logger.critical("cannot start: \(error.description)")
-            throw ExitCode(2)
+            daemon = try await Daemon.start(
+                configuration: configuration, logger: logger, metrics: { registry.emitToString() }, notifier: SystemdNotifier())
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(error is ConfigurationError ? Self.configurationFailure : 1)
         }
+        try await daemon.run()
+        logger.info("cobalt stopped")
+    }
+
+    /// The configuration file with the flags over it, and the log level.
+    private func settings() throws -> (DaemonConfiguration, Logger.Level) {
+        var configuration = try config.map(DaemonConfiguration.load(file:)) ?? DaemonConfiguration()
+        if let rules { configuration.rules = rules }
+        if let profile { configuration.profile = profile }
+        if let db { configuration.database = db }
+        if let ingest { configuration.ingest = ingest }
+        if let alerts { configuration.alerts = alerts }
+        if let replay { configuration.replay = replay }
+        if let control { configuration.control = control }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ConfigurationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        return (configuration, level)
     }
 }

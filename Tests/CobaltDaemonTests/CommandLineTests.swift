@@ -19,6 +19,47 @@ import Testing
 
     struct JSONError: Error, CustomStringConvertible { var description: String; init(_ d: String) { description = d } }
 
+    /// `cobalt serve` exits 2 when what it was given cannot work — configuration file, flags, rules, key files —
+    /// and 1 when something else stops it, such as a database it cannot open (named), each with the reason on
+    /// stderr. The systemd unit does not restart on 2 (it would fail the same way again) and does on 1. Reading the
+    /// file used to exit 1 and a bad `--log-level` 64, where validating exited 2; the database went unnamed.
+    @Test func serveExitsTwoOnlyForWhatItWasGiven() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        func write(_ name: String, _ text: String) throws -> String {
+            let path = scratch.path + "/" + name
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let brokenRules = scratch.path + "/broken-rules"
+        try FileManager.default.copyItem(atPath: Repository.rules, toPath: brokenRules)
+        try "ruleset: [".write(toFile: brokenRules + "/rulesets/99-broken.yaml", atomically: true, encoding: .utf8)
+        let keys = try write("keys", "")
+        let badSecret = try write("server.key", "not a key")
+        let loopback = ["--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*",
+                        "--control", "tcp://127.0.0.1:*", "--db", scratch.path + "/exit.db"]
+        let cases: [(arguments: [String], status: Int32, says: String)] = [
+            (["--config", scratch.path + "/missing.yaml"], 2, "missing.yaml: cannot read"),
+            (["--config", try write("unknown.yaml", "rules: Rules\nlimts:\n  patient_cache: 4\n")], 2, "unknown.yaml:2:1: unknown key 'limts'"),
+            (["--config", try write("empty.yaml", "database:\n")], 2, "'database' is empty"),
+            (["--log-level", "loud"], 2, "--log-level: 'loud'"),
+            (["--rules", brokenRules], 2, "99-broken.yaml"),
+            (["--config", try write("secure.yaml", """
+                security:
+                  server_secret_key: \(badSecret)
+                  ingest_keys: \(keys)
+                  subscriber_keys: \(keys)
+                  operator_keys: \(keys)
+                """)], 2, "server.key: not a CURVE secret key"),
+            (["--db", scratch.path + "/no/such/directory/cobalt.db"], 1, "no/such/directory"),
+        ]
+        for (arguments, status, says) in cases {
+            let run = try await runProgram(Repository.cobaltBinary, ["serve", "--rules", Repository.rules] + loopback + arguments)
+            #expect(run.status == status && run.output.contains("cannot start") && run.output.contains(says),
+                    "\(arguments): exit \(run.status)\n\(run.output)")
+        }
+    }
+
     /// `cobalt keygen NAME`: the secret in NAME.key with mode 0600 (created so by open(2); the moment a
     /// readable temporary file existed before is not observable here — strace showed it), the public key in
     /// NAME.pub; an existing key, or a symlink where the key would go, is never written through.

@@ -24,8 +24,13 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// `arguments` go after the others (`--config FILE`: flags still win over the file). With
     /// `signalWhileStarting`, that signal is sent every 20 ms from 150 ms after launch until the daemon has started.
-    init(database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil) throws {
+    /// `environment` is added to this process's.
+    init(
+        database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.arguments = [
             "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
             "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
@@ -263,6 +268,27 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(daemon.log.contains("rule set went live"))
     }
 
+    /// Under systemd (`Type=notify`), `cobalt serve` says READY=1 once its endpoints are bound and its services
+    /// run, RELOADING=1 then READY=1 again around a reload (SIGHUP, as `systemctl reload` sends), and STOPPING=1
+    /// as soon as SIGTERM starts the drain — each with a STATUS= line for `systemctl status`.
+    @Test func tellsSystemdWhenReadyReloadingAndStopping() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let socket = try NotifySocket(scratch.path + "/notify")
+        let daemon = try DaemonProcess(database: scratch.path + "/notify.db", environment: ["NOTIFY_SOCKET": socket.name])
+        let pid = daemon.process.processIdentifier
+        let ready = try #require(socket.receive(until: "READY=1"), "no READY=1:\n\(daemon.log)")
+        #expect(ready.count == 1 && ready[0].contains("MAINPID=\(pid)") && ready[0].contains("STATUS=serving; rules "), "\(ready)")
+        Foundation.kill(pid, SIGHUP)
+        let reload = try #require(socket.receive(until: "READY=1"), "no READY=1 after the reload:\n\(daemon.log)")
+        #expect(reload.count == 2 && reload[0].hasPrefix("RELOADING=1\nMONOTONIC_USEC="), "\(reload)")
+        // The same rules are on disk: the reload leaves them as they are, and says so.
+        #expect(reload.last?.contains("last reload unchanged") == true, "\(reload)")
+        #expect(daemon.terminate() == 0, "\(daemon.log)")
+        let stopping = try #require(socket.receive(until: "STOPPING=1", timeout: 2), "no STOPPING=1")
+        #expect(stopping.count == 1, "\(stopping)")
+    }
+
     /// `cobalt serve` exposes its metrics (Prometheus text) on the control socket: counts that match what was sent,
     /// alerts by clinic, severity and status, and the evaluation and commit histograms.
     @Test func metricsCountWhatHappened() async throws {
@@ -309,7 +335,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(series.count == 1 && series[0].contains(#"rule="candidate.low-active""#), "\(series)")
         #expect(series.first.flatMap { Double($0.split(separator: " ").last ?? "") } == 5)
         // Counters whose values are known in advance show from the start, at zero (no reload happened here).
-        for outcome in ["live", "refused"] {
+        for outcome in ["live", "refused", "unchanged"] {
             #expect(text.contains("cobalt_reloads_total{outcome=\"\(outcome)\"} 0"), "\(text.prefix(3_000))")
         }
         let log = try await alertLog(replay: daemon.replay)

@@ -46,7 +46,7 @@ final class Statistics: Sendable {
     private let historyEventsRead = Counter(label: "cobalt_history_events_read_total")
     private let reevaluationPause = Timer(label: "cobalt_reload_evaluation_pause_seconds")
     private let reloadDuration = Timer(label: "cobalt_reload_duration_seconds")
-    private let reloads = LabelledCounters("cobalt_reloads_total", dimensions: ["outcome"], initial: [["live"], ["refused"]])
+    private let reloads = LabelledCounters("cobalt_reloads_total", dimensions: ["outcome"], initial: [["live"], ["refused"], ["unchanged"]])
 
     var snapshot: Snapshot { counts.withLock { $0 } }
 

@@ -238,3 +238,24 @@ struct SignalReloadService: Service {
         }
     }
 }
+
+/// Tells systemd `READY=1` once the service group runs (every endpoint is bound by then), and `STOPPING=1` as soon
+/// as shutdown begins: it is the group's last service, so the first to hear of the shutdown (services stop in
+/// reverse order).
+struct SystemdService: Service {
+    let notifier: SystemdNotifier
+    let status: String
+    let logger: Logger
+
+    func run() async throws {
+        send(["READY=1", "STATUS=\(status)", "MAINPID=\(getpid())"])
+        try? await gracefulShutdown()
+        send(["STOPPING=1", "STATUS=stopping: ingest closes, then everything journaled is evaluated"])
+    }
+
+    private func send(_ lines: [String]) {
+        if let error = notifier.notify(lines) {
+            logger.warning("systemd notification not sent", metadata: ["error": "\(error)"])
+        }
+    }
+}
