@@ -161,14 +161,22 @@ public final class Daemon: Sendable {
             name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, heldPerPeer: 16,
             messageLimit: requestLimit, configure: secured("control", requestServer))
         specs += [ingestSpec, alertsSpec, replaySpec, controlSpec]
-        let loop = try await SocketLoop.start(
-            context: context, name: "cobalt-sockets", specs: specs,
-            onSendError: { socket, error in
-                // Either way the sender retries with the same id and is answered `duplicate`: nothing is lost.
-                let reason = error.code == EAGAIN ? "peer_not_reading" : "peer_gone"
-                undelivered.increment([socket, reason])
-                errorLogger.debug("reply not delivered", metadata: ["socket": "\(socket)", "reason": "\(reason)", "error": "\(error)"])
-            })
+        let loop: SocketLoop
+        do {
+            loop = try await SocketLoop.start(
+                context: context, name: "cobalt-sockets", specs: specs,
+                onSendError: { socket, error in
+                    // Either way the sender retries with the same id and is answered `duplicate`: nothing is lost.
+                    let reason = error.code == EAGAIN ? "peer_not_reading" : "peer_gone"
+                    undelivered.increment([socket, reason])
+                    errorLogger.debug("reply not delivered", metadata: ["socket": "\(socket)", "reason": "\(reason)", "error": "\(error)"])
+                })
+        } catch let error as ZMQError where Self.refusedEndpoint.contains(error.code) {
+            // An endpoint that cannot be bound as written (an ipc:// directory that is not there, a privileged port,
+            // an unknown interface) is a configuration error; one in use, or an address not up yet, stays an
+            // error that a restart may get past.
+            throw ConfigurationError("\(error)")
+        }
         let bound = loop.endpoints
         let endpoints = Endpoints(ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0])
         let ingestSocket = SocketLoop.Socket(base)
@@ -207,7 +215,9 @@ public final class Daemon: Sendable {
                 loop: loop, socket: ingestSocket, pending: pending, journal: journal, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
                 rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake, logger: logger),
         ]
-        if handleSignals { services.insert(SignalReloadService(reloader: reloader), at: 1) }
+        if handleSignals {
+            services.insert(SignalReloadService(reloader: reloader, signals: await UnixSignalsSequence(trapping: .sighup)), at: 1)
+        }
         if configuration.watchRules {
             services.insert(
                 RulesWatcher(
@@ -232,6 +242,9 @@ public final class Daemon: Sendable {
         ])
         return Daemon(endpoints: endpoints, group: group)
     }
+
+    /// `bind` errors that say the endpoint, as written, cannot work.
+    static let refusedEndpoint: Set<Int32> = [EINVAL, EPROTONOSUPPORT, ENOENT, ENODEV, EACCES, ENOTDIR, ENAMETOOLONG]
 
     /// The store could not be opened: not a configuration error (it may be the disk, or a lock), so a service manager
     /// may start the daemon again.

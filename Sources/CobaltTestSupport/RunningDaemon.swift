@@ -87,18 +87,32 @@ package func runPython(_ arguments: [String]) async throws -> (status: Int32, ou
 }
 
 /// Runs a program on its own thread, as a user would from a shell; returns the exit status and everything it
-/// printed (standard output and error together, in order).
-package func runProgram(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+/// printed (standard output and error together, in order). A program still running after `timeout` seconds is
+/// killed (a test then fails on its status instead of hanging). It does not inherit `NOTIFY_SOCKET`: a test run
+/// under systemd must not report to the runner's own unit.
+package func runProgram(_ executable: String, _ arguments: [String], timeout: Double = 120) async throws -> (status: Int32, output: String) {
     try await onThread { () -> (Int32, String) in
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = testEnvironment()
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        defer { watchdog.cancel() }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+}
+
+/// This process's environment for a child it starts, with `extra` over it and without `NOTIFY_SOCKET` unless
+/// `extra` sets it.
+package func testEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["NOTIFY_SOCKET"] = nil
+    return environment.merging(extra) { $1 }
 }

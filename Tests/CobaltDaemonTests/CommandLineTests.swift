@@ -51,10 +51,12 @@ import Testing
                   subscriber_keys: \(keys)
                   operator_keys: \(keys)
                 """)], 2, "server.key: not a CURVE secret key"),
+            (["--ingest", "tcp://127.0.0.1:99999"], 2, "needs a port"),  // libzmq bound 34463
+            (["--replay", "ipc://" + scratch.path + "/no/such/directory/replay"], 2, "bind ipc://"),
             (["--db", scratch.path + "/no/such/directory/cobalt.db"], 1, "no/such/directory"),
         ]
         for (arguments, status, says) in cases {
-            let run = try await runProgram(Repository.cobaltBinary, ["serve", "--rules", Repository.rules] + loopback + arguments)
+            let run = try await runProgram(Repository.cobaltBinary, ["serve", "--rules", Repository.rules] + loopback + arguments, timeout: 20)
             #expect(run.status == status && run.output.contains("cannot start") && run.output.contains(says),
                     "\(arguments): exit \(run.status)\n\(run.output)")
         }

@@ -24,13 +24,13 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// `arguments` go after the others (`--config FILE`: flags still win over the file). With
     /// `signalWhileStarting`, that signal is sent every 20 ms from 150 ms after launch until the daemon has started.
-    /// `environment` is added to this process's.
+    /// `environment` is added to this process's (without its `NOTIFY_SOCKET`).
     init(
         database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
         environment: [String: String] = [:]
     ) throws {
         process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = testEnvironment(environment)
         process.arguments = [
             "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
             "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",

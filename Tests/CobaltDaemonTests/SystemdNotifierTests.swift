@@ -14,16 +14,18 @@ final class NotifySocket {
     init(_ name: String) throws {
         self.name = name
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EINVAL) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var bytes = Array(name.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw POSIXError(.ENAMETOOLONG) }
         if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
-        guard fd >= 0, bound == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EINVAL) }
+        guard bound == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EINVAL) }  // deinit closes fd
     }
 
     deinit { close(fd) }
@@ -51,7 +53,8 @@ final class NotifySocket {
 
 @Suite struct SystemdNotifierTests {
     /// Messages reach a socket given as a path or in the abstract namespace (`@…`), one datagram each, lines
-    /// joined by newlines; without a usable `NOTIFY_SOCKET` nothing is active and nothing is sent.
+    /// joined by newlines; without a usable `NOTIFY_SOCKET` nothing is active and nothing is sent; nothing after
+    /// `STOPPING=1`.
     @Test func sendsToPathsAndAbstractSocketsOnly() throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
@@ -67,6 +70,16 @@ final class NotifySocket {
             let notifier = SystemdNotifier(environment: unusable)
             #expect(!notifier.isActive && notifier.notify(["READY=1"]) == nil, "\(unusable)")
         }
+        // A value's line break cannot start a line of its own; after STOPPING=1 nothing more is said (a reload
+        // finishing during the drain would say READY=1).
+        let socket = try NotifySocket(scratch.path + "/stopping")
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": socket.name])
+        notifier.notify(["READY=1", "STATUS=rules 1\nREADY=0"])
+        notifier.notify(["STOPPING=1"])
+        notifier.notify(["READY=1", "STATUS=serving"])
+        #expect(socket.receive() == "READY=1\nSTATUS=rules 1 READY=0")
+        #expect(socket.receive() == "STOPPING=1")
+        #expect(socket.receive(timeout: 0.2) == nil)
         // A socket that is not there: the reason comes back for the log (sd_notify's caller goes on, too).
         let missing = SystemdNotifier(environment: ["NOTIFY_SOCKET": scratch.path + "/gone"])
         #expect(missing.notify(["READY=1"])?.contains("/gone") == true)

@@ -182,6 +182,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
             guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") else {
                 throw ConfigurationError("\(name) endpoint '\(endpoint)' must be tcp://, ipc:// or inproc://")
             }
+            // libzmq takes a port above 65535 modulo 65536 (99999 bound 34463): the daemon listened where nobody
+            // would look for it.
+            if endpoint.hasPrefix("tcp://") {
+                let port = endpoint.split(separator: ":", omittingEmptySubsequences: false).last ?? ""
+                guard port == "*" || UInt16(port).map({ $0 > 0 }) == true else {
+                    throw ConfigurationError("\(name) endpoint '\(endpoint)' needs a port: 1 to 65535, or * for any free one")
+                }
+            }
             // Without CURVE, patient data never leaves the machine.
             if endpoint.hasPrefix("tcp://"), !Self.isLoopback(endpoint), security == nil {
                 throw ConfigurationError(

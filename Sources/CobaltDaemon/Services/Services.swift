@@ -228,12 +228,15 @@ struct SocketService: Service {
     }
 }
 
-/// Reloads the rules on SIGHUP.
+/// Reloads the rules on SIGHUP. The signal is trapped when the daemon starts (`signals`, made in `Daemon.start`),
+/// not when this service's task gets to run: systemd hears READY=1 as soon as the group runs, and a
+/// `systemctl reload` right after must not fall into the gap (SIGHUP is ignored until trapped).
 struct SignalReloadService: Service {
     let reloader: Reloader
+    let signals: UnixSignalsSequence
 
     func run() async throws {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+        for await _ in signals.cancelOnGracefulShutdown() {
             _ = await reloader.reload(expect: nil, actor: "signal:SIGHUP")
         }
     }
