@@ -46,15 +46,9 @@ public final class Daemon: Sendable {
         // SIGHUP asks for a reload. Until the reload service traps it, its default action would end the process:
         // a `systemctl reload` during the start (the rule gate, opening the store) must not stop the daemon.
         if handleSignals { signal(SIGHUP, SIG_IGN) }
-        try configuration.validate()
-        guard ZMQContext.has("curve") else { throw ConfigurationError("libzmq was built without CURVE support") }
-        // The same gate as a reload: a rule set that a reload refused and that is still on disk must not go live
-        // at the next start (a crash, a reboot, systemd's restart).
-        let gated = Reloader.gate(configuration)
+        let gated = try preflight(configuration)
         for warning in gated.warnings { logger.warning("\(warning)") }
-        guard let bundle = gated.runnable else {
-            throw ConfigurationError("the rules in \(configuration.rules) may not run:\n" + gated.errors.joined(separator: "\n"))
-        }
+        let bundle = gated.bundle
         let store: SQLiteStore
         do {
             store = try SQLiteStore(path: configuration.database)
@@ -241,6 +235,41 @@ public final class Daemon: Sendable {
             "control": "\(endpoints.control)", "ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)",
         ])
         return Daemon(endpoints: endpoints, group: group)
+    }
+
+    /// What ``start(configuration:logger:handleSignals:metrics:notifier:)`` checks before it opens the store: the
+    /// settings, libzmq's CURVE support, and the rule gate — the same gate as a reload, so that a rule set a reload
+    /// refused and that is still on disk does not go live at the next start (a crash, a reboot, systemd's restart).
+    private static func preflight(_ configuration: DaemonConfiguration) throws -> (bundle: RuleBundle, warnings: [String]) {
+        try configuration.validate()
+        guard ZMQContext.has("curve") else { throw ConfigurationError("libzmq was built without CURVE support") }
+        let gated = Reloader.gate(configuration)
+        guard let bundle = gated.runnable else {
+            throw ConfigurationError("the rules in \(configuration.rules) may not run:\n" + gated.errors.joined(separator: "\n"))
+        }
+        return (bundle, gated.warnings)
+    }
+
+    /// `cobalt serve --check`: everything a start checks without opening the store or binding an endpoint —
+    /// settings, the rule gate (load, check, compile, rule tests), the server key and the allow-lists — so that an
+    /// operator can test a change before a restart. Returns a summary; throws ``ConfigurationError`` as a start
+    /// would.
+    public static func check(configuration: DaemonConfiguration, logger: Logger) throws -> String {
+        let gated = try preflight(configuration)
+        let (authenticator, _) = try security(configuration, logger: logger, audit: AuditLog())
+        let bundle = gated.bundle
+        var lines = [
+            "rules: \(configuration.rules)" + (configuration.profile.map { " with profile \($0)" } ?? ""),
+            "  version \(bundle.version) \(bundle.hash)",
+            "  \(bundle.rulesets.count) rule sets, \(bundle.rules.count) rules; rule tests passed",
+            "database: \(configuration.database) (not opened)",
+            "endpoints: ingest \(configuration.ingest), alerts \(configuration.alerts), replay \(configuration.replay), control \(configuration.control)",
+            "security: " + (authenticator == nil
+                ? "none (plain TCP, loopback only)"
+                : "CURVE on every endpoint; server key and allow-lists read"),
+        ]
+        lines += gated.warnings.map { "warning: \($0)" }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// `bind` errors that say the endpoint, as written, cannot work.

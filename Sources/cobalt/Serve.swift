@@ -18,6 +18,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Replay endpoint (default tcp://127.0.0.1:5572).") var replay: String?
     @Option(help: "Control endpoint (default tcp://127.0.0.1:5573).") var control: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Flag(help: "Check the configuration, flags, rules (with their tests) and key files as a start would, without opening the database or binding an endpoint; exit 0, or 2 with the reason.")
+    var check = false
 
     /// Exit status when the daemon cannot start because of what it was given — the configuration file, a flag, the
     /// rules, a key file — so that restarting it would fail the same way (the systemd unit does not restart on it:
@@ -33,6 +35,18 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("cobalt: cannot start: \(error.description)\n".utf8))
             throw ExitCode(Self.configurationFailure)
+        }
+        if check {
+            // What a start would say about the key files (a warning for each refused line, say), without info.
+            var logger = Logger(label: "cobalt") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .warning
+            do {
+                print(try Daemon.check(configuration: configuration, logger: logger) + "configuration OK")
+                return
+            } catch let error as ConfigurationError {
+                FileHandle.standardError.write(Data("cobalt: cannot start: \(error.description)\n".utf8))
+                throw ExitCode(Self.configurationFailure)
+            }
         }
         // The journal holds patient data: the database and its log files are created readable by this user only,
         // whatever the umask the daemon was started with (deploy/cobalt.service sets UMask=0077 too).

@@ -62,6 +62,45 @@ import Testing
         }
     }
 
+    /// `cobalt serve --check` runs a start's checks — settings, the rule gate with its tests, key files — and stops
+    /// there: exit 0 with a summary, or 2 with the reason; the database is never opened (nor created), nothing is
+    /// bound.
+    @Test func serveCheckTestsAStartWithoutStarting() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let database = scratch.path + "/check.db"
+        let good = try await cobalt("serve", "--check", "--rules", Repository.rules, "--db", database)
+        #expect(good.status == 0 && good.output.contains("configuration OK") && good.output.contains("rule tests passed")
+            && good.output.contains("security: none"), "\(good.output)")
+        // With CURVE: the server key and the allow-lists are read as at a start.
+        let made = try await cobalt("keygen", scratch.path + "/server")
+        #expect(made.status == 0, "\(made.output)")
+        let keys = scratch.path + "/keys"
+        try "".write(toFile: keys, atomically: true, encoding: .utf8)
+        let secure = scratch.path + "/secure.yaml"
+        try """
+            database: \(database)
+            security:
+              server_secret_key: \(scratch.path)/server.key
+              ingest_keys: \(keys)
+              subscriber_keys: \(keys)
+              operator_keys: \(keys)
+            """.write(toFile: secure, atomically: true, encoding: .utf8)
+        let curve = try await cobalt("serve", "--check", "--config", secure, "--rules", Repository.rules)
+        #expect(curve.status == 0 && curve.output.contains("security: CURVE"), "\(curve.output)")
+        try "not a key".write(toFile: scratch.path + "/server.key", atomically: true, encoding: .utf8)
+        let badKey = try await cobalt("serve", "--check", "--config", secure, "--rules", Repository.rules)
+        #expect(badKey.status == 2 && badKey.output.contains("server.key: not a CURVE secret key"), "\(badKey.output)")
+        // Rules that fail their gate: the errors, exit 2.
+        let rules = scratch.path + "/rules"
+        try FileManager.default.copyItem(atPath: Repository.rules, toPath: rules)
+        try "ruleset: [".write(toFile: rules + "/rulesets/99-broken.yaml", atomically: true, encoding: .utf8)
+        let broken = try await cobalt("serve", "--check", "--rules", rules, "--db", database)
+        #expect(broken.status == 2 && broken.output.contains("99-broken.yaml:") && !broken.output.contains("configuration OK"),
+            "\(broken.output)")
+        #expect(!FileManager.default.fileExists(atPath: database), "--check opened the database")
+    }
+
     /// `cobalt keygen NAME`: the secret in NAME.key with mode 0600 (created so by open(2); the moment a
     /// readable temporary file existed before is not observable here — strace showed it), the public key in
     /// NAME.pub; an existing key, or a symlink where the key would go, is never written through.
