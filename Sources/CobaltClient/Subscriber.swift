@@ -52,6 +52,9 @@ package final class Subscriber {
         if let owner = cursor.clinic, owner != clinic {
             throw CursorMismatch(description: "the cursor counts clinic '\(owner)''s alerts, not '\(clinic)''s")
         }
+        // Clinic ids are in Unicode NFC (ingest refuses others), and topics match by bytes: a clinic typed with
+        // a combining accent must still subscribe to its stream.
+        let clinic = clinic.precomposedStringWithCanonicalMapping
         self.clinic = clinic
         self.cursor = cursor
         self.cursor.clinic = clinic

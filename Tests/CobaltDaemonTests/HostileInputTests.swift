@@ -128,6 +128,32 @@ import ZeroMQ
         }
     }
 
+    /// Two spellings of one clinic id — "café" with a precomposed é (NFC) and with e + U+0301 — were two clinics to
+    /// SQLite and ZeroMQ but one to the daemon's Swift dictionaries: the second clinic's alerts took seqs 4–6 of
+    /// the first's counter, its next ones 1–3, and the one after failed on the alert log's UNIQUE constraint, which
+    /// stalled evaluation for every clinic. Now the other spelling is refused (400, with the field), the first
+    /// clinic's stream stays gap-free, a replay asking in the other spelling reads it, and evaluation goes on.
+    @Test func aClinicIdSpelledTwoWaysIsOneStream() async throws {
+        let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let e = daemon.endpoints
+            let first = try await send(
+                [deficientEvent(id: "c-1", patient: "p-1", clinic: nfc), deficientEvent(id: "c-2", patient: "p-2", clinic: nfd),
+                 deficientEvent(id: "c-3", patient: "p-3", clinic: nfc)], to: e.ingest)
+            #expect(first.map(\.status) == ["accepted", "rejected", "accepted"], "\(first)")
+            #expect(first[1].code == 400 && first[1].reply.contains("\"clinic\"") && first[1].reply.contains("normalisation form C"), "\(first[1].reply)")
+            _ = try await send([deficientEvent(id: "n-1", patient: "p-9", clinic: "north")], to: e.ingest)
+            try await waitForEvaluated(3, control: e.control)
+            let seqs = try await replayAll(clinic: nfc, replay: e.replay).compactMap { $0["seq"]?.int64Value }
+            #expect(!seqs.isEmpty && seqs == Array(1...Int64(seqs.count)), "\(seqs)")
+            let asked = try await replayAll(clinic: nfd, replay: e.replay).compactMap { $0["seq"]?.int64Value }
+            #expect(asked == seqs, "a replay in the other spelling: \(asked)")
+            #expect(try await !replayAll(clinic: "north", replay: e.replay).isEmpty)
+        }
+    }
+
     /// A message of many frames, each under the per-frame size limit, is refused whole (413, naming its size) instead
     /// of being held and echoed back frame by frame; the sender's next event is accepted.
     @Test func aMessageOfManyFramesIsRefusedWhole() async throws {

@@ -85,6 +85,30 @@ import Testing
         }
     }
 
+    /// Identifiers must be in Unicode NFC: "café" with a precomposed é and with e + U+0301 are equal as Swift
+    /// strings but not as bytes, which is how the journal, the alert log and topics compare them — two clinics
+    /// shared one sequence counter (evaluation then stalled on a UNIQUE constraint), two patients one timeline.
+    /// Any other spelling is refused, with the field's path, by the reader and the decoder alike.
+    @Test(arguments: ["id", "patient", "clinic"])
+    func identifiersMustBeInNormalisationFormC(_ field: String) throws {
+        func event(_ value: String) -> String {
+            var members = ["id": "e", "patient": "p", "clinic": "north"]
+            members[field] = value
+            return #"{"id": "\#(members["id"]!)", "patient": "\#(members["patient"]!)", "clinic": "\#(members["clinic"]!)", "time": "2026-11-20T09:30:00Z"}"#
+        }
+        let composed = try Support.event(event("caf\u{E9}-Ångström"))  // NFC, not ASCII: accepted
+        #expect([composed.id, composed.patient, composed.clinic].contains("caf\u{E9}-Ångström"))
+        for decomposed in ["cafe\u{301}", "A\u{30A}ngstro\u{308}m", "\u{212B}"] {  // e + accent; A + ring; the Ångström sign
+            #expect(FastEventReaderTests.fast(event(decomposed)) == nil, "the reader took \(decomposed.unicodeScalars.map(\.value))")
+            #expect(throws: EventDecodingError.self) { _ = try Support.event(event(decomposed)) }
+            do {
+                _ = try Support.event(event(decomposed))
+            } catch let error as EventDecodingError {
+                #expect(error.errors.map(\.path) == [field] && error.errors[0].message.contains("normalisation form C"), "\(error.errors)")
+            }
+        }
+    }
+
     @Test func unknownFieldsAreWarningsNotErrors() throws {
         let event = try Support.event("""
             {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "colour": "blue"}

@@ -13,7 +13,11 @@ struct ReplayHandler {
     var authorize: @Sendable (String?, String) -> Bool = { _, _ in true }
 
     func reply(to request: JSONValue, userID: String?) async -> String {
-        guard case .object(let object) = request, let clinic = object["clinic"]?.stringValue, !clinic.isEmpty else {
+        // Clinic ids are in Unicode NFC (ingest refuses others) and the store compares bytes: a request naming a
+        // clinic in another spelling reads the same stream.
+        guard case .object(let object) = request, let clinic = object["clinic"]?.stringValue?.precomposedStringWithCanonicalMapping,
+            !clinic.isEmpty
+        else {
             return Self.error("a replay request is {\"clinic\": ID, \"after\": SEQ, \"limit\": N}")
         }
         guard authorize(userID, clinic) else { return Self.error("this key may not read clinic \(clinic)") }

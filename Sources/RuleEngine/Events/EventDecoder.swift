@@ -21,6 +21,20 @@ package enum EventDecoder {
         }
         return nil
     }
+    /// Why an identifier (`id`, `patient`, `clinic`) cannot be used, or nil: it must be in Unicode normalisation
+    /// form C. Swift compares strings by canonical equivalence, SQLite and ZeroMQ topics by bytes, so "café"
+    /// written with a precomposed é and with e and a combining accent would be one clinic (or patient) in memory
+    /// and two in the journal, the alert log and the topics: one sequence counter for two streams, one timeline
+    /// for two histories. Between NFC texts the two comparisons agree. ASCII is always NFC.
+    package static func identifierProblem(_ text: String) -> String? {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return nil }
+        guard text.precomposedStringWithCanonicalMapping.utf8.elementsEqual(text.utf8) else {
+            return "must be in Unicode normalisation form C (precomposed characters, as most systems write them): "
+                + "another spelling of the same text would name the same thing in memory but another one in the journal"
+        }
+        return nil
+    }
+
     package static let allowedPregnancyStatus: Set<String> = ["pregnant", "postpartum", "not-pregnant"]
     package static let allowedDiets: Set<String> = ["vegan", "vegetarian", "omnivore"]
     /// A medication's dose periods (`per`).
@@ -177,6 +191,10 @@ package enum EventDecoder {
             }
             guard EventDecoder.isIDLength(text) else {
                 fail(key, "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
+                return nil
+            }
+            if let problem = EventDecoder.identifierProblem(text) {
+                fail(key, problem)
                 return nil
             }
             return text

@@ -79,15 +79,17 @@ struct FastEventReader {
             case .schema:
                 guard let text = r.string() else { return false }
                 return text.elementsEqual(EventDecoder.schema.utf8)
+            // Anything out of the ordinary (an identifier not in NFC, a clinic id that cannot be a topic) goes to
+            // the decoder, which says why.
             case .id:
                 id = r.requiredText()
-                return id != nil
+                return id.map { EventDecoder.identifierProblem($0) == nil } ?? false
             case .patient:
                 patient = r.requiredText()
-                return patient != nil
+                return patient.map { EventDecoder.identifierProblem($0) == nil } ?? false
             case .clinic:
                 clinic = r.requiredText()
-                return clinic.map { EventDecoder.clinicProblem($0) == nil } ?? false
+                return clinic.map { EventDecoder.clinicProblem($0) == nil && EventDecoder.identifierProblem($0) == nil } ?? false
             case .time:
                 time = r.time()
                 return time != nil
