@@ -39,8 +39,18 @@ package final class Subscriber {
     package var silenceLimit: Duration = .seconds(10)
     /// Subscriptions made again after a silence (for tests and the summary).
     package private(set) var resubscriptions = 0
+    /// Replays that got no answer within ``replayTimeout`` while live (the daemon stopping or restarting); each
+    /// gap is tried again when the next heartbeat or alert shows it.
+    package private(set) var replayTimeouts = 0
+    /// How long one replay page may take (ms).
+    package var replayTimeout = 10_000
+    /// Told of each replay that timed out while live (the command line says so on stderr).
+    package var onReplayTimeout: ((any Error) -> Void)?
     private var sub: ZMQSocket
-    private let replay: Requester
+    private var replay: Requester
+    private let replayEndpoint: String
+    /// Heartbeats in a row whose `last` was below the cursor (see ``poll(timeout:_:)``).
+    private var trailingHeartbeats = 0
     private let context: ZMQContext
     private let alerts: String
     private let security: ClientSecurity?
@@ -63,6 +73,7 @@ package final class Subscriber {
         self.security = security
         sub = try Self.subscribe(context: context, alerts: alerts, clinic: clinic, security: security)
         self.replay = try Requester(context: context, endpoint: replay, security: security)
+        replayEndpoint = replay
     }
 
     private static func subscribe(context: ZMQContext, alerts: String, clinic: String, security: ClientSecurity?) throws -> ZMQSocket {
@@ -93,7 +104,7 @@ package final class Subscriber {
     package func catchUp(_ deliver: (String) throws -> Void) throws {
         var more = true
         while more {
-            let reply = try replay.request("{\"clinic\":\(clinic.jsonQuoted),\"after\":\(cursor.last),\"limit\":500}")
+            let reply = try replay.request("{\"clinic\":\(clinic.jsonQuoted),\"after\":\(cursor.last),\"limit\":500}", timeout: replayTimeout)
             guard case .object(let page) = reply, page["status"]?.stringValue == "ok", let epoch = page["epoch"]?.stringValue else {
                 throw ZMQError(code: EPROTO, operation: "replay: unexpected reply \(reply.canonicalText)")
             }
@@ -125,6 +136,21 @@ package final class Subscriber {
         throw CursorMismatch(description: "the cursor has seen alert \(cursor.last) of clinic '\(clinic)', but the daemon's stream (epoch \(cursor.epoch ?? "?")) ends at \(head): it is not this stream's cursor (a restored database?)")
     }
 
+    /// Catches up while live. A replay that times out (the daemon stopping or restarting) does not end the
+    /// subscriber: the gap stays, and the next heartbeat or alert that shows it tries again. The replay socket is
+    /// made anew, so that a late answer to the lost request cannot be taken for the next one's.
+    private func repair(_ deliver: (String) throws -> Void) throws {
+        gapsRepaired += 1
+        do {
+            try catchUp(deliver)
+        } catch let error as ZMQError where error.code == ETIMEDOUT {
+            replay.close()
+            replay = try Requester(context: context, endpoint: replayEndpoint, security: security)
+            replayTimeouts += 1
+            onReplayTimeout?(error)
+        }
+    }
+
     /// Waits up to `timeout` ms for live traffic; delivers alerts in order, repairing gaps from replay.
     /// Returns whether any alert was delivered (heartbeats alone do not count).
     @discardableResult
@@ -150,16 +176,27 @@ package final class Subscriber {
             lastHeard = .now
             let epoch = fields["epoch"]?.stringValue
             if topic == heartbeatTopic {
-                if let last = fields["last"]?.int64Value, last > cursor.last || epoch != cursor.epoch {
-                    gapsRepaired += 1
-                    try catchUp(deliver)
+                guard let last = fields["last"]?.int64Value else { continue }
+                if last > cursor.last || epoch != cursor.epoch {
+                    trailingHeartbeats = 0
+                    try repair(deliver)
+                } else if last < cursor.last {
+                    // The stream is behind what the cursor has seen: for an instant (a replay read alerts committed
+                    // but not yet published), or for good (a database restored with its epoch — new alerts would
+                    // then be skipped as seen, silently). Twice in a row, replay's `head` decides (checkNotAhead).
+                    trailingHeartbeats += 1
+                    if trailingHeartbeats >= 2 {
+                        trailingHeartbeats = 0
+                        try repair(deliver)
+                    }
+                } else {
+                    trailingHeartbeats = 0
                 }
                 continue
             }
             guard fields["clinic"]?.stringValue == clinic, let seq = fields["seq"]?.int64Value else { continue }
             if epoch != cursor.epoch || seq > cursor.last + 1 {
-                gapsRepaired += 1
-                try catchUp(deliver)
+                try repair(deliver)
             } else if seq == cursor.last + 1 {
                 try advance(to: seq) { try deliver(String(decoding: message.frames[1], as: UTF8.self)) }
             }

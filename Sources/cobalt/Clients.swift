@@ -92,6 +92,9 @@ struct Subscribe: ParsableCommand {
         } catch let mismatch as Subscriber.CursorMismatch {
             throw ValidationError("\(cursor ?? "cursor"): \(mismatch); use another cursor file per clinic")
         }
+        subscriber.onReplayTimeout = { error in
+            FileHandle.standardError.write(Data("cobalt subscribe: \(error); the gap is replayed with the next heartbeat that shows it\n".utf8))
+        }
         var delivered = 0
         let deliver: (String) throws -> Void = { json in
             if let count, delivered >= count { throw Enough() }

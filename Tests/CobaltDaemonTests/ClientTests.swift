@@ -45,6 +45,88 @@ import ZeroMQ
     }
 }
 
+/// What a running subscriber does when the stream does not go the way a correct, running daemon's does.
+@Suite(.timeLimit(.minutes(1))) struct SubscriberRepairTests {
+    /// A database restored from a backup keeps its epoch, so heartbeats say `last` 2, then 3, below the cursor's 5,
+    /// and the new alerts 3, 4, 5 would be skipped as already seen — silently, while `cobalt subscribe` kept
+    /// running (only a start checked replay's `head`). Two trailing heartbeats in a row now ask replay, whose
+    /// `head` says the cursor is not this stream's.
+    @Test func aStreamThatWentBackwardsIsNoticedWhileRunning() throws {
+        let context = try ZMQContext()
+        let publisher = try ZMQSocket(context: context, type: .xpub)
+        defer { publisher.close() }
+        try publisher.bind("tcp://127.0.0.1:*")
+        let replay = try answeringRouter(context: context) { _ in
+            #"{"status": "ok", "epoch": "e1", "clinic": "north", "alerts": [], "last": 5, "more": false, "head": 3}"#
+        }
+        let subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: replay, clinic: "north", cursor: .init(epoch: "e1", last: 5))
+        #expect(try publisher.waitForInput(timeout: 5_000))
+        _ = try publisher.receive()
+        var delivered: [String] = []
+        var mismatch: String?
+        do {
+            for round in 0..<10 {
+                _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": \#(min(2 + round, 3))}"#.utf8)])
+                if round == 1 {
+                    _ = try publisher.send([Array("clinic/north/alert".utf8), Array(#"{"clinic": "north", "epoch": "e1", "seq": 3}"#.utf8)])
+                }
+                try subscriber.poll(timeout: 100) { delivered.append($0) }
+            }
+        } catch let error as Subscriber.CursorMismatch {
+            mismatch = "\(error)"
+        }
+        #expect(mismatch?.contains("ends at 3") == true && delivered.isEmpty, "\(mismatch ?? "no mismatch"); delivered \(delivered)")
+    }
+
+    /// A heartbeat that trails the cursor once (a replay read an alert committed but not yet published) is not a
+    /// mismatch, and costs no replay.
+    @Test func oneTrailingHeartbeatIsNoMismatch() throws {
+        let context = try ZMQContext()
+        let publisher = try ZMQSocket(context: context, type: .xpub)
+        defer { publisher.close() }
+        try publisher.bind("tcp://127.0.0.1:*")
+        let subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: "tcp://127.0.0.1:9", clinic: "north", cursor: .init(epoch: "e1", last: 5))
+        #expect(try publisher.waitForInput(timeout: 5_000))
+        _ = try publisher.receive()
+        for last in [4, 5, 4, 5] {
+            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": \#(last)}"#.utf8)])
+            try subscriber.poll(timeout: 200) { _ in }
+        }
+        #expect(subscriber.gapsRepaired == 0 && subscriber.cursor.last == 5)
+    }
+
+    /// A replay that times out while live (the daemon stopping or restarting) used to end `cobalt subscribe`; the
+    /// gap now stays, and the next heartbeat that shows it is replayed — on a new socket, so the late answer to the
+    /// lost request is never taken for the next one's.
+    @Test func aReplayThatTimesOutIsTriedAgainWithTheNextHeartbeat() throws {
+        let context = try ZMQContext()
+        let publisher = try ZMQSocket(context: context, type: .xpub)
+        defer { publisher.close() }
+        try publisher.bind("tcp://127.0.0.1:*")
+        let requests = Mutex(0)
+        let replay = try answeringRouter(context: context) { _ in
+            let n = requests.withLock { $0 += 1; return $0 }
+            return n == 1 ? nil : #"{"status": "ok", "epoch": "e1", "clinic": "north", "alerts": [{"clinic": "north", "epoch": "e1", "seq": 1}], "last": 1, "more": false, "head": 1}"#
+        }
+        let subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: replay, clinic: "north", cursor: .init(epoch: "e1", last: 0))
+        subscriber.replayTimeout = 300
+        var timeouts = 0
+        subscriber.onReplayTimeout = { _ in timeouts += 1 }
+        #expect(try publisher.waitForInput(timeout: 5_000))
+        _ = try publisher.receive()
+        var delivered: [String] = []
+        for _ in 0..<20 where delivered.isEmpty {
+            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": 1}"#.utf8)])
+            try subscriber.poll(timeout: 100) { delivered.append($0) }
+        }
+        #expect(timeouts == 1 && subscriber.replayTimeouts == 1 && requests.withLock { $0 } == 2, "\(timeouts) timeouts")
+        #expect(delivered.count == 1 && subscriber.cursor.last == 1, "\(delivered)")
+    }
+}
+
 /// A subscription the daemon never applied (with security, one queued behind another peer's stray message) shows
 /// as silence: no heartbeats. After ``Subscriber/silenceLimit`` the subscriber subscribes again on a new
 /// connection, and the heartbeats (and alerts) arrive.
@@ -82,8 +164,9 @@ import ZeroMQ
 /// `cobalt send` when nobody answers: it gives up after ``EventSender/giveUpAfter`` of silence and still returns an
 /// outcome for every line (unanswered, saying what to check) instead of failing without any.
 /// A hand-driven ROUTER on a thread of its own (sockets are thread-confined), answering each `[envelope, body]`
-/// request in order with `answer(body)` until it has been quiet for `quiet` ms; returns its endpoint once bound.
-private func answeringRouter(context: ZMQContext, quiet: Int = 2_000, _ answer: @escaping @Sendable ([UInt8]) -> String) throws -> String {
+/// request in order with `answer(body)` (nil: no answer) until it has been quiet for `quiet` ms; returns its endpoint
+/// once bound.
+private func answeringRouter(context: ZMQContext, quiet: Int = 2_000, _ answer: @escaping @Sendable ([UInt8]) -> String?) throws -> String {
     let bound = Mutex<String?>(nil)
     Thread {
         guard let server = try? ZMQSocket(context: context, type: .router) else { return }
@@ -92,7 +175,8 @@ private func answeringRouter(context: ZMQContext, quiet: Int = 2_000, _ answer: 
         bound.withLock { $0 = endpoint }
         while true {
             guard (try? server.waitForInput(timeout: quiet)) == true, let message = try? server.receive(), message.frames.count == 2 else { return }
-            _ = try? server.send([message.frames[0], Array(answer(message.frames[1]).utf8)])
+            guard let reply = answer(message.frames[1]) else { continue }  // no answer: the client times out
+            _ = try? server.send([message.frames[0], Array(reply.utf8)])
         }
     }.start()
     for _ in 0..<200 {

@@ -360,8 +360,10 @@ final class Listener: Sendable {
             }
             let ops = try await Listener(daemon.endpoints.alerts, topic: "ops/ruleset")
             try changeFolateMaskingOwner(in: rules)
+            // The watcher reloads the same edit after 300 ms of quiet: whichever of it and this request runs first
+            // takes the edit live, and the other finds it running (on a loaded machine, the watcher can be first).
             let live = try await request(#"{"command": "reload"}"#, to: control)
-            #expect(live["status"] == .string("ok") && live["unchanged"] == nil, "\(live)")
+            #expect(live["status"] == .string("ok"), "\(live)")
             let again = try await request(#"{"command": "reload"}"#, to: control)
             #expect(again["status"] == .string("ok") && again["unchanged"] == .bool(true), "\(again)")
             try await Task.sleep(for: .seconds(1))  // the watcher saw the edit, and reloads the same set
