@@ -136,6 +136,15 @@ final class Listener: Sendable {
     /// The bodies that arrived so far.
     var bodies: [JSONObject] { shared.received.withLock { $0.map(\.body) } }
 
+    /// ``lines`` once at least `count` have arrived, or after 5 s (a loaded machine delivers late; the caller's
+    /// expectation then says what was missing).
+    func lines(count: Int) async -> [String] {
+        for _ in 0..<250 where shared.received.withLock({ $0.count }) < count {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return lines
+    }
+
     func stop() async throws {
         shared.stopping.store(true, ordering: .releasing)
         try await reading.value
@@ -173,7 +182,7 @@ final class Listener: Sendable {
                 let e = daemon.endpoints
                 let first = try await Listener(e.alerts, topic: "ops/")
                 let clinic = try await Listener(e.alerts, topic: "clinic/north/")
-                #expect(first.lines == ["ops/start start - retained"])
+                #expect(await first.lines(count: 1) == ["ops/start start - retained"])
                 let start = first.bodies.first ?? [:]
                 let status = try await request(#"{"command": "status"}"#, to: e.control)
                 #expect(start["epoch"] != nil && start["epoch"] == status["epoch"] && start["version"] == status["version"])
@@ -187,13 +196,13 @@ final class Listener: Sendable {
                 try await Task.sleep(for: .milliseconds(200))
 
                 let late = try await Listener(e.alerts, topic: "ops/ruleset")
-                #expect(late.lines == ["ops/ruleset ruleset live retained"])
+                #expect(await late.lines(count: 1) == ["ops/ruleset ruleset live retained"])
                 #expect(late.bodies.first?["hash"] == .string(live))
                 let everything = try await Listener(e.alerts, topic: "ops/")
-                #expect(everything.lines == ["ops/start start - retained", "ops/ruleset ruleset live retained"])
+                #expect(await everything.lines(count: 2) == ["ops/start start - retained", "ops/ruleset ruleset live retained"])
                 // Those listening already get each copy too, marked as such.
-                #expect(late.lines == ["ops/ruleset ruleset live retained", "ops/ruleset ruleset live retained"])
-                #expect(first.lines == [
+                #expect(await late.lines(count: 2) == ["ops/ruleset ruleset live retained", "ops/ruleset ruleset live retained"])
+                #expect(await first.lines(count: 6) == [
                     "ops/start start - retained", "ops/ruleset ruleset live", "ops/ruleset ruleset rejected",
                     "ops/ruleset ruleset live retained", "ops/start start - retained", "ops/ruleset ruleset live retained",
                 ])

@@ -57,15 +57,20 @@ import Testing
         #expect(throws: EventDecodingError.self) { _ = try EventDecoder.decode(Data(text.utf8)) }
     }
 
-    /// Identifiers are limited to 128 characters, not bytes: 128 two-byte characters pass, 129 of any kind do not.
-    @Test(arguments: [(String(repeating: "é", count: 128), nil), (String(repeating: "a", count: 129), 129), (String(repeating: "é", count: 129), 129)])
-    func identifiersAreLimitedInCharacters(_ id: String, _ refusedLength: Int?) throws {
+    /// Identifiers are limited to 128 characters, not bytes: 128 two-byte characters pass, 129 of any kind do not —
+    /// and to 512 bytes, since a character can hold any number of combining marks (here 128 characters of 9 bytes).
+    @Test(arguments: [
+        (String(repeating: "é", count: 128), nil), (String(repeating: "a", count: 129), "must be 1 to 128 characters, found 129"),
+        (String(repeating: "é", count: 129), "must be 1 to 128 characters, found 129"),
+        (String(repeating: "e\u{301}\u{302}\u{303}\u{304}", count: 128), "must be at most 512 bytes of UTF-8, found 1152 (in 128 characters)"),
+    ])
+    func identifiersAreLimitedInCharactersAndBytes(_ id: String, _ refusal: String?) throws {
         let json = #"{"id": "\#(id)", "patient": "p", "clinic": "north", "time": "2026-11-20T09:30:00Z"}"#
         do {
             let event = try Support.event(json)
-            #expect(refusedLength == nil && event.id == id)
+            #expect(refusal == nil && event.id == id)
         } catch let error as EventDecodingError {
-            #expect(error.errors == [FieldError(path: "id", message: "must be 1 to 128 characters, found \(refusedLength ?? -1)")])
+            #expect(error.errors == [FieldError(path: "id", message: refusal ?? "accepted")])
         }
     }
 

@@ -52,10 +52,16 @@ package enum EventDecoder {
     /// Most characters in an event's `id`, `patient` and `clinic`.
     static let maximumIDLength = 128
 
-    /// Whether an id has 1 to ``maximumIDLength`` characters. Characters never outnumber UTF-8 bytes: counting
-    /// characters (a pass with grapheme breaking) is needed only for a long text.
+    /// Most UTF-8 bytes in an identifier. A character can be any number of scalars (a letter with a pile of
+    /// combining marks), so 128 characters alone bound nothing: a clinic id of 100 KB in 128 characters made a
+    /// subscription larger than the alerts socket takes (4 KiB), and libzmq dropped the subscriber's connection.
+    static let maximumIDBytes = 512
+
+    /// Whether an id has 1 to ``maximumIDLength`` characters in at most ``maximumIDBytes`` bytes. Characters never
+    /// outnumber UTF-8 bytes: counting characters (a pass with grapheme breaking) is needed only for a long text.
     static func isIDLength(_ text: String) -> Bool {
-        !text.isEmpty && (text.utf8.count <= maximumIDLength || text.count <= maximumIDLength)
+        let bytes = text.utf8.count
+        return bytes > 0 && bytes <= maximumIDBytes && (bytes <= maximumIDLength || text.count <= maximumIDLength)
     }
 
     /// Decodes one event from JSON bytes.
@@ -190,7 +196,10 @@ package enum EventDecoder {
                 return nil
             }
             guard EventDecoder.isIDLength(text) else {
-                fail(key, "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
+                let bytes = text.utf8.count
+                fail(key, bytes > EventDecoder.maximumIDBytes && text.count <= EventDecoder.maximumIDLength
+                    ? "must be at most \(EventDecoder.maximumIDBytes) bytes of UTF-8, found \(bytes) (in \(text.count) characters)"
+                    : "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
                 return nil
             }
             if let problem = EventDecoder.identifierProblem(text) {
