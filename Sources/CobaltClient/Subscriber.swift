@@ -36,7 +36,15 @@ package final class Subscriber {
     /// How long without a heartbeat or alert before the subscription is made again on a new connection (the
     /// daemon sends a heartbeat every second by default). A daemon can refuse to apply a subscription (with
     /// security, one queued behind another peer's stray message), and PUB/SUB says nothing when it does.
+    /// At least this long; three heartbeat intervals when the daemon's are longer (`heartbeat_ms` above about
+    /// 3 s), measured between the last two heartbeats — a fixed limit below the interval made the subscriber
+    /// subscribe again between every two heartbeats.
     package var silenceLimit: Duration = .seconds(10)
+    /// The time between the last two heartbeats heard, and when the last one came.
+    private var heartbeatInterval: Duration = .zero
+    private var lastHeartbeat: ContinuousClock.Instant?
+    /// The silence after which the subscription is made again (see ``silenceLimit``).
+    package var effectiveSilenceLimit: Duration { max(silenceLimit, heartbeatInterval * 3) }
     /// Subscriptions made again after a silence (for tests and the summary).
     package private(set) var resubscriptions = 0
     /// Replays that got no answer within ``replayTimeout`` while live (the daemon stopping or restarting); each
@@ -156,7 +164,7 @@ package final class Subscriber {
     @discardableResult
     package func poll(timeout: Int, _ deliver: (String) throws -> Void) throws -> Bool {
         guard try sub.waitForInput(timeout: timeout) else {
-            if ContinuousClock.now - lastHeard > silenceLimit {
+            if ContinuousClock.now - lastHeard > effectiveSilenceLimit {
                 // Subscribe again on a new connection; the next heartbeat shows what was missed, and replay fills it.
                 sub.close()
                 sub = try Self.subscribe(context: context, alerts: alerts, clinic: clinic, security: security)
@@ -176,6 +184,9 @@ package final class Subscriber {
             lastHeard = .now
             let epoch = fields["epoch"]?.stringValue
             if topic == heartbeatTopic {
+                let now = ContinuousClock.now
+                if let previous = lastHeartbeat { heartbeatInterval = now - previous }
+                lastHeartbeat = now
                 guard let last = fields["last"]?.int64Value else { continue }
                 if last > cursor.last || epoch != cursor.epoch {
                     trailingHeartbeats = 0

@@ -45,6 +45,34 @@ import ZeroMQ
     }
 }
 
+/// With heartbeats further apart than the silence limit (`heartbeat_ms` set above 10 s), the subscriber used to
+/// subscribe again between every two of them; it now waits three of the intervals it measured.
+@Suite(.timeLimit(.minutes(1))) struct SubscriberHeartbeatIntervalTests {
+    @Test func slowHeartbeatsAreNoSilence() throws {
+        let context = try ZMQContext()
+        let publisher = try ZMQSocket(context: context, type: .xpub)
+        defer { publisher.close() }
+        try publisher.bind("tcp://127.0.0.1:*")
+        let subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: "tcp://127.0.0.1:9", clinic: "north",
+            cursor: .init(epoch: "e1", last: 0))
+        subscriber.silenceLimit = .milliseconds(200)
+        #expect(try publisher.waitForInput(timeout: 5_000))
+        _ = try publisher.receive()
+        // Every 500 ms, 2.5 times the limit. Until two heartbeats have been heard the interval is unknown, so the
+        // first gap may still count as silence; after that, none does.
+        var learned = -1
+        for beat in 0..<6 {
+            if beat == 2 { learned = subscriber.resubscriptions }
+            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": 0}"#.utf8)])
+            let until = ContinuousClock.now + .milliseconds(500)
+            while ContinuousClock.now < until { try subscriber.poll(timeout: 50) { _ in } }
+        }
+        #expect(subscriber.resubscriptions == learned && subscriber.effectiveSilenceLimit >= .milliseconds(1_400),
+            "\(subscriber.resubscriptions) resubscriptions (\(learned) while learning), limit \(subscriber.effectiveSilenceLimit)")
+    }
+}
+
 /// What a running subscriber does when the stream does not go the way a correct, running daemon's does.
 @Suite(.timeLimit(.minutes(1))) struct SubscriberRepairTests {
     /// A database restored from a backup keeps its epoch, so heartbeats say `last` 2, then 3, below the cursor's 5,
