@@ -45,26 +45,45 @@ import ZeroMQ
     }
 }
 
+/// A hand-driven XPUB bound on loopback, and a subscriber for clinic `north` connected to it once its subscription
+/// has arrived (no slow-joiner loss); `replay` answers catch-ups (nothing answers the default: a catch-up times out).
+private final class HandDrivenStream {
+    let context: ZMQContext
+    let publisher: ZMQSocket
+    let subscriber: Subscriber
+
+    init(cursor: Subscriber.Cursor, replay: ((ZMQContext) throws -> String)? = nil) throws {
+        context = try ZMQContext()
+        publisher = try ZMQSocket(context: context, type: .xpub)
+        try publisher.bind("tcp://127.0.0.1:*")
+        subscriber = try Subscriber(
+            context: context, alerts: publisher.lastEndpoint, replay: try replay?(context) ?? "tcp://127.0.0.1:9", clinic: "north",
+            cursor: cursor)
+        #expect(try publisher.waitForInput(timeout: 5_000))
+        _ = try publisher.receive()
+    }
+
+    deinit { publisher.close() }
+
+    /// Publishes a heartbeat of clinic `north` in epoch `e1`.
+    func heartbeat(last: Int) throws {
+        _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": \#(last)}"#.utf8)])
+    }
+}
+
 /// With heartbeats further apart than the silence limit (`heartbeat_ms` set above 10 s), the subscriber used to
 /// subscribe again between every two of them; it now waits three of the intervals it measured.
 @Suite(.timeLimit(.minutes(1))) struct SubscriberHeartbeatIntervalTests {
     @Test func slowHeartbeatsAreNoSilence() throws {
-        let context = try ZMQContext()
-        let publisher = try ZMQSocket(context: context, type: .xpub)
-        defer { publisher.close() }
-        try publisher.bind("tcp://127.0.0.1:*")
-        let subscriber = try Subscriber(
-            context: context, alerts: publisher.lastEndpoint, replay: "tcp://127.0.0.1:9", clinic: "north",
-            cursor: .init(epoch: "e1", last: 0))
+        let stream = try HandDrivenStream(cursor: .init(epoch: "e1", last: 0))
+        let subscriber = stream.subscriber
         subscriber.silenceLimit = .milliseconds(200)
-        #expect(try publisher.waitForInput(timeout: 5_000))
-        _ = try publisher.receive()
         // Every 500 ms, 2.5 times the limit. Until two heartbeats have been heard the interval is unknown, so the
         // first gap may still count as silence; after that, none does.
         var learned = -1
         for beat in 0..<6 {
             if beat == 2 { learned = subscriber.resubscriptions }
-            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": 0}"#.utf8)])
+            try stream.heartbeat(last: 0)
             let until = ContinuousClock.now + .milliseconds(500)
             while ContinuousClock.now < until { try subscriber.poll(timeout: 50) { _ in } }
         }
@@ -80,26 +99,20 @@ import ZeroMQ
     /// running (only a start checked replay's `head`). Two trailing heartbeats in a row now ask replay, whose
     /// `head` says the cursor is not this stream's.
     @Test func aStreamThatWentBackwardsIsNoticedWhileRunning() throws {
-        let context = try ZMQContext()
-        let publisher = try ZMQSocket(context: context, type: .xpub)
-        defer { publisher.close() }
-        try publisher.bind("tcp://127.0.0.1:*")
-        let replay = try answeringRouter(context: context) { _ in
-            #"{"status": "ok", "epoch": "e1", "clinic": "north", "alerts": [], "last": 5, "more": false, "head": 3}"#
+        let stream = try HandDrivenStream(cursor: .init(epoch: "e1", last: 5)) { context in
+            try answeringRouter(context: context) { _ in
+                #"{"status": "ok", "epoch": "e1", "clinic": "north", "alerts": [], "last": 5, "more": false, "head": 3}"#
+            }
         }
-        let subscriber = try Subscriber(
-            context: context, alerts: publisher.lastEndpoint, replay: replay, clinic: "north", cursor: .init(epoch: "e1", last: 5))
-        #expect(try publisher.waitForInput(timeout: 5_000))
-        _ = try publisher.receive()
         var delivered: [String] = []
         var mismatch: String?
         do {
             for round in 0..<10 {
-                _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": \#(min(2 + round, 3))}"#.utf8)])
+                try stream.heartbeat(last: min(2 + round, 3))
                 if round == 1 {
-                    _ = try publisher.send([Array("clinic/north/alert".utf8), Array(#"{"clinic": "north", "epoch": "e1", "seq": 3}"#.utf8)])
+                    _ = try stream.publisher.send([Array("clinic/north/alert".utf8), Array(#"{"clinic": "north", "epoch": "e1", "seq": 3}"#.utf8)])
                 }
-                try subscriber.poll(timeout: 100) { delivered.append($0) }
+                try stream.subscriber.poll(timeout: 100) { delivered.append($0) }
             }
         } catch let error as Subscriber.CursorMismatch {
             mismatch = "\(error)"
@@ -110,44 +123,32 @@ import ZeroMQ
     /// A heartbeat that trails the cursor once (a replay read an alert committed but not yet published) is not a
     /// mismatch, and costs no replay.
     @Test func oneTrailingHeartbeatIsNoMismatch() throws {
-        let context = try ZMQContext()
-        let publisher = try ZMQSocket(context: context, type: .xpub)
-        defer { publisher.close() }
-        try publisher.bind("tcp://127.0.0.1:*")
-        let subscriber = try Subscriber(
-            context: context, alerts: publisher.lastEndpoint, replay: "tcp://127.0.0.1:9", clinic: "north", cursor: .init(epoch: "e1", last: 5))
-        #expect(try publisher.waitForInput(timeout: 5_000))
-        _ = try publisher.receive()
+        let stream = try HandDrivenStream(cursor: .init(epoch: "e1", last: 5))
         for last in [4, 5, 4, 5] {
-            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": \#(last)}"#.utf8)])
-            try subscriber.poll(timeout: 200) { _ in }
+            try stream.heartbeat(last: last)
+            try stream.subscriber.poll(timeout: 200) { _ in }
         }
-        #expect(subscriber.gapsRepaired == 0 && subscriber.cursor.last == 5)
+        #expect(stream.subscriber.gapsRepaired == 0 && stream.subscriber.cursor.last == 5)
     }
 
     /// A replay that times out while live (the daemon stopping or restarting) used to end `cobalt subscribe`; the
     /// gap now stays, and the next heartbeat that shows it is replayed — on a new socket, so the late answer to the
     /// lost request is never taken for the next one's.
     @Test func aReplayThatTimesOutIsTriedAgainWithTheNextHeartbeat() throws {
-        let context = try ZMQContext()
-        let publisher = try ZMQSocket(context: context, type: .xpub)
-        defer { publisher.close() }
-        try publisher.bind("tcp://127.0.0.1:*")
         let requests = Mutex(0)
-        let replay = try answeringRouter(context: context) { _ in
-            let n = requests.withLock { $0 += 1; return $0 }
-            return n == 1 ? nil : #"{"status": "ok", "epoch": "e1", "clinic": "north", "alerts": [{"clinic": "north", "epoch": "e1", "seq": 1}], "last": 1, "more": false, "head": 1}"#
+        let stream = try HandDrivenStream(cursor: .init(epoch: "e1", last: 0)) { context in
+            try answeringRouter(context: context) { _ in
+                let n = requests.withLock { $0 += 1; return $0 }
+                return n == 1 ? nil : #"{"status": "ok", "epoch": "e1", "clinic": "north", "alerts": [{"clinic": "north", "epoch": "e1", "seq": 1}], "last": 1, "more": false, "head": 1}"#
+            }
         }
-        let subscriber = try Subscriber(
-            context: context, alerts: publisher.lastEndpoint, replay: replay, clinic: "north", cursor: .init(epoch: "e1", last: 0))
+        let subscriber = stream.subscriber
         subscriber.replayTimeout = 300
         var timeouts = 0
         subscriber.onReplayTimeout = { _ in timeouts += 1 }
-        #expect(try publisher.waitForInput(timeout: 5_000))
-        _ = try publisher.receive()
         var delivered: [String] = []
         for _ in 0..<20 where delivered.isEmpty {
-            _ = try publisher.send([Array("clinic/north/heartbeat".utf8), Array(#"{"clinic": "north", "epoch": "e1", "last": 1}"#.utf8)])
+            try stream.heartbeat(last: 1)
             try subscriber.poll(timeout: 100) { delivered.append($0) }
         }
         #expect(timeouts == 1 && subscriber.replayTimeouts == 1 && requests.withLock { $0 } == 2, "\(timeouts) timeouts")
