@@ -180,7 +180,8 @@ package final class Subscriber {
             // check could publish `clinic/<this id>/<more>/alert` for another clinic.
             let topic = String(decoding: message.frames[0], as: UTF8.self)
             guard topic == alertTopic || topic == heartbeatTopic else { continue }
-            guard case .object(let fields) = try JSONValue.parse(message.frames[1]) else { continue }
+            let value = try JSONValue.parse(message.frames[1])
+            guard case .object(let fields) = value else { continue }
             lastHeard = .now
             let epoch = fields["epoch"]?.stringValue
             if topic == heartbeatTopic {
@@ -209,7 +210,8 @@ package final class Subscriber {
             if epoch != cursor.epoch || seq > cursor.last + 1 {
                 try repair(deliver)
             } else if seq == cursor.last + 1 {
-                try advance(to: seq) { try deliver(String(decoding: message.frames[1], as: UTF8.self)) }
+                // Written as replayed alerts are (canonical JSON), so that `--jsonl` output does not depend on the path.
+                try advance(to: seq) { try deliver(value.canonicalText) }
             }
             // seq ≤ last: already delivered (from replay); skip.
         }
