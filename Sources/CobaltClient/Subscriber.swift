@@ -59,6 +59,8 @@ package final class Subscriber {
     private let replayEndpoint: String
     /// Heartbeats in a row whose `last` was below the cursor (see ``poll(timeout:_:)``).
     private var trailingHeartbeats = 0
+    /// After a replay timed out, no other is tried before this (see ``repair(_:)``).
+    private var repairsPausedUntil = ContinuousClock.now
     private let context: ZMQContext
     private let alerts: String
     private let security: ClientSecurity?
@@ -147,7 +149,11 @@ package final class Subscriber {
     /// Catches up while live. A replay that times out (the daemon stopping or restarting) does not end the
     /// subscriber: the gap stays, and the next heartbeat or alert that shows it tries again. The replay socket is
     /// made anew, so that a late answer to the lost request cannot be taken for the next one's.
+    ///
+    /// After a timeout, repairs pause for as long again: every heartbeat queued meanwhile shows the same gap, and
+    /// trying each (up to ``replayTimeout`` apiece) kept `poll` from ever returning while replay was down.
     private func repair(_ deliver: (String) throws -> Void) throws {
+        guard ContinuousClock.now >= repairsPausedUntil else { return }
         gapsRepaired += 1
         do {
             try catchUp(deliver)
@@ -155,6 +161,7 @@ package final class Subscriber {
             replay.close()
             replay = try Requester(context: context, endpoint: replayEndpoint, security: security)
             replayTimeouts += 1
+            repairsPausedUntil = .now + .milliseconds(replayTimeout)
             onReplayTimeout?(error)
         }
     }
@@ -169,6 +176,9 @@ package final class Subscriber {
                 sub.close()
                 sub = try Self.subscribe(context: context, alerts: alerts, clinic: clinic, security: security)
                 resubscriptions += 1
+                // `lastHeartbeat` stays: with heartbeats further apart than the limit, the interval can only be
+                // measured across a resubscription. After a long outage the first heartbeat measures the outage,
+                // and the next one (an interval later) corrects it.
                 lastHeard = .now
             }
             return false

@@ -36,7 +36,7 @@ public enum RulesDiff {
             guard !page.isEmpty else { break }
             for stored in page {
                 last = stored.seq
-                guard let event = try? EventDecoder.decode(Data(stored.body.utf8)) else { continue }
+                guard let event = try? EventDecoder.decodeJournaled(Data(stored.body.utf8)) else { continue }
                 count += 1
                 var entry = timelines[stored.patient] ?? (
                     PatientTimeline(patient: stored.patient, clinic: stored.clinic, factCount: before.vocabulary.facts.count),

@@ -111,6 +111,10 @@ import Testing
             } catch let error as EventDecodingError {
                 #expect(error.errors.map(\.path) == [field] && error.errors[0].message.contains("normalisation form C"), "\(error.errors)")
             }
+            // Read back from the journal (accepted before this check existed), the event is still the event: it
+            // was acknowledged, so it is evaluated and stays in its patient's history.
+            let journaled = try EventDecoder.decodeJournaled(Data(event(decomposed).utf8))
+            #expect([journaled.id, journaled.patient, journaled.clinic].contains { $0.utf8.elementsEqual(decomposed.utf8) })
         }
     }
 

@@ -663,6 +663,6 @@ actor EvaluationPipeline {
     var cachedRecords: Int { cache.records }
 
     static func decode(_ body: String) -> PatientEvent? {
-        try? EventDecoder.decode(Data(body.utf8))
+        try? EventDecoder.decodeJournaled(Data(body.utf8))
     }
 }

@@ -70,6 +70,14 @@ package enum EventDecoder {
         return try decode(JSONValue.parse(data))
     }
 
+    /// Decodes an event read back from the journal: it passed ingest's checks when it was received, so it is not
+    /// refused for a check added since — identifiers outside NFC, refused from session 18, were accepted before, and
+    /// an acknowledged event must still be evaluated and stay in its patient's history.
+    package static func decodeJournaled(_ data: Data) throws(EventDecodingError) -> PatientEvent {
+        if let event = decodeUsual(data) { return event }
+        return try decode(JSONValue.parse(data), checkingIdentifiers: false)
+    }
+
     /// The usual event — valid, with only known fields, its strings without escapes — decoded in one pass over its
     /// bytes (``FastEventReader``); nil for any other, which ``decode(_:)-(JSONValue)`` then decides about,
     /// with every error and warning.
@@ -77,9 +85,10 @@ package enum EventDecoder {
         bytes.withUnsafeBytes { FastEventReader.event($0.bindMemory(to: UInt8.self)) }
     }
 
-    /// Decodes one event from an already parsed JSON value.
-    package static func decode(_ json: JSONValue) throws(EventDecodingError) -> PatientEvent {
-        var reader = Reader()
+    /// Decodes one event from an already parsed JSON value; `checkingIdentifiers: false` only for the journal's own
+    /// rows (``decodeJournaled(_:)``).
+    package static func decode(_ json: JSONValue, checkingIdentifiers: Bool = true) throws(EventDecodingError) -> PatientEvent {
+        var reader = Reader(checkingIdentifiers: checkingIdentifiers)
         let event = reader.event(json)
         guard reader.errors.isEmpty, let event else {
             throw EventDecodingError(errors: reader.errors)
@@ -121,6 +130,8 @@ package enum EventDecoder {
     private struct Reader {
         var errors: [FieldError] = []
         var warnings: [FieldError] = []
+        /// Whether identifiers must be in NFC (see ``EventDecoder/identifierProblem(_:)``).
+        var checkingIdentifiers = true
 
         mutating func fail(_ path: String, _ message: String) {
             errors.append(FieldError(path: path, message: message))
@@ -202,7 +213,7 @@ package enum EventDecoder {
                     : "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
                 return nil
             }
-            if let problem = EventDecoder.identifierProblem(text) {
+            if checkingIdentifiers, let problem = EventDecoder.identifierProblem(text) {
                 fail(key, problem)
                 return nil
             }
