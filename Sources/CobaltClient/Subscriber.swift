@@ -74,7 +74,7 @@ package final class Subscriber {
         }
         // Clinic ids are in Unicode NFC (ingest refuses others), and topics match by bytes: a clinic typed with
         // a combining accent must still subscribe to its stream.
-        let clinic = clinic.precomposedStringWithCanonicalMapping
+        let clinic = EventDecoder.nfc(clinic)
         self.clinic = clinic
         self.cursor = cursor
         self.cursor.clinic = clinic

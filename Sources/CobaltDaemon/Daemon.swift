@@ -194,7 +194,7 @@ public final class Daemon: Sendable {
         let reloader = Reloader(
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,
             statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit,
-            notifier: notifier ?? SystemdNotifier(environment: [:]))
+            notifier: notifier)
         var services: [any Service] = [
             AuditService(audit: audit, store: store),
             SocketService(loop: loop, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),

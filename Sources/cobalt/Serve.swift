@@ -32,21 +32,16 @@ struct Serve: AsyncParsableCommand {
         let level: Logger.Level
         do {
             (configuration, level) = try settings()
+            if check {
+                // What a start would say about the key files (a warning for each refused line, say), without info.
+                var logger = Logger(label: "cobalt") { StreamLogHandler.standardError(label: $0) }
+                logger.logLevel = .warning
+                print(try Daemon.check(configuration: configuration, logger: logger) + "configuration OK")
+                return
+            }
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("cobalt: cannot start: \(error.description)\n".utf8))
             throw ExitCode(Self.configurationFailure)
-        }
-        if check {
-            // What a start would say about the key files (a warning for each refused line, say), without info.
-            var logger = Logger(label: "cobalt") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = .warning
-            do {
-                print(try Daemon.check(configuration: configuration, logger: logger) + "configuration OK")
-                return
-            } catch let error as ConfigurationError {
-                FileHandle.standardError.write(Data("cobalt: cannot start: \(error.description)\n".utf8))
-                throw ExitCode(Self.configurationFailure)
-            }
         }
         // The journal holds patient data: the database and its log files are created readable by this user only,
         // whatever the umask the daemon was started with (deploy/cobalt.service sets UMask=0077 too).

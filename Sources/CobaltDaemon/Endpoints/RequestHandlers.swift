@@ -15,7 +15,7 @@ struct ReplayHandler {
     func reply(to request: JSONValue, userID: String?) async -> String {
         // Clinic ids are in Unicode NFC (ingest refuses others) and the store compares bytes: a request naming a
         // clinic in another spelling reads the same stream.
-        guard case .object(let object) = request, let clinic = object["clinic"]?.stringValue?.precomposedStringWithCanonicalMapping,
+        guard case .object(let object) = request, let clinic = object["clinic"]?.stringValue.map(EventDecoder.nfc),
             !clinic.isEmpty
         else {
             return Self.error("a replay request is {\"clinic\": ID, \"after\": SEQ, \"limit\": N}")

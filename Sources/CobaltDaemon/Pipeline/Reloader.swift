@@ -35,8 +35,9 @@ struct Reloader {
     /// Re-reads the key allow-lists (a reload trigger reloads both); returns the errors of refused lists.
     let reloadKeys: @Sendable () -> [String]
     let audit: AuditLog
-    /// Tells systemd that a reload is running, then that the daemon is ready again (`systemctl status`).
-    let notifier: SystemdNotifier
+    /// Tells systemd that a reload is running, then that the daemon is ready again (`systemctl status`); nil when
+    /// not run by `cobalt serve`.
+    let notifier: SystemdNotifier?
     /// Shared by copies of this reloader (the control handler, the signal handler, the watcher).
     private let serial = SerialQueue()
 
@@ -44,7 +45,7 @@ struct Reloader {
         configuration: DaemonConfiguration, store: any CobaltStore, rules: RulesHolder,
         work: AsyncStream<EvaluationPipeline.Work>.Continuation, publisher: Publisher, statistics: Statistics,
         logger: Logger, reloadKeys: @escaping @Sendable () -> [String], audit: AuditLog,
-        notifier: SystemdNotifier = SystemdNotifier(environment: [:])
+        notifier: SystemdNotifier? = nil
     ) {
         self.configuration = configuration
         self.store = store
@@ -64,7 +65,7 @@ struct Reloader {
 
     private func reloadNow(expect: String?, actor: String) async -> Outcome {
         let started = ContinuousClock.now
-        notify("RELOADING=1", SystemdNotifier.monotonicMicroseconds, "STATUS=reloading the rules")
+        notifier?.send(["RELOADING=1", SystemdNotifier.monotonicMicroseconds, "STATUS=reloading the rules"], logger: logger)
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
         switch outcome {
@@ -87,20 +88,13 @@ struct Reloader {
         case .unchanged: "unchanged"
         case .refused: "refused, the running set stays"
         }
-        notify("READY=1", "STATUS=\(Self.status(running)); last reload \(result)")
+        notifier?.send(["READY=1", "STATUS=\(Self.status(running)); last reload \(result)"], logger: logger)
         return outcome
     }
 
     /// The `STATUS=` text systemd shows for a rule set.
     static func status(_ bundle: RuleBundle) -> String {
         "serving; rules \(bundle.version) \(bundle.hash.prefix(19))"
-    }
-
-    private func notify(_ lines: String...) {
-        guard notifier.isActive else { return }
-        if let error = notifier.notify(lines) {
-            logger.warning("systemd notification not sent", metadata: ["error": "\(error)"])
-        }
     }
 
     private func attempt(expect: String?, started: ContinuousClock.Instant) async -> Outcome {

@@ -251,14 +251,8 @@ struct SystemdService: Service {
     let logger: Logger
 
     func run() async throws {
-        send(["READY=1", "STATUS=\(status)", "MAINPID=\(getpid())"])
+        notifier.send(["READY=1", "STATUS=\(status)", "MAINPID=\(getpid())"], logger: logger)
         try? await gracefulShutdown()
-        send(["STOPPING=1", "STATUS=stopping: ingest closes, then everything journaled is evaluated"])
-    }
-
-    private func send(_ lines: [String]) {
-        if let error = notifier.notify(lines) {
-            logger.warning("systemd notification not sent", metadata: ["error": "\(error)"])
-        }
+        notifier.send(["STOPPING=1", "STATUS=stopping: ingest closes, then everything journaled is evaluated"], logger: logger)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -44,11 +45,12 @@ public final class SystemdNotifier: Sendable {
     package func notify(_ lines: [String]) -> String? {
         guard let address else { return nil }
         let stops = lines.contains("STOPPING=1")
-        let dropped = stopping.withLock { stopped in
-            defer { if stops { stopped = true } }
-            return stopped
+        let stoppedBefore = stopping.withLock { stopped in
+            let before = stopped
+            stopped = stopped || stops
+            return before
         }
-        if dropped { return nil }
+        if stoppedBefore { return nil }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
         defer { close(fd) }
@@ -69,6 +71,13 @@ public final class SystemdNotifier: Sendable {
         guard sent != message.count else { return nil }
         let name = String(decoding: address.map { $0 == 0 ? UInt8(ascii: "@") : $0 }, as: UTF8.self)
         return "sendto \(name): \(String(cString: strerror(error)))"
+    }
+
+    /// Sends one message (``notify(_:)``); a failure is logged as a warning, and the daemon goes on.
+    func send(_ lines: [String], logger: Logger) {
+        if let error = notify(lines) {
+            logger.warning("systemd notification not sent", metadata: ["error": "\(error)"])
+        }
     }
 
     /// `MONOTONIC_USEC=…`, which systemd wants beside `RELOADING=1` (since version 253; older ones ignore it).

@@ -27,12 +27,18 @@ package enum EventDecoder {
     /// and two in the journal, the alert log and the topics: one sequence counter for two streams, one timeline
     /// for two histories. Between NFC texts the two comparisons agree. ASCII is always NFC.
     package static func identifierProblem(_ text: String) -> String? {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return nil }
-        guard text.precomposedStringWithCanonicalMapping.utf8.elementsEqual(text.utf8) else {
+        guard nfc(text).utf8.elementsEqual(text.utf8) else {
             return "must be in Unicode normalisation form C (precomposed characters, as most systems write them): "
                 + "another spelling of the same text would name the same thing in memory but another one in the journal"
         }
         return nil
+    }
+
+    /// `text` in Unicode normalisation form C; ASCII (the usual identifier) is returned as it is, without a pass
+    /// through Foundation. Where an existing clinic is *named* (a replay request, `cobalt subscribe --clinic`), its
+    /// id is read as this, so that any spelling finds the stream.
+    package static func nfc(_ text: String) -> String {
+        text.utf8.allSatisfy({ $0 < 0x80 }) ? text : text.precomposedStringWithCanonicalMapping
     }
 
     package static let allowedPregnancyStatus: Set<String> = ["pregnant", "postpartum", "not-pregnant"]
