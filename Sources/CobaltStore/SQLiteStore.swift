@@ -622,10 +622,15 @@ package final class SQLiteStore: CobaltStore {
         }
     }
 
-    package func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)] {
+    package func patientsWithOpenAlerts(after patient: String?, limit: Int) async throws -> [(patient: String, clinic: String)] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT patient, max(clinic) AS clinic FROM alert_state GROUP BY patient ORDER BY patient")
-                .map { ($0["patient"], $0["clinic"]) }
+            // `alert_state` is keyed by (patient, rule): a range of its B-tree, whatever the number of patients.
+            // Patient ids are never empty, so "" comes before every one.
+            try Row.fetchAll(
+                db,
+                sql: "SELECT patient, max(clinic) AS clinic FROM alert_state WHERE patient > ? GROUP BY patient ORDER BY patient LIMIT ?",
+                arguments: [patient ?? "", limit]
+            ).map { ($0["patient"], $0["clinic"]) }
         }
     }
 

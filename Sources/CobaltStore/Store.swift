@@ -171,8 +171,9 @@ package protocol CobaltStore: EvaluationCommitting {
     /// The journal sequence number through which every event has been evaluated.
     func evaluatedThrough() async throws -> Int64
 
-    /// Patients with at least one open (firing or updated) alert.
-    func patientsWithOpenAlerts() async throws -> [(patient: String, clinic: String)]
+    /// Patients with at least one open (firing or updated) alert, in order of their ids: the first `limit`
+    /// after `patient` (from the start when nil), so that a caller can page through any number of them.
+    func patientsWithOpenAlerts(after patient: String?, limit: Int) async throws -> [(patient: String, clinic: String)]
 
     /// Journaled events after `seq` in journal order, at most `limit` (for replaying the journal).
     func events(after seq: Int64, limit: Int) async throws -> [StoredEvent]

@@ -54,9 +54,16 @@ actor EvaluationPipeline {
         case reevaluateRemaining(ReevaluationProgress)
     }
 
-    /// A re-evaluation in progress: the patients left, and what has been done so far.
+    /// Patients with open alerts read from the store at a time for a re-evaluation: memory stays bounded
+    /// however many patients have open alerts.
+    static let reevaluationPage = 1_000
+
+    /// A re-evaluation in progress: the patients left in the page read last, whether more may follow it, and
+    /// what has been done so far.
     struct ReevaluationProgress: Sendable {
         var remaining: [(patient: String, clinic: String)]
+        /// The last patient of the page read last, or nil when that page was the last.
+        var nextAfter: String?
         var done: Reevaluation
         var continuation: CheckedContinuation<Reevaluation, any Error>?
         /// The rule set it started under: recorded as re-evaluated at the end if it is still the running one and
@@ -536,18 +543,24 @@ actor EvaluationPipeline {
             try await readWatermarkIfNeeded()
             let ruleSet = rules.snapshot.hash
             if onlyIfStale, try await store.reevaluatedRuleSet() == ruleSet { return }
-            let patients = try await store.patientsWithOpenAlerts()
-            if onlyIfStale, !patients.isEmpty {
+            let patients = try await openAlertsPage(after: nil)
+            if onlyIfStale, !patients.remaining.isEmpty {
                 logger.info("re-evaluating open alerts last re-evaluated under other rules", metadata: [
-                    "patients": "\(patients.count)", "ruleset.hash": "\(ruleSet)",
+                    "ruleset.hash": "\(ruleSet)",
                 ])
             }
             await reevaluate(ReevaluationProgress(
-                remaining: patients, done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation,
-                ruleSet: ruleSet))
+                remaining: patients.remaining, nextAfter: patients.nextAfter,
+                done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation, ruleSet: ruleSet))
         } catch {
             reevaluationFailed(error, continuation)
         }
+    }
+
+    /// A page of patients with open alerts after `patient`, and where the next page starts (nil: none follows).
+    private func openAlertsPage(after patient: String?) async throws -> (remaining: [(patient: String, clinic: String)], nextAfter: String?) {
+        let page = try await store.patientsWithOpenAlerts(after: patient, limit: Self.reevaluationPage)
+        return (page, page.count < Self.reevaluationPage ? nil : page.last?.patient)
     }
 
     /// Whether a re-evaluation is scheduled to be tried again, and after how long the next one would be.
@@ -583,6 +596,11 @@ actor EvaluationPipeline {
             progress.done.changes += changes
             progress.done.pause = max(progress.done.pause, pause)
             statistics.recordReevaluationPause(pause)
+            if progress.remaining.isEmpty, let after = progress.nextAfter {
+                // Patients whose alerts opened meanwhile after this point are in a later page, and the ones
+                // before it were evaluated under these rules with their event.
+                (progress.remaining, progress.nextAfter) = try await openAlertsPage(after: after)
+            }
         } catch {
             reevaluationFailed(error, progress.continuation)
             return
@@ -594,11 +612,12 @@ actor EvaluationPipeline {
             // No queue to come back through (stopping): the rest waits for the next start, which re-evaluates
             // open alerts again since this run records nothing. (Finishing here could outlast the service
             // manager's stop timeout with many open alerts.)
+            let left = "\(progress.remaining.count)\(progress.nextAfter == nil ? "" : " or more")"
             logger.info("stopping: open alerts not yet re-evaluated are re-evaluated at the next start", metadata: [
-                "patients_left": "\(progress.remaining.count)",
+                "patients_left": "\(left)",
             ])
             progress.continuation?.resume(throwing: ConfigurationError(
-                "the daemon is stopping; \(progress.remaining.count) patients with open alerts are re-evaluated at the next start"))
+                "the daemon is stopping; \(left) patients with open alerts are re-evaluated at the next start"))
             return
         }
         if rules.snapshot.hash == progress.ruleSet, !progress.mixed {
