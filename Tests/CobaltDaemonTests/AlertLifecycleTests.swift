@@ -56,6 +56,24 @@ import Testing
         #expect(changes[2].alertID == "id-a.gone" && changes[2].body == "{}" && changes[2].digest == "d")
     }
 
+    /// An open alert whose patient's events now come from another clinic ends in the old clinic's stream and
+    /// starts in the new one's, even with unchanged content (it used to go on as `updated` in the new clinic,
+    /// which never saw it fire, and never end in the old one). Alerts stored at the event's clinic are untouched.
+    @Test func anAlertMovesToTheClinicOfTheEvent() throws {
+        let evaluation = try Self.evaluation()
+        let fired = (0..<evaluation.count).filter { !evaluation.isShadow($0) }.map { (rule: evaluation.rule($0), digest: evaluation.digest($0)) }
+        try #require(fired.count >= 2)
+        var previous = Dictionary(uniqueKeysWithValues: fired.map { ($0.rule, Self.state($0.rule, digest: $0.digest)) })
+        previous[fired[0].rule]!.clinic = "south"
+        previous[fired[0].rule]!.body = #"{"clinic":"south"}"#
+        let changes = Self.changes(previous: previous, evaluation)
+        #expect(changes.map(\.status) == [.resolved, .firing])
+        #expect(changes.map(\.rule) == [fired[0].rule, fired[0].rule])
+        #expect(changes.map(\.clinic) == ["south", "north"])
+        #expect(changes[0].body == #"{"clinic":"south"}"# && changes[0].alertID == "id-\(fired[0].rule)")
+        #expect(changes[1].body.contains(#""clinic":"north""#), "\(changes[1].body)")
+    }
+
     /// A remembered digest is used only for the same rule of a bundle with the same hash and equal values, and is
     /// then the digest computed afresh: the same evaluation twice hashes nothing new; a new B12 value changes the
     /// deficiency alert's digest; a rule reloaded with other wording never reuses the digest of the one it replaced.

@@ -229,6 +229,43 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
         }
     }
 
+    /// A patient whose events move to another clinic: her open alerts end in the first clinic's stream and start
+    /// in the second's, and each stream stays whole — every alert id it shows starts `firing`, changes only as
+    /// `updated` and ends `resolved`. (They used to go on as `updated` in the new clinic, which never saw them fire,
+    /// and stay open in the old one for ever.)
+    @Test func alertsFollowThePatientToAnotherClinicAndEachStreamStaysWhole() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let endpoints = daemon.endpoints
+            _ = try await send([deficientEvent(id: "m-1", patient: "p-m", clinic: "north")], to: endpoints.ingest)
+            _ = try await send([deficientEvent(id: "m-2", patient: "p-m", clinic: "south", value: 17, time: "2026-11-21T09:00:00Z")], to: endpoints.ingest)
+            _ = try await send([deficientEvent(id: "m-3", patient: "p-m", clinic: "south", value: 90, time: "2026-11-22T09:00:00Z")], to: endpoints.ingest)
+            try await waitForEvaluated(3, control: endpoints.control)
+            let north = try await replayAll(clinic: "north", replay: endpoints.replay)
+            let south = try await replayAll(clinic: "south", replay: endpoints.replay)
+            /// Each alert id's statuses in a stream, in order.
+            func lives(_ stream: [JSONObject]) -> [String: [String]] {
+                stream.reduce(into: [:]) { lives, alert in
+                    lives[alert["id"]?.stringValue ?? "?", default: []].append(alert["status"]?.stringValue ?? "?")
+                }
+            }
+            let northLives = lives(north), southLives = lives(south)
+            // Every alert open in the north moved south; the deficiency alerts then resolved there.
+            #expect(!northLives.isEmpty && Set(northLives.keys).isSubset(of: southLives.keys), "\(northLives) \(southLives)")
+            for (id, statuses) in northLives {
+                #expect(statuses == ["firing", "resolved"], "north \(id): \(statuses)")
+            }
+            for (id, statuses) in southLives {
+                let middle = statuses.last == "resolved" ? statuses.dropFirst().dropLast() : statuses.dropFirst()
+                #expect(statuses.first == "firing" && middle.allSatisfy { $0 == "updated" }, "south \(id): \(statuses)")
+            }
+            let deficiency = south.filter { $0["rule"] == .string("b12.deficiency-alert") }.compactMap { $0["status"]?.stringValue }
+            #expect(deficiency.first == "firing" && deficiency.last == "resolved", "\(deficiency)")
+            #expect(north.allSatisfy { $0["clinic"] == .string("north") } && south.allSatisfy { $0["clinic"] == .string("south") })
+        }
+    }
+
     @Test func subscribersDetectGapsFromHeartbeatsAndRepairThem() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -4,6 +4,12 @@ import RuleEngine
 /// The alert lifecycle per patient × rule, as a plain value: compares what an evaluation raised with what was
 /// published before and says what to publish. An alert is published when it starts (`firing`), when its
 /// clinical content changes (`updated`), and when it stops (`resolved`) — not again on every event.
+///
+/// An alert lives in the stream of one clinic, the clinic of the event that raised it. When a patient's events
+/// come from another clinic while an alert of hers is open, the alert is `resolved` in the old clinic's stream and
+/// `firing` in the new one's, as Alertmanager treats an alert whose labels changed: each clinic's stream stays
+/// whole (every alert id it shows starts `firing` and ends `resolved`), and the clinic now sending her events
+/// sees what is open for her.
 struct AlertLifecycle {
     /// The changes that take `previous` (stored states of one patient, by rule) to `evaluation`. Texts and
     /// evidence are built only for alerts that changed; shadow alerts (rule sets in `testing`) are never published.
@@ -20,8 +26,13 @@ struct AlertLifecycle {
             let status: AlertChange.Status
             if let before = previous[rule] {
                 firingAgain += 1
-                guard before.digest != digest else { continue }
-                status = .updated
+                if before.clinic != evaluation.clinic {
+                    changes.append(resolution(of: before))
+                    status = .firing
+                } else {
+                    guard before.digest != digest else { continue }
+                    status = .updated
+                }
             } else {
                 status = .firing
             }
@@ -36,13 +47,17 @@ struct AlertLifecycle {
         guard firingAgain < previous.count else { return changes }
         let current = Set((0..<evaluation.count).lazy.filter { !evaluation.isShadow($0) }.map(evaluation.rule))
         for rule in previous.keys.sorted() where !current.contains(rule) {
-            let state = previous[rule]!
-            var change = AlertChange(
-                patient: state.patient, rule: rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
-                digest: state.digest, body: state.body)
-            change.severity = state.severity
-            changes.append(change)
+            changes.append(resolution(of: previous[rule]!))
         }
         return changes
+    }
+
+    /// The end of a stored alert, in the stream of the clinic it was published to, with its last published body.
+    private static func resolution(of state: AlertState) -> AlertChange {
+        var change = AlertChange(
+            patient: state.patient, rule: state.rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
+            digest: state.digest, body: state.body)
+        change.severity = state.severity
+        return change
     }
 }
