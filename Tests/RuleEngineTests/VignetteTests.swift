@@ -39,6 +39,23 @@ import Testing
     }
 }
 
+extension VignetteTests {
+    /// `fired` holds every alert: one more that fires, one listed that does not, and a name that is no alert rule
+    /// each fail.
+    @Test func firedListsExactlyTheAlertsThatFire() throws {
+        var test = try #require(Self.tests.first { $0.name.hasPrefix("C01") })
+        test.fired = ["b12.deficiency-alert", "route.recommendation", "monitoring.treatment-review"]
+        #expect(RuleTestRunner.run(test, bundle: Support.bundled).failures.isEmpty)
+        test.fired = ["b12.deficiency-alert", "route.recommendation", "anaemia", "b12.route"]
+        let failures = RuleTestRunner.run(test, bundle: Support.bundled).failures
+        #expect(failures.prefix(3) == [
+            "fired: no alert rule 'b12.route' in the rules",
+            "missing alert: anaemia (listed in fired)",
+            "unexpected alert: monitoring (monitoring.treatment-review): Clinical review 1 month after starting B12 treatment (not listed in fired)",
+        ], "\(failures)")
+    }
+}
+
 /// Rule tests must be able to fail: shifting each threshold just past its boundary (a profile, rules untouched)
 /// must fail exactly the boundary cases that sit on it.
 @Suite struct BoundaryMutationTests {
@@ -52,6 +69,8 @@ import Testing
             "borderline total B12 with MMA 450 nmol/L is not-deficient", "total B12 133 pmol/L is 180.2 ng/L, borderline",
             "total B12 180 pg/mL is 180 ng/L, borderline", "total B12 180 ng/L is 180 ng/L, borderline",
             "folic acid 1 mg with no B12 result", "folic acid 7 mg weekly with no B12 result", "C14 folic acid exactly 1 mg",
+            "MCV 100 fL is not macrocytic, so total B12 150 ng/L in pregnancy stays borderline",
+            "ferritin 30 ug/L is not iron deficiency", "homocysteine 15 umol/L with folate not low is not raised",
         ])
     }
 }
@@ -70,7 +89,7 @@ import Testing
     @Test func checkReportsSummaryAndExitCode() throws {
         let ok = RuleCommands.check(directory: Support.rulesDirectory, today: Support.today)
         #expect(ok.exitCode == 0)
-        #expect(ok.text.contains("0 errors, 0 warnings; version 2026.11.1 sha256:"))
+        #expect(ok.text.contains("0 errors, 0 warnings; version 2026.11.2 sha256:"))
         let scratch = try Support.ScratchRules(["a.yaml": Support.header() + "\nrules:\n  - id: r\n    when: latest(b12.totl) < 1 ng/L\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
         defer { scratch.remove() }
         let bad = RuleCommands.check(directory: scratch.path, today: Support.today)

@@ -29,6 +29,8 @@ package struct RuleTest: Sendable {
     package var decisions: [(name: String, value: String)]
     package var alerts: [AlertExpectation]
     package var absent: [String]
+    /// When given, exactly the alerts of these rules fire (by rule id, in any order): every other alert is a failure.
+    package var fired: [String]? = nil
 }
 
 /// The outcome of one rule test.

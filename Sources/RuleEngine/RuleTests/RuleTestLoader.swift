@@ -14,6 +14,7 @@ import Foundation
 ///       decisions: {b12.status: borderline, b12.route: defer}
 ///       alerts: [monitoring, {category: data-quality, severity: warning, text: ["unit missing"]}]
 ///       absent: [folate-masking, neuro-urgent]
+///       fired: [route.recommendation, monitoring.confirmatory-test]   # optional: exactly these rules' alerts
 /// ```
 package enum RuleTestLoader {
     /// Loads every `*.yaml` file in `directory` (sorted); problems are diagnostics with positions.
@@ -84,8 +85,9 @@ package enum RuleTestLoader {
         var decisions: [(String, String)] = []
         var alerts: [RuleTest.AlertExpectation] = []
         var absent: [String] = []
+        var fired: [String]?
         if let expectNode = field("expect"), let expect = expectNode.mapping("expect", &log) {
-            YAMLNode.checkKeys(expect, allowed: ["decisions", "alerts", "absent"], in: "expect", &log)
+            YAMLNode.checkKeys(expect, allowed: ["decisions", "alerts", "absent", "fired"], in: "expect", &log)
             for item in expect {
                 switch item.key {
                 case "decisions":
@@ -110,12 +112,15 @@ package enum RuleTestLoader {
                     }
                 case "absent":
                     absent = (item.value.sequence("absent", &log, allowScalar: true) ?? []).compactMap { $0.string("absent", &log) }
+                case "fired":
+                    fired = (item.value.sequence("fired", &log) ?? []).compactMap { $0.string("fired", &log) }
                 default: break
                 }
             }
         } else {
             log.error(node.location, "test '\(name)' needs 'expect'")
         }
-        return RuleTest(name: name, location: node.location, at: at, events: events, decisions: decisions, alerts: alerts, absent: absent)
+        return RuleTest(
+            name: name, location: node.location, at: at, events: events, decisions: decisions, alerts: alerts, absent: absent, fired: fired)
     }
 }

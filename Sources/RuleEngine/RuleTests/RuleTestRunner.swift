@@ -27,6 +27,19 @@ package enum RuleTestRunner {
                 failures.append("unexpected alert: \(alert.category) (\(alert.rule)): \(alert.summary)")
             }
         }
+        if let fired = test.fired {
+            let rules = Set(bundle.rules.filter { $0.alert != nil }.map(\.id))
+            for name in fired where !rules.contains(name) {
+                failures.append("fired: no alert rule '\(name)' in the rules")
+            }
+            let actual = result.alerts.map(\.rule)
+            for name in fired where rules.contains(name) && !actual.contains(name) {
+                failures.append("missing alert: \(name) (listed in fired)")
+            }
+            for alert in result.alerts where !fired.contains(alert.rule) {
+                failures.append("unexpected alert: \(alert.category) (\(alert.rule)): \(alert.summary) (not listed in fired)")
+            }
+        }
         if !failures.isEmpty {
             failures.append("alerts fired: " + (result.alerts.isEmpty ? "none" : result.alerts.map { "\($0.category) (\($0.rule))" }.joined(separator: ", ")))
         }
