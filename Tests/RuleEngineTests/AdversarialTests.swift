@@ -118,3 +118,53 @@ import Testing
         ])
     }
 }
+
+/// Files that parse to nothing, and files that are not rule sets at all, found in `rulesets/` by an operator.
+@Suite struct EmptyAndStrayRuleFileTests {
+    static let valid = Support.header() + "\nrules:\n  - id: r\n    when: exists(numbness)\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"
+
+    /// A rule-set file truncated to nothing (a failed copy, `> file`) or left with only comments loaded as if it were
+    /// not there: `rules check` said "0 errors, 0 warnings" and the rule set (and its alerts) silently vanished.
+    @Test(arguments: ["", "# only a comment\n# and another\n", "\n\n"])
+    func anEmptyRuleSetFileIsReportedAtTheFile(_ text: String) throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Self.valid, "b.yaml": text])
+        defer { scratch.remove() }
+        let result = scratch.load()
+        let atFile = result.log.diagnostics.filter { $0.location.file.hasSuffix("rulesets/b.yaml") }
+        #expect(result.bundle == nil, "an empty rule-set file loaded silently (\(result.bundle?.rulesets.count ?? 0) rule sets)")
+        #expect(!atFile.isEmpty, "no diagnostic names rulesets/b.yaml")
+    }
+
+    /// An empty vocabulary refused the directory with no diagnostic at all: "0 errors, 0 warnings; not loaded", and a
+    /// reload refused with `"errors": []`.
+    @Test func anEmptyVocabularyHasAReason() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Self.valid], vocabulary: "# emptied\n")
+        defer { scratch.remove() }
+        let result = scratch.load()
+        #expect(result.bundle == nil)
+        #expect(result.log.errors.contains { $0.location.file.hasSuffix("vocabulary.yaml") }, "no reason given: \(result.log.diagnostics)")
+    }
+
+    /// Emacs keeps a lock `.#NAME.yaml` (a dangling symlink) beside a file with unsaved changes; macOS copies leave
+    /// `._NAME.yaml`. Hidden files are no rule sets: they must not block loading (and so every reload and restart).
+    @Test func hiddenEditorFilesInRulesetsAreIgnored() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Self.valid])
+        defer { scratch.remove() }
+        try FileManager.default.createSymbolicLink(atPath: scratch.file(".#a.yaml"), withDestinationPath: "user@host.1234:1700000000")
+        let result = scratch.load()
+        #expect(result.bundle != nil, "\(result.log.diagnostics.map(\.headline))")
+    }
+
+    /// Invalid UTF-8 is reported where it is, not at 1:1 of a long file.
+    @Test func invalidUTF8IsReportedAtItsLine() throws {
+        let scratch = try Support.ScratchRules([:])
+        defer { scratch.remove() }
+        var bytes = Array((Self.valid).utf8)
+        let owner = Array("owner: Test".utf8)
+        let at = try #require((0..<bytes.count).first { Array(bytes[$0..<min($0 + owner.count, bytes.count)]) == owner })
+        bytes.insert(0xE9, at: at + 8)  // "owner: T\u{E9}est": Latin-1 é
+        try Data(bytes).write(to: URL(fileURLWithPath: scratch.file("bad.yaml")))
+        let error = try #require(scratch.load().log.errors.first)
+        #expect(error.location.line == 4, "\(error.headline)")
+    }
+}

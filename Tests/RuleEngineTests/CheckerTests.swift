@@ -152,6 +152,32 @@ import Testing
         #expect(lines == ["13:9: error: rules depend on each other in a cycle: makes-x → makes-y → makes-x"])
     }
 
+    /// A rule that merely reads a fact set inside a cycle (declared before the cycle) is not part of it: the error
+    /// must name the rules of the cycle, at the first of them — not "reads-x → reads-x".
+    @Test func cycleNamesTheRulesEvenWithAReaderDeclaredFirst() throws {
+        let (result, lines) = try diagnostics("""
+            derive:
+              x: {type: bool}
+              y: {type: bool}
+              z: {type: bool}
+            rules:
+              - id: reads-x
+                when: x
+                set: {z: "true"}
+                citations: [SRC]
+              - id: makes-x
+                when: y
+                set: {x: "true"}
+                citations: [SRC]
+              - id: makes-y
+                when: x
+                set: {y: "true"}
+                citations: [SRC]
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["18:9: error: rules depend on each other in a cycle: makes-x → makes-y → makes-x"])
+    }
+
     @Test func aRuleReadingTheFactItSetsIsNamed() throws {
         let (result, lines) = try diagnostics("""
             derive:
@@ -344,6 +370,75 @@ import Testing
             "3:3: the profile overrides unknown parameter 'lo' (did you mean 'low'?)",
             "4:8: mg cannot be converted to ng/L for b12.total",
         ])
+    }
+
+    /// An empty profile file (truncated by a deploy, or being written) applied no overrides and no profile, without a
+    /// word: the site's thresholds silently reverted to the product defaults, also on a hot reload.
+    @Test func anEmptyProfileIsAnError() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + "\nparameters:\n  low: {value: 180 ng/L, for: b12.total}\nrules:\n  - id: r\n    when: latest(b12.total) < $low\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
+        defer { scratch.remove() }
+        let profile = scratch.path + "/site.yaml"
+        try "".write(toFile: profile, atomically: true, encoding: .utf8)
+        let result = scratch.load(profile: profile)
+        #expect(result.bundle == nil, "an empty profile loaded as no profile")
+        #expect(result.log.errors.contains { $0.location.file == profile })
+    }
+
+    /// Unknown keys anywhere are errors (docs/rule-language.md) — also in a profile's `profile:` mapping.
+    @Test func unknownKeysInAProfileAreErrors() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + "\nparameters:\n  low: {value: 180 ng/L, for: b12.total}\nrules:\n  - id: r\n    when: latest(b12.total) < $low\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
+        defer { scratch.remove() }
+        let profile = scratch.path + "/site.yaml"
+        try "profile: {id: site-a, descripton: typo}\nparameters:\n  low: 150 ng/L\n".write(toFile: profile, atomically: true, encoding: .utf8)
+        #expect(scratch.load(profile: profile).bundle == nil)
+    }
+
+    /// A rule file saved with CRLF line ends: an expression error must still point at its line and column (it fell
+    /// back to the `when: |` line, because the file was split on "\n" and "\r\n" is one Swift Character).
+    @Test func expressionErrorsInCRLFFilesKeepTheirPosition() throws {
+        let body = "rules:\n  - id: r\n    when: |\n      exists(numbness)\n        and bogus\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"
+        let text = (Support.header() + "\n" + body).replacingOccurrences(of: "\n", with: "\r\n")
+        let scratch = try Support.ScratchRules(["a.yaml": text])
+        defer { scratch.remove() }
+        let error = try #require(scratch.load().log.errors.first)
+        #expect(error.message == "unknown name 'bogus'")
+        #expect((error.location.line, error.location.column) == (13, 13), "\(error.location)")
+    }
+
+    /// The same files give the same hash whatever the directory is called or how its path is spelt: the hash
+    /// identifies the rules (alerts, `reload --expect`, the start-up re-evaluation check), not where they were read.
+    @Test func theHashDoesNotDependOnTheDirectoryPath() throws {
+        let scratch = try Support.ScratchRules(["a.yaml": Support.header() + "\nrules:\n  - id: r\n    when: exists(numbness)\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
+        defer { scratch.remove() }
+        let a = try #require(scratch.load().bundle?.hash)
+        let b = try #require(RuleLoader(today: Support.today).load(directory: scratch.path + "/../" + URL(fileURLWithPath: scratch.path).lastPathComponent).bundle?.hash)
+        #expect(a == b)
+    }
+
+    /// A rule set must say its status: a missing one is refused at the rule set's header, not guessed (the docs
+    /// said it would be a draft).
+    @Test func aRuleSetWithoutStatusIsRefusedAtItsHeader() throws {
+        let header = Support.header().replacingOccurrences(of: "  status: production\n", with: "")
+        let scratch = try Support.ScratchRules(["a.yaml": header + "\nrules:\n  - id: r\n    when: exists(numbness)\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"])
+        defer { scratch.remove() }
+        let result = scratch.load()
+        #expect(result.bundle == nil)
+        #expect(result.log.errors.map { "\($0.location.line):\($0.location.column): \($0.message)" } == ["2:3: ruleset needs 'status'"])
+    }
+
+    /// A plain (or double-quoted) condition continued on the next line, which YAML allows: the error must point at
+    /// `bogus` on its own line, not past the end of the first line (11:32 here, a caret under nothing).
+    @Test func errorsInMultiLinePlainConditionsPointAtTheirLine() throws {
+        let (result, lines) = try diagnostics("""
+            rules:
+              - id: r1
+                when: exists(numbness)
+                  and bogus
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["12:11: error: unknown name 'bogus'"])
     }
 
     @Test func bundledRulesLoadWithoutDiagnostics() {

@@ -120,6 +120,15 @@ extension VignetteTests {
         #expect(bundled.exitCode == 0, "\(bundled.text)")
     }
 
+    /// `absent: [folate-maskin]` (a typo) names no rule and no category: it can never match, so the "must not fire"
+    /// assertion is vacuous. It must be reported (like an unknown decision), not pass silently.
+    @Test func anAbsentNameThatIsNoRuleOrCategoryFailsTheTest() throws {
+        var test = try #require(VignetteTests.tests.first { $0.name.hasPrefix("C01") })
+        test.absent = ["folate-maskin"]
+        let outcome = RuleTestRunner.run(test, bundle: Support.bundled)
+        #expect(!outcome.passed, "a misspelt 'absent' entry passed silently")
+    }
+
     @Test func evalPrintsOneJSONResultPerPatient() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("timeline-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: file) }

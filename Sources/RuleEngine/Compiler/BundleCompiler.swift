@@ -378,17 +378,24 @@ struct BundleCompiler {
         return result
     }
 
+    /// A cycle among `nodes` (the rules ordering could not place): each of them has a predecessor among them, so
+    /// walking predecessors must come back to a rule already seen — that loop is a cycle. (Walking successors from
+    /// the first rule could start at a rule that merely reads a fact set in a cycle and name only it.) The cycle is
+    /// given in dependency order, from its first-declared rule.
     private static func findCycle(_ edges: [Set<Int>], among nodes: Set<Int>) -> [Int] {
         guard let start = nodes.min() else { return [] }
+        var predecessors: [Int: [Int]] = [:]
+        for from in nodes { for to in edges[from] where nodes.contains(to) { predecessors[to, default: []].append(from) } }
         var path: [Int] = [start]
-        var visited: Set<Int> = [start]
         var current = start
-        while let next = edges[current].filter({ nodes.contains($0) }).min() {
-            if let index = path.firstIndex(of: next) { return Array(path[index...]) }
-            guard !visited.contains(next) else { break }
-            visited.insert(next)
-            path.append(next)
-            current = next
+        while let previous = predecessors[current]?.min() {
+            if let index = path.firstIndex(of: previous) {
+                let cycle = Array(path[index...].reversed())
+                let first = cycle.indices.min { cycle[$0] < cycle[$1] }!
+                return Array(cycle[first...] + cycle[..<first])
+            }
+            path.append(previous)
+            current = previous
         }
         return path
     }

@@ -3,49 +3,80 @@ internal import Yams
 
 /// Maps an offset inside a YAML scalar (an expression or template) back to a file line and column.
 ///
-/// Exact for single-line scalars (plain or quoted) and for literal blocks (`|`); for folded multi-line scalars it
-/// finds the line that contains the text and falls back to the scalar's start.
+/// YAML hands over the scalar's value, not its source: a plain or quoted scalar continued on the next line is
+/// folded (the line break and the indentation become one space), a block scalar loses its indentation, a double-
+/// quoted one its escapes. So the value is walked beside the source from where the scalar starts, character by
+/// character, skipping what YAML took out; each run of characters that sit side by side in both is remembered.
+/// Offsets count Unicode scalars, as columns do. Should the two ever disagree in a way not foreseen here, offsets
+/// past that point extend the last run (never worse than the scalar's start).
 struct ExpressionLocator {
-    private var lineStarts: [(line: Int, column: Int, offset: Int)] = []
+    /// Runs of the value that sit contiguously in the source: value offset `offset` is at `line`:`column`.
+    private var runs: [(line: Int, column: Int, offset: Int)] = []
     private let fallback: SourceLocation
 
     init(node: YAMLNode, text: String, sourceLines: [Substring]) {
         fallback = node.location
-        let valueLines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        var searchFrom = max(0, node.location.line - 1)
-        var offset = 0
-        for (k, valueLine) in valueLines.enumerated() {
-            defer { offset += valueLine.unicodeScalars.count + 1 }
-            let needle = String(valueLine)
-            if k == 0, searchFrom < sourceLines.count {
-                let first = sourceLines[searchFrom]
-                let startColumn = node.location.column - 1
-                let quoted = node.scalarStyle == .doubleQuoted || node.scalarStyle == .singleQuoted
-                if node.scalarStyle == .plain || quoted, startColumn <= first.unicodeScalars.count {
-                    lineStarts.append((searchFrom + 1, startColumn + (quoted ? 2 : 1), offset))
-                    continue
-                }
-            }
-            guard !needle.trimmingWhitespace().isEmpty else { continue }
-            var found = false
-            var index = searchFrom
-            while index < sourceLines.count, index < searchFrom + 200 {
-                let line = String(sourceLines[index])
-                if let range = line.range(of: needle) {
-                    let column = line.unicodeScalars.distance(from: line.unicodeScalars.startIndex, to: range.lowerBound.samePosition(in: line.unicodeScalars) ?? line.unicodeScalars.startIndex)
-                    lineStarts.append((index + 1, column + 1, offset))
-                    searchFrom = index + 1
-                    found = true
-                    break
-                }
-                index += 1
-            }
-            if !found { break }
+        var line = node.location.line - 1  // index into sourceLines
+        var column = node.location.column - 1  // index into the line's Unicode scalars
+        guard line >= 0, line < sourceLines.count else { return }
+        var scalars = Array(sourceLines[line].unicodeScalars)
+        func nextLine() -> Bool {
+            line += 1
+            column = 0
+            guard line < sourceLines.count else { return false }
+            scalars = Array(sourceLines[line].unicodeScalars)
+            return true
         }
+        let style = node.scalarStyle
+        switch style {
+        case .literal?, .folded?:
+            guard nextLine() else { return }  // the text starts on the line after `|` or `>`
+        case .doubleQuoted?, .singleQuoted?:
+            column += 1  // after the opening quote
+        default:
+            break
+        }
+        var runs: [(line: Int, column: Int, offset: Int)] = []
+        func here(_ offset: Int) {
+            if let last = runs.last, last.line == line + 1, last.column + (offset - last.offset) == column + 1 { return }
+            runs.append((line + 1, column + 1, offset))
+        }
+        let value = Array(text.unicodeScalars)
+        var i = 0
+        walk: while i < value.count {
+            guard column < scalars.count else {
+                // The source line ends: a line break of the value, or one folded into a space, is consumed with it.
+                if value[i] == "\n" || value[i] == " " {
+                    here(i)
+                    i += 1
+                }
+                guard nextLine() else { break }
+                continue
+            }
+            let s = scalars[column]
+            if s == value[i] {
+                here(i)
+                i += 1
+                column += 1
+            } else if s == " " || s == "\t" {
+                column += 1  // indentation, or spaces folded away
+            } else if style == .doubleQuoted, s == "\\", column + 1 < scalars.count {
+                here(i)  // an escape: one character of the value
+                i += 1
+                column += 2
+            } else if style == .singleQuoted, s == "'", column + 1 < scalars.count, scalars[column + 1] == "'" {
+                here(i)
+                i += 1
+                column += 2
+            } else {
+                break walk
+            }
+        }
+        self.runs = runs
     }
 
     func location(_ offset: Int) -> SourceLocation {
-        guard let start = lineStarts.last(where: { $0.offset <= offset }) else { return fallback }
+        guard let start = runs.last(where: { $0.offset <= offset }) else { return fallback }
         return SourceLocation(file: fallback.file, line: start.line, column: start.column + (offset - start.offset))
     }
 }

@@ -24,6 +24,8 @@ package struct RuleLoader {
         var log = DiagnosticLog()
         let fm = FileManager.default
         let base = URL(fileURLWithPath: directory)
+        // By path within the directory (the profile as "profile"): the hash names the rules, not where they were
+        // read from, so `rules check` elsewhere, `reload --expect` and a restart with the path spelt another way agree.
         var hashed: [(String, Data)] = []
 
         var isDirectory: ObjCBool = false
@@ -33,19 +35,19 @@ package struct RuleLoader {
         }
         // Each file is read once: the bytes hashed are the bytes parsed. (Read twice, an editor's save between the
         // two reads compiled one vocabulary under the other's hash.)
-        func read(_ path: String, _ shown: String) -> YAMLSource {
+        func read(_ path: String, _ shown: String, hashedAs key: String) -> YAMLSource {
             guard let data = fm.contents(atPath: path) else {
                 log.error(SourceLocation(file: shown, line: 1, column: 1), "cannot read file")
                 return YAMLSource(path: shown, text: "", root: nil)
             }
-            hashed.append((shown, data))
+            hashed.append((key, data))
             return YAMLSource.parse(data: data, display: shown, log: &log)
         }
 
         var version = "unversioned"
         let bundlePath = base.appendingPathComponent("bundle.yaml").path
         if fm.fileExists(atPath: bundlePath) {
-            let source = read(bundlePath, join(directory, "bundle.yaml"))
+            let source = read(bundlePath, join(directory, "bundle.yaml"), hashedAs: "bundle.yaml")
             if let root = source.root, let entries = YAMLNode(root, file: source.path).mapping("bundle.yaml", &log) {
                 if let meta = entries.first(where: { $0.key == "bundle" })?.value.mapping("bundle", &log) {
                     YAMLNode.checkKeys(meta, allowed: ["version", "description"], in: "bundle", &log)
@@ -58,27 +60,28 @@ package struct RuleLoader {
             log.error(SourceLocation(file: join(directory, "vocabulary.yaml"), line: 1, column: 1), "missing vocabulary file")
             return Result(bundle: nil, log: log)
         }
-        let vocabularySource = read(vocabularyPath, join(directory, "vocabulary.yaml"))
+        let vocabularySource = read(vocabularyPath, join(directory, "vocabulary.yaml"), hashedAs: "vocabulary.yaml")
         guard let vocabulary = VocabularyLoader.load(vocabularySource, &log) else {
             return Result(bundle: nil, log: log)
         }
         let rulesetDirectory = base.appendingPathComponent("rulesets").path
-        let names = ((try? fm.contentsOfDirectory(atPath: rulesetDirectory)) ?? []).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        let names = Self.yamlFiles(in: rulesetDirectory)
         if names.isEmpty {
             log.error(SourceLocation(file: join(directory, "rulesets"), line: 1, column: 1), "no rule sets (*.yaml) found")
         }
         var files: [RuleSetFile] = []
         for name in names {
-            let source = read(join(rulesetDirectory, name), join(join(directory, "rulesets"), name))
+            let source = read(join(rulesetDirectory, name), join(join(directory, "rulesets"), name), hashedAs: "rulesets/" + name)
             if let file = RuleSetFile.read(source, &log) { files.append(file) }
         }
         var profileName: String?
         var overrides: [ProfileOverride] = []
         if let profile {
-            let source = read(profile, profile)
+            let source = read(profile, profile, hashedAs: "profile")
             if let root = source.root, let entries = YAMLNode(root, file: profile).mapping("a profile", &log) {
                 YAMLNode.checkKeys(entries, allowed: ["profile", "parameters"], in: "a profile", &log)
                 if let meta = entries.first(where: { $0.key == "profile" })?.value.mapping("profile", &log) {
+                    YAMLNode.checkKeys(meta, allowed: ["id", "description"], in: "profile", &log)
                     profileName = meta.first { $0.key == "id" }?.value.string("id", &log)
                 }
                 if profileName == nil { log.error(YAMLNode(root, file: profile).location, "a profile needs 'profile: {id: …}'") }
@@ -103,13 +106,22 @@ package struct RuleLoader {
         }
         let hash = "sha256:" + hasher.finalize().hexDigits()
         // The bytes that were loaded (read once, above), not the file read again: it may have changed since.
-        let vocabularyBytes = hashed.first { $0.0 == join(directory, "vocabulary.yaml") }?.1 ?? Data()
+        let vocabularyBytes = hashed.first { $0.0 == "vocabulary.yaml" }?.1 ?? Data()
         let vocabularyHash = SHA256.hash(data: vocabularyBytes).hexDigits()
         let bundle = RuleBundle(
             version: version, hash: hash, vocabulary: vocabulary, derived: compiled.derived,
             parameters: compiled.parameters, rules: compiled.rules, rulesets: compiled.rulesets, profile: profileName,
             vocabularyHash: vocabularyHash)
         return Result(bundle: bundle, log: log)
+    }
+
+    /// The YAML files of a directory (`.yaml`/`.yml` in any case), sorted; hidden files are left out: editors and
+    /// copies leave them beside the real ones (Emacs's lock `.#NAME.yaml`, macOS's `._NAME.yaml`).
+    package static func yamlFiles(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
+            let lower = name.lowercased()
+            return !name.hasPrefix(".") && (lower.hasSuffix(".yaml") || lower.hasSuffix(".yml"))
+        }.sorted()
     }
 
     private func join(_ a: String, _ b: String) -> String {

@@ -59,7 +59,8 @@ struct RuleSetFile {
 
         func lines(of source: String) -> [Substring] {
             if let lines { return lines }
-            let split = source.split(separator: "\n", omittingEmptySubsequences: false)
+            // "\r\n" is one Character in Swift, so splitting on "\n" alone would keep a CRLF file in one line.
+            let split = source.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
             lines = split
             return split
         }

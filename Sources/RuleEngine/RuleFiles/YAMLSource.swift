@@ -25,6 +25,25 @@ struct YAMLSource {
         return parse(data: data, display: display, log: &log)
     }
 
+    /// Where the first byte that is not UTF-8 is: its line, and its column counted in the valid characters before it.
+    static func invalidUTF8(_ data: Data, file: String) -> SourceLocation {
+        let bytes = [UInt8](data)
+        var offset = 0
+        while offset < bytes.count {
+            let byte = bytes[offset]
+            let length = byte < 0x80 ? 1 : byte >> 5 == 0b110 ? 2 : byte >> 4 == 0b1110 ? 3 : byte >> 3 == 0b11110 ? 4 : 0
+            guard length > 0, offset + length <= bytes.count,
+                String(bytes: bytes[offset..<offset + length], encoding: .utf8) != nil
+            else { break }
+            offset += length
+        }
+        let before = bytes[..<offset]
+        let lineStart = before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+        let line = before.count(where: { $0 == UInt8(ascii: "\n") }) + 1
+        let column = String(decoding: bytes[lineStart..<offset], as: UTF8.self).count + 1
+        return SourceLocation(file: file, line: line, column: column)
+    }
+
     /// Parses YAML bytes, reporting syntax errors at their position.
     static func parse(data: Data, display: String, log: inout DiagnosticLog) -> YAMLSource {
         let start = SourceLocation(file: display, line: 1, column: 1)
@@ -33,7 +52,7 @@ struct YAMLSource {
             return YAMLSource(path: display, text: "", root: nil)
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            log.error(start, "file is not valid UTF-8")
+            log.error(invalidUTF8(data, file: display), "file is not valid UTF-8")
             return YAMLSource(path: display, text: "", root: nil)
         }
         log.register(file: display, text: text)
@@ -58,6 +77,12 @@ struct YAMLSource {
                 log.error(
                     SourceLocation(file: display, line: anchored.mark?.line ?? 1, column: anchored.mark?.column ?? 1),
                     "anchors and aliases are not supported")
+                return YAMLSource(path: display, text: text, root: nil)
+            }
+            guard root != nil else {
+                // Truncated by a failed copy, or only comments left: never the same as no file at all, which would
+                // silently drop a rule set (or a site profile's overrides) from what goes live.
+                log.error(start, "the file is empty (nothing but blank lines or comments)")
                 return YAMLSource(path: display, text: text, root: nil)
             }
             return YAMLSource(path: display, text: text, root: root)

@@ -19,8 +19,7 @@ import Foundation
 package enum RuleTestLoader {
     /// Loads every `*.yaml` file in `directory` (sorted); problems are diagnostics with positions.
     package static func load(directory: String, log: inout DiagnosticLog) -> [RuleTest] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        let names = RuleLoader.yamlFiles(in: directory)
         var tests: [RuleTest] = []
         for name in names {
             let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name

@@ -22,13 +22,18 @@ package enum RuleTestRunner {
         for expectation in test.alerts where !result.alerts.contains(where: expectation.matches) {
             failures.append("missing alert: \(expectation)")
         }
+        let alertRules = bundle.rules.filter { $0.alert != nil }
+        for name in test.absent where !alertRules.contains(where: { $0.id == name || $0.alert?.category == name }) {
+            // A misspelt name can never match: the test would assert nothing.
+            failures.append("absent: '\(name)' is no alert rule or category of the rules")
+        }
         for name in test.absent {
             for alert in result.alerts where alert.rule == name || alert.category == name {
                 failures.append("unexpected alert: \(alert.category) (\(alert.rule)): \(alert.summary)")
             }
         }
         if let fired = test.fired {
-            let rules = Set(bundle.rules.filter { $0.alert != nil }.map(\.id))
+            let rules = Set(alertRules.map(\.id))
             for name in fired where !rules.contains(name) {
                 failures.append("fired: no alert rule '\(name)' in the rules")
             }
