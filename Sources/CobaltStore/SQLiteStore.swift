@@ -283,7 +283,9 @@ package final class SQLiteStore: CobaltStore {
         let moveLast = try db.cachedStatement(sql: """
             INSERT INTO patient_last_event (patient, seq) VALUES (?, ?) ON CONFLICT (patient) DO UPDATE SET seq = excluded.seq
             """)
-        let find = try db.cachedStatement(sql: "SELECT seq, digest, body FROM events WHERE id = ?")
+        // The id goes in as bytes with their length (a blob read as text): GRDB binds a String as a C string,
+        // which a NUL would cut short — the insert binds it whole (ingest refuses control characters anyway).
+        let find = try db.cachedStatement(sql: "SELECT seq, digest, body FROM events WHERE id = CAST(? AS TEXT)")
         for event in events {
             try Self.insert(event, seq: next, receivedAt: now, with: insert, in: db)
             if db.changesCount == 1 {
@@ -292,7 +294,7 @@ package final class SQLiteStore: CobaltStore {
                 next += 1
                 continue
             }
-            guard let row = try Row.fetchOne(find, arguments: [event.id]) else {
+            guard let row = try Row.fetchOne(find, arguments: [Data(event.id.utf8)]) else {
                 throw StoreInconsistency("an event was neither inserted nor found by its id")
             }
             let digest: String = row["digest"]

@@ -115,6 +115,21 @@ import Testing
         }
     }
 
+    /// No identifier may hold a control character: a NUL in an id was stored whole but looked up cut short, and
+    /// every resend of that event failed its whole group commit (a 503 for all senders in it).
+    @Test(arguments: ["id", "patient", "clinic"])
+    func identifiersHaveNoControlCharacters(_ field: String) throws {
+        for bad in [#"q\u0000z"#, #"tab\there"#, #"del\u007F"#, #"c1\u0085"#] {
+            var members = ["id": "e", "patient": "p", "clinic": "north"]
+            members[field] = bad
+            let json = #"{"id": "\#(members["id"]!)", "patient": "\#(members["patient"]!)", "clinic": "\#(members["clinic"]!)", "time": "2026-11-20T09:30:00Z"}"#
+            #expect(FastEventReaderTests.fast(json) == nil, "the reader took \(bad)")
+            let error = #expect(throws: EventDecodingError.self) { _ = try Support.event(json) }
+            #expect(error?.errors.map(\.path) == [field] && error?.errors.first?.message == "must not contain control characters",
+                "\(bad): \(error?.errors ?? [])")
+        }
+    }
+
     @Test func unknownFieldsAreWarningsNotErrors() throws {
         let event = try Support.event("""
             {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "colour": "blue"}

@@ -10,15 +10,9 @@ package enum EventDecoder {
 
     /// Why a clinic id cannot be used, or nil. The id is part of the alert topic `clinic/<id>/…`, and subscriptions
     /// match topics by prefix: with a `/` in it, one clinic's subscribers (`clinic/north/`) would receive another
-    /// clinic's alerts (`clinic/north/x/alert`). Control characters would end up in topics and logs.
+    /// clinic's alerts (`clinic/north/x/alert`). (Control characters are refused in every identifier.)
     package static func clinicProblem(_ clinic: String) -> String? {
         if clinic.utf8.contains(UInt8(ascii: "/")) { return "must not contain '/': the clinic id is part of the alert topic clinic/<id>/…" }
-        // Printable ASCII (the usual id) has no control character; anything else is asked of Unicode.
-        if !clinic.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }),
-            clinic.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        {
-            return "must not contain control characters"
-        }
         return nil
     }
     /// Why an identifier (`id`, `patient`, `clinic`) cannot be used, or nil: it must be in Unicode normalisation
@@ -26,7 +20,17 @@ package enum EventDecoder {
     /// written with a precomposed é and with e and a combining accent would be one clinic (or patient) in memory
     /// and two in the journal, the alert log and the topics: one sequence counter for two streams, one timeline
     /// for two histories. Between NFC texts the two comparisons agree. ASCII is always NFC.
+    ///
+    /// Nor may it hold control characters (U+0000–U+001F, U+007F–U+009F): they would end up in topics and logs, and
+    /// a NUL cuts the text short wherever it is handed on as a C string — an id with one was stored whole but
+    /// looked up cut, so each resend failed its whole group commit (a 503 for every sender in it).
     package static func identifierProblem(_ text: String) -> String? {
+        // Printable ASCII (the usual id) has no control character; anything else is asked of Unicode.
+        if !text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }),
+            text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        {
+            return "must not contain control characters"
+        }
         guard nfc(text).utf8.elementsEqual(text.utf8) else {
             return "must be in Unicode normalisation form C (precomposed characters, as most systems write them): "
                 + "another spelling of the same text would name the same thing in memory but another one in the journal"
