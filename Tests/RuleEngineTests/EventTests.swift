@@ -130,6 +130,15 @@ import Testing
         }
     }
 
+    /// A preference changes what is recommended (declining injections makes the route oral): one Cobalt does not
+    /// know is refused with its path, like an unknown diet. A typo used to be dropped without a word.
+    @Test func unknownPreferencesAreRefused() throws {
+        let json = #"{"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "preferences": ["declines-injections", "declines-injection"]}"#
+        #expect(FastEventReaderTests.fast(json) == nil)
+        let error = #expect(throws: EventDecodingError.self) { _ = try Support.event(json) }
+        #expect(error?.errors == [FieldError(path: "preferences[1]", message: #"expected one of declines-injections, found "declines-injection""#)])
+    }
+
     @Test func unknownFieldsAreWarningsNotErrors() throws {
         let event = try Support.event("""
             {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "colour": "blue"}

@@ -231,7 +231,7 @@ indirect enum JSONText: Sendable {
             members.append(("pregnancy", .object(p)))
         }
         if Bool.random(using: &random) { members.append(("diet", .string(pick(["vegan", "vegetarian", "omnivore"], &random)))) }
-        if Bool.random(using: &random) { members.append(("preferences", .array([.string("declines-injections"), .string("x")]))) }
+        if Bool.random(using: &random) { members.append(("preferences", .array([.string("declines-injections"), .string("declines-injections")]))) }
         members.shuffle(using: &random)
         return .object(members)
     }

@@ -47,6 +47,10 @@ package enum EventDecoder {
 
     package static let allowedPregnancyStatus: Set<String> = ["pregnant", "postpartum", "not-pregnant"]
     package static let allowedDiets: Set<String> = ["vegan", "vegetarian", "omnivore"]
+    /// INTERFACES §1. A preference changes recommendations (declining injections makes the route oral), so one
+    /// Cobalt does not know is refused like an unknown diet, never dropped: `declines-injection` (a typo) used to
+    /// be accepted without a word, and the patient was recommended injections.
+    package static let allowedPreferences: Set<String> = ["declines-injections"]
     /// A medication's dose periods (`per`).
     static let dosePeriods = ["day", "week", "month"]
 
@@ -194,8 +198,11 @@ package enum EventDecoder {
                 if case .array(let items) = preferences {
                     var values: [String] = []
                     for (i, item) in items.enumerated() {
-                        if let text = item.stringValue, !text.isEmpty { values.append(text) } else {
-                            fail("preferences[\(i)]", "expected a non-empty string, found \(item.typeName)")
+                        if let text = item.stringValue, EventDecoder.allowedPreferences.contains(text) {
+                            values.append(text)
+                        } else {
+                            let known = EventDecoder.allowedPreferences.sorted().joined(separator: ", ")
+                            fail("preferences[\(i)]", "expected one of \(known), found \(item.canonicalText)")
                         }
                     }
                     event.preferences = values

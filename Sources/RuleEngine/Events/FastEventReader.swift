@@ -109,7 +109,7 @@ struct FastEventReader {
             case .preferences:
                 var values: [String] = []
                 guard r.array({ r, _ in
-                    guard let text = r.text(), !text.isEmpty else { return false }
+                    guard let text = r.text(), EventDecoder.allowedPreferences.contains(text) else { return false }
                     values.append(text)
                     return true
                 }) else { return false }
