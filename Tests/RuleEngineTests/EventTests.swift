@@ -144,6 +144,16 @@ import Testing
             {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "colour": "blue"}
             """)
         #expect(event.warnings == [FieldError(path: "colour", message: "unknown field ignored")])
+        // At every level, with the member's path; a coded concept's `display` is known.
+        let nested = try Support.event("""
+            {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z",
+             "observations": [{"code": {"system": "loinc", "code": "718-7", "display": "Hb", "version": "2.7"}, "value": 11, "unit": "g/dL", "colour": "red"}],
+             "pregnancy": {"status": "pregnant", "gestation_weeks": 20, "twins": true},
+             "medications": [{"code": "folic-acid", "dose": 5, "unit": "mg", "per": "day", "note": "x"}]}
+            """)
+        #expect(nested.warnings.map(\.path).sorted() == ["medications[0].note", "observations[0].code.version", "observations[0].colour", "pregnancy.twins"],
+            "\(nested.warnings)")
+        #expect(nested.warnings.allSatisfy { $0.message == "unknown field ignored" })
     }
 
     @Test(arguments: [
@@ -258,5 +268,24 @@ import Testing
             "daily dose 20 mg/d is above 15 mg/d: likely a unit error; please check",
         ])
         #expect(n.findings.map(\.severity) == [.rejected, .flagged])
+    }
+
+    /// An administration's dose that cannot be read as a mass is a finding, as a medication's is: it used to be
+    /// dropped without a word.
+    @Test func administrationDosesThatCannotBeReadAreFindings() throws {
+        let event = try Support.event("""
+            {"id": "e1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z", "administrations": [
+             {"code": "hydroxocobalamin", "dose": 1, "unit": "mg", "route": "IM"},
+             {"code": "hydroxocobalamin", "dose": 1, "unit": "pmol/L", "route": "IM"},
+             {"code": "hydroxocobalamin", "dose": 1, "unit": "mgs", "route": "IM"},
+             {"code": "hydroxocobalamin", "dose": 1, "route": "IM"},
+             {"code": "hydroxocobalamin", "route": "IM"}]}
+            """)
+        let n = NormalisedEvent(event, vocabulary: Support.bundled.vocabulary)
+        #expect(n.administrations.map(\.record.dose) == [1, nil, nil, nil, nil])
+        #expect(n.findings.map(\.reason) == [
+            "dose 1 pmol/L is not a mass; dose not used", "unknown dose unit 'mgs'", "dose unit missing; dose not used",
+        ])
+        #expect(n.findings.map(\.path) == ["administrations[1]", "administrations[2]", "administrations[3]"])
     }
 }

@@ -156,14 +156,32 @@ package enum EventDecoder {
             "conditions", "symptoms", "reactions", "pregnancy", "diet", "preferences",
         ]
 
+        /// Members of each kind of object (INTERFACES §1); any other is ignored with a warning naming its path, at
+        /// every level (only the event's own members used to be checked: `"twins": true` in `pregnancy` went
+        /// unremarked). A coded concept may carry its `display` text, as FHIR codings do.
+        static let knownIn: [String: Set<String>] = [
+            "observations": ["code", "value", "unit", "time"],
+            "medications": ["code", "dose", "unit", "per", "status", "start", "end", "route", "product"],
+            "administrations": ["code", "dose", "unit", "route", "time"],
+            "conditions": ["code", "status", "time", "onset"],
+            "symptoms": ["code", "status", "onset", "time"],
+            "reactions": ["code", "after", "time"],
+            "pregnancy": ["status", "gestation_weeks", "delivery_date", "breastfeeding", "fetuses"],
+            "code": ["system", "code", "display"],
+        ]
+
+        mutating func warnUnknown(_ object: JSONObject, _ known: Set<String>, _ path: String) {
+            for (key, _) in object where !known.contains(key) {  // members are in key order already
+                warnings.append(FieldError(path: path.isEmpty ? key : "\(path).\(key)", message: "unknown field ignored"))
+            }
+        }
+
         mutating func event(_ json: JSONValue) -> PatientEvent? {
             guard case .object(let root) = json else {
                 fail("$", "an event must be a JSON object, not \(json.typeName)")
                 return nil
             }
-            for (key, _) in root where !Self.known.contains(key) {  // members are in key order already
-                warnings.append(FieldError(path: key, message: "unknown field ignored"))
-            }
+            warnUnknown(root, Self.known, "")
             if let schema = root["schema"] {
                 if schema.stringValue != EventDecoder.schema {
                     fail("schema", "expected \"\(EventDecoder.schema)\", found \(schema.canonicalText)")
@@ -299,6 +317,7 @@ package enum EventDecoder {
             case .string(let text) where !text.isEmpty:
                 return PatientEvent.Code(system: nil, code: text)
             case .object(let coded):
+                warnUnknown(coded, Self.knownIn["code"]!, "\(path).code")
                 let system = optionalString(coded, "system", "\(path).code.system")
                 let code = optionalString(coded, "code", "\(path).code.code")
                 guard let system, !system.isEmpty, let code, !code.isEmpty else {
@@ -329,6 +348,7 @@ package enum EventDecoder {
                     fail(path, "expected an object, found \(item.typeName)")
                     continue
                 }
+                if let known = Self.knownIn[key] { warnUnknown(object, known, path) }
                 if let decoded = element(&self, object, path) { result.append(decoded) }
             }
             return result
@@ -410,6 +430,7 @@ package enum EventDecoder {
                 fail("pregnancy", "expected an object, found \(value.typeName)")
                 return nil
             }
+            warnUnknown(o, Self.knownIn["pregnancy"]!, "pregnancy")
             guard let status = optionalString(o, "status", "pregnancy.status") else {
                 fail("pregnancy.status", "required field is missing")
                 return nil

@@ -73,9 +73,15 @@ struct NormalisedRecords: Sendable {
         for item in event.administrations {
             guard let fact = resolve(item.code, item.path, Self.administrationKinds, item.time, vocabulary) else { continue }
             var dose: Double?
-            if let value = item.dose, let symbol = item.unit, let unit = UnitTable.unit(symbol), let converted = unit.convert(value, to: Self.milligrams)
-            {
-                dose = converted
+            if let value = item.dose {
+                // As for medications: a dose that cannot be read is a finding, never dropped without a word.
+                if let symbol = item.unit, let unit = UnitTable.unit(symbol), let converted = unit.convert(value, to: Self.milligrams) {
+                    dose = converted
+                } else {
+                    let reason = item.unit.map { UnitTable.unit($0) == nil ? "unknown dose unit '\($0)'" : "dose \(value.formatted) \($0) is not a mass; dose not used" }
+                        ?? "dose unit missing; dose not used"
+                    finding(fact.index, item.code, item.path, reason, time: item.time, value: .number(value), unit: item.unit)
+                }
             }
             let provenance = Provenance(event: event.id, time: item.time ?? event.time)
             administrations.append((fact.index, AdministrationRecord(route: item.route?.uppercased(), dose: dose, provenance: provenance)))
