@@ -148,7 +148,18 @@ struct IngestProcessor {
         return .valid(CheckedEvent(
             envelope: envelope, event: NormalisedEvent(event, vocabulary: vocabulary),
             incoming: IncomingEvent(
-                id: event.id, digest: digest, patient: event.patient, clinic: event.clinic, time: event.time, body: body)))
+                id: Self.idempotencyKey(sender: message.userID, id: event.id), digest: digest, patient: event.patient,
+                clinic: event.clinic, time: event.time, body: body)))
+    }
+
+    /// What the journal keeps an event's id under. INTERFACES §1: an id is unique *per sender*. With CURVE a sender
+    /// is its ingest key's name (the ZAP User-Id, which a key rotation keeps), so two EHR engines may both send
+    /// `lab-1`; without CURVE (loopback only) there is no sender to tell apart, and ids share one space, as they
+    /// always did (so an existing journal keeps its meaning). A unit separator cannot occur in an id: control
+    /// characters are refused.
+    static func idempotencyKey(sender: String?, id: String) -> String {
+        guard let sender, !sender.isEmpty else { return id }
+        return sender + "\u{1F}" + id
     }
 
     /// A batch checked and normalised, ready to journal.

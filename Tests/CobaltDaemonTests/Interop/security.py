@@ -62,6 +62,17 @@ limited = socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["ingest_north"])
 reply = request(limited, event("s-3", "south", "sp-3"))
 check(reply is not None and reply["code"] == 403, f"ingest key limited to north sending for south: {reply}")
 
+# Ids are unique per sender (INTERFACES §1): the north engine's own "s-1", with other content, is its own event;
+# each sender's resend is a duplicate, and other content under its own id again is a conflict.
+reply = request(limited, event("s-1", "north", "sp-9"))
+check(reply is not None and reply["status"] == "accepted", f"another sender's id s-1: {reply}")
+reply = request(limited, event("s-1", "north", "sp-9"))
+check(reply is not None and reply["status"] == "duplicate", f"resend of the north engine's s-1: {reply}")
+reply = request(sender, event("s-1", "north", "sp-1"))
+check(reply is not None and reply["status"] == "duplicate", f"resend of the first engine's s-1: {reply}")
+reply = request(limited, event("s-1", "north", "sp-8"))
+check(reply is not None and reply.get("code") == 409, f"other content under the north engine's s-1: {reply}")
+
 check(request(socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["unknown"]), event("s-4", "north", "x")) is None,
       "an unknown key got an answer")
 check(request(socket(zmq.DEALER, cfg["ingest"], cfg["keys"]["ingest_all"], server=cfg["wrong_server"]), event("s-5", "north", "x")) is None,
