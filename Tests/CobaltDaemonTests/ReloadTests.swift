@@ -551,6 +551,20 @@ final class Listener: Sendable {
         #expect(hash.hasPrefix("sha256:"))
     }
 
+    /// deploy/cobalt.yaml offers `profile: Rules/profiles/example-site.yaml`, and site profiles exist to change
+    /// thresholds without editing rule logic. But the gate runs the bundled rule tests (written for the product
+    /// defaults) under the profile, so any real threshold override fails them: the daemon refuses to start, and a
+    /// reload refuses, with the bundled example profile. A profile must be usable without editing the tests.
+    @Test func theBundledExampleProfilePassesTheGate() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.profile = Repository.rules + "/profiles/example-site.yaml"
+        let gate = Reloader.gate(configuration)
+        #expect(gate.bundle != nil)
+        #expect(gate.errors.isEmpty, "\(gate.errors.count) errors, first: \(gate.errors.first ?? "")")
+    }
+
     @Test func testingRuleSetsRunInShadowAndAreNeverPublished() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

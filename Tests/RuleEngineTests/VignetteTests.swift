@@ -129,6 +129,31 @@ extension VignetteTests {
         #expect(!outcome.passed, "a misspelt 'absent' entry passed silently")
     }
 
+    /// With a profile, the bundled tests check the rules as shipped and the profile's own tests check its
+    /// thresholds: the example profile moves the total-B12 cut-offs, which every bundled test on them would fail,
+    /// and its own tests pass only with its parameters. A profile without tests is refused.
+    @Test func aProfileIsGatedByItsOwnTests() throws {
+        let example = Support.rulesDirectory + "/profiles/example-site.yaml"
+        let output = RuleCommands.test(directory: Support.rulesDirectory, profile: example, today: Support.today)
+        #expect(output.exitCode == 0, "\(output.text)")
+        #expect(output.text.contains("PASS total B12 180 ng/L not pregnant is borderline\n"))
+        #expect(output.text.contains("PASS profile: site total B12 199.9 ng/L not pregnant is deficient\n"))
+        // The profile's tests against the shipped parameters fail: they do test the profile.
+        let loaded = RuleLoader(today: Support.today).load(directory: Support.rulesDirectory, profile: example)
+        var log = DiagnosticLog()
+        let own = RuleTestLoader.load(path: try #require(loaded.profileTests), log: &log)
+        let defaults = try #require(loaded.defaults)
+        #expect(!own.isEmpty && RuleTestRunner.run(own, bundle: defaults).contains { !$0.passed })
+
+        let scratch = try Support.ScratchRules([:])
+        defer { scratch.remove() }
+        let untested = scratch.path + "/site.yaml"
+        try "profile: {id: site-a}\nparameters:\n  total_b12.deficient_below: 200 ng/L\n".write(toFile: untested, atomically: true, encoding: .utf8)
+        let refused = RuleCommands.test(directory: Support.rulesDirectory, profile: untested, today: Support.today)
+        #expect(refused.exitCode == 1)
+        #expect(refused.text.contains("\(untested):1:1: error: the profile has no rule tests"), "\(refused.text)")
+    }
+
     @Test func evalPrintsOneJSONResultPerPatient() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("timeline-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: file) }

@@ -170,16 +170,13 @@ struct Reloader {
         var gate = Gate(
             bundle: loaded.bundle, errors: loaded.log.errors.map(\.description), warnings: loaded.log.warnings.map(\.headline),
             compile: compiled - started)
-        guard let bundle = loaded.bundle else { return gate }
-        var testLog = DiagnosticLog()
-        let directory = configuration.rules + "/tests"
-        let tests = RuleTestLoader.load(directory: directory, log: &testLog)
-        gate.errors += testLog.errors.map(\.description)
-        if tests.isEmpty, testLog.errors.isEmpty {
-            gate.errors.append("\(directory): no rule tests; a rule set runs only after its tests (clinical vignettes, expected silence) pass")
-        }
-        for outcome in RuleTestRunner.run(tests, bundle: bundle) where !outcome.passed {
-            gate.errors.append("rule test failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
+        guard loaded.bundle != nil else { return gate }
+        let tests = RuleTestRunner.gate(loaded, directory: configuration.rules, profile: configuration.profile)
+        gate.errors += tests.log.errors.map(\.description)
+        for (label, outcomes) in [("rule test", tests.shipped), ("profile rule test", tests.profile)] {
+            for outcome in outcomes where !outcome.passed {
+                gate.errors.append("\(label) failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")
+            }
         }
         gate.tests = ContinuousClock.now - compiled
         return gate

@@ -10,6 +10,11 @@ package struct RuleLoader {
     package struct Result {
         package var bundle: RuleBundle?
         package var log: DiagnosticLog
+        /// With a profile: the same files compiled with the parameters they ship with, which the directory's own
+        /// rule tests describe (``RuleTestRunner/gate(_:directory:filter:)``). Without one: `bundle`.
+        package var defaults: RuleBundle? = nil
+        /// The profile's own rule tests (its `tests:`, a file or directory, relative to the profile), if it names any.
+        package var profileTests: String? = nil
     }
 
     /// "Today", for the review-date check; injected so tests do not depend on the clock.
@@ -75,11 +80,15 @@ package struct RuleLoader {
             if let file = RuleSetFile.read(source, &log) { files.append(file) }
         }
         var profileName: String?
+        var profileTests: String?
         var overrides: [ProfileOverride] = []
         if let profile {
             let source = read(profile, profile, hashedAs: "profile")
             if let root = source.root, let entries = YAMLNode(root, file: profile).mapping("a profile", &log) {
-                YAMLNode.checkKeys(entries, allowed: ["profile", "parameters"], in: "a profile", &log)
+                YAMLNode.checkKeys(entries, allowed: ["profile", "parameters", "tests"], in: "a profile", &log)
+                if let tests = entries.first(where: { $0.key == "tests" })?.value.string("tests", &log) {
+                    profileTests = tests.hasPrefix("/") ? tests : URL(fileURLWithPath: profile).deletingLastPathComponent().appendingPathComponent(tests).path
+                }
                 if let meta = entries.first(where: { $0.key == "profile" })?.value.mapping("profile", &log) {
                     YAMLNode.checkKeys(meta, allowed: ["id", "description"], in: "profile", &log)
                     profileName = meta.first { $0.key == "id" }?.value.string("id", &log)
@@ -98,6 +107,11 @@ package struct RuleLoader {
         var compiler = BundleCompiler(vocabulary: vocabulary, today: today)
         let compiled = compiler.compile(files: files, profile: profileName, overrides: overrides, log: &log)
         guard !log.hasErrors, let compiled else { return Result(bundle: nil, log: log) }
+        // The shipped parameters, from the same bytes (read once: a save in between cannot make the tests run on
+        // other rules than the ones that go live). Its diagnostics are the ones above, less the profile's.
+        var defaultsLog = DiagnosticLog()
+        var defaultsCompiler = BundleCompiler(vocabulary: vocabulary, today: today)
+        let defaultsCompiled = profile == nil ? nil : defaultsCompiler.compile(files: files, profile: nil, overrides: [], log: &defaultsLog)
 
         var hasher = SHA256()
         for (path, data) in hashed.sorted(by: { $0.0 < $1.0 }) {
@@ -112,7 +126,12 @@ package struct RuleLoader {
             version: version, hash: hash, vocabulary: vocabulary, derived: compiled.derived,
             parameters: compiled.parameters, rules: compiled.rules, rulesets: compiled.rulesets, profile: profileName,
             vocabularyHash: vocabularyHash)
-        return Result(bundle: bundle, log: log)
+        let defaults = defaultsCompiled.map {
+            RuleBundle(
+                version: version, hash: hash, vocabulary: vocabulary, derived: $0.derived, parameters: $0.parameters,
+                rules: $0.rules, rulesets: $0.rulesets, profile: nil, vocabularyHash: vocabularyHash)
+        }
+        return Result(bundle: bundle, log: log, defaults: defaults ?? bundle, profileTests: profileTests)
     }
 
     /// The YAML files of a directory (`.yaml`/`.yml` in any case), sorted; hidden files are left out: editors and

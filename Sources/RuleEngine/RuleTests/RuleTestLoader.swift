@@ -17,6 +17,16 @@ import Foundation
 ///       fired: [route.recommendation, monitoring.confirmatory-test]   # optional: exactly these rules' alerts
 /// ```
 package enum RuleTestLoader {
+    /// Loads a rule-test file, or every one in a directory.
+    package static func load(path: String, log: inout DiagnosticLog) -> [RuleTest] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            log.error(SourceLocation(file: path, line: 1, column: 1), "no such rule-test file or directory")
+            return []
+        }
+        return isDirectory.boolValue ? load(directory: path, log: &log) : load(source: YAMLSource.read(path: path, display: path, log: &log), log: &log)
+    }
+
     /// Loads every `*.yaml` file in `directory` (sorted); problems are diagnostics with positions.
     package static func load(directory: String, log: inout DiagnosticLog) -> [RuleTest] {
         let names = RuleLoader.yamlFiles(in: directory)

@@ -51,3 +51,51 @@ package enum RuleTestRunner {
         return RuleTestOutcome(test: test, failures: failures, result: result)
     }
 }
+
+extension RuleTestRunner {
+    /// The rule tests that stand between a rules directory and going live (the daemon's start and every reload,
+    /// and `cobalt rules test`).
+    package struct Gate {
+        /// The directory's own tests (`tests/`), run against the rules with the parameters they ship with.
+        package var shipped: [RuleTestOutcome] = []
+        /// A profile's own tests, run against the rules with the profile's parameters.
+        package var profile: [RuleTestOutcome] = []
+        /// Rule-test files that cannot be read, and tests that are missing.
+        package var log = DiagnosticLog()
+
+        package var outcomes: [RuleTestOutcome] { shipped + profile }
+        package var passed: Bool { !log.hasErrors && outcomes.allSatisfy(\.passed) }
+    }
+
+    /// Runs the gate's tests. The directory's tests describe the rules as shipped (the clinical vignettes follow
+    /// REFERENCE.md's defaults), so they run against the rules compiled without the profile: a site that moves a
+    /// threshold would otherwise fail every test sitting on it and could never go live. The profile's thresholds are
+    /// the site's to test: its `tests:` run against the rules as they will run, and a profile without tests is
+    /// refused. Both sets must exist.
+    package static func gate(_ loaded: RuleLoader.Result, directory: String, profile: String?, filter: String? = nil) -> Gate {
+        var gate = Gate()
+        guard let bundle = loaded.bundle else { return gate }
+        func selected(_ tests: [RuleTest]) -> [RuleTest] { filter.map { f in tests.filter { $0.name.contains(f) } } ?? tests }
+        let testDirectory = directory.hasSuffix("/") ? directory + "tests" : directory + "/tests"
+        let shipped = RuleTestLoader.load(directory: testDirectory, log: &gate.log)
+        if shipped.isEmpty, !gate.log.hasErrors {
+            gate.log.error(
+                SourceLocation(file: testDirectory, line: 1, column: 1),
+                "no rule tests; rules go live only after their tests (clinical vignettes, expected silence) pass")
+        }
+        gate.shipped = run(selected(shipped), bundle: loaded.defaults ?? bundle)
+        guard let profile else { return gate }
+        guard let path = loaded.profileTests else {
+            gate.log.error(
+                SourceLocation(file: profile, line: 1, column: 1),
+                "the profile has no rule tests: its thresholds go live only after tests of them pass (tests: FILE or DIRECTORY, beside the profile)")
+            return gate
+        }
+        let own = RuleTestLoader.load(path: path, log: &gate.log)
+        if own.isEmpty, !gate.log.hasErrors {
+            gate.log.error(SourceLocation(file: path, line: 1, column: 1), "the profile's rule tests are missing")
+        }
+        gate.profile = run(selected(own), bundle: bundle)
+        return gate
+    }
+}

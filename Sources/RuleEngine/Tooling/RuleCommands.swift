@@ -34,23 +34,26 @@ package enum RuleCommands {
             let text = log.sorted.map(\.description).joined(separator: "\n") + "\nrules did not load; no test run\n"
             return Output(text: text, exitCode: 1)
         }
-        let testDirectory = directory.hasSuffix("/") ? directory + "tests" : directory + "/tests"
-        var testLog = DiagnosticLog()
-        var tests = RuleTestLoader.load(directory: testDirectory, log: &testLog)
-        log.append(contentsOf: testLog)
-        if let filter { tests = tests.filter { $0.name.contains(filter) } }
-        var text = testLog.sorted.map(\.description).joined(separator: "\n")
+        _ = bundle
+        // The same tests as the daemon's gate: the directory's against the shipped parameters, a profile's own
+        // against the profile's.
+        let gate = RuleTestRunner.gate(loaded, directory: directory, profile: profile, filter: filter)
+        log.append(contentsOf: gate.log)
+        var text = gate.log.sorted.map(\.description).joined(separator: "\n")
         if !text.isEmpty { text += "\n" }
-        let outcomes = RuleTestRunner.run(tests, bundle: bundle)
-        for outcome in outcomes {
-            text += "\(outcome.passed ? "PASS" : "FAIL") \(outcome.test.name)\n"
-            for failure in outcome.failures { text += "     \(outcome.test.location): \(failure)\n" }
+        for (label, outcomes) in [("", gate.shipped), ("profile: ", gate.profile)] {
+            for outcome in outcomes {
+                text += "\(outcome.passed ? "PASS" : "FAIL") \(label)\(outcome.test.name)\n"
+                for failure in outcome.failures { text += "     \(outcome.test.location): \(failure)\n" }
+            }
         }
+        let outcomes = gate.outcomes
         let failed = outcomes.filter { !$0.passed }.count
         text += "\(outcomes.count - failed) passed, \(failed) failed\n"
-        let ok = failed == 0 && !testLog.hasErrors && !outcomes.isEmpty
-        if outcomes.isEmpty { text += "no rule tests found in \(testDirectory)\n" }
-        return Output(text: text, exitCode: ok ? 0 : 1)
+        if outcomes.isEmpty, !gate.log.hasErrors {
+            text += filter.map { "no rule test's name contains \($0.jsonQuoted)\n" } ?? "no rule tests found\n"
+        }
+        return Output(text: text, exitCode: gate.passed && !outcomes.isEmpty ? 0 : 1)
     }
 
     /// `cobalt rules table DIR`: the clinical rule table (docs/clinical-rules.md).
