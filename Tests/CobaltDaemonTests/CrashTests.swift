@@ -268,6 +268,40 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(daemon.log.contains("rule set went live"))
     }
 
+    /// A refused reload must say why where an operator looks — the log (journalctl) — not only on `ops/ruleset`,
+    /// which is not retained: after a watcher or SIGHUP reload nobody gets the control reply. The log said only
+    /// "rule set rejected; the running set keeps running errors=1". And a reload that goes live with warnings (a
+    /// clinical review date passed, a retired rule set no longer loaded) logged none of them, where a start does.
+    @Test func aReloadLogsWhyItWasRefusedAndItsWarnings() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        let daemon = try DaemonProcess(database: scratch.path + "/hup-log.db", rules: rules)
+        func hupAndWait(for outcome: String) async throws {
+            let seen = try await onThread { () -> Bool in
+                let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
+                try sub.set(.subscribe, Array("ops/ruleset".utf8))
+                try sub.connect(daemon.alerts)
+                Thread.sleep(forTimeInterval: 0.3)
+                Foundation.kill(daemon.process.processIdentifier, SIGHUP)
+                while try sub.waitForInput(timeout: 10_000), let message = try sub.receive() {
+                    if String(decoding: message.frames[1], as: UTF8.self).contains("\"outcome\":\"\(outcome)\"") { return true }
+                }
+                return false
+            }
+            #expect(seen, "no ops/ruleset \(outcome)")
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        try edit(rules + "/rulesets/60-reactions.yaml", "      severity: critical", "      severty: critical")
+        try await hupAndWait(for: "rejected")
+        #expect(daemon.log.contains("60-reactions.yaml:47:7"), "the log does not say why:\n\(daemon.log)")
+        try edit(rules + "/rulesets/60-reactions.yaml", "      severty: critical", "      severity: critical")
+        try edit(rules + "/rulesets/60-reactions.yaml", "review_by: 2027-11-01", "review_by: 2020-01-01")
+        try await hupAndWait(for: "live")
+        #expect(daemon.log.contains("due for clinical review"), "the review warning is not logged:\n\(daemon.log)")
+        #expect(daemon.terminate() == 0)
+    }
+
     /// Under systemd (`Type=notify`), `cobalt serve` says READY=1 once its endpoints are bound and its services
     /// run, RELOADING=1 then READY=1 again around a reload (SIGHUP, as `systemctl reload` sends), and STOPPING=1
     /// as soon as SIGTERM starts the drain — each with a STATUS= line for `systemctl status`.

@@ -373,6 +373,11 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
             let broken = try await request(#"{"command": "reload", "expect": "\#(hash)"}"#, to: control)
             #expect(broken["status"] == .string("error"))
             #expect(broken["errors"]?.canonicalText.contains("unknown name 'b12.active_reslt'") == true)
+            // status keeps the last reload's outcome (a watcher's or SIGHUP's reload has no reply to read).
+            let refusedStatus = try await request(#"{"command": "status"}"#, to: control)
+            guard case .object(let lastRefused)? = refusedStatus["last_reload"] else { Issue.record("no last_reload: \(refusedStatus)"); return }
+            #expect(lastRefused["outcome"] == .string("refused") && lastRefused["errors"] == .number(1), "\(lastRefused)")
+            #expect(lastRefused["first_error"]?.stringValue?.hasSuffix("10-deficiency.yaml:262:11: error: unknown name 'b12.active_reslt' (did you mean 'b12.active_result'?)") == true, "\(lastRefused)")
 
             // A rule change that breaks a vignette is refused by the rule tests.
             try original.replacingOccurrences(of: "value: 25 pmol/L", with: "value: 15 pmol/L").write(toFile: file, atomically: true, encoding: .utf8)
@@ -386,6 +391,8 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
             let after = try await request(#"{"command": "status"}"#, to: control)
             guard case .object(let live)? = after["ruleset"] else { Issue.record("no ruleset"); return }
             #expect(live["hash"]?.stringValue != hash)
+            guard case .object(let lastLive)? = after["last_reload"] else { Issue.record("no last_reload: \(after)"); return }
+            #expect(lastLive["outcome"] == .string("live") && lastLive["hash"] == live["hash"] && lastLive["at"]?.stringValue != nil)
         }
     }
 

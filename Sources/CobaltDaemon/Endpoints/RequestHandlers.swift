@@ -103,7 +103,8 @@ struct ControlHandler {
             "handoff_overflows":\(counts.handOffOverflows),"patients_loaded":\(counts.patientsLoaded),\
             "patients_evicted":\(counts.patientsEvicted),"history_events_read":\(counts.historyEventsRead),\
             "ingest_waited_ms":\(Int(counts.ingestWaited.timeInterval * 1_000))},\
-            "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients),"cached_records":\(await pipeline.cachedRecords)}
+            "clinics":{\(clinics)},"cached_patients":\(await pipeline.cachedPatients),"cached_records":\(await pipeline.cachedRecords),\
+            "last_reload":\(reloader.lastReloadJSON)}
             """
     }
 

@@ -40,6 +40,33 @@ struct Reloader {
     let notifier: SystemdNotifier?
     /// Shared by copies of this reloader (the control handler, the signal handler, the watcher).
     private let serial = SerialQueue()
+    /// The last reload's outcome, for `status`: after a watcher's or SIGHUP's reload nobody got the control reply,
+    /// and `ops/ruleset` is not retained for a refusal.
+    private let last = LastReload()
+
+    private final class LastReload: Sendable {
+        let value = Mutex<(outcome: Outcome, at: Double)?>(nil)
+    }
+
+    /// The last reload (since the start) as a JSON object for `status`, or `null`.
+    var lastReloadJSON: String {
+        guard let (outcome, at) = last.value.withLock({ $0 }) else { return "null" }
+        let time = "\"at\":\(Timestamp.formatMilliseconds(at).jsonQuoted)"
+        switch outcome {
+        case .live(let version, let hash, _, _, _, _, _, _):
+            return "{\"outcome\":\"live\",\(time),\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)}"
+        case .unchanged(let version, let hash):
+            return "{\"outcome\":\"unchanged\",\(time),\"version\":\(version.jsonQuoted),\"hash\":\(hash.jsonQuoted)}"
+        case .refused(let reason, let errors):
+            let first = errors.first.map { Self.headline($0).jsonQuoted } ?? "null"
+            return "{\"outcome\":\"refused\",\(time),\"reason\":\(reason.jsonQuoted),\"errors\":\(errors.count),\"first_error\":\(first)}"
+        }
+    }
+
+    /// The first line of a diagnostic (`file:line:column: error: message`), without the source line and caret.
+    static func headline(_ error: String) -> String {
+        String(error.prefix { $0 != "\n" })
+    }
 
     init(
         configuration: DaemonConfiguration, store: any CobaltStore, rules: RulesHolder,
@@ -68,6 +95,7 @@ struct Reloader {
         notifier?.send(["RELOADING=1", SystemdNotifier.monotonicMicroseconds, "STATUS=reloading the rules"], logger: logger)
         for error in reloadKeys() { logger.warning("key allow-list refused; the previous one stays", metadata: ["error": "\(error)"]) }
         let outcome = await attempt(expect: expect, started: started)
+        last.value.withLock { $0 = (outcome, Date().timeIntervalSince1970) }
         switch outcome {
         case .live(let version, let hash, let duration, _, _, _, _, let reevaluationError):
             // From the request to the swap, as `reload_ms` (the re-evaluation after it has its own pause metric).
@@ -92,6 +120,9 @@ struct Reloader {
         return outcome
     }
 
+    /// Most errors of a refused rule set logged one by one (all of them are in the control reply).
+    static let loggedErrors = 20
+
     /// The `STATUS=` text systemd shows for a rule set.
     static func status(_ bundle: RuleBundle) -> String {
         "serving; rules \(bundle.version) \(bundle.hash.prefix(19))"
@@ -100,6 +131,9 @@ struct Reloader {
     private func attempt(expect: String?, started: ContinuousClock.Instant) async -> Outcome {
         let current = rules.snapshot
         if let expect, expect != current.hash {
+            logger.warning("reload refused: it expected another running rule set", metadata: [
+                "expected": "\(expect)", "ruleset.hash": "\(current.hash)",
+            ])
             return .refused(reason: "stale expectation: the running rule set is \(current.hash)", errors: [])
         }
         let gated = Self.gate(configuration)
@@ -137,6 +171,8 @@ struct Reloader {
                     + (reevaluationError == nil ? [] : [("reevaluation", "\"failed\"")]),
                 retain: true)
             logger.info("rule set went live", metadata: ["ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)"])
+            // As at a start: a clinical review date passed, a retired set not loaded, an unused parameter.
+            for warning in gated.warnings { logger.warning("\(warning)") }
             return .live(
                 version: bundle.version, hash: bundle.hash, duration: swapped, compile: gated.compile,
                 tests: gated.tests, pause: reevaluation.pause, patients: reevaluation.patients, reevaluationError: reevaluationError)
@@ -145,6 +181,14 @@ struct Reloader {
             ("outcome", "\"rejected\""), ("errors", "[" + gated.errors.prefix(20).map(\.jsonQuoted).joined(separator: ",") + "]"),
         ])
         logger.warning("rule set rejected; the running set keeps running", metadata: ["errors": "\(gated.errors.count)"])
+        // Why, where an operator looks (the journal): after a watcher's or SIGHUP's reload nobody gets the reply.
+        // Rule files, rule tests and their synthetic patients only: no patient data.
+        for error in gated.errors.prefix(Self.loggedErrors) {
+            logger.warning("rule set rejected because", metadata: ["error": "\(Self.headline(error))"])
+        }
+        if gated.errors.count > Self.loggedErrors {
+            logger.warning("rule set rejected: more errors not logged", metadata: ["more": "\(gated.errors.count - Self.loggedErrors)"])
+        }
         return .refused(reason: "the rule set was not loaded; the running set keeps running", errors: gated.errors)
     }
 
