@@ -89,7 +89,11 @@ public final class Daemon: Sendable {
             try socket.set(.sendHighWaterMark, Int32(Self.unreadRepliesPerPeer))
         }
         let errorLogger = logger
-        let undelivered = LabelledCounters("cobalt_replies_undelivered_total", dimensions: ["endpoint", "reason"])
+        // Shown at 0 from the start (as Prometheus advises for known label values), so that a rate or an alert on
+        // them has a series before the first failure.
+        let undelivered = LabelledCounters(
+            "cobalt_replies_undelivered_total", dimensions: ["endpoint", "reason"],
+            initial: ["ingest", "replay", "control"].flatMap { endpoint in ["peer_not_reading", "peer_gone"].map { [endpoint, $0] } })
         var specs: [SocketSpec] = []
         if let authenticator {
             // The ZAP handler is bound before any secure socket, in the same context.

@@ -372,6 +372,14 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         for outcome in ["live", "refused", "unchanged"] {
             #expect(text.contains("cobalt_reloads_total{outcome=\"\(outcome)\"} 0"), "\(text.prefix(3_000))")
         }
+        for endpoint in ["ingest", "replay", "control"] {
+            for reason in ["peer_not_reading", "peer_gone"] {
+                #expect(text.split(separator: "\n").contains { $0.hasPrefix("cobalt_replies_undelivered_total{") && $0.contains(#"endpoint="\#(endpoint)""#) && $0.contains(#"reason="\#(reason)""#) && $0.hasSuffix(" 0") },
+                    "no cobalt_replies_undelivered_total for \(endpoint), \(reason)")
+            }
+        }
+        // The first start's re-evaluation had no open alert to re-evaluate: nothing waited, nothing is recorded.
+        #expect(!text.contains("cobalt_reload_evaluation_pause_seconds_count 1"), "\(text.prefix(3_000))")
         let log = try await alertLog(replay: daemon.replay)
         #expect(!log.isEmpty && !log.contains { $0.contains("candidate.low-active") })
         #expect(daemon.terminate() == 0)

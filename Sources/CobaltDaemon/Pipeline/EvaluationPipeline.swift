@@ -595,7 +595,8 @@ actor EvaluationPipeline {
             progress.done.patients += count
             progress.done.changes += changes
             progress.done.pause = max(progress.done.pause, pause)
-            statistics.recordReevaluationPause(pause)
+            // A re-evaluation with no patient (the first start, rules with no open alerts) made nothing wait.
+            if count > 0 { statistics.recordReevaluationPause(pause) }
             if progress.remaining.isEmpty, let after = progress.nextAfter {
                 // Patients whose alerts opened meanwhile after this point are in a later page, and the ones
                 // before it were evaluated under these rules with their event.
