@@ -13,9 +13,15 @@ import ZeroMQ
 /// evaluates everything journaled → replay and control stop → `ops/stop` is published, sockets close, the
 /// context terminates.
 public final class Daemon: Sendable {
-    /// The most frames an ingest, replay or control request may have: routing id, empty delimiter (REQ), JSON —
-    /// with room for routing ids added by proxies in between.
+    /// The most frames an ingest, replay or control request may have as its sender sends it: an empty delimiter
+    /// (REQ) and the JSON, with room for routing ids added by proxies in between. The ROUTER adds one more, the
+    /// sender's routing id, which is not the sender's to count.
     static let maximumRequestFrames = 8
+
+    /// A refused request's size as its sender sent it: without the routing id the ROUTER put in front.
+    static func asSent(_ size: MessageSize) -> String {
+        "message of \(size.frames - 1) frames and \(size.bytes) bytes"
+    }
     /// Replies a replay or control peer may leave unread in libzmq's queue (each up to about 1 MB).
     static let unreadRepliesPerPeer = 64
 
@@ -144,7 +150,7 @@ public final class Daemon: Sendable {
         }
         let pending = ThreadQueue<Message>()
         // libzmq's size limit is per frame; a request is a routing id, perhaps an empty delimiter, and one JSON frame.
-        let requestLimit = MessageSize(frames: Self.maximumRequestFrames, bytes: Int(maxMessage) + 4_096)
+        let requestLimit = MessageSize(frames: Self.maximumRequestFrames + 1, bytes: Int(maxMessage) + 4_096)
         let ingestSpec = SocketSpec(
             name: "ingest", type: .router, bind: [configuration.ingest], maxInFlight: configuration.maxInFlight,
             deliver: { pending.put(contentsOf: $0) }, messageLimit: requestLimit,

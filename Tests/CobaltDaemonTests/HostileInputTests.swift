@@ -170,17 +170,27 @@ import ZeroMQ
                 try dealer.connect(endpoint)
                 var replies: [String] = []
                 let valid = Array(deficientEvent(id: "mf-1", patient: "mf-p").utf8)
-                for message in [Array(repeating: [UInt8](repeating: 32, count: 4_000), count: 200) + [valid], [valid]] {
+                let eightFrames = Array(deficientEvent(id: "mf-8", patient: "mf-p8").utf8)
+                let envelope = { (count: Int) in Array(repeating: Array("hop".utf8), count: count) }
+                // Over the byte limit; the frame limit as the sender counts (8, not counting the routing id the
+                // ROUTER adds) and one more; then a plain request.
+                for message in [Array(repeating: [UInt8](repeating: 32, count: 4_000), count: 200) + [valid], envelope(7) + [eightFrames], envelope(8) + [valid], [valid]] {
                     _ = try dealer.send(message, dontWait: false)
                     guard try dealer.waitForInput(timeout: 10_000), let reply = try dealer.receive(dontWait: true) else { break }
                     replies.append(reply.frames.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "|"))
                 }
                 return replies
             }
-            #expect(replies.count == 2)
+            #expect(replies.count == 4)
             let refused = try object(replies.first ?? "{}")
             #expect(refused["code"] == .number(413) && refused["status"] == .string("rejected"), "\(refused)")
-            #expect(refused["reason"]?.stringValue?.hasPrefix("message of 202 frames and") == true, "\(refused)")
+            #expect(refused["reason"]?.stringValue?.hasPrefix("message of 201 frames and") == true, "\(refused)")
+            // Eight frames are taken (the envelope comes back with the answer); nine are refused.
+            let eight = replies.count > 1 ? replies[1].split(separator: "|").map(String.init) : []
+            #expect(eight.count == 8 && eight.prefix(7).allSatisfy { $0 == "hop" }, "\(eight)")
+            #expect(try object(eight.last ?? "{}")["status"] == .string("accepted"), "\(eight)")
+            let nine = try object(replies.count > 2 ? replies[2] : "{}")
+            #expect(nine["code"] == .number(413) && nine["reason"]?.stringValue?.hasPrefix("message of 9 frames and") == true, "\(nine)")
             let accepted = try object(replies.last ?? "{}")
             #expect(accepted["status"] == .string("accepted") && accepted["id"] == .string("mf-1"), "\(accepted)")
         }
