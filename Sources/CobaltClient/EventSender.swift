@@ -13,6 +13,8 @@ package struct EventSender {
         package var reason: String?
         /// The whole reply JSON.
         package var reply: String
+        /// The reply's warnings, each as `path: message` (what the daemon will not use).
+        package var warnings: [String] = []
     }
 
     package var endpoint: String
@@ -20,6 +22,10 @@ package struct EventSender {
     package var retryAfter: Duration = .seconds(2)
     package var giveUpAfter: Duration = .seconds(60)
     package var security: ClientSecurity?
+    /// Told once per silence of ``silenceNotice`` with events in flight (how long, and ``giveUpAfter``): without
+    /// it a daemon that is not there looked like a command that hangs, for a minute.
+    package var onSilence: (@Sendable (Duration, Duration) -> Void)?
+    package var silenceNotice: Duration = .seconds(5)
 
     package init(endpoint: String) {
         self.endpoint = endpoint
@@ -102,6 +108,8 @@ package struct EventSender {
         // `retryAfter`), so that a daemon slow to answer is not sent the whole window again every `retryAfter`.
         var patience: [Int: Duration] = [:]
         var deadline = ContinuousClock.now + giveUpAfter
+        var silentSince = ContinuousClock.now
+        var toldSilence = false
         // Answers still owed to earlier rounds' sends: they come before any answer to this round's.
         var stale = owed
         let idOf = Dictionary(uniqueKeysWithValues: byID.map { ($0.value[0], $0.key) })
@@ -126,6 +134,8 @@ package struct EventSender {
                     stale[reply.id] = count - 1  // the answer to an earlier round's content
                     continue
                 }
+                silentSince = .now
+                toldSilence = false
                 guard let indexes = byID[reply.id], inFlight[indexes[0]] != nil else { continue }
                 deadline = .now + giveUpAfter
                 if reply.code == 503 {
@@ -140,6 +150,10 @@ package struct EventSender {
                 inFlight[index] = .now
                 patience[index] = min(patience[index, default: retryAfter] * 2, retryAfter * 16)
             }
+            if !toldSilence, ContinuousClock.now - silentSince > silenceNotice, !inFlight.isEmpty || !queue.isEmpty {
+                toldSilence = true
+                onSilence?(silenceNotice, giveUpAfter)
+            }
             if ContinuousClock.now > deadline, !inFlight.isEmpty || !queue.isEmpty { return false }
         }
         return true
@@ -149,9 +163,15 @@ package struct EventSender {
         guard case .object(let object)? = try? JSONValue.parse(payload) else { return nil }
         var code = 0
         if let n = object["code"]?.int64Value, let small = Int(exactly: n) { code = small }
+        var warnings: [String] = []
+        if case .array(let items)? = object["warnings"] {
+            for case .object(let warning) in items {
+                warnings.append("\(warning["path"]?.stringValue ?? "?"): \(warning["message"]?.stringValue ?? "?")")
+            }
+        }
         return Outcome(
             id: object["id"]?.stringValue ?? "", status: object["status"]?.stringValue ?? "?", code: code,
-            reason: object["reason"]?.stringValue, reply: String(decoding: payload, as: UTF8.self))
+            reason: object["reason"]?.stringValue, reply: String(decoding: payload, as: UTF8.self), warnings: warnings)
     }
 
     /// Splits a file into events: a JSON array, or one event per line (JSON Lines).

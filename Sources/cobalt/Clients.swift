@@ -4,6 +4,16 @@ import Foundation
 import RuleEngine
 import ZeroMQ
 
+/// A command that could not do its work (a file it cannot read or write, a cursor of another stream): the reason
+/// and exit status 1, not the usage text and 64, which say the command line was wrong.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
 /// CURVE options shared by the clients.
 struct CurveOptions: ParsableArguments {
     @Option(help: "The daemon's CURVE public key (or a file holding it); needed when the daemon has security configured.")
@@ -32,6 +42,7 @@ struct Send: ParsableCommand {
 
     @Option(help: "Ingest endpoint.") var ingest = "tcp://127.0.0.1:5570"
     @Flag(help: "Print the daemon's full reply for each event.") var verbose = false
+    @Option(help: "Give up after this many seconds without any answer from the daemon.") var timeout = 60
     @OptionGroup var curve: CurveOptions
     @Argument(help: "Event files.") var files: [String]
 
@@ -39,11 +50,19 @@ struct Send: ParsableCommand {
         let context = try ZMQContext()
         var events: [[UInt8]] = []
         for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("\(file): cannot read file") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("\(file): cannot read file") }
             events += try EventSender.events(in: data)
         }
+        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
         var sender = EventSender(endpoint: ingest)
         sender.security = try curve.security()
+        sender.giveUpAfter = .seconds(timeout)
+        sender.silenceNotice = min(.seconds(5), .seconds(timeout) / 2)
+        let endpoint = ingest
+        sender.onSilence = { silence, giveUp in
+            FileHandle.standardError.write(Data(
+                "cobalt send: no answer from \(endpoint) for \(silence); still trying (giving up after \(giveUp) without one)\n".utf8))
+        }
         let outcomes = try sender.send(events, context: context)
         var failed = 0
         var unanswered = 0
@@ -51,7 +70,13 @@ struct Send: ParsableCommand {
             let ok = outcome.status == "accepted" || outcome.status == "duplicate"
             if outcome.status == "unanswered" { unanswered += 1 } else if !ok { failed += 1 }
             print("\(outcome.id): \(outcome.status)\(outcome.code == 200 || outcome.code == 0 ? "" : " \(outcome.code)")\(outcome.reason.map { " — \($0)" } ?? "")")
-            if verbose || !ok { print("    \(outcome.reply)") }
+            if verbose || !ok {
+                print("    \(outcome.reply)")
+            } else {
+                // What the daemon will not use (a value without its unit, an unknown code or field) is said even
+                // when the event was stored.
+                for warning in outcome.warnings { print("    warning: \(warning)") }
+            }
         }
         print("\(outcomes.count - failed - unanswered) acknowledged, \(failed) rejected" + (unanswered > 0 ? ", \(unanswered) unanswered" : ""))
         if failed + unanswered > 0 { throw ExitCode(1) }
@@ -82,7 +107,7 @@ struct Subscribe: ParsableCommand {
             do {
                 start = try JSONDecoder().decode(Subscriber.Cursor.self, from: data)
             } catch {
-                throw ValidationError("\(cursor): not a cursor (\(error)); --reset-cursor starts again from the first alert")
+                throw CommandFailure("\(cursor): not a cursor (\(error)); --reset-cursor starts again from the first alert")
             }
         }
         let subscriber: Subscriber
@@ -90,7 +115,7 @@ struct Subscribe: ParsableCommand {
             subscriber = try Subscriber(
                 context: context, alerts: alerts, replay: replay, clinic: clinic, cursor: start, security: try curve.security())
         } catch let mismatch as Subscriber.CursorMismatch {
-            throw ValidationError("\(cursor ?? "cursor"): \(mismatch); use another cursor file per clinic")
+            throw CommandFailure("\(cursor ?? "cursor"): \(mismatch); use another cursor file per clinic")
         }
         subscriber.onReplayTimeout = { error in
             FileHandle.standardError.write(Data("cobalt subscribe: \(error); the gap is replayed with the next heartbeat that shows it\n".utf8))
@@ -115,7 +140,7 @@ struct Subscribe: ParsableCommand {
         } catch is Enough {
             return
         } catch let mismatch as Subscriber.CursorMismatch {
-            throw ValidationError("\(cursor ?? "cursor"): \(mismatch); --reset-cursor starts again from the first alert")
+            throw CommandFailure("\(cursor ?? "cursor"): \(mismatch); --reset-cursor starts again from the first alert")
         }
     }
 
@@ -185,7 +210,7 @@ struct Keygen: ParsableCommand {
         let fd = open(secretPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let reason = errno == EEXIST ? "exists; refusing to overwrite a key" : "cannot create: \(String(cString: strerror(errno)))"
-            throw ValidationError("\(secretPath) \(reason)")
+            throw CommandFailure("\(secretPath) \(reason)")
         }
         let secret = Array((pair.secretKey + "\n").utf8)
         let written = secret.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -193,7 +218,7 @@ struct Keygen: ParsableCommand {
         close(fd)
         guard written == secret.count, synced == 0 else {
             unlink(secretPath)
-            throw ValidationError("\(secretPath): cannot write")
+            throw CommandFailure("\(secretPath): cannot write")
         }
         try (pair.publicKey + "\n").write(toFile: name + ".pub", atomically: true, encoding: .utf8)
         print("wrote \(secretPath) (secret, 0600) and \(name).pub")

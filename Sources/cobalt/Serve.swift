@@ -17,7 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Alerts endpoint (default tcp://127.0.0.1:5571).") var alerts: String?
     @Option(help: "Replay endpoint (default tcp://127.0.0.1:5572).") var replay: String?
     @Option(help: "Control endpoint (default tcp://127.0.0.1:5573).") var control: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Flag(help: "Check the configuration, flags, rules (with their tests) and key files as a start would, without opening the database or binding an endpoint; exit 0, or 2 with the reason.")
     var check = false
 

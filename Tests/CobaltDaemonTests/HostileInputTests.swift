@@ -110,6 +110,7 @@ import ZeroMQ
                 (#"{"clinic": "north", "limit": 0}"#, "'limit' must be a whole number ≥ 1"),
                 (#"{"clinic": "north", "limit": 2.5}"#, "'limit' must be a whole number ≥ 1"),
                 (#"{"clinic": 7}"#, "a replay request is"),
+                (#"{nope"#, "malformed JSON: "),  // not "expected one JSON frame", which it was
             ]
             for (json, reason) in refused {
                 let reply = try await request(json, to: daemon.endpoints.replay, timeout: 10_000)
