@@ -56,6 +56,41 @@ import ZeroMQ
         }
     }
 
+    /// With CURVE the journal keeps an id under its sender's key name, but the acknowledgement (INTERFACES §3: `{"id", …}`)
+    /// must carry the id the sender sent: `cobalt send` (EventSender) matches each answer to its event by that id,
+    /// and with "ehr-a\u{1F}lab-1" in the reply it matched nothing, resent until it gave up, and reported every
+    /// stored event as unanswered.
+    @Test func acknowledgementsCarryTheSendersIdWithCurve() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let operatorKey = try CurveKeyPair.generate()
+        let engine = try CurveKeyPair.generate()
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.watchRules = false
+        configuration.security = try Self.operatorOnlyKeys(in: scratch.path, server: server, operatorKey: operatorKey)
+        try "\(engine.publicKey) ehr-a *\n".write(toFile: configuration.security!.ingestKeys, atomically: true, encoding: .utf8)
+        try await withRunningDaemon(configuration) { daemon in
+            let security = ClientSecurity(serverKey: server.publicKey, keys: engine)
+            let endpoint = daemon.endpoints.ingest
+            let reply = try await onThread {
+                try Requester(context: try ZMQContext(), endpoint: endpoint, security: security)
+                    .request(deficientEvent(id: "ack-1", patient: "ack-p1"), timeout: 5_000)
+            }
+            guard case .object(let ack) = reply else { Issue.record("no acknowledgement: \(reply)"); return }
+            #expect(ack["status"] == .string("accepted"), "\(reply.canonicalText)")
+            #expect(ack["id"] == .string("ack-1"), "\(reply.canonicalText)")
+            // The command line's sender, which matches answers by id.
+            let outcomes = try await onThread { () throws -> [EventSender.Outcome] in
+                var sender = EventSender(endpoint: endpoint)
+                sender.security = security
+                sender.giveUpAfter = .seconds(5)
+                return try sender.send([Array(deficientEvent(id: "ack-2", patient: "ack-p2").utf8)], context: try ZMQContext())
+            }
+            #expect(outcomes.map(\.status) == ["accepted"], "\(outcomes)")
+        }
+    }
+
     @Test func allowListsReloadWithoutARestart() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

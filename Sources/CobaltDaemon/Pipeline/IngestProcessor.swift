@@ -65,13 +65,17 @@ struct IngestProcessor {
             self.event = event
             self.incoming = incoming
             warnings = IngestProcessor.warningsJSON(event)
-            accepted = Array(IngestProcessor.acknowledgement(id: incoming.id, status: "accepted", warnings: warnings).utf8)
+            accepted = Array(IngestProcessor.acknowledgement(id: event.event.id, status: "accepted", warnings: warnings).utf8)
         }
+
+        /// The event's id as its sender wrote it, for replies and quarantine. (`incoming.id` is the journal's key:
+        /// with CURVE it carries the sender too, ``IngestProcessor/idempotencyKey(sender:id:)``.)
+        var id: String { event.event.id }
 
         var acceptedReply: Reply { Reply(envelope: envelope, payload: accepted) }
 
         var duplicateReply: Reply {
-            Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: incoming.id, status: "duplicate", warnings: warnings))
+            Reply(envelope: envelope, json: IngestProcessor.acknowledgement(id: id, status: "duplicate", warnings: warnings))
         }
     }
 
@@ -253,7 +257,7 @@ struct IngestProcessor {
                     case .sameID:
                         counts.conflict += 1
                         let (reply, record) = Self.refusal(
-                            batch[index], checked.envelope, id: checked.incoming.id, code: 409,
+                            batch[index], checked.envelope, id: checked.id, code: 409,
                             reason: "this id was already used for an event with different content", errors: [])
                         replies[index] = reply
                         quarantine.append(record)
@@ -263,7 +267,7 @@ struct IngestProcessor {
                 for (index, checked) in valid {
                     counts.unavailable += 1
                     replies[index] = Reply(envelope: checked.envelope, json: Self.rejection(
-                        id: checked.incoming.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
+                        id: checked.id, code: 503, reason: "the store is unavailable; retry with the same id", errors: []))
                 }
             }
         }
