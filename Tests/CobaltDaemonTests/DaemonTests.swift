@@ -1,5 +1,6 @@
 import CobaltClient
 import CobaltDaemon
+import CobaltStore
 import CobaltTestSupport
 import Foundation
 import RuleEngine
@@ -291,6 +292,30 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
 }
 
 @Suite(.timeLimit(.minutes(2))) struct ControlAndDurabilityTests {
+    /// An event journaled before unknown preferences were refused (f51138a) — here the typo the commit names,
+    /// `declines-injection`, accepted and acknowledged then — is still the patient's event: read back from the journal
+    /// (at start, after an eviction) it must be evaluated and stay in her history with its B12 result. The stricter
+    /// preference check applied to journaled rows too, the row no longer decoded, and it was "marked evaluated
+    /// without alerts": her deficiency raised nothing.
+    @Test func anEventJournaledWithAPreferenceNowRefusedIsStillEvaluated() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        let body = eventJSON(id: "old-1", patient: "old-p1", body: #""pregnancy": {"status": "pregnant", "gestation_weeks": 20}, "preferences": ["declines-injection"], "observations": [{"code": "b12.active", "value": 18, "unit": "pmol/L"}]"#)
+        do {
+            // As the daemon before f51138a journaled it: acknowledged, not yet evaluated.
+            let store = try SQLiteStore(path: configuration.database)
+            let outcome = try store.journal([IncomingEvent(id: "old-1", digest: "d-old-1", patient: "old-p1", clinic: "north", time: 1_795_597_200, body: body)])
+            #expect(outcome == [.accepted(seq: 1)])
+        }
+        try await withRunningDaemon(configuration) { daemon in
+            try await waitForEvaluated(1, control: daemon.endpoints.control)
+            let alerts = try await replayAll(clinic: "north", replay: daemon.endpoints.replay, pageSize: 100)
+            #expect(alerts.contains { $0["patient"] == .string("old-p1") && $0["status"] == .string("firing") },
+                "no alert from the journaled event: \(alerts.count) alerts")
+        }
+    }
+
     @Test func statusReportsTheRunningState() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -137,6 +137,8 @@ import Testing
         #expect(FastEventReaderTests.fast(json) == nil)
         let error = #expect(throws: EventDecodingError.self) { _ = try Support.event(json) }
         #expect(error?.errors == [FieldError(path: "preferences[1]", message: #"expected one of declines-injections, found "declines-injection""#)])
+        // Journaled before this check, the event was acknowledged: read back as it was, it stays in the history.
+        #expect(try EventDecoder.decodeJournaled(Data(json.utf8)).preferences == ["declines-injections", "declines-injection"])
     }
 
     @Test func unknownFieldsAreWarningsNotErrors() throws {

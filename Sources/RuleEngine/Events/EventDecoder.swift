@@ -85,11 +85,12 @@ package enum EventDecoder {
     }
 
     /// Decodes an event read back from the journal: it passed ingest's checks when it was received, so it is not
-    /// refused for a check added since — identifiers outside NFC, refused from session 18, were accepted before, and
-    /// an acknowledged event must still be evaluated and stay in its patient's history.
+    /// refused for a check added since — identifiers outside NFC (refused from session 18) or with control
+    /// characters, preferences Cobalt does not know (session 19) — were accepted before, and an acknowledged event
+    /// must still be evaluated and stay in its patient's history, as it was.
     package static func decodeJournaled(_ data: Data) throws(EventDecodingError) -> PatientEvent {
         if let event = decodeUsual(data) { return event }
-        return try decode(JSONValue.parse(data), checkingIdentifiers: false)
+        return try decode(JSONValue.parse(data), journaled: true)
     }
 
     /// The usual event — valid, with only known fields, its strings without escapes — decoded in one pass over its
@@ -99,10 +100,10 @@ package enum EventDecoder {
         bytes.withUnsafeBytes { FastEventReader.event($0.bindMemory(to: UInt8.self)) }
     }
 
-    /// Decodes one event from an already parsed JSON value; `checkingIdentifiers: false` only for the journal's own
-    /// rows (``decodeJournaled(_:)``).
-    package static func decode(_ json: JSONValue, checkingIdentifiers: Bool = true) throws(EventDecodingError) -> PatientEvent {
-        var reader = Reader(checkingIdentifiers: checkingIdentifiers)
+    /// Decodes one event from an already parsed JSON value; `journaled: true` only for the journal's own rows
+    /// (``decodeJournaled(_:)``).
+    package static func decode(_ json: JSONValue, journaled: Bool = false) throws(EventDecodingError) -> PatientEvent {
+        var reader = Reader(journaled: journaled)
         let event = reader.event(json)
         guard reader.errors.isEmpty, let event else {
             throw EventDecodingError(errors: reader.errors)
@@ -144,8 +145,9 @@ package enum EventDecoder {
     private struct Reader {
         var errors: [FieldError] = []
         var warnings: [FieldError] = []
-        /// Whether identifiers must be in NFC (see ``EventDecoder/identifierProblem(_:)``).
-        var checkingIdentifiers = true
+        /// Whether this is a journaled event read back: the checks added after events were first acknowledged do not
+        /// apply (``EventDecoder/decodeJournaled(_:)``).
+        var journaled = false
 
         mutating func fail(_ path: String, _ message: String) {
             errors.append(FieldError(path: path, message: message))
@@ -216,7 +218,7 @@ package enum EventDecoder {
                 if case .array(let items) = preferences {
                     var values: [String] = []
                     for (i, item) in items.enumerated() {
-                        if let text = item.stringValue, EventDecoder.allowedPreferences.contains(text) {
+                        if let text = item.stringValue, EventDecoder.allowedPreferences.contains(text) || (journaled && !text.isEmpty) {
                             values.append(text)
                         } else {
                             let known = EventDecoder.allowedPreferences.sorted().joined(separator: ", ")
@@ -248,7 +250,7 @@ package enum EventDecoder {
                     : "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
                 return nil
             }
-            if checkingIdentifiers, let problem = EventDecoder.identifierProblem(text) {
+            if !journaled, let problem = EventDecoder.identifierProblem(text) {
                 fail(key, problem)
                 return nil
             }
