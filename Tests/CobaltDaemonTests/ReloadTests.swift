@@ -505,6 +505,40 @@ final class Listener: Sendable {
         }
     }
 
+    /// A site profile kept outside the rules directory (deploy: /etc/cobalt/site.yaml) names its own rule tests
+    /// beside it, and since 1e346fc they gate it. An operator moves a threshold: the watcher reloads, the profile's
+    /// tests refuse it; the operator then updates the tests to the new threshold — and the watcher must see that
+    /// and take the profile live. It watches only the rules directory and the profile file, so the fixed tests were
+    /// never looked at: the refused profile stayed refused until an unrelated file changed or someone reloaded.
+    @Test func theWatcherSeesAChangeToTheProfilesOwnTests() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        let site = scratch.path + "/site"
+        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: false)
+        let profile = site + "/site.yaml"
+        let tests = site + "/site-tests.yaml"
+        try String(contentsOfFile: Repository.rules + "/profiles/example-site.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "tests: example-site-tests.yaml", with: "tests: site-tests.yaml")
+            .write(toFile: profile, atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: Repository.rules + "/profiles/example-site-tests.yaml", toPath: tests)
+        var configuration = watchingConfiguration(scratch, rules: rules)
+        configuration.profile = profile
+        try await withRunningDaemon(configuration) { daemon in
+            let control = daemon.endpoints.control
+            let original = try await runningHash(control: control)
+            try await Task.sleep(for: .milliseconds(500))
+            // 200 ng/L is now deficient: the profile's test that it is borderline fails, and the reload is refused.
+            try edit(profile, "total_b12.deficient_below: 200 ng/L", "total_b12.deficient_below: 210 ng/L")
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await runningHash(control: control) == original)
+            // The site's tests follow its new threshold: now everything passes.
+            try edit(tests, "value: 200, unit: ng/L", "value: 210, unit: ng/L")
+            #expect(try await hashAfterWatcherReload(control: control, from: original) != original,
+                "the watcher did not reload after the profile's tests changed")
+        }
+    }
+
     @Test func theWatcherTakesFilesWithAnyModificationTime() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

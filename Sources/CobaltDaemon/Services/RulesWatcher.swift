@@ -1,4 +1,5 @@
 import Foundation
+import RuleEngine
 import ServiceLifecycle
 
 /// Watches the rules directory and reloads when it changes. Polls a fingerprint (path, size and modification time
@@ -34,9 +35,16 @@ struct RulesWatcher: Service {
         }
     }
 
-    /// The rules directory's fingerprint, and the profile's.
+    /// The rules directory's fingerprint, the profile's, and its tests' (a file or a directory beside it, which
+    /// the gate runs: fixing a failing test of the profile must bring the reload it refused).
     private func fingerprint() -> [String] {
-        Self.fingerprint(directory) + (profile.flatMap { Self.entry($0, name: "profile:" + $0) }.map { [$0] } ?? [])
+        guard let profile else { return Self.fingerprint(directory) }
+        var lines = Self.fingerprint(directory) + (Self.entry(profile, name: "profile:" + profile).map { [$0] } ?? [])
+        if let tests = RuleLoader.profileTests(of: profile) {
+            lines += Self.entry(tests, name: "profile tests:" + tests).map { [$0] }
+                ?? Self.fingerprint(tests).map { "profile tests:" + $0 }
+        }
+        return lines
     }
 
     /// One line per file: relative path, size, modification time (the exact `Double`, as its bits: any time a file

@@ -87,7 +87,7 @@ package struct RuleLoader {
             if let root = source.root, let entries = YAMLNode(root, file: profile).mapping("a profile", &log) {
                 YAMLNode.checkKeys(entries, allowed: ["profile", "parameters", "tests"], in: "a profile", &log)
                 if let tests = entries.first(where: { $0.key == "tests" })?.value.string("tests", &log) {
-                    profileTests = tests.hasPrefix("/") ? tests : URL(fileURLWithPath: profile).deletingLastPathComponent().appendingPathComponent(tests).path
+                    profileTests = Self.resolve(tests, besideProfile: profile)
                 }
                 if let meta = entries.first(where: { $0.key == "profile" })?.value.mapping("profile", &log) {
                     YAMLNode.checkKeys(meta, allowed: ["id", "description"], in: "profile", &log)
@@ -132,6 +132,22 @@ package struct RuleLoader {
                 rules: $0.rules, rulesets: $0.rulesets, profile: nil, vocabularyHash: vocabularyHash)
         }
         return Result(bundle: bundle, log: log, defaults: defaults ?? bundle, profileTests: profileTests)
+    }
+
+    /// Where a profile's `tests:` points: relative to the profile's directory unless absolute.
+    static func resolve(_ tests: String, besideProfile profile: String) -> String {
+        tests.hasPrefix("/") ? tests : URL(fileURLWithPath: profile).deletingLastPathComponent().appendingPathComponent(tests).path
+    }
+
+    /// The profile's tests as it names them now, without loading anything else (the rules watcher's poll): nil when
+    /// the profile cannot be read or names none.
+    package static func profileTests(of profile: String) -> String? {
+        var log = DiagnosticLog()
+        let source = YAMLSource.read(path: profile, display: profile, log: &log)
+        guard let root = source.root, let entries = YAMLNode(root, file: profile).mapping("a profile", &log),
+            let tests = entries.first(where: { $0.key == "tests" })?.value.string("tests", &log)
+        else { return nil }
+        return resolve(tests, besideProfile: profile)
     }
 
     /// The YAML files of a directory (`.yaml`/`.yml` in any case), sorted; hidden files are left out: editors and
