@@ -441,6 +441,30 @@ import Testing
         #expect(lines == ["12:11: error: unknown name 'bogus'"])
     }
 
+    /// Quoted conditions whose source is longer than their value in ways the locator does not foresee: an escape
+    /// longer than two characters (`\u00e9`, `\U0001F600`, `\x41`), an escaped line break in a double-quoted scalar,
+    /// and a doubled quote (`''`) in a single-quoted one — the usual way to write a text literal there. Each error
+    /// must point at `bogus`; after the escape the walk stopped and offsets ran on from its start (11:27 for 11:36,
+    /// 11:33 for 12:11, 11:48 for 11:52).
+    @Test(arguments: [
+        (#"    when: "'\U0001F600' == 'a' and bogus""#, "11:36"),
+        (#"    when: "'\u00e9' == 'a' and bogus""#, "11:32"),
+        (#"    when: "'\x41' == 'a' and bogus""#, "11:30"),
+        ("    when: \"exists(numbness) \\\n      and bogus\"", "12:11"),
+        ("    when: 'exists(numbness) and ''a'' == ''a'' and bogus'", "11:52"),
+    ])
+    func errorsAfterEscapesInQuotedConditionsPointAtTheirToken(_ when: String, _ expected: String) throws {
+        let (result, lines) = try diagnostics("""
+            rules:
+              - id: r1
+            \(when)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """)
+        #expect(result.bundle == nil)
+        #expect(lines == ["\(expected): error: unknown name 'bogus'"], "\(when)")
+    }
+
     @Test func bundledRulesLoadWithoutDiagnostics() {
         let result = RuleLoader(today: Support.today).load(directory: Support.rulesDirectory)
         #expect(result.bundle != nil)

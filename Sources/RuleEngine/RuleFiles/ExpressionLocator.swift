@@ -54,20 +54,32 @@ struct ExpressionLocator {
                 continue
             }
             let s = scalars[column]
-            if s == value[i] {
+            // Escapes first: their first character may equal the value's (a doubled quote, `\\`).
+            if style == .doubleQuoted, s == "\\" {
+                guard column + 1 < scalars.count else {
+                    // An escaped line break: no character of the value; the next line's indentation goes too.
+                    guard nextLine() else { break }
+                    continue
+                }
+                here(i)  // one character of the value, written as 2 (`\n`), 4 (`\x41`), 6 (`\u00e9`) or 10 (`\U0001F600`)
+                i += 1
+                let length = switch scalars[column + 1] {
+                case "x": 4
+                case "u": 6
+                case "U": 10
+                default: 2
+                }
+                column += length
+            } else if style == .singleQuoted, s == "'", column + 1 < scalars.count, scalars[column + 1] == "'" {
+                here(i)
+                i += 1
+                column += 2
+            } else if s == value[i] {
                 here(i)
                 i += 1
                 column += 1
             } else if s == " " || s == "\t" {
                 column += 1  // indentation, or spaces folded away
-            } else if style == .doubleQuoted, s == "\\", column + 1 < scalars.count {
-                here(i)  // an escape: one character of the value
-                i += 1
-                column += 2
-            } else if style == .singleQuoted, s == "'", column + 1 < scalars.count, scalars[column + 1] == "'" {
-                here(i)
-                i += 1
-                column += 2
             } else {
                 break walk
             }
