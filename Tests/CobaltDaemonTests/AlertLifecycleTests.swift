@@ -70,7 +70,7 @@ import Testing
         #expect(changes.map(\.status) == [.resolved, .firing])
         #expect(changes.map(\.rule) == [fired[0].rule, fired[0].rule])
         #expect(changes.map(\.clinic) == ["south", "north"])
-        #expect(changes[0].body == #"{"clinic":"south"}"# && changes[0].alertID == "id-\(fired[0].rule)")
+        #expect(changes[0].body == #"{"resolution":"moved","clinic":"south"}"# && changes[0].alertID == "id-\(fired[0].rule)")
         #expect(changes[1].body.contains(#""clinic":"north""#), "\(changes[1].body)")
     }
 

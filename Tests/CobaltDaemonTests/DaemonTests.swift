@@ -264,6 +264,9 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
             let deficiency = south.filter { $0["rule"] == .string("b12.deficiency-alert") }.compactMap { $0["status"]?.stringValue }
             #expect(deficiency.first == "firing" && deficiency.last == "resolved", "\(deficiency)")
             #expect(north.allSatisfy { $0["clinic"] == .string("north") } && south.allSatisfy { $0["clinic"] == .string("south") })
+            // The north's resolutions say the alerts moved (not that the condition resolved); the south's do not.
+            #expect(north.filter { $0["status"] == .string("resolved") }.allSatisfy { $0["resolution"] == .string("moved") })
+            #expect(!south.contains { $0["resolution"] != nil })
         }
     }
 

@@ -27,7 +27,7 @@ struct AlertLifecycle {
             if let before = previous[rule] {
                 firingAgain += 1
                 if before.clinic != evaluation.clinic {
-                    changes.append(resolution(of: before))
+                    changes.append(resolution(of: before, moved: true))
                     status = .firing
                 } else {
                     guard before.digest != digest else { continue }
@@ -53,10 +53,16 @@ struct AlertLifecycle {
     }
 
     /// The end of a stored alert, in the stream of the clinic it was published to, with its last published body.
-    private static func resolution(of state: AlertState) -> AlertChange {
+    /// An alert that ends because it moved to another clinic says so (`"resolution": "moved"`), so that nobody
+    /// reads it as the condition having resolved; the other clinic is not named.
+    private static func resolution(of state: AlertState, moved: Bool = false) -> AlertChange {
+        var body = state.body
+        if moved, body.hasPrefix("{") {
+            body = "{\"resolution\":\"moved\"" + (body.dropFirst().hasPrefix("}") ? "" : ",") + body.dropFirst()
+        }
         var change = AlertChange(
             patient: state.patient, rule: state.rule, clinic: state.clinic, alertID: state.alertID, status: .resolved,
-            digest: state.digest, body: state.body)
+            digest: state.digest, body: body)
         change.severity = state.severity
         return change
     }
