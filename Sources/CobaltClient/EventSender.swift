@@ -129,13 +129,13 @@ package struct EventSender {
             }
             if try socket.waitForInput(timeout: 100), let message = try socket.receive() {
                 guard let payload = message.frames.last, let reply = Self.outcome(payload) else { continue }
+                silentSince = .now  // any answer, a late one too: the daemon is there
+                toldSilence = false
                 if let count = owed[reply.id], count > 0 { owed[reply.id] = count - 1 }
                 if let count = stale[reply.id], count > 0 {
                     stale[reply.id] = count - 1  // the answer to an earlier round's content
                     continue
                 }
-                silentSince = .now
-                toldSilence = false
                 guard let indexes = byID[reply.id], inFlight[indexes[0]] != nil else { continue }
                 deadline = .now + giveUpAfter
                 if reply.code == 503 {

@@ -596,6 +596,8 @@ final class Listener: Sendable {
         configuration.profile = Repository.rules + "/profiles/example-site.yaml"
         let gate = Reloader.gate(configuration)
         #expect(gate.bundle != nil)
+        #expect(gate.warnings.contains { $0.hasPrefix("the profile's parameters change the outcome of") && $0.contains("total B12 180 ng/L not pregnant is borderline") },
+            "\(gate.warnings)")
         #expect(gate.errors.isEmpty, "\(gate.errors.count) errors, first: \(gate.errors.first ?? "")")
     }
 

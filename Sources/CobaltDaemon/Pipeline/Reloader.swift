@@ -217,6 +217,11 @@ struct Reloader {
         guard loaded.bundle != nil else { return gate }
         let tests = RuleTestRunner.gate(loaded, directory: configuration.rules, profile: configuration.profile)
         gate.errors += tests.log.errors.map(\.description)
+        if !tests.changedByProfile.isEmpty {
+            gate.warnings.append(
+                "the profile's parameters change the outcome of \(tests.changedByProfile.count) of the rules' own tests "
+                    + "(its own tests should cover them): " + tests.changedByProfile.joined(separator: "; "))
+        }
         for (label, outcomes) in [("rule test", tests.shipped), ("profile rule test", tests.profile)] {
             for outcome in outcomes where !outcome.passed {
                 gate.errors.append("\(label) failed: \(outcome.test.name): \(outcome.failures.joined(separator: "; "))")

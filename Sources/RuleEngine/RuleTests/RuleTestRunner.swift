@@ -60,6 +60,11 @@ extension RuleTestRunner {
         package var shipped: [RuleTestOutcome] = []
         /// A profile's own tests, run against the rules with the profile's parameters.
         package var profile: [RuleTestOutcome] = []
+        /// The directory's tests whose outcome the profile changes (they pass as shipped and fail with the profile's
+        /// parameters): not a failure — moving a threshold moves the cases on it — but shown, so that a clinical
+        /// owner sees which vignettes and boundaries the site's rules now decide differently, and can check that the
+        /// profile's own tests cover them.
+        package var changedByProfile: [String] = []
         /// Rule-test files that cannot be read, and tests that are missing.
         package var log = DiagnosticLog()
 
@@ -83,8 +88,17 @@ extension RuleTestRunner {
                 SourceLocation(file: testDirectory, line: 1, column: 1),
                 "no rule tests; rules go live only after their tests (clinical vignettes, expected silence) pass")
         }
-        gate.shipped = run(selected(shipped), bundle: loaded.defaults ?? bundle)
-        guard let profile else { return gate }
+        guard let profile else {
+            gate.shipped = run(selected(shipped), bundle: bundle)
+            return gate
+        }
+        guard let defaults = loaded.defaults else {
+            gate.log.error(SourceLocation(file: profile, line: 1, column: 1), "the rules did not compile without the profile")
+            return gate
+        }
+        gate.shipped = run(selected(shipped), bundle: defaults)
+        let passing = gate.shipped.filter(\.passed).map(\.test)
+        gate.changedByProfile = run(passing, bundle: bundle).filter { !$0.passed }.map(\.test.name)
         guard let path = loaded.profileTests else {
             gate.log.error(
                 SourceLocation(file: profile, line: 1, column: 1),

@@ -47,6 +47,11 @@ package enum RuleCommands {
                 for failure in outcome.failures { text += "     \(outcome.test.location): \(failure)\n" }
             }
         }
+        if !gate.changedByProfile.isEmpty {
+            text += "NOTE with the profile's parameters, \(gate.changedByProfile.count) of the directory's tests come out otherwise "
+                + "(expected where it moves a threshold; its own tests should cover them):\n"
+            for name in gate.changedByProfile { text += "     \(name)\n" }
+        }
         let outcomes = gate.outcomes
         let failed = outcomes.filter { !$0.passed }.count
         text += "\(outcomes.count - failed) passed, \(failed) failed\n"
