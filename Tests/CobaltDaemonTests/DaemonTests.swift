@@ -386,7 +386,11 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
         defer { scratch.remove() }
         let rules = scratch.path + "/rules"
         try FileManager.default.copyItem(atPath: Repository.rules, toPath: rules)
-        try await withRunningDaemon(testConfiguration(directory: scratch.path, rules: rules)) { daemon in
+        // The operator's reloads only: the watcher would take the same edits too, and its "unchanged" could be the
+        // last reload status shows.
+        var configuration = testConfiguration(directory: scratch.path, rules: rules)
+        configuration.watchRules = false
+        try await withRunningDaemon(configuration) { daemon in
             let control = daemon.endpoints.control
             let before = try await request(#"{"command": "status"}"#, to: control)
             guard case .object(let running)? = before["ruleset"], let hash = running["hash"]?.stringValue else { Issue.record("no hash"); return }
