@@ -191,11 +191,10 @@ struct RequestService: Service {
                         if let size = message.oversized {
                             reply = ReplayHandler.error("\(Daemon.asSent(size)) is over the limit; send one JSON frame")
                         } else if let payload = message.frames.last, message.frames.count >= 2 {
-                            let parsed: Result<JSONValue, EventDecodingError>
-                            do throws(EventDecodingError) { parsed = .success(try JSONValue.parse(payload)) } catch { parsed = .failure(error) }
-                            switch parsed {
-                            case .success(let request): reply = await answer(request, message.userID)
-                            case .failure(let error): reply = ReplayHandler.error("malformed JSON: \(error.errors.first?.message ?? "")")
+                            do throws(EventDecodingError) {
+                                reply = await answer(try JSONValue.parse(payload), message.userID)
+                            } catch {
+                                reply = ReplayHandler.error("malformed JSON: \(error.errors.first?.message ?? "")")
                             }
                         } else {
                             reply = ReplayHandler.error("expected one JSON frame")

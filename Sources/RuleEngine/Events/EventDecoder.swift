@@ -25,10 +25,10 @@ package enum EventDecoder {
     /// a NUL cuts the text short wherever it is handed on as a C string — an id with one was stored whole but
     /// looked up cut, so each resend failed its whole group commit (a 503 for every sender in it).
     package static func identifierProblem(_ text: String) -> String? {
-        // Printable ASCII (the usual id) has no control character; anything else is asked of Unicode.
-        if !text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }),
-            text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        {
+        // Printable ASCII (the usual id, one pass over its bytes) has no control character and is NFC; anything
+        // else is asked of Unicode.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return nil }
+        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             return "must not contain control characters"
         }
         guard nfc(text).utf8.elementsEqual(text.utf8) else {

@@ -11,7 +11,9 @@ package struct RuleLoader {
         package var bundle: RuleBundle?
         package var log: DiagnosticLog
         /// With a profile: the same files compiled with the parameters they ship with, which the directory's own
-        /// rule tests describe (``RuleTestRunner/gate(_:directory:filter:)``). Without one: `bundle`.
+        /// rule tests describe (``RuleTestRunner/gate(_:directory:profile:filter:)``); nil if they did not compile
+        /// (the profiled compile checks the shipped values too, so that would be a compiler change). Without a
+        /// profile: `bundle`.
         package var defaults: RuleBundle? = nil
         /// The profile's own rule tests (its `tests:`, a file or directory, relative to the profile), if it names any.
         package var profileTests: String? = nil
@@ -112,6 +114,7 @@ package struct RuleLoader {
         var defaultsLog = DiagnosticLog()
         var defaultsCompiler = BundleCompiler(vocabulary: vocabulary, today: today)
         let defaultsCompiled = profile == nil ? nil : defaultsCompiler.compile(files: files, profile: nil, overrides: [], log: &defaultsLog)
+            .flatMap { defaultsLog.hasErrors ? nil : $0 }
 
         var hasher = SHA256()
         for (path, data) in hashed.sorted(by: { $0.0 < $1.0 }) {
@@ -131,7 +134,7 @@ package struct RuleLoader {
                 version: version, hash: hash, vocabulary: vocabulary, derived: $0.derived, parameters: $0.parameters,
                 rules: $0.rules, rulesets: $0.rulesets, profile: nil, vocabularyHash: vocabularyHash)
         }
-        return Result(bundle: bundle, log: log, defaults: defaults ?? bundle, profileTests: profileTests)
+        return Result(bundle: bundle, log: log, defaults: profile == nil ? bundle : defaults, profileTests: profileTests)
     }
 
     /// Where a profile's `tests:` points: relative to the profile's directory unless absolute.
