@@ -264,7 +264,35 @@ import Testing
                 alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
             """)
         #expect(result.bundle == nil)
-        #expect(lines == ["11:5: error: duplicate key when in mapping"])
+        #expect(lines == ["12:5: error: duplicate key when in mapping (also at line 11)"])
+        // Whichever of the two libyaml marks, the later is reported and the earlier named: in a list item's mapping
+        // (the first key on the dash's line), at the top level, and with the next item's same key below left alone.
+        let cases: [(String, String)] = [
+            ("""
+            rules:
+              - id: r1
+                when: exists(numbness)
+                id: r2
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+              - id: r3
+                when: exists(fatigue)
+                citations: [SRC]
+                alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}
+            """, "12:5: error: duplicate key id in mapping (also at line 10)"),
+            ("""
+            parameters:
+              low: {value: 180 ng/L, for: b12.total}
+            # a comment between
+            parameters:
+              high: {value: 190 ng/L, for: b12.total}
+            """, "12:1: error: duplicate key parameters in mapping (also at line 9)"),
+        ]
+        for (body, expected) in cases {
+            let (result, lines) = try diagnostics(body)
+            #expect(result.bundle == nil)
+            #expect(lines == [expected])
+        }
         for (first, second) in [("1", "'1'"), ("yes", "\"yes\""), ("null", "'null'"), ("2026-01-01", "\"2026-01-01\"")] {
             let (result, lines) = try diagnostics("""
                 parameters:
@@ -272,7 +300,9 @@ import Testing
                   \(second): {value: 190 ng/L, for: b12.total}
                 """)
             #expect(result.bundle == nil)
-            #expect(lines.first?.hasPrefix("10:3: error: duplicate key") == true, "\(first) and \(second): \(lines)")
+            #expect(lines.first?.hasPrefix("11:3: error: duplicate key") == true, "\(first) and \(second): \(lines)")
+            // Spelt the same, the first is named too.
+            if second == "'1'" { #expect(lines == ["11:3: error: duplicate key 1 in mapping (also at line 10)"]) }
         }
     }
     @Test func unknownKeysAreErrorsWithSuggestions() throws {

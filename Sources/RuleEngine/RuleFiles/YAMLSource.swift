@@ -87,7 +87,7 @@ struct YAMLSource {
             }
             return YAMLSource(path: display, text: text, root: root)
         } catch let error as YamlError {
-            let (location, message) = describe(error, file: display)
+            let (location, message) = describe(error, file: display, text: text)
             log.error(clamp(location, to: text), message)
         } catch {
             log.error(start, "cannot parse YAML: \(error)")
@@ -128,7 +128,7 @@ struct YAMLSource {
         return SourceLocation(file: location.file, line: max(lastLine, 1), column: length + 1)
     }
 
-    private static func describe(_ error: YamlError, file: String) -> (SourceLocation, String) {
+    private static func describe(_ error: YamlError, file: String, text: String) -> (SourceLocation, String) {
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
@@ -141,10 +141,53 @@ struct YAMLSource {
         case .reader(let problem, let offset, _, _):
             return (SourceLocation(file: file, line: 1, column: 1), "YAML reader: \(problem) at byte \(offset ?? 0)")
         case .duplicatedKeysInMapping(let duplicates, let context):
+            // libyaml marks one of the two (which one depends on hashing): point at the later, which is usually the
+            // line just added, and name the other.
+            if duplicates.count == 1, let lines = keyLines(duplicates[0], around: context.mark, in: text) {
+                return (
+                    SourceLocation(file: file, line: lines.later, column: context.mark.column),
+                    "duplicate key \(duplicates[0]) in mapping (also at line \(lines.earlier))")
+            }
             return (at(context.mark), "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.joined(separator: ", ")) in mapping")
         default:
             return (SourceLocation(file: file, line: 1, column: 1), "YAML: \(error)")
         }
+    }
+
+    /// The lines of a block mapping's key written twice, given where one of them is: the other is the nearest line, up
+    /// or down within the same mapping (no line between them starts left of the key's column), with the key, plain or
+    /// quoted, at the same column and followed by `:`. Nil when it is not found that way (a flow mapping, a key
+    /// spelt differently, such as `yes` and `"yes"`).
+    static func keyLines(_ key: String, around mark: Mark, in text: String) -> (earlier: Int, later: Int)? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+        let column = mark.column - 1  // scalars before the key
+        guard mark.line >= 1, mark.line <= lines.count, column >= 0 else { return nil }
+        let spellings = [key, "'\(key)'", "\"\(key)\""].map { Array(($0 + ":").unicodeScalars) }
+        /// Whether a line holds the key at the column, after spaces — or list dashes, on the mapping's first line (up
+        /// only: below, a dash starts the next item's mapping).
+        func holdsKey(_ line: [Unicode.Scalar], dashes: Bool) -> Bool {
+            guard line.count > column, line[..<column].allSatisfy({ $0 == " " || (dashes && $0 == "-") }) else { return false }
+            let rest = Array(line[column...])
+            return spellings.contains { spelling in
+                guard rest.starts(with: spelling.dropLast()) else { return false }
+                return rest.dropFirst(spelling.count - 1).drop(while: { $0 == " " }).first == ":"
+            }
+        }
+        /// Where a line's text starts (nil for a blank or comment-only line).
+        func indent(_ line: [Unicode.Scalar]) -> Int? {
+            guard let first = line.firstIndex(where: { $0 != " " && $0 != "\r" }), line[first] != "#" else { return nil }
+            return first
+        }
+        for step in [1, -1] {
+            var index = mark.line - 1 + step
+            while index >= 0, index < lines.count {
+                let line = lines[index]
+                if holdsKey(line, dashes: step == -1) { return step == 1 ? (mark.line, index + 1) : (index + 1, mark.line) }
+                if let indent = indent(line), indent < column { break }
+                index += step
+            }
+        }
+        return nil
     }
 
     /// Finds the first place where `[`/`{` nest deeper than the cap (outside quotes and comments). On the UTF-8
