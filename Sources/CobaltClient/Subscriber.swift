@@ -26,6 +26,13 @@ package final class Subscriber {
         package let description: String
     }
 
+    /// The replay endpoint answered with an error (this key may not read the clinic, a malformed request): its
+    /// reason, as the daemon gave it.
+    package struct ReplayRefused: Error, CustomStringConvertible {
+        package let reason: String
+        package var description: String { "replay refused: \(reason)" }
+    }
+
     package let clinic: String
     /// The two topics of this clinic (INTERFACES §3): its alerts and its heartbeats.
     private var alertTopic: String { "clinic/\(clinic)/alert" }
@@ -116,6 +123,9 @@ package final class Subscriber {
         while more {
             let reply = try replay.request("{\"clinic\":\(clinic.jsonQuoted),\"after\":\(cursor.last),\"limit\":500}", timeout: replayTimeout)
             guard case .object(let page) = reply, page["status"]?.stringValue == "ok", let epoch = page["epoch"]?.stringValue else {
+                if case .object(let answer) = reply, answer["status"]?.stringValue == "error", let reason = answer["reason"]?.stringValue {
+                    throw ReplayRefused(reason: reason)
+                }
                 throw ZMQError(code: EPROTO, operation: "replay: unexpected reply \(reply.canonicalText)")
             }
             if cursor.epoch != epoch {

@@ -91,6 +91,35 @@ import ZeroMQ
         }
     }
 
+    /// A subscriber asking for a clinic its key may not read is told so, in the daemon's words (`cobalt subscribe`
+    /// printed "replay: unexpected reply {…}: Protocol error (errno 71)").
+    @Test func aSubscriberRefusedAClinicIsToldWhy() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let subscriberKey = try CurveKeyPair.generate()
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.watchRules = false
+        configuration.security = try Self.operatorOnlyKeys(in: scratch.path, server: server, operatorKey: try CurveKeyPair.generate())
+        try "\(subscriberKey.publicKey) north-app north\n".write(toFile: configuration.security!.subscriberKeys, atomically: true, encoding: .utf8)
+        try await withRunningDaemon(configuration) { daemon in
+            let e = daemon.endpoints
+            let security = ClientSecurity(serverKey: server.publicKey, keys: subscriberKey)
+            let outcomes = try await onThread { () throws -> [String] in
+                try ["north", "south"].map { clinic in
+                    let subscriber = try Subscriber(context: try ZMQContext(), alerts: e.alerts, replay: e.replay, clinic: clinic, security: security)
+                    do {
+                        try subscriber.catchUp { _ in }
+                        return "ok"
+                    } catch let refused as Subscriber.ReplayRefused {
+                        return "\(refused)"
+                    }
+                }
+            }
+            #expect(outcomes == ["ok", "replay refused: this key may not read clinic south"])
+        }
+    }
+
     @Test func allowListsReloadWithoutARestart() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
