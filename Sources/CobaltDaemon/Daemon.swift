@@ -18,9 +18,10 @@ public final class Daemon: Sendable {
     /// sender's routing id, which is not the sender's to count.
     static let maximumRequestFrames = 8
 
-    /// A refused request's size as its sender sent it: without the routing id the ROUTER put in front.
-    static func asSent(_ size: MessageSize) -> String {
-        "message of \(size.frames - 1) frames and \(size.bytes) bytes"
+    /// A refused request's size as its sender sent it: without the routing id the ROUTER put in front (the first
+    /// frame, which a refused message keeps).
+    static func asSent(_ size: MessageSize, _ message: Message) -> String {
+        "message of \(size.frames - 1) frames and \(size.bytes - (message.frames.first?.count ?? 0)) bytes"
     }
     /// Replies a replay or control peer may leave unread in libzmq's queue (each up to about 1 MB).
     static let unreadRepliesPerPeer = 64

@@ -111,7 +111,7 @@ struct IngestProcessor {
         if let size = message.oversized {
             return Self.reject(
                 message, message.frames, id: nil, code: 413,
-                reason: "\(Daemon.asSent(size)); a request is one JSON frame of at most \(maxEventBytes) bytes", errors: [])
+                reason: "\(Daemon.asSent(size, message)); a request is one JSON frame of at most \(maxEventBytes) bytes", errors: [])
         }
         let frames = message.frames
         let envelope = Array(frames.dropLast())

@@ -189,7 +189,7 @@ struct RequestService: Service {
                         let envelope = message.oversized == nil ? Array(message.frames.dropLast()) : message.frames
                         let reply: String
                         if let size = message.oversized {
-                            reply = ReplayHandler.error("\(Daemon.asSent(size)) is over the limit; send one JSON frame")
+                            reply = ReplayHandler.error("\(Daemon.asSent(size, message)) is over the limit; send one JSON frame")
                         } else if let payload = message.frames.last, message.frames.count >= 2 {
                             do throws(EventDecodingError) {
                                 reply = await answer(try JSONValue.parse(payload), message.userID)
