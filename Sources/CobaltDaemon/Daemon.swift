@@ -1,5 +1,6 @@
 import CobaltStore
 import Foundation
+import NIOCore
 import Synchronization
 public import Logging
 import RuleEngine
@@ -31,6 +32,8 @@ public final class Daemon: Sendable {
         public let alerts: String
         public let replay: String
         public let control: String
+        /// `http://HOST:PORT` of `/metrics` and `/healthz`; nil when configured `off`.
+        public let metrics: String?
     }
 
     /// The endpoints actually bound (ephemeral ports resolved).
@@ -182,8 +185,23 @@ public final class Daemon: Sendable {
             // error that a restart may get past.
             throw ConfigurationError("\(error)")
         }
+        var metricsEndpoint: MetricsEndpoint?
+        do {
+            if let address = configuration.metrics.flatMap(MetricsEndpoint.Address.init) {
+                metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
+            }
+        } catch {
+            await loop.stop()
+            // As for the ZeroMQ endpoints: an address in use, or not up yet, may be got past by a restart; any other
+            // failure says the address cannot work as written.
+            let message = "metrics endpoint \(configuration.metrics ?? ""): \(error)"
+            if let error = error as? IOError, [EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode) { throw EndpointUnavailable(description: message) }
+            throw ConfigurationError(message)
+        }
         let bound = loop.endpoints
-        let endpoints = Endpoints(ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0])
+        let endpoints = Endpoints(
+            ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0],
+            metrics: metricsEndpoint?.endpoint)
         let ingestSocket = SocketLoop.Socket(base)
         let alertsSocket = SocketLoop.Socket(base + 1)
         let authorize: @Sendable (String?, String) -> Bool = { userID, clinic in
@@ -220,6 +238,7 @@ public final class Daemon: Sendable {
                 loop: loop, socket: ingestSocket, pending: pending, journal: journal, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
                 rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake, logger: logger),
         ]
+        if let metricsEndpoint { services.insert(metricsEndpoint, at: 1) }
         if handleSignals {
             services.insert(SignalReloadService(reloader: reloader, signals: await UnixSignalsSequence(trapping: .sighup)), at: 1)
         }
@@ -243,7 +262,8 @@ public final class Daemon: Sendable {
         ], retain: true)
         logger.info("cobalt started", metadata: [
             "ingest": "\(endpoints.ingest)", "alerts": "\(endpoints.alerts)", "replay": "\(endpoints.replay)",
-            "control": "\(endpoints.control)", "ruleset.version": "\(bundle.version)", "ruleset.hash": "\(bundle.hash)",
+            "control": "\(endpoints.control)", "metrics": "\(endpoints.metrics ?? "off")", "ruleset.version": "\(bundle.version)",
+            "ruleset.hash": "\(bundle.hash)",
         ])
         return Daemon(endpoints: endpoints, group: group)
     }
@@ -274,7 +294,7 @@ public final class Daemon: Sendable {
             "  version \(bundle.version) \(bundle.hash)",
             "  \(bundle.rulesets.count) rule sets, \(bundle.rules.count) rules; rule tests passed",
             "database: \(configuration.database) (not opened)",
-            "endpoints: ingest \(configuration.ingest), alerts \(configuration.alerts), replay \(configuration.replay), control \(configuration.control)",
+            "endpoints: ingest \(configuration.ingest), alerts \(configuration.alerts), replay \(configuration.replay), control \(configuration.control), metrics \(configuration.metrics ?? "off")",
             "security: " + (authenticator == nil
                 ? "none (plain TCP, loopback only)"
                 : "CURVE on every endpoint; server key and allow-lists read"),
@@ -285,6 +305,11 @@ public final class Daemon: Sendable {
 
     /// `bind` errors that say the endpoint, as written, cannot work.
     static let refusedEndpoint: Set<Int32> = [EINVAL, EPROTONOSUPPORT, ENOENT, ENODEV, EACCES, ENOTDIR, ENAMETOOLONG]
+
+    /// An endpoint could not be bound for now (its address in use, or not up yet): not a configuration error.
+    struct EndpointUnavailable: Error, CustomStringConvertible {
+        let description: String
+    }
 
     /// The store could not be opened: not a configuration error (it may be the disk, or a lock), so a service manager
     /// may start the daemon again.

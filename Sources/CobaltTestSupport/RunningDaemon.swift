@@ -49,6 +49,7 @@ package func testConfiguration(directory: String, rules: String = Repository.rul
     configuration.alerts = "tcp://127.0.0.1:*"
     configuration.replay = "tcp://127.0.0.1:*"
     configuration.control = "tcp://127.0.0.1:*"
+    configuration.metrics = "http://127.0.0.1:*"
     configuration.heartbeatMilliseconds = 200
     return configuration
 }

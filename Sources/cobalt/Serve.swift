@@ -17,6 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Alerts endpoint (default tcp://127.0.0.1:5571).") var alerts: String?
     @Option(help: "Replay endpoint (default tcp://127.0.0.1:5572).") var replay: String?
     @Option(help: "Control endpoint (default tcp://127.0.0.1:5573).") var control: String?
+    @Option(help: "HTTP endpoint for Prometheus (/metrics, /healthz), or off (default http://127.0.0.1:5574).") var metrics: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Flag(help: "Check the configuration, flags, rules (with their tests) and key files as a start would, without opening the database or binding an endpoint; exit 0, or 2 with the reason.")
     var check = false
@@ -76,6 +77,7 @@ struct Serve: AsyncParsableCommand {
         if let alerts { configuration.alerts = alerts }
         if let replay { configuration.replay = replay }
         if let control { configuration.control = control }
+        if let metrics { configuration.metrics = DaemonConfiguration.metrics(metrics) }
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ConfigurationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }

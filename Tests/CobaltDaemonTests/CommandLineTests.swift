@@ -38,7 +38,7 @@ import ZeroMQ
         let keys = try write("keys", "")
         let badSecret = try write("server.key", "not a key")
         let loopback = ["--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*",
-                        "--control", "tcp://127.0.0.1:*", "--db", scratch.path + "/exit.db"]
+                        "--control", "tcp://127.0.0.1:*", "--metrics", "http://127.0.0.1:*", "--db", scratch.path + "/exit.db"]
         let cases: [(arguments: [String], status: Int32, says: String)] = [
             (["--config", scratch.path + "/missing.yaml"], 2, "missing.yaml: cannot read"),
             (["--config", try write("unknown.yaml", "rules: Rules\nlimts:\n  patient_cache: 4\n")], 2, "unknown.yaml:2:1: unknown key 'limts'"),
@@ -53,6 +53,8 @@ import ZeroMQ
                   operator_keys: \(keys)
                 """)], 2, "server.key: not a CURVE secret key"),
             (["--ingest", "tcp://127.0.0.1:99999"], 2, "needs a port"),  // libzmq bound 34463
+            (["--metrics", "127.0.0.1:9100"], 2, "metrics endpoint '127.0.0.1:9100' must be http://HOST:PORT"),
+            (["--metrics", "http://0.0.0.0:9100"], 2, "metrics endpoint 'http://0.0.0.0:9100' is not on loopback"),
             (["--replay", "ipc://" + scratch.path + "/no/such/directory/replay"], 2, "bind ipc://"),
             (["--db", scratch.path + "/no/such/directory/cobalt.db"], 1, "no/such/directory"),
         ]

@@ -23,6 +23,39 @@ import Testing
             && configuration.handOffWaitMilliseconds == 89)
     }
 
+    /// The metrics endpoint: read from `endpoints.metrics`, `off` for none; an address that is not `http://HOST:PORT`,
+    /// or one off loopback without security, is refused by name.
+    @Test func theMetricsEndpointIsReadAndChecked() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let file = scratch.path + "/cobalt.yaml"
+        func load(_ metrics: String) throws -> DaemonConfiguration {
+            try "endpoints:\n  metrics: \(metrics)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            return try DaemonConfiguration.load(file: file)
+        }
+        #expect(try load("http://127.0.0.1:9100").metrics == "http://127.0.0.1:9100")
+        #expect(try load("off").metrics == nil && DaemonConfiguration().metrics == "http://127.0.0.1:5574")
+        for good in ["http://127.0.0.1:9100", "http://[::1]:9100/", "http://localhost:*"] {
+            #expect(throws: Never.self, "\(good)") { try load(good).validate() }
+        }
+        for (bad, says) in [
+            ("tcp://127.0.0.1:9100", "must be http://HOST:PORT"), ("http://127.0.0.1", "must be http://HOST:PORT"),
+            ("http://127.0.0.1:0", "must be http://HOST:PORT"), ("http://127.0.0.1:70000", "must be http://HOST:PORT"),
+            ("http://127.0.0.1:9100/metrics", "must be http://HOST:PORT"), ("http://10.0.0.5:9100", "is not on loopback"),
+        ] {
+            do {
+                try load(bad).validate()
+                Issue.record("\(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains(says), "\(bad): \(error)")
+            }
+        }
+        // With security configured, any address: the same rule as the other endpoints.
+        var secured = try load("http://10.0.0.5:9100")
+        secured.security = .init(serverSecretKey: "k", ingestKeys: "i", subscriberKeys: "s", operatorKeys: "o")
+        #expect(throws: Never.self) { try secured.validate() }
+    }
+
     /// A misspelt setting is refused with its full name, never silently replaced by its default.
     @Test func misspeltSettingsAreRefusedByName() throws {
         let scratch = try ScratchDirectory()

@@ -21,6 +21,8 @@ final class DaemonProcess: @unchecked Sendable {
     let alerts: String
     let replay: String
     let control: String
+    /// The HTTP endpoint of `/metrics` and `/healthz` (nil when started with `--metrics off`).
+    let metrics: String?
 
     /// `arguments` go after the others (`--config FILE`: flags still win over the file). With
     /// `signalWhileStarting`, that signal is sent every 20 ms from 150 ms after launch until the daemon has started.
@@ -34,6 +36,7 @@ final class DaemonProcess: @unchecked Sendable {
         process.arguments = [
             "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
             "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
+            "--metrics", "http://127.0.0.1:*",
         ] + arguments
         let pipe = Pipe()
         process.standardError = pipe
@@ -59,17 +62,19 @@ final class DaemonProcess: @unchecked Sendable {
             }.start()
         }
         var endpoints: [String: String] = [:]
-        for _ in 0..<600 where endpoints.count < 4 && process.isRunning {
+        var started = false
+        for _ in 0..<600 where !started && process.isRunning {
             Thread.sleep(forTimeInterval: 0.05)
             let text = buffer.text.withLock { $0 }
             guard let line = text.split(separator: "\n").first(where: { $0.contains("cobalt started") }) else { continue }
-            for key in ["ingest", "alerts", "replay", "control"] {
-                if let range = line.range(of: "\(key)=tcp://127.0.0.1:[0-9]+", options: .regularExpression) {
+            started = true
+            for key in ["ingest", "alerts", "replay", "control", "metrics"] {
+                if let range = line.range(of: "\(key)=(tcp|http)://127.0.0.1:[0-9]+", options: .regularExpression) {
                     endpoints[key] = String(line[range].dropFirst(key.count + 1))
                 }
             }
         }
-        guard endpoints.count == 4 else {
+        guard endpoints.count >= 4 else {
             process.terminate()
             throw ZMQError(code: ETIMEDOUT, operation: "cobalt serve did not start: \(buffer.text.withLock { $0 })")
         }
@@ -77,6 +82,7 @@ final class DaemonProcess: @unchecked Sendable {
         alerts = endpoints["alerts"]!
         replay = endpoints["replay"]!
         control = endpoints["control"]!
+        metrics = endpoints["metrics"]
     }
 
     func kill() {

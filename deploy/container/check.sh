@@ -64,7 +64,7 @@ chroot "$root" sh -c 'cd /etc/cobalt/keys && cobalt keygen server >/dev/null && 
   && : > subscribers.allow'
 port=$((20000 + RANDOM % 20000))
 endpoints=(--ingest "tcp://127.0.0.1:$port" --alerts "tcp://127.0.0.1:$((port + 1))"
-  --replay "tcp://127.0.0.1:$((port + 2))" --control "tcp://127.0.0.1:$((port + 3))")
+  --replay "tcp://127.0.0.1:$((port + 2))" --control "tcp://127.0.0.1:$((port + 3))" --metrics "http://127.0.0.1:$((port + 4))")
 chroot --userspec=cobalt:cobalt "$root" env HOME=/var/lib/cobalt sh -c \
   "cd /var/lib/cobalt && exec cobalt serve --config /etc/cobalt/cobalt.yaml ${endpoints[*]}" 2>"$root/tmp/serve.log" &
 daemon=$!

@@ -8,6 +8,8 @@ import Yams
 /// - `profile` (string, default none): a site profile applied to the rules.
 /// - `database` (string, default `cobalt.db`): the SQLite file.
 /// - `endpoints.ingest|alerts|replay|control` (string): ZeroMQ endpoints, defaults `tcp://127.0.0.1:5570`–`5573`.
+/// - `endpoints.metrics` (string, default `http://127.0.0.1:5574`): the HTTP endpoint Prometheus scrapes
+///   (`/metrics`, `/healthz`); `off` for none.
 /// - `limits.max_event_bytes` (int, default 262144): larger events get a 413 NACK.
 /// - `limits.max_message_bytes` (int, default 1048576): libzmq drops the connection of a larger message.
 /// - `limits.max_in_flight` (int, default 4096): ingest messages read but not yet acknowledged.
@@ -38,6 +40,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var alerts = "tcp://127.0.0.1:5571"
     public var replay = "tcp://127.0.0.1:5572"
     public var control = "tcp://127.0.0.1:5573"
+    /// `http://HOST:PORT` for `/metrics` and `/healthz`; nil for none (`off` in the file and on the command line).
+    public var metrics: String? = "http://127.0.0.1:5574"
     public var maxEventBytes = 262_144
     public var maxMessageBytes = 1_048_576
     public var maxInFlight = 4_096
@@ -122,7 +126,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         try refuseUnknown(mapping, known, in: nil)
         // A misspelt setting must not silently fall back to its default.
-        if let endpoints = try section("endpoints") { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control"], in: "endpoints") }
+        if let endpoints = try section("endpoints") { try refuseUnknown(endpoints, ["ingest", "alerts", "replay", "control", "metrics"], in: "endpoints") }
         if let limits = try section("limits") {
             try refuseUnknown(
                 limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "patient_cache_records",
@@ -140,6 +144,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             configuration.alerts = try string(endpoints["alerts"], "endpoints.alerts") ?? configuration.alerts
             configuration.replay = try string(endpoints["replay"], "endpoints.replay") ?? configuration.replay
             configuration.control = try string(endpoints["control"], "endpoints.control") ?? configuration.control
+            if let metrics = try string(endpoints["metrics"], "endpoints.metrics") { configuration.metrics = Self.metrics(metrics) }
         }
         if let limits = mapping["limits"]?.mapping {
             configuration.maxEventBytes = try int(limits["max_event_bytes"], "limits.max_event_bytes") ?? configuration.maxEventBytes
@@ -196,10 +201,24 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     "\(name) endpoint '\(endpoint)' is not on loopback: plain TCP is only allowed on 127.0.0.1/::1; configure security (CURVE keys) to bind elsewhere")
             }
         }
+        if let metrics {
+            guard let address = MetricsEndpoint.Address(metrics) else {
+                throw ConfigurationError("metrics endpoint '\(metrics)' must be http://HOST:PORT (a port from 1 to 65535, or * for any free one), or off")
+            }
+            // Counts labelled with clinic and rule ids, no patient data — but unauthenticated: off loopback only in
+            // a deployment secured like the rest.
+            if !address.isLoopback, security == nil {
+                throw ConfigurationError(
+                    "metrics endpoint '\(metrics)' is not on loopback: without security configured every endpoint stays on 127.0.0.1/::1")
+            }
+        }
         guard maxEventBytes <= maxMessageBytes else {
             throw ConfigurationError("limits.max_event_bytes (\(maxEventBytes)) must not exceed limits.max_message_bytes (\(maxMessageBytes))")
         }
     }
+
+    /// The metrics setting as written: `off` (any case) for none.
+    public static func metrics(_ text: String) -> String? { text.lowercased() == "off" ? nil : text }
 
     static func isLoopback(_ endpoint: String) -> Bool {
         let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
