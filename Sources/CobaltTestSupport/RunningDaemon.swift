@@ -87,26 +87,18 @@ package func runPython(_ arguments: [String]) async throws -> (status: Int32, ou
     try await runProgram("/usr/bin/env", ["python3"] + arguments)
 }
 
-/// Runs a program on its own thread, as a user would from a shell; returns the exit status and everything it
+/// Runs a program (an absolute path) on its own thread, as a user would from a shell; returns the exit status and everything it
 /// printed (standard output and error together, in order). A program still running after `timeout` seconds is
 /// killed (a test then fails on its status instead of hanging). It does not inherit `NOTIFY_SOCKET`: a test run
 /// under systemd must not report to the runner's own unit.
 package func runProgram(_ executable: String, _ arguments: [String], timeout: Double = 120) async throws -> (status: Int32, output: String) {
     try await onThread { () -> (Int32, String) in
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = testEnvironment()
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let child = try ChildProcess(executable, arguments, environment: testEnvironment(), captureStandardOutput: true)
+        let watchdog = DispatchWorkItem { child.signal(SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         defer { watchdog.cancel() }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let data = child.output.readDataToEndOfFile()
+        return (child.waitUntilExit(), String(decoding: data, as: UTF8.self))
     }
 }
 

@@ -15,7 +15,7 @@ final class OutputBuffer: Sendable {
 
 /// The real `cobalt serve` binary as a child process, so it can be killed with SIGKILL.
 final class DaemonProcess: @unchecked Sendable {
-    let process = Process()
+    let process: ChildProcess
     private let output = OutputBuffer()
     let ingest: String
     let alerts: String
@@ -31,18 +31,12 @@ final class DaemonProcess: @unchecked Sendable {
         database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
         environment: [String: String] = [:]
     ) throws {
-        process.executableURL = URL(fileURLWithPath: Repository.cobaltBinary)
-        process.environment = testEnvironment(environment)
-        process.arguments = [
+        process = try ChildProcess(Repository.cobaltBinary, [
             "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
             "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
             "--metrics", "http://127.0.0.1:*",
-        ] + arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let handle = pipe.fileHandleForReading
+        ] + arguments, environment: testEnvironment(environment), captureStandardOutput: false)
+        let handle = process.output
         let buffer = output
         Thread {
             while true {
@@ -56,7 +50,7 @@ final class DaemonProcess: @unchecked Sendable {
             Thread {
                 Thread.sleep(forTimeInterval: 0.15)
                 while process.isRunning, !buffer.text.withLock({ $0.contains("cobalt started") }) {
-                    Foundation.kill(process.processIdentifier, signalWhileStarting)
+                    process.signal(signalWhileStarting)
                     Thread.sleep(forTimeInterval: 0.02)
                 }
             }.start()
@@ -75,7 +69,7 @@ final class DaemonProcess: @unchecked Sendable {
             }
         }
         guard endpoints.count >= 4 else {
-            process.terminate()
+            process.signal(SIGTERM)
             throw ZMQError(code: ETIMEDOUT, operation: "cobalt serve did not start: \(buffer.text.withLock { $0 })")
         }
         ingest = endpoints["ingest"]!
@@ -86,15 +80,14 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     func kill() {
-        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
         process.waitUntilExit()
     }
 
     /// SIGTERM, then waits; returns the exit status.
     func terminate() -> Int32 {
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.signal(SIGTERM)
+        return process.waitUntilExit()
     }
 
     var log: String { output.text.withLock { $0 } }
