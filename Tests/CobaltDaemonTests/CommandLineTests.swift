@@ -6,7 +6,7 @@ import Testing
 import ZeroMQ
 
 /// The README's walk-through, typed as a user types it: the real `cobalt` binary as daemon and as every client.
-@Suite(.timeLimit(.minutes(2))) struct CommandLineTests {
+@Suite(.timeLimit(.minutes(10))) struct CommandLineTests {
     static let example = Repository.root.appendingPathComponent("docs/examples/c09-neuro.jsonl").path
 
     func cobalt(_ arguments: String...) async throws -> (status: Int32, output: String) {
@@ -59,7 +59,9 @@ import ZeroMQ
             (["--db", scratch.path + "/no/such/directory/cobalt.db"], 1, "no/such/directory"),
         ]
         for (arguments, status, says) in cases {
-            let run = try await runProgram(Repository.cobaltBinary, ["serve", "--rules", Repository.rules] + loopback + arguments, timeout: 20)
+            // The default 120 s watchdog: several of these run the rule gate first, slow on a busy machine (20 s could
+            // kill a start that was about to fail as expected).
+            let run = try await runProgram(Repository.cobaltBinary, ["serve", "--rules", Repository.rules] + loopback + arguments)
             #expect(run.status == status && run.output.contains("cannot start") && run.output.contains(says),
                     "\(arguments): exit \(run.status)\n\(run.output)")
         }
@@ -143,10 +145,11 @@ import ZeroMQ
             try socket.bind("tcp://127.0.0.1:*")
             return try socket.lastEndpoint
         }()
-        let started = ContinuousClock.now
+        // That it gave up after --timeout (3 s), not the default minute, is read from what it says, not from an upper
+        // bound on the time the command took (on a busy machine, starting it alone took more than the 30 s allowed).
         let sent = try await cobalt("send", "--ingest", endpoint, "--timeout", "3", file)
-        #expect(sent.status == 1 && sent.output.contains("no answer from \(endpoint) for 1.5 seconds; still trying"), "\(sent.output)")
-        #expect(sent.output.contains("n-1: unanswered") && ContinuousClock.now - started < .seconds(30), "\(sent.output)")
+        #expect(sent.status == 1 && sent.output.contains("no answer from \(endpoint) for 1.5 seconds; still trying (giving up after 3.0 seconds"), "\(sent.output)")
+        #expect(sent.output.contains("n-1: unanswered — no answer from \(endpoint) for 3.0 seconds"), "\(sent.output)")
     }
 
     @Test func sendSubscribeStatusMetricsAndReloadDoWhatTheReadmeSays() async throws {
@@ -186,7 +189,8 @@ import ZeroMQ
 
         // status: JSON with the counts, once both events are evaluated.
         var counts: JSONObject = [:]
-        for _ in 0..<100 {
+        let deadline = ContinuousClock.now + .seconds(90)
+        while ContinuousClock.now < deadline {
             let status = try await cobalt("status", "--control", daemon.control)
             #expect(status.status == 0, "\(status.output)")
             if case .object(let c)? = try object(status.output)["counts"] { counts = c }

@@ -4,6 +4,7 @@ import CobaltStore
 import CobaltTestSupport
 import Foundation
 import RuleEngine
+import Synchronization
 import Testing
 import ZeroMQ
 
@@ -67,19 +68,36 @@ func request(_ json: String, to endpoint: String, timeout: Int = 60_000) async t
     return try object(reply)
 }
 
-/// Waits until the daemon has evaluated `count` events (its status says so); throws if it does not, so that a
-/// test stops there instead of asserting on a half-evaluated state.
-func waitForEvaluated(_ count: Int, control: String, polls: Int = 200) async throws {
-    for _ in 0..<polls {
+/// Waits until the daemon has evaluated `count` events (its status says so); throws if it does not within `limit`,
+/// so that a test stops there instead of asserting on a half-evaluated state. The limit is generous: a retry after a
+/// store failure can be 8 s or more away, and a busy CI machine evaluates slowly (200 polls of 50 ms was too short).
+func waitForEvaluated(_ count: Int, control: String, within limit: Duration = .seconds(120)) async throws {
+    let deadline = ContinuousClock.now + limit
+    var last: JSONValue?
+    repeat {
         let status = try await request(#"{"command": "status"}"#, to: control)
+        last = status["counts"]
         if case .object(let counts)? = status["counts"], case .number(let evaluated)? = counts["evaluated"], Int(evaluated) >= count,
             case .number(let unevaluated)? = counts["unevaluated"], unevaluated == 0
         {
             return
         }
         try await Task.sleep(for: .milliseconds(50))
+    } while ContinuousClock.now < deadline
+    throw ZMQError(code: ETIMEDOUT, operation: "waiting for the daemon to evaluate \(count) events (counts: \(last?.canonicalText ?? "none"))")
+}
+
+/// Waits until `condition` holds, looking every `interval`; throws (naming `what`) if it does not within `limit`.
+/// For what a peer can observe, instead of a fixed sleep that a descheduled process can overrun.
+func waitUntil(
+    _ what: @autoclosure () -> String, within limit: Duration = .seconds(60), every interval: Duration = .milliseconds(100),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + limit
+    while !(try await condition()) {
+        guard ContinuousClock.now < deadline else { throw ZMQError(code: ETIMEDOUT, operation: "waiting \(limit) for \(what())") }
+        try await Task.sleep(for: interval)
     }
-    throw ZMQError(code: ETIMEDOUT, operation: "waiting for the daemon to evaluate \(count) events")
 }
 
 func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -> [JSONObject] {
@@ -94,7 +112,7 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct IngestTests {
+@Suite(.timeLimit(.minutes(10))) struct IngestTests {
     @Test func acknowledgesOnlyAfterStoringAndAnswersEveryKindOfInput() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
@@ -163,7 +181,7 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
                 // Frames before the event are a routing envelope (a broker's hops) and come back with the reply.
                 try dealer.send([Array("hop".utf8), Array(eventJSON(id: "ok-1").utf8)])
                 var replies: [String] = []
-                while replies.count < 3, try dealer.waitForInput(timeout: 5_000), let message = try dealer.receive() {
+                while replies.count < 3, try dealer.waitForInput(timeout: 60_000), let message = try dealer.receive() {
                     replies.append(String(decoding: message.frames.last ?? [], as: UTF8.self))
                 }
                 return replies
@@ -176,21 +194,25 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct PublishingTests {
+@Suite(.timeLimit(.minutes(10))) struct PublishingTests {
     @Test func alertsArePublishedOnceWithGapFreeSequencesAndReplayed() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
             let endpoints = daemon.endpoints
-            // Subscribe first (slow joiner), then send.
+            // Subscribe first (slow joiner), then send. The subscriber runs until it has as many alerts as replay
+            // holds once everything is evaluated (it used to stop after 3 s without an alert, which a busy machine's
+            // evaluation can take: it then had only part of the stream).
+            let expected = Mutex<Int?>(nil)
             let subscription = Task {
                 try await onThread { () -> [String] in
                     let subscriber = try Subscriber(context: try ZMQContext(), alerts: endpoints.alerts, replay: endpoints.replay, clinic: "north")
                     var received: [String] = []
                     try subscriber.catchUp { received.append($0) }
-                    var quiet = 0
-                    while quiet < 15 {
-                        if try subscriber.poll(timeout: 200, { received.append($0) }) { quiet = 0 } else { quiet += 1 }
+                    let deadline = ContinuousClock.now + .seconds(90)
+                    while ContinuousClock.now < deadline {
+                        if let expected = expected.withLock({ $0 }), received.count >= expected { break }
+                        try subscriber.poll(timeout: 200) { received.append($0) }
                     }
                     return received
                 }
@@ -205,8 +227,9 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
             _ = try await send([deficientEvent(id: "a-3", patient: "p-1", value: 90, time: "2026-11-21T09:00:00Z")], to: endpoints.ingest)
             try await waitForEvaluated(4, control: endpoints.control)
 
-            let live = try await subscription.value.map(object)
             let replayed = try await replayAll(clinic: "north", replay: endpoints.replay)
+            expected.withLock { $0 = replayed.count }
+            let live = try await subscription.value.map(object)
             let seqs = replayed.compactMap { alert -> Int? in
                 if case .number(let n)? = alert["seq"] { return Int(n) }
                 return nil
@@ -278,13 +301,19 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
             // Alerts published while nobody listens are missed live; the heartbeat's `last` reveals them.
             _ = try await send([deficientEvent(id: "g-1", patient: "p-1"), deficientEvent(id: "g-2", patient: "p-2")], to: endpoints.ingest)
             try await waitForEvaluated(2, control: endpoints.control)
+            let published = try await replayAll(clinic: "north", replay: endpoints.replay).count
+            // Polled until the gap is repaired (a heartbeat comes every 200 ms; 2 s of polls was too few for a
+            // subscription to be made and a heartbeat heard on a busy machine).
             let (received, gaps) = try await onThread { () -> ([String], Int) in
                 let subscriber = try Subscriber(context: try ZMQContext(), alerts: endpoints.alerts, replay: endpoints.replay, clinic: "north")
                 var received: [String] = []
-                for _ in 0..<10 { try subscriber.poll(timeout: 200) { received.append($0) } }
+                let deadline = ContinuousClock.now + .seconds(60)
+                while received.count < published || subscriber.gapsRepaired == 0, ContinuousClock.now < deadline {
+                    try subscriber.poll(timeout: 200) { received.append($0) }
+                }
                 return (received, subscriber.gapsRepaired)
             }
-            #expect(gaps >= 1)
+            #expect(gaps >= 1 && received.count == published, "\(gaps) gaps repaired, \(received.count) of \(published) alerts")
             let seqs = try received.map(object).compactMap { alert -> Int? in
                 if case .number(let n)? = alert["seq"] { return Int(n) }
                 return nil
@@ -294,7 +323,7 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct ControlAndDurabilityTests {
+@Suite(.timeLimit(.minutes(10))) struct ControlAndDurabilityTests {
     /// An event journaled before unknown preferences were refused (f51138a) — here the typo the commit names,
     /// `declines-injection`, accepted and acknowledged then — is still the patient's event: read back from the journal
     /// (at start, after an eviction) it must be evaluated and stay in her history with its B12 result. The stricter
@@ -455,7 +484,7 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct SubscriberCursorTests {
+@Suite(.timeLimit(.minutes(10))) struct SubscriberCursorTests {
     /// A cursor saved while delivering includes the alert being delivered: a restarted subscriber resumes after it.
     @Test func aSavedCursorResumesWithoutRepeats() async throws {
         let scratch = try ScratchDirectory()

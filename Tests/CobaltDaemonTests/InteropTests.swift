@@ -5,7 +5,7 @@ import Testing
 
 /// Drives the daemon with pyzmq clients — an independent peer with its own libzmq — so the protocol is proven
 /// against more than our own client code. CI installs pyzmq (`.ci/run`).
-@Suite(.timeLimit(.minutes(2))) struct InteropTests {
+@Suite(.timeLimit(.minutes(10))) struct InteropTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Interop/interop.py").path
 
     @Test func pyzmqClientsSpeakTheProtocol() async throws {

@@ -40,7 +40,7 @@ final class NotifySocket {
     }
 
     /// Messages until one contains `line` (that one included), or nil if none comes in time.
-    func receive(until line: String, timeout: Double = 15) -> [String]? {
+    func receive(until line: String, timeout: Double = 60) -> [String]? {
         let deadline = Date().addingTimeInterval(timeout)
         var messages: [String] = []
         while let message = receive(timeout: max(0, deadline.timeIntervalSinceNow)) {
