@@ -56,6 +56,8 @@ public final class Daemon: Sendable {
         // SIGHUP asks for a reload. Until the reload service traps it, its default action would end the process:
         // a `systemctl reload` during the start (the rule gate, opening the store) must not stop the daemon.
         if handleSignals { signal(SIGHUP, SIG_IGN) }
+        // What the rules watcher compares with: the files as they are before the gate reads them.
+        let rulesOnDisk = configuration.watchRules ? RulesWatcher.fingerprint(directory: configuration.rules, profile: configuration.profile) : []
         let gated = try preflight(configuration)
         for warning in gated.warnings { logger.warning("\(warning)") }
         let bundle = gated.bundle
@@ -247,7 +249,8 @@ public final class Daemon: Sendable {
                 RulesWatcher(
                     directory: configuration.rules, profile: configuration.profile,
                     interval: .milliseconds(configuration.watchIntervalMilliseconds),
-                    settle: .milliseconds(configuration.watchSettleMilliseconds), reloader: reloader),
+                    settle: .milliseconds(configuration.watchSettleMilliseconds), loaded: rulesOnDisk,
+                    reload: { _ = await reloader.reload(expect: nil, actor: "watcher") }),
                 at: 1)
         }
         if let notifier, notifier.isActive {

@@ -590,6 +590,32 @@ final class Listener: Sendable {
         }
     }
 
+    /// A rule file edited while the daemon starts — after the gate read the rules, before the watcher's first look —
+    /// is reloaded: the watcher compares with the files as the start found them, not as they were when its service
+    /// began (an edit in that window waited for the next one). And with nothing changed, nothing is reloaded.
+    @Test func anEditDuringTheStartIsReloaded() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let rules = try copyRules(into: scratch)
+        let atStart = RulesWatcher.fingerprint(directory: rules, profile: nil)
+        let reloads = Mutex(0)
+        func watch(from loaded: [String], for duration: Duration) async throws {
+            let watcher = RulesWatcher(
+                directory: rules, interval: .milliseconds(20), settle: .milliseconds(50), loaded: loaded,
+                reload: { reloads.withLock { $0 += 1 } })
+            let running = Task { try await watcher.run() }
+            let deadline = ContinuousClock.now + duration
+            while ContinuousClock.now < deadline, reloads.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            running.cancel()
+            try await running.value
+        }
+        try await watch(from: atStart, for: .milliseconds(500))
+        #expect(reloads.withLock { $0 } == 0, "a reload with nothing changed")
+        try changeFolateMaskingOwner(in: rules)  // the edit, before the watcher runs
+        try await watch(from: atStart, for: .seconds(60))
+        #expect(reloads.withLock { $0 } == 1, "the edit made during the start was not reloaded")
+    }
+
     @Test func theWatcherTakesFilesWithAnyModificationTime() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -12,10 +12,15 @@ struct RulesWatcher: Service {
     var profile: String?
     let interval: Duration
     let settle: Duration
-    let reloader: Reloader
+    /// The files as they were when the running rules were read (``fingerprint(directory:profile:)`` taken before
+    /// the start's gate): a change made while the daemon was starting is reloaded too. (The watcher used to take its
+    /// first look when its service started, after the gate, and an edit in between waited for the next one.)
+    let loaded: [String]
+    /// A gated reload (``Reloader/reload(expect:actor:)``).
+    let reload: @Sendable () async -> Void
 
     func run() async throws {
-        var loaded = fingerprint()
+        var loaded = self.loaded
         var pending: (fingerprint: [String], since: ContinuousClock.Instant)?
         while !Task.isCancelledOrShuttingDown {
             try? await Task.sleep(for: interval)
@@ -26,7 +31,7 @@ struct RulesWatcher: Service {
             }
             if let candidate = pending, candidate.fingerprint == current {
                 guard ContinuousClock.now - candidate.since >= settle else { continue }
-                _ = await reloader.reload(expect: nil, actor: "watcher")
+                await reload()
                 loaded = current
                 pending = nil
             } else {
@@ -37,7 +42,9 @@ struct RulesWatcher: Service {
 
     /// The rules directory's fingerprint, the profile's, and its tests' (a file or a directory beside it, which
     /// the gate runs: fixing a failing test of the profile must bring the reload it refused).
-    private func fingerprint() -> [String] {
+    private func fingerprint() -> [String] { Self.fingerprint(directory: directory, profile: profile) }
+
+    static func fingerprint(directory: String, profile: String?) -> [String] {
         guard let profile else { return Self.fingerprint(directory) }
         var lines = Self.fingerprint(directory) + (Self.entry(profile, name: "profile:" + profile).map { [$0] } ?? [])
         if let tests = RuleLoader.profileTests(of: profile) {

@@ -125,9 +125,11 @@ struct IngestService: Service {
                 audit.record(actor: item.sender ?? "unauthenticated", action: "event.quarantined", detail: "id=\(item.id ?? "-") code=\(item.code) reason=\(item.reason)")
             }
         }
+        // Counted before the answers go out: a sender that asks for `status` (or a scrape) as soon as it is answered
+        // sees its events counted.
+        statistics.recordIngest(counts, batch: batch.count)
         loop.send(socket, messages: replies.map(\.frames))
         loop.release(socket, count: batch.count)
-        statistics.recordIngest(counts, batch: batch.count)
         // After the answers. Never waits: ingest waited for room before checking (see HandOff).
         handOff.push(accepted, reserved: batch.count)
         if !accepted.isEmpty { wake.yield(.events) }
