@@ -4,10 +4,14 @@ Usage: python3 interop.py INGEST ALERTS REPLAY CONTROL
 Exits 0 when every check passes; prints what failed otherwise.
 """
 import json
+import signal
 import sys
 import time
 
 import zmq
+
+# A whole run takes seconds; if the test process that started this dies, do not wait on its daemon forever.
+signal.alarm(600)
 
 ingest, alerts, replay, control = sys.argv[1:5]
 ctx = zmq.Context()

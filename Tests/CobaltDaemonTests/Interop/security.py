@@ -3,10 +3,14 @@
 Usage: python3 security.py KEYS_JSON   (endpoints and keys, written by the Swift test)
 """
 import json
+import signal
 import sys
 import time
 
 import zmq
+
+# A whole run takes seconds; if the test process that started this dies, do not wait on its daemon forever.
+signal.alarm(600)
 
 cfg = json.load(open(sys.argv[1]))
 ctx = zmq.Context()

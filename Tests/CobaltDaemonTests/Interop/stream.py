@@ -5,10 +5,14 @@ Sends COUNT events at about RATE per second (window 64), waits for every reply, 
 {"sent": N, "statuses": {"accepted": N, ...}, "codes": {...}, "unanswered": N}.
 """
 import json
+import signal
 import sys
 import time
 
 import zmq
+
+# A whole run takes seconds; if the test process that started this dies, do not wait on its daemon forever.
+signal.alarm(600)
 
 ingest, count, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 ctx = zmq.Context()
