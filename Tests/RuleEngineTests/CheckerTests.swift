@@ -293,6 +293,25 @@ import Testing
             #expect(result.bundle == nil)
             #expect(lines == [expected])
         }
+        // Three times: the last, naming the others. With CRLF line ends (CR LF is one Swift Character, so splitting
+        // on "\n" saw one line, and every error in such a file was put on line 1). In a flow mapping: the plain message
+        // at the key libyaml marks, with no guess at the other.
+        let more: [(String, String)] = [
+            ("rules:\n  - id: r1\n    when: exists(numbness)\n    citations: [SRC]\n    when: exists(fatigue)\n    when: exists(pallor)\n",
+             "14:5: error: duplicate key when in mapping (also at lines 11, 13)"),
+            ("parameters:\r\n  low: {value: 180 ng/L, for: b12.total}\r\n  # a comment\r\n  low: {value: 190 ng/L, for: b12.total}\r\n",
+             "12:3: error: duplicate key low in mapping (also at line 10)"),
+            ("parameters:\n  low: {value: 180 ng/L, value: 190 ng/L, for: b12.total}\n",
+             "10:9: error: duplicate key value in mapping"),
+        ]
+        for (body, expected) in more {
+            let (result, lines) = try diagnostics(body)
+            #expect(result.bundle == nil)
+            #expect(lines == [expected], "\(body.debugDescription)")
+        }
+        // Any error in a CRLF file is on its own line, not clamped to the first.
+        let (_, crlf) = try diagnostics("parameters:\r\n  low: {value: 180 ng/L, for: b12.total}\r\nrules:\r\n  - id: r1\r\n    when: [unclosed\r\n")
+        #expect(crlf.first?.hasPrefix("13:20: error: YAML syntax") == true, "\(crlf)")
         for (first, second) in [("1", "'1'"), ("yes", "\"yes\""), ("null", "'null'"), ("2026-01-01", "\"2026-01-01\"")] {
             let (result, lines) = try diagnostics("""
                 parameters:

@@ -120,12 +120,29 @@ struct YAMLSource {
     /// libyaml reports errors at the end of input on the line after the last one; point at the last real
     /// character instead, so the caret is always under text the user can see.
     private static func clamp(_ location: SourceLocation, to text: String) -> SourceLocation {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = lines(of: text)
         var lastLine = lines.count
         while lastLine > 1, lines[lastLine - 1].isEmpty { lastLine -= 1 }
         guard location.line > lastLine else { return location }
-        let length = lines.isEmpty ? 0 : lines[lastLine - 1].unicodeScalars.count
+        let length = lines.isEmpty ? 0 : lines[lastLine - 1].count
         return SourceLocation(file: location.file, line: max(lastLine, 1), column: length + 1)
+    }
+
+    /// The text's lines as libyaml counts them (its marks' line numbers): broken at CR LF, CR, LF, NEL, LS and PS.
+    /// (`String.split(separator: "\n")` never matches in a CRLF file — CR LF is one `Character` — so every position
+    /// in one was clamped to its first line.)
+    static func lines(of text: String) -> [[Unicode.Scalar]] {
+        var lines: [[Unicode.Scalar]] = [[]]
+        var previous: Unicode.Scalar?
+        for scalar in text.unicodeScalars {
+            defer { previous = scalar }
+            switch scalar {
+            case "\n" where previous == "\r": continue
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": lines.append([])
+            default: lines[lines.count - 1].append(scalar)
+            }
+        }
+        return lines
     }
 
     private static func describe(_ error: YamlError, file: String, text: String) -> (SourceLocation, String) {
@@ -141,12 +158,12 @@ struct YAMLSource {
         case .reader(let problem, let offset, _, _):
             return (SourceLocation(file: file, line: 1, column: 1), "YAML reader: \(problem) at byte \(offset ?? 0)")
         case .duplicatedKeysInMapping(let duplicates, let context):
-            // libyaml marks one of the two (which one depends on hashing): point at the later, which is usually the
-            // line just added, and name the other.
+            // Yams marks the first occurrence: point at the last, usually the line just added, and name the others.
             if duplicates.count == 1, let lines = keyLines(duplicates[0], around: context.mark, in: text) {
+                let others = lines.earlier.map(String.init).joined(separator: ", ")
                 return (
-                    SourceLocation(file: file, line: lines.later, column: context.mark.column),
-                    "duplicate key \(duplicates[0]) in mapping (also at line \(lines.earlier))")
+                    SourceLocation(file: file, line: lines.last, column: context.mark.column),
+                    "duplicate key \(duplicates[0]) in mapping (also at line\(lines.earlier.count > 1 ? "s" : "") \(others))")
             }
             return (at(context.mark), "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.joined(separator: ", ")) in mapping")
         default:
@@ -154,12 +171,12 @@ struct YAMLSource {
         }
     }
 
-    /// The lines of a block mapping's key written twice, given where one of them is: the other is the nearest line, up
-    /// or down within the same mapping (no line between them starts left of the key's column), with the key, plain or
-    /// quoted, at the same column and followed by `:`. Nil when it is not found that way (a flow mapping, a key
-    /// spelt differently, such as `yes` and `"yes"`).
-    static func keyLines(_ key: String, around mark: Mark, in text: String) -> (earlier: Int, later: Int)? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+    /// The lines of a block mapping's key written more than once, given where one of them is: the others are in the
+    /// same mapping (no line between them starts left of the key's column), with the key, plain or quoted, at the same
+    /// column and followed by `:`. Nil when the marked line does not hold the key that way (a flow mapping, a key
+    /// spelt differently, such as `yes` and `"yes"`), or when no second one is found.
+    static func keyLines(_ key: String, around mark: Mark, in text: String) -> (earlier: [Int], last: Int)? {
+        let lines = lines(of: text)
         let column = mark.column - 1  // scalars before the key
         guard mark.line >= 1, mark.line <= lines.count, column >= 0 else { return nil }
         let spellings = [key, "'\(key)'", "\"\(key)\""].map { Array(($0 + ":").unicodeScalars) }
@@ -175,19 +192,31 @@ struct YAMLSource {
         }
         /// Where a line's text starts (nil for a blank or comment-only line).
         func indent(_ line: [Unicode.Scalar]) -> Int? {
-            guard let first = line.firstIndex(where: { $0 != " " && $0 != "\r" }), line[first] != "#" else { return nil }
+            guard let first = line.firstIndex(where: { $0 != " " }), line[first] != "#" else { return nil }
             return first
         }
-        for step in [1, -1] {
-            var index = mark.line - 1 + step
-            while index >= 0, index < lines.count {
+        guard holdsKey(lines[mark.line - 1], dashes: true) else { return nil }
+        var found = [mark.line]
+        // Up to the mapping's first line (a dash's line is one, and ends the search), then down to its end.
+        if lines[mark.line - 1][..<column].allSatisfy({ $0 == " " }) {
+            var index = mark.line - 2
+            while index >= 0 {
                 let line = lines[index]
-                if holdsKey(line, dashes: step == -1) { return step == 1 ? (mark.line, index + 1) : (index + 1, mark.line) }
-                if let indent = indent(line), indent < column { break }
-                index += step
+                if holdsKey(line, dashes: true) { found.append(index + 1) }
+                if let indent = indent(line), indent < column || line[indent] == "-" { break }
+                index -= 1
             }
         }
-        return nil
+        var index = mark.line
+        while index < lines.count {
+            let line = lines[index]
+            if let indent = indent(line), indent < column { break }
+            if holdsKey(line, dashes: false) { found.append(index + 1) }
+            index += 1
+        }
+        found.sort()
+        guard found.count > 1, let last = found.last else { return nil }
+        return (Array(found.dropLast()), last)
     }
 
     /// Finds the first place where `[`/`{` nest deeper than the cap (outside quotes and comments). On the UTF-8
