@@ -39,10 +39,13 @@ public final class Daemon: Sendable {
     /// The endpoints actually bound (ephemeral ports resolved).
     public let endpoints: Endpoints
     let group: ServiceGroup
+    /// SIGTERM and SIGINT, trapped since before "cobalt started" (nil for embedded daemons).
+    private let shutdownSignals: UnixSignalsSequence?
 
-    private init(endpoints: Endpoints, group: ServiceGroup) {
+    private init(endpoints: Endpoints, group: ServiceGroup, shutdownSignals: UnixSignalsSequence?) {
         self.endpoints = endpoints
         self.group = group
+        self.shutdownSignals = shutdownSignals
     }
 
     /// Builds everything and binds the sockets; throws a readable error when the rules, store or an endpoint
@@ -52,12 +55,11 @@ public final class Daemon: Sendable {
         configuration: DaemonConfiguration, logger: Logger, handleSignals: Bool = true,
         metrics: (@Sendable () -> String)? = nil, notifier: SystemdNotifier? = nil
     ) async throws -> Daemon {
-        let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
         // SIGHUP asks for a reload. Until the reload service traps it, its default action would end the process:
         // a `systemctl reload` during the start (the rule gate, opening the store) must not stop the daemon.
         if handleSignals { signal(SIGHUP, SIG_IGN) }
         // What the rules watcher compares with: the files as they are before the gate reads them.
-        let rulesOnDisk = configuration.watchRules ? RulesWatcher.fingerprint(directory: configuration.rules, profile: configuration.profile) : []
+        let rulesOnDisk = configuration.watchRules ? (RulesWatcher.fingerprint(directory: configuration.rules, profile: configuration.profile) ?? []) : []
         let gated = try preflight(configuration)
         for warning in gated.warnings { logger.warning("\(warning)") }
         let bundle = gated.bundle
@@ -187,23 +189,7 @@ public final class Daemon: Sendable {
             // error that a restart may get past.
             throw ConfigurationError("\(error)")
         }
-        var metricsEndpoint: MetricsEndpoint?
-        do {
-            if let address = configuration.metrics.flatMap(MetricsEndpoint.Address.init) {
-                metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
-            }
-        } catch {
-            await loop.stop()
-            // As for the ZeroMQ endpoints: an address in use, or not up yet, may be got past by a restart; any other
-            // failure says the address cannot work as written.
-            let message = "metrics endpoint \(configuration.metrics ?? ""): \(error)"
-            if let error = error as? IOError, [EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode) { throw EndpointUnavailable(description: message) }
-            throw ConfigurationError(message)
-        }
         let bound = loop.endpoints
-        let endpoints = Endpoints(
-            ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0],
-            metrics: metricsEndpoint?.endpoint)
         let ingestSocket = SocketLoop.Socket(base)
         let alertsSocket = SocketLoop.Socket(base + 1)
         let authorize: @Sendable (String?, String) -> Bool = { userID, clinic in
@@ -226,6 +212,23 @@ public final class Daemon: Sendable {
             configuration: configuration, store: store, rules: rules, work: wake, publisher: publisher,
             statistics: statistics, logger: logger, reloadKeys: { authenticator?.reload() ?? [] }, audit: audit,
             notifier: notifier)
+        // Bound last, when nothing after it can fail: its event-loop thread is shut down by its service's run.
+        var metricsEndpoint: MetricsEndpoint?
+        do {
+            if let address = configuration.metrics.flatMap(MetricsEndpoint.Address.init) {
+                metricsEndpoint = try await MetricsEndpoint.bind(address, metrics: metrics, logger: logger)
+            }
+        } catch {
+            await loop.stop()
+            // As for the ZeroMQ endpoints: an address in use, or not up yet, may be got past by a restart; any other
+            // failure says the address cannot work as written.
+            let message = "metrics endpoint \(configuration.metrics ?? ""): \(error)"
+            if let error = error as? IOError, [EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode) { throw EndpointUnavailable(description: message) }
+            throw ConfigurationError(message)
+        }
+        let endpoints = Endpoints(
+            ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0],
+            metrics: metricsEndpoint?.endpoint)
         var services: [any Service] = [
             AuditService(audit: audit, store: store),
             SocketService(loop: loop, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
@@ -258,7 +261,12 @@ public final class Daemon: Sendable {
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
-            gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger))
+            gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
+        // Trapped here, not when the group runs: a SIGTERM that came between "cobalt started" and the group's own
+        // trap (its run) took its default action and killed the daemon — no drain, no STOPPING=1 (the load audit
+        // saw it; 9 of 10 tries with a SIGTERM sent on that line). Caught now, it stops the group gracefully as
+        // soon as it runs. Before this point a signal still ends the process at once: nothing is acknowledged yet.
+        let shutdownSignals = handleSignals ? await UnixSignalsSequence(trapping: .sigterm, .sigint) : nil
         publisher.ops("start", [
             ("version", ControlHandler.version.jsonQuoted),
             ("ruleset", "{\"version\":\(bundle.version.jsonQuoted),\"hash\":\(bundle.hash.jsonQuoted)}"),
@@ -268,7 +276,7 @@ public final class Daemon: Sendable {
             "control": "\(endpoints.control)", "metrics": "\(endpoints.metrics ?? "off")", "ruleset.version": "\(bundle.version)",
             "ruleset.hash": "\(bundle.hash)",
         ])
-        return Daemon(endpoints: endpoints, group: group)
+        return Daemon(endpoints: endpoints, group: group, shutdownSignals: shutdownSignals)
     }
 
     /// What ``start(configuration:logger:handleSignals:metrics:notifier:)`` checks before it opens the store: the
@@ -341,7 +349,17 @@ public final class Daemon: Sendable {
 
     /// Runs until a shutdown signal or ``shutdown()``.
     public func run() async throws {
-        try await group.run()
+        guard let shutdownSignals else { return try await group.run() }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await self.group.run() }
+            tasks.addTask {
+                // The first starts the graceful shutdown (remembered if the group is not running yet); later ones
+                // change nothing.
+                for await _ in shutdownSignals { await self.group.triggerGracefulShutdown() }
+            }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
     }
 
     /// Starts a graceful shutdown.

@@ -42,6 +42,9 @@ import Testing
             ("tcp://127.0.0.1:9100", "must be http://HOST:PORT"), ("http://127.0.0.1", "must be http://HOST:PORT"),
             ("http://127.0.0.1:0", "must be http://HOST:PORT"), ("http://127.0.0.1:70000", "must be http://HOST:PORT"),
             ("http://127.0.0.1:9100/metrics", "must be http://HOST:PORT"), ("http://10.0.0.5:9100", "is not on loopback"),
+            // A name (it passed the checks, then the start failed to resolve it), `*` as a host, a signed port.
+            ("http://127.x:5599", "must be http://HOST:PORT"), ("http://*:5574", "must be http://HOST:PORT"),
+            ("http://127.0.0.1:+5574", "must be http://HOST:PORT"),
         ] {
             do {
                 try load(bad).validate()

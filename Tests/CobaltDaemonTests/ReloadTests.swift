@@ -539,12 +539,12 @@ final class Listener: Sendable {
         try changeFolateMaskingOwner(in: v2)
         let current = scratch.path + "/current"
         try fm.createSymbolicLink(atPath: current, withDestinationPath: v1)
-        #expect(RulesWatcher.fingerprint(current).contains { $0.hasPrefix("bundle.yaml|") }, "no files seen through the symlink")
+        #expect(RulesWatcher.fingerprint(current)?.contains { $0.hasPrefix("bundle.yaml|") } == true, "no files seen through the symlink")
         // A file that is a symlink counts as the file it points to.
         let linked = scratch.path + "/linked"
         try fm.createDirectory(atPath: linked, withIntermediateDirectories: false)
         try fm.createSymbolicLink(atPath: linked + "/bundle.yaml", withDestinationPath: v1 + "/bundle.yaml")
-        #expect(RulesWatcher.fingerprint(linked).contains { $0.hasPrefix("bundle.yaml|") })
+        #expect(RulesWatcher.fingerprint(linked)?.contains { $0.hasPrefix("bundle.yaml|") } == true)
         try await withRunningDaemon(watchingConfiguration(scratch, rules: current)) { daemon in
             let control = daemon.endpoints.control
             let original = try await runningHash(control: control)
@@ -597,7 +597,7 @@ final class Listener: Sendable {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let rules = try copyRules(into: scratch)
-        let atStart = RulesWatcher.fingerprint(directory: rules, profile: nil)
+        let atStart = try #require(RulesWatcher.fingerprint(directory: rules, profile: nil))
         let reloads = Mutex(0)
         func watch(from loaded: [String], for duration: Duration) async throws {
             let watcher = RulesWatcher(
@@ -611,6 +611,17 @@ final class Listener: Sendable {
         }
         try await watch(from: atStart, for: .milliseconds(500))
         #expect(reloads.withLock { $0 } == 0, "a reload with nothing changed")
+        // A directory that cannot be opened for a while (here: moved away; in the review, a daemon out of
+        // descriptors) is no observation: it was taken for a change, and a reload was tried and refused.
+        let away = rules + ".away"
+        try FileManager.default.moveItem(atPath: rules, toPath: away)
+        let back = Task {
+            try await Task.sleep(for: .milliseconds(300))
+            try FileManager.default.moveItem(atPath: away, toPath: rules)
+        }
+        try await watch(from: atStart, for: .milliseconds(500))
+        try await back.value
+        #expect(reloads.withLock { $0 } == 0, "a reload while the directory could not be read")
         try changeFolateMaskingOwner(in: rules)  // the edit, before the watcher runs
         try await watch(from: atStart, for: .seconds(60))
         #expect(reloads.withLock { $0 } == 1, "the edit made during the start was not reloaded")

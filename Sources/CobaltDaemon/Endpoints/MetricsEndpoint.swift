@@ -1,8 +1,10 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The HTTP endpoint a Prometheus server scrapes: `GET /metrics` (the text format, as `cobalt metrics` prints it) and
 /// `GET /healthz` (200 while the daemon runs). Plain HTTP/1.1, one request per connection, on its own event-loop
@@ -29,17 +31,27 @@ struct MetricsEndpoint: Service {
                 host = rest[..<colon]
                 rest = rest[rest.index(after: colon)...]
             }
-            guard !host.isEmpty, !host.contains("/"), let port = rest == "*" ? 0 : Int(rest), (1...65_535).contains(port) || rest == "*"
+            // A numeric address (the listener binds an address, not a name: a name that does not resolve used to
+            // pass the checks and fail the start) or `localhost`; a port of digits, or `*`.
+            guard host == "localhost" || Self.isNumeric(String(host)), rest == "*" || (!rest.isEmpty && rest.allSatisfy(\.isASCII) && rest.allSatisfy(\.isNumber)),
+                let port = rest == "*" ? 0 : Int(rest), rest == "*" || (1...65_535).contains(port)
             else { return nil }
             self.host = String(host)
             self.port = port
         }
 
-        var isLoopback: Bool { host.hasPrefix("127.") || host == "::1" || host == "localhost" }
+        private static func isNumeric(_ host: String) -> Bool {
+            var v4 = in_addr(), v6 = in6_addr()
+            return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        }
+
+        var isLoopback: Bool { host == "localhost" || host == "::1" || (Self.isNumeric(host) && host.hasPrefix("127.")) }
     }
 
     /// How long a client has to send its request and read the answer before the connection is closed.
-    static let exchangeTimeout: Duration = .seconds(10)
+    static let exchangeTimeout: Duration = .seconds(5)
+    /// Connections served at once; more are closed as soon as they are accepted.
+    static let maximumConnections = 16
 
     private let group: MultiThreadedEventLoopGroup
     private let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
@@ -82,22 +94,40 @@ struct MetricsEndpoint: Service {
 
     func run() async throws {
         // Scrapes are short: on shutdown the listener and any exchange in progress are cancelled, not waited for.
-        await cancelWhenGracefulShutdown {
+        let active = Admission(limit: Self.maximumConnections)
+        let failure: (any Error)? = await cancelWhenGracefulShutdown {
             do {
                 try await withThrowingDiscardingTaskGroup { tasks in
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            tasks.addTask { await exchange(on: connection) }
+                            // A bounded number at once: idle connections must not use up the daemon's descriptors
+                            // (the rules watcher, the store and the ZeroMQ endpoints need them too).
+                            let admitted = active.enter()
+                            tasks.addTask {
+                                guard admitted else {
+                                    try? await connection.channel.close()
+                                    return
+                                }
+                                await exchange(on: connection)
+                                active.leave()
+                            }
                         }
                     }
                 }
+                return nil
             } catch is CancellationError {
+                return nil
             } catch {
-                logger.warning("metrics endpoint stopped", metadata: ["error": "\(error)"])
+                return error
             }
         }
         try? await server.channel.close()
         try await group.shutdownGracefully()
+        // Not a clean stop: the service group stops the daemon with this error (exit 1, so systemd restarts it).
+        if let failure {
+            logger.error("metrics endpoint failed", metadata: ["error": "\(failure)"])
+            throw failure
+        }
     }
 
     /// Reads one request and answers it, within ``exchangeTimeout``; then the connection is closed.
@@ -141,16 +171,41 @@ struct MetricsEndpoint: Service {
 
     /// The answer to a request: status, content type, body.
     func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, String) {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+        // The path without its query; an absolute-form target (`GET http://host:port/metrics`, RFC 9112 §3.2.2) too.
+        var target = Substring(head.uri)
+        if let scheme = target.range(of: "://"), target[..<scheme.lowerBound].allSatisfy(\.isLetter) {
+            let rest = target[scheme.upperBound...]
+            target = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        let path = String(target.prefix { $0 != "?" })
         let text = "text/plain; charset=utf-8"
         guard path == "/metrics" || path == "/healthz" else {
             return (.notFound, text, "not found: this endpoint serves GET /metrics and GET /healthz\n")
         }
         guard head.method == .GET || head.method == .HEAD else {
-            return (.methodNotAllowed, text, "method not allowed: use GET\n")
+            return (.methodNotAllowed, text, "method not allowed: use GET or HEAD\n")
         }
         if path == "/healthz" { return (.ok, text, "ok\n") }
         guard let metrics else { return (.serviceUnavailable, text, "no metrics backend is installed\n") }
         return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics())
     }
+}
+
+/// Connections being served, up to a limit.
+private final class Admission: Sendable {
+    private let count = Mutex(0)
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Whether one more may be served (then counted until ``leave()``).
+    func enter() -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() { count.withLock { $0 -= 1 } }
 }

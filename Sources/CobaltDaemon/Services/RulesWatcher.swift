@@ -24,7 +24,8 @@ struct RulesWatcher: Service {
         var pending: (fingerprint: [String], since: ContinuousClock.Instant)?
         while !Task.isCancelledOrShuttingDown {
             try? await Task.sleep(for: interval)
-            let current = fingerprint()
+            // A directory that cannot be read now (out of descriptors, say) is no observation, not a change.
+            guard let current = fingerprint() else { continue }
             if current == loaded {
                 pending = nil
                 continue
@@ -42,14 +43,16 @@ struct RulesWatcher: Service {
 
     /// The rules directory's fingerprint, the profile's, and its tests' (a file or a directory beside it, which
     /// the gate runs: fixing a failing test of the profile must bring the reload it refused).
-    private func fingerprint() -> [String] { Self.fingerprint(directory: directory, profile: profile) }
+    private func fingerprint() -> [String]? { Self.fingerprint(directory: directory, profile: profile) }
 
-    static func fingerprint(directory: String, profile: String?) -> [String] {
-        guard let profile else { return Self.fingerprint(directory) }
-        var lines = Self.fingerprint(directory) + (Self.entry(profile, name: "profile:" + profile).map { [$0] } ?? [])
+    /// Nil when the rules directory cannot be read at all.
+    static func fingerprint(directory: String, profile: String?) -> [String]? {
+        guard var lines = Self.fingerprint(directory) else { return nil }
+        guard let profile else { return lines }
+        lines += Self.entry(profile, name: "profile:" + profile).map { [$0] } ?? []
         if let tests = RuleLoader.profileTests(of: profile) {
             lines += Self.entry(tests, name: "profile tests:" + tests).map { [$0] }
-                ?? Self.fingerprint(tests).map { "profile tests:" + $0 }
+                ?? (Self.fingerprint(tests) ?? []).map { "profile tests:" + $0 }
         }
         return lines
     }
@@ -58,9 +61,12 @@ struct RulesWatcher: Service {
     /// system can hold, even one far outside the years `Int64` nanoseconds can count, which used to stop the daemon).
     /// The directory is resolved at every poll and its resolved path is a line too: a rules directory that is a
     /// symlink swapped to another release (`current -> releases/N`) was never looked into.
-    static func fingerprint(_ directory: String) -> [String] {
+    static func fingerprint(_ directory: String) -> [String]? {
         let root = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
+        // FileManager's enumerator yields nothing, rather than failing, for a directory it cannot open.
+        guard let opened = opendir(root) else { return nil }
+        closedir(opened)
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return nil }
         var lines = ["\u{0}root|\(root)"]
         while let path = enumerator.nextObject() as? String {
             if let line = entry(root + "/" + path, name: path) { lines.append(line) }
