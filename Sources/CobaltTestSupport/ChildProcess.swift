@@ -40,7 +40,7 @@ package final class ChildProcess: Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         }
         posix_spawn_file_actions_adddup2(&actions, ends[1], 2)
-        _ = closeFrom(&actions, 3)
+        guard closeFrom(&actions, 3) == 0 else { throw SpawnError(description: "posix_spawn_file_actions_addclosefrom_np failed") }
         // Signals as a shell would start it: none blocked, every one at its default (this process may ignore some).
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -65,11 +65,18 @@ package final class ChildProcess: Sendable {
         processIdentifier = pid
         output = FileHandle(fileDescriptor: ends[0], closeOnDealloc: true)
         Thread { [self] in
-            var status: Int32 = 0
-            while waitpid(processIdentifier, &status, 0) < 0, errno == EINTR {}
-            // As Foundation's `terminationStatus`: the exit code, or the number of the signal that ended it.
-            let code = status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f
-            exit.withLock { $0 = code }
+            // Waits for the end without reaping, then reaps under the lock ``signal(_:)`` holds: a signal is never
+            // sent to a reaped pid, which the system may have given to another process.
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(processIdentifier), &info, WEXITED | WNOWAIT) < 0, errno == EINTR {}
+            exit.withLock { code in
+                var status: Int32 = 0
+                var reaped: pid_t
+                repeat { reaped = waitpid(processIdentifier, &status, 0) } while reaped < 0 && errno == EINTR
+                // As Foundation's `terminationStatus`: the exit code, or the number of the signal that ended it;
+                // -1 when it could not be learnt.
+                code = reaped < 0 ? -1 : status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f
+            }
             exited.signal()
         }.start()
     }
@@ -93,6 +100,6 @@ package final class ChildProcess: Sendable {
 
     /// Sends `signal` (SIGTERM by default) unless the child has already ended.
     package func signal(_ signal: Int32 = SIGTERM) {
-        if isRunning { kill(processIdentifier, signal) }
+        exit.withLock { if $0 == nil { kill(processIdentifier, signal) } }
     }
 }
