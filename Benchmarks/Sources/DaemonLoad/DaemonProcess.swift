@@ -47,6 +47,20 @@ final class DaemonProcess: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
 
+    /// Whether `cobalt serve` of this binary takes `--metrics` (its help says so).
+    static func takesMetricsFlag(_ binary: String) -> Bool {
+        let help = Process()
+        help.executableURL = URL(fileURLWithPath: binary)
+        help.arguments = ["serve", "--help"]
+        let pipe = Pipe()
+        help.standardOutput = pipe
+        help.standardError = FileHandle.nullDevice
+        guard (try? help.run()) != nil else { return false }
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        help.waitUntilExit()
+        return text.contains("--metrics")
+    }
+
     /// Starts the daemon and waits (up to 30 s) for its "cobalt started" line. `configuration`: YAML written to
     /// `cobalt.yaml` in the temporary directory and passed as `--config` (command-line flags override it).
     init(binary: String, rules: String, label: String, configuration: String? = nil) throws {
@@ -57,6 +71,9 @@ final class DaemonProcess: @unchecked Sendable {
             "--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*",
             "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
         ]
+        // Binaries since session 20 listen for HTTP scrapes too (default port 5574, which a daemon running beside the
+        // benchmark may hold): any free port, as for the other endpoints. Older binaries do not know the flag.
+        if Self.takesMetricsFlag(binary) { arguments += ["--metrics", "http://127.0.0.1:*"] }
         if let configuration {
             let file = directory.appendingPathComponent("cobalt.yaml")
             try configuration.write(to: file, atomically: true, encoding: .utf8)
