@@ -221,8 +221,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static func metrics(_ text: String) -> String? { text.lowercased() == "off" ? nil : text }
 
     static func isLoopback(_ endpoint: String) -> Bool {
-        let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
-        return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host.hasPrefix("127.")
+        isLoopback(host: endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":"))
+    }
+
+    /// The one loopback rule for every endpoint's host (ZeroMQ's `[::1]` or the metrics endpoint's `::1`).
+    static func isLoopback(host: String) -> Bool {
+        host == "localhost" || host == "[::1]" || host == "::1" || host.hasPrefix("127.")
     }
 }
 

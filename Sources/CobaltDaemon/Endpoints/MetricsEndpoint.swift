@@ -45,7 +45,8 @@ struct MetricsEndpoint: Service {
             return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
         }
 
-        var isLoopback: Bool { host == "localhost" || host == "::1" || (Self.isNumeric(host) && host.hasPrefix("127.")) }
+        /// The host is numeric or `localhost` (``init(_:)``), so the shared rule's `127.` prefix is an address.
+        var isLoopback: Bool { DaemonConfiguration.isLoopback(host: host) }
     }
 
     /// How long a client has to send its request and read the answer before the connection is closed.

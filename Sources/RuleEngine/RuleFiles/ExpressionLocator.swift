@@ -14,17 +14,17 @@ struct ExpressionLocator {
     private var runs: [(line: Int, column: Int, offset: Int)] = []
     private let fallback: SourceLocation
 
-    init(node: YAMLNode, text: String, sourceLines: [Substring]) {
+    init(node: YAMLNode, text: String, sourceLines: [[Unicode.Scalar]]) {
         fallback = node.location
         var line = node.location.line - 1  // index into sourceLines
         var column = node.location.column - 1  // index into the line's Unicode scalars
         guard line >= 0, line < sourceLines.count else { return }
-        var scalars = Array(sourceLines[line].unicodeScalars)
+        var scalars = sourceLines[line]
         func nextLine() -> Bool {
             line += 1
             column = 0
             guard line < sourceLines.count else { return false }
-            scalars = Array(sourceLines[line].unicodeScalars)
+            scalars = sourceLines[line]
             return true
         }
         let style = node.scalarStyle

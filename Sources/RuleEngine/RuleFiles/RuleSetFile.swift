@@ -51,16 +51,16 @@ struct RuleSetFile {
     var source: String
     /// The file's lines, for mapping expression offsets to columns (only needed when there is an error): split
     /// once, at the first error. (Split again for every error, 5,000 faulty rules took seconds to report.)
-    var sourceLines: [Substring] { lineCache.lines(of: source) }
+    var sourceLines: [[Unicode.Scalar]] { lineCache.lines(of: source) }
     private let lineCache = LineCache()
 
     private final class LineCache {
-        private var lines: [Substring]?
+        private var lines: [[Unicode.Scalar]]?
 
-        func lines(of source: String) -> [Substring] {
+        /// Split as libyaml counts lines (``YAMLSource/lines(of:)``): its marks index them.
+        func lines(of source: String) -> [[Unicode.Scalar]] {
             if let lines { return lines }
-            // "\r\n" is one Character in Swift, so splitting on "\n" alone would keep a CRLF file in one line.
-            let split = source.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+            let split = YAMLSource.lines(of: source)
             lines = split
             return split
         }
