@@ -37,8 +37,7 @@ import ZeroMQ
         try "ruleset: [".write(toFile: brokenRules + "/rulesets/99-broken.yaml", atomically: true, encoding: .utf8)
         let keys = try write("keys", "")
         let badSecret = try write("server.key", "not a key")
-        let loopback = ["--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*",
-                        "--control", "tcp://127.0.0.1:*", "--metrics", "http://127.0.0.1:*", "--db", scratch.path + "/exit.db"]
+        let loopback = serveOnLoopback(database: scratch.path + "/exit.db")
         let cases: [(arguments: [String], status: Int32, says: String)] = [
             (["--config", scratch.path + "/missing.yaml"], 2, "missing.yaml: cannot read"),
             (["--config", try write("unknown.yaml", "rules: Rules\nlimts:\n  patient_cache: 4\n")], 2, "unknown.yaml:2:1: unknown key 'limts'"),
@@ -61,7 +60,7 @@ import ZeroMQ
         for (arguments, status, says) in cases {
             // The default 120 s watchdog: several of these run the rule gate first, slow on a busy machine (20 s could
             // kill a start that was about to fail as expected).
-            let run = try await runProgram(Repository.cobaltBinary, ["serve", "--rules", Repository.rules] + loopback + arguments)
+            let run = try await runProgram(Repository.cobaltBinary, loopback + arguments)
             #expect(run.status == status && run.output.contains("cannot start") && run.output.contains(says),
                     "\(arguments): exit \(run.status)\n\(run.output)")
         }

@@ -31,11 +31,9 @@ final class DaemonProcess: @unchecked Sendable {
         database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
         environment: [String: String] = [:]
     ) throws {
-        process = try ChildProcess(Repository.cobaltBinary, [
-            "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*",
-            "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-            "--metrics", "http://127.0.0.1:*",
-        ] + arguments, environment: testEnvironment(environment), captureStandardOutput: false)
+        process = try ChildProcess(
+            Repository.cobaltBinary, serveOnLoopback(database: database, rules: rules) + arguments,
+            environment: testEnvironment(environment), captureStandardOutput: false)
         let handle = process.output
         let buffer = output
         Thread {
@@ -92,6 +90,15 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     var log: String { output.text.withLock { $0 } }
+}
+
+/// `cobalt serve` of the real binary's arguments: the rules, the database, every endpoint on a free loopback port.
+/// Flags added after these win (the last of a repeated option counts).
+func serveOnLoopback(database: String, rules: String = Repository.rules) -> [String] {
+    [
+        "serve", "--rules", rules, "--db", database, "--ingest", "tcp://127.0.0.1:*", "--alerts", "tcp://127.0.0.1:*",
+        "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", "--metrics", "http://127.0.0.1:*",
+    ]
 }
 
 /// A stream of events over 60 patients in three clinics: each patient's B12 goes low, stays low (a repeat),
@@ -232,11 +239,9 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         for attempt in 0..<5 {
-            let child = try ChildProcess(Repository.cobaltBinary, [
-                "serve", "--rules", Repository.rules, "--db", scratch.path + "/term-\(attempt).db", "--ingest", "tcp://127.0.0.1:*",
-                "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-                "--metrics", "http://127.0.0.1:*",
-            ], environment: testEnvironment(), captureStandardOutput: false)
+            let child = try ChildProcess(
+                Repository.cobaltBinary, serveOnLoopback(database: scratch.path + "/term-\(attempt).db"),
+                environment: testEnvironment(), captureStandardOutput: false)
             var log = ""
             while !log.contains("cobalt started") {
                 let data = child.output.availableData

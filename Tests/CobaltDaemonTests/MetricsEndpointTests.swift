@@ -122,10 +122,8 @@ import Testing
         let first = try DaemonProcess(database: scratch.path + "/first.db")
         defer { _ = first.terminate() }
         let taken = try #require(first.metrics)
-        let run = try await runProgram(Repository.cobaltBinary, [
-            "serve", "--rules", Repository.rules, "--db", scratch.path + "/second.db", "--ingest", "tcp://127.0.0.1:*",
-            "--alerts", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", "--metrics", taken,
-        ], timeout: 30)
+        let run = try await runProgram(
+            Repository.cobaltBinary, serveOnLoopback(database: scratch.path + "/second.db") + ["--metrics", taken], timeout: 30)
         #expect(run.status == 1 && run.output.contains("cannot start") && run.output.contains("metrics endpoint \(taken)"), "\(run.output)")
     }
 }
