@@ -454,6 +454,22 @@ import Testing
         #expect((error.location.line, error.location.column) == (13, 13), "\(error.location)")
     }
 
+    /// Every line end libyaml counts (LF, CR LF, a lone CR, NEL, LS, PS): the error shows its own source line under
+    /// the headline, with the caret at the column (the printer split on LF alone, so a file with lone CRs showed the
+    /// whole file as one line, and NEL, LS or PS files the wrong line).
+    @Test func theOffendingLineIsShownWhateverTheLineEnds() throws {
+        let body = "rules:\n  - id: r\n    when: |\n      exists(numbness)\n        and bogus\n    citations: [SRC]\n    alert: {category: note, severity: info, summary: s, detail: d, recommendation: r}\n"
+        for end in ["\n", "\r\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let text = (Support.header() + "\n" + body).replacingOccurrences(of: "\n", with: end)
+            let scratch = try Support.ScratchRules(["a.yaml": text])
+            defer { scratch.remove() }
+            let error = try #require(scratch.load().log.errors.first, "\(end.debugDescription)")
+            #expect((error.location.line, error.location.column) == (13, 13), "\(end.debugDescription): \(error.location)")
+            #expect(error.sourceLine == "        and bogus", "\(end.debugDescription)")
+            #expect(error.description.hasSuffix("\n        and bogus\n            ^"), "\(end.debugDescription): \(error)")
+        }
+    }
+
     /// The same files give the same hash whatever the directory is called or how its path is spelt: the hash
     /// identifies the rules (alerts, `reload --expect`, the start-up re-evaluation check), not where they were read.
     @Test func theHashDoesNotDependOnTheDirectoryPath() throws {

@@ -59,22 +59,45 @@ package struct DiagnosticLog: Sendable {
     /// again (split up to the line for each diagnostic, a file with 88,000 unused parameters took minutes).
     private var sources: [String: Source] = [:]
 
+    /// A file's UTF-8 bytes and where each line starts and ends, line ends counted as libyaml counts them (LF,
+    /// CR LF, a lone CR, NEL, LS, PS — as `YAMLSource.lines(of:)` does), so the line shown is the one numbered.
     private struct Source: Sendable {
         var bytes: [UInt8]
-        var lineStarts: [Int]
+        var lines: [Range<Int>] = []
 
         init(_ text: String) {
             bytes = Array(text.utf8)
-            lineStarts = [0]
-            for (offset, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") { lineStarts.append(offset + 1) }
+            var start = 0
+            var i = 0
+            while i < bytes.count {
+                let end = Self.lineEndLength(at: i, in: bytes)
+                guard end > 0 else {
+                    i += 1
+                    continue
+                }
+                lines.append(start..<i)
+                i += end
+                start = i
+            }
+            lines.append(start..<bytes.count)
+        }
+
+        /// The length in bytes of the line end starting at `i`, or 0.
+        private static func lineEndLength(at i: Int, in bytes: [UInt8]) -> Int {
+            func byte(_ k: Int) -> UInt8? { i + k < bytes.count ? bytes[i + k] : nil }
+            switch bytes[i] {
+            case 0x0A: return 1
+            case 0x0D: return byte(1) == 0x0A ? 2 : 1
+            case 0xC2 where byte(1) == 0x85: return 2  // NEL
+            case 0xE2 where byte(1) == 0x80 && (byte(2) == 0xA8 || byte(2) == 0xA9): return 3  // LS, PS
+            default: return 0
+            }
         }
 
         /// Line `number` (1-based), without its line end; nil past the end.
         func line(_ number: Int) -> String? {
-            guard number >= 1, number <= lineStarts.count else { return nil }
-            let start = lineStarts[number - 1]
-            let end = number < lineStarts.count ? lineStarts[number] - 1 : bytes.count
-            return String(decoding: bytes[start..<max(start, end)], as: UTF8.self).replacingTrailingCarriageReturn()
+            guard number >= 1, number <= lines.count else { return nil }
+            return String(decoding: bytes[lines[number - 1]], as: UTF8.self)
         }
     }
 
@@ -111,11 +134,5 @@ package struct DiagnosticLog: Sendable {
         diagnostics.enumerated().sorted { a, b in
             a.element.location == b.element.location ? a.offset < b.offset : a.element.location < b.element.location
         }.map(\.element)
-    }
-}
-
-extension String {
-    fileprivate func replacingTrailingCarriageReturn() -> String {
-        hasSuffix("\r") ? String(dropLast()) : self
     }
 }

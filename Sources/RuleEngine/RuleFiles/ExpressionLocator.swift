@@ -45,8 +45,9 @@ struct ExpressionLocator {
         var i = 0
         walk: while i < value.count {
             guard column < scalars.count else {
-                // The source line ends: a line break of the value, or one folded into a space, is consumed with it.
-                if value[i] == "\n" || value[i] == " " {
+                // The source line ends: a line break of the value, or one folded into a space, is consumed with it
+                // (libyaml keeps LS and PS in a block scalar's value, and turns the other line ends into LF).
+                if ["\n", " ", "\u{2028}", "\u{2029}"].contains(value[i]) {
                     here(i)
                     i += 1
                 }
