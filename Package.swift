@@ -74,7 +74,10 @@ let package = Package(
         .testTarget(name: "CobaltStoreTests", dependencies: ["CobaltStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "CobaltDaemonTests",
-            dependencies: ["CobaltDaemon", "CobaltClient", "CobaltStore", "CobaltTestSupport", "ZeroMQ", "RuleEngine", "cobalt"],
+            dependencies: [
+                "CobaltDaemon", "CobaltClient", "CobaltStore", "CobaltTestSupport", "ZeroMQ", "RuleEngine", "cobalt",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             resources: [.copy("Interop")]
         ),
         .testTarget(

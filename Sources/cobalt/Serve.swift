@@ -18,7 +18,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Replay endpoint (default tcp://127.0.0.1:5572).") var replay: String?
     @Option(help: "Control endpoint (default tcp://127.0.0.1:5573).") var control: String?
     @Option(help: "HTTP endpoint for Prometheus (/metrics, /healthz), or off (default http://127.0.0.1:5574).") var metrics: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+    @Option(help: "Log format on stderr: text, or json (one object per line; default text).") var logFormat: String?
     @Flag(help: "Check the configuration, flags, rules (with their tests) and key files as a start would, without opening the database or binding an endpoint; exit 0, or 2 with the reason.")
     var check = false
 
@@ -30,13 +31,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration: DaemonConfiguration
-        let level: Logger.Level
         do {
-            (configuration, level) = try settings()
+            configuration = try settings()
             if check {
                 // What a start would say about the key files (a warning for each refused line, say), without info.
-                var logger = Logger(label: "cobalt") { StreamLogHandler.standardError(label: $0) }
-                logger.logLevel = .warning
+                let logger = Logger(label: "cobalt", factory: configuration.logFormat.handlerFactory(level: .warning))
                 print(try Daemon.check(configuration: configuration, logger: logger) + "configuration OK")
                 return
             }
@@ -47,11 +46,7 @@ struct Serve: AsyncParsableCommand {
         // The journal holds patient data: the database and its log files are created readable by this user only,
         // whatever the umask the daemon was started with (deploy/cobalt.service sets UMask=0077 too).
         umask(0o077)
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap(configuration.logFormat.handlerFactory(level: configuration.logLevel))
         let logger = Logger(label: "cobalt")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -67,8 +62,8 @@ struct Serve: AsyncParsableCommand {
         logger.info("cobalt stopped")
     }
 
-    /// The configuration file with the flags over it, and the log level.
-    private func settings() throws -> (DaemonConfiguration, Logger.Level) {
+    /// The configuration file with the flags over it.
+    private func settings() throws -> DaemonConfiguration {
         var configuration = try config.map(DaemonConfiguration.load(file:)) ?? DaemonConfiguration()
         if let rules { configuration.rules = rules }
         if let profile { configuration.profile = profile }
@@ -78,9 +73,18 @@ struct Serve: AsyncParsableCommand {
         if let replay { configuration.replay = replay }
         if let control { configuration.control = control }
         if let metrics { configuration.metrics = DaemonConfiguration.metrics(metrics) }
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ConfigurationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        if let logLevel {
+            guard let level = DaemonConfiguration.logLevel(logLevel) else {
+                throw ConfigurationError("--log-level: '\(logLevel)' \(DaemonConfiguration.logLevelChoices)")
+            }
+            configuration.logLevel = level
         }
-        return (configuration, level)
+        if let logFormat {
+            guard let format = LogFormat(rawValue: logFormat) else {
+                throw ConfigurationError("--log-format: '\(logFormat)' \(DaemonConfiguration.logFormatChoices)")
+            }
+            configuration.logFormat = format
+        }
+        return configuration
     }
 }

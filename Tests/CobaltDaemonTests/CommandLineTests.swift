@@ -43,6 +43,8 @@ import ZeroMQ
             (["--config", try write("unknown.yaml", "rules: Rules\nlimts:\n  patient_cache: 4\n")], 2, "unknown.yaml:2:1: unknown key 'limts'"),
             (["--config", try write("empty.yaml", "database:\n")], 2, "'database' is empty"),
             (["--log-level", "loud"], 2, "--log-level: 'loud'"),
+            (["--log-format", "xml"], 2, "--log-format: 'xml' must be text or json"),
+            (["--config", try write("log.yaml", "log:\n  level: verbose\n")], 2, "log.yaml:2:10: 'log.level' must be one of trace"),
             (["--rules", brokenRules], 2, "99-broken.yaml"),
             (["--config", try write("secure.yaml", """
                 security:

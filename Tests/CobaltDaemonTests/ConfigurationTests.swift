@@ -1,6 +1,7 @@
 import CobaltDaemon
 import CobaltTestSupport
 import Foundation
+import Logging
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -21,6 +22,28 @@ import Testing
         let configuration = try DaemonConfiguration.load(file: file)
         #expect(configuration.patientCache == 12 && configuration.patientCacheRecords == 345 && configuration.handOffEvents == 67
             && configuration.handOffWaitMilliseconds == 89)
+    }
+
+    /// `log.level` and `log.format` are read; a level or format that does not exist, or a misspelt key in the
+    /// section, is refused at its line.
+    @Test func theLogSectionIsReadAndChecked() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let file = scratch.path + "/cobalt.yaml"
+        try "log:\n  level: debug\n  format: json\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try DaemonConfiguration.load(file: file)
+        #expect(configuration.logLevel == .debug && configuration.logFormat == .json)
+        #expect(DaemonConfiguration().logLevel == .info && DaemonConfiguration().logFormat == .text)
+        for (text, says) in [
+            ("log:\n  format: xml\n", "cobalt.yaml:2:11: 'log.format' must be text or json"),
+            ("log:\n  level: loud\n", "cobalt.yaml:2:10: 'log.level' must be one of trace, debug"),
+            ("log:\n  levle: debug\n", "cobalt.yaml:2:3: unknown key 'log.levle'"),
+            ("log: json\n", "cobalt.yaml:1:6: 'log' must be a mapping"),
+        ] {
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            #expect(throws: ConfigurationError.self, "\(text)") { try DaemonConfiguration.load(file: file) }
+            do { _ = try DaemonConfiguration.load(file: file) } catch { #expect("\(error)".contains(says), "\(error)") }
+        }
     }
 
     /// The metrics endpoint: read from `endpoints.metrics`, `off` for none; an address that is not `http://HOST:PORT`,

@@ -61,9 +61,11 @@ final class DaemonProcess: @unchecked Sendable {
             let text = buffer.text.withLock { $0 }
             guard let line = text.split(separator: "\n").first(where: { $0.contains("cobalt started") }) else { continue }
             started = true
+            // `ingest=tcp://…` in the text log, `"ingest":"tcp://…"` in the JSON one (`--log-format json`).
             for key in ["ingest", "alerts", "replay", "control", "metrics"] {
-                if let range = line.range(of: "\(key)=(tcp|http)://127.0.0.1:[0-9]+", options: .regularExpression) {
-                    endpoints[key] = String(line[range].dropFirst(key.count + 1))
+                if let range = line.range(of: "\(key)(=|\":\")(tcp|http)://127.0.0.1:[0-9]+", options: .regularExpression) {
+                    let value = line[range].dropFirst(key.count)
+                    endpoints[key] = String(value.drop { $0 == "=" || $0 == "\"" || $0 == ":" })
                 }
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+public import Logging
 import Yams
 
 /// Everything `cobalt serve` needs, built once from defaults, a configuration file and flags, then passed down.
@@ -28,6 +29,8 @@ import Yams
 /// - `watch_rules` (bool, default true): reload when the rules directory changes.
 /// - `watch_interval_ms` (int, default 1000): how often the rules directory is checked.
 /// - `watch_settle_ms` (int, default 2000): how long the files must stay unchanged before a reload.
+/// - `log.level` (string, default `info`): trace, debug, info, notice, warning, error or critical.
+/// - `log.format` (string, default `text`): `text` (swift-log's lines) or `json` (one JSON object per line).
 /// - `security.server_secret_key` (string): a file holding the server's Z85 CURVE secret key (`cobalt keygen`).
 ///   With it, every endpoint requires CURVE and a key on the matching allow-list:
 /// - `security.ingest_keys`, `security.subscriber_keys`, `security.operator_keys` (strings): allow-list files,
@@ -56,6 +59,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var watchRules = true
     public var watchIntervalMilliseconds = 1_000
     public var watchSettleMilliseconds = 2_000
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
     public var security: Security?
 
     /// CURVE keys and allow-lists; `nil` means plain TCP, allowed on loopback only.
@@ -115,7 +120,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         let known = [
             "rules", "profile", "database", "endpoints", "limits", "heartbeat_ms", "replay_page_limit", "watch_rules",
-            "watch_interval_ms", "watch_settle_ms", "security",
+            "watch_interval_ms", "watch_settle_ms", "log", "security",
         ]
         func refuseUnknown(_ mapping: Node.Mapping, _ known: [String], in section: String?) throws {
             for keyNode in mapping.keys {
@@ -133,6 +138,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                     "evaluation_batch", "handoff_events", "handoff_wait_ms", "evaluation_workers"],
                 in: "limits")
         }
+        if let log = try section("log") { try refuseUnknown(log, ["level", "format"], in: "log") }
         if let security = try section("security") {
             try refuseUnknown(security, ["server_secret_key", "ingest_keys", "subscriber_keys", "operator_keys"], in: "security")
         }
@@ -167,6 +173,16 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         configuration.watchIntervalMilliseconds = try int(mapping["watch_interval_ms"], "watch_interval_ms") ?? configuration.watchIntervalMilliseconds
         configuration.watchSettleMilliseconds = try int(mapping["watch_settle_ms"], "watch_settle_ms") ?? configuration.watchSettleMilliseconds
+        if let log = mapping["log"]?.mapping {
+            if let node = log["level"], let text = try string(node, "log.level") {
+                guard let level = Self.logLevel(text) else { throw ConfigurationError("\(at(node)): 'log.level' \(Self.logLevelChoices)") }
+                configuration.logLevel = level
+            }
+            if let node = log["format"], let text = try string(node, "log.format") {
+                guard let format = LogFormat(rawValue: text) else { throw ConfigurationError("\(at(node)): 'log.format' \(Self.logFormatChoices)") }
+                configuration.logFormat = format
+            }
+        }
         if let security = mapping["security"]?.mapping {
             func required(_ key: String) throws -> String {
                 guard let value = try string(security[key], "security.\(key)") else {
@@ -216,6 +232,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
             throw ConfigurationError("limits.max_event_bytes (\(maxEventBytes)) must not exceed limits.max_message_bytes (\(maxMessageBytes))")
         }
     }
+
+    /// A log level by its swift-log name (`info`), or nil.
+    public static func logLevel(_ text: String) -> Logger.Level? { Logger.Level(rawValue: text) }
+    /// What a wrong level or format is told.
+    public static let logLevelChoices = "must be one of trace, debug, info, notice, warning, error, critical"
+    public static let logFormatChoices = "must be text or json"
 
     /// The metrics setting as written: `off` (any case) for none.
     public static func metrics(_ text: String) -> String? { text.lowercased() == "off" ? nil : text }
