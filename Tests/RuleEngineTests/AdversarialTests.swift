@@ -106,6 +106,7 @@ import Testing
                   mma: {kind: observaton, unit: umol/L}
                   hb: {kind: observation, unit: g/L, codes: [loinc:718-7], conversions: {g/dL: {multiply: 10}}}
                   ferritin: {kind: observation, unit: ug/L, codes: [loinc:718-7]}
+                  folate: {kind: observation, unit: ug/L, conversions: {nmol/L: {multiply: 0x1p-1}}}
                 """)
         defer { scratch.remove() }
         let messages = scratch.load().log.errors.map { "\($0.location.line):\($0.location.column): \($0.message)" }
@@ -115,6 +116,8 @@ import Testing
             "3:15: unknown kind 'observaton'; expected one of observation, medication, administration, condition, symptom, reaction",
             "4:74: g/dL converts to g/L by itself; analyte conversions are for other dimensions",
             "5:3: code loinc:718-7 is mapped to both 'hb' and 'ferritin'",
+            // A hexadecimal float (Swift's Double(String) reads them) is not a conversion factor anyone wrote.
+            "6:76: multiply must be a number, found '0x1p-1'",
         ])
     }
 }

@@ -26,6 +26,20 @@ import Testing
         #expect(event.warnings.isEmpty)
     }
 
+    /// A condition's `onset` is checked even when its `time` is valid: a malformed event is rejected whole.
+    @Test(arguments: [#""not a date""#, "12345", #"{"x": 1}"#])
+    func aConditionsMalformedOnsetIsAnErrorBesideAValidTime(_ onset: String) {
+        let json = """
+            {"id": "c-1", "patient": "p", "clinic": "c", "time": "2026-11-20T09:30:00Z",
+             "conditions": [{"code": "pernicious-anaemia", "time": "2026-01-01", "onset": \(onset)}]}
+            """
+        #expect {
+            _ = try EventDecoder.decode(Data(json.utf8))
+        } throws: { error in
+            (error as! EventDecodingError).errors.map(\.path) == ["conditions[0].onset"]
+        }
+    }
+
     @Test func everyErrorIsListedWithItsPath() {
         let json = """
             {"id": "", "patient": 42, "time": "yesterday", "observations": [{"value": true}, 3],
@@ -247,6 +261,11 @@ import Testing
         (#"{"code": {"system": "loinc", "code": "16695-9"}, "value": 300, "unit": "ng/L"}"#, "code loinc:16695-9 is not used: B12 in whole blood; Cobalt's thresholds are for serum/plasma total B12 (2132-9, 14685-2)"),
         (#"{"code": {"system": "loinc", "code": "99999-9"}, "value": 1, "unit": "g/L"}"#, "unknown code loinc:99999-9"),
         (#"{"code": "if-antibody", "value": "weakly"}"#, "'weakly' is not one of positive, negative"),
+        // A number sent as a string is read as a decimal number only: Double(String) read hexadecimal floats and
+        // stopped at a NUL, so these became 150, 0.25 and 1 pmol/L (the last a deficiency alert).
+        (#"{"code": "b12.total", "value": "0x96", "unit": "pmol/L"}"#, "'0x96' is not a number; b12.total is measured in ng/L"),
+        (#"{"code": "b12.total", "value": "0x1p-2", "unit": "pmol/L"}"#, "'0x1p-2' is not a number; b12.total is measured in ng/L"),
+        (#"{"code": "b12.total", "value": "1\u0000200", "unit": "pmol/L"}"#, "'1\u{0}200' is not a number; b12.total is measured in ng/L"),
         (#"{"code": "paraesthesia", "value": 1, "unit": "g/L"}"#, "'paraesthesia' is a symptom, not expected here"),
     ])
     func unusableValuesBecomeFindingsAndAreNotStored(_ observation: String, _ reason: String) throws {

@@ -63,6 +63,21 @@ package enum EventDecoder {
     static let conditionStatuses = Statuses(allowed: ["active", "resolved"], absent: "active")
     static let symptomStatuses = Statuses(allowed: ["present", "absent"], absent: "present")
 
+    /// The number an observation's `value` holds when it is sent as a string ("160", " 12.5 ", "−3"), or nil when the
+    /// text is not a decimal number. `Double(String)` alone is not that check: it reads C99 hexadecimal floats
+    /// ("0x96" is 150, "0x1p-2" is 0.25) and stops at a NUL ("1\u{0}200" is 1), so text no laboratory means as
+    /// that number was used as one, without a word. Only ASCII digits, signs, a decimal point and an exponent are
+    /// read; anything else stays text (and a numeric fact reports it as not a number).
+    package static func number(inText text: String) -> Double? {
+        let trimmed = text.trimmingWhitespace().replacingAll("−", with: "-")
+        guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ byte in
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
+        }) else { return nil }
+        guard let number = Double(trimmed), number.isFinite else { return nil }
+        return number
+    }
+
     /// Most characters in an event's `id`, `patient` and `clinic`.
     static let maximumIDLength = 128
 
@@ -365,7 +380,7 @@ package enum EventDecoder {
             case .number(let n)?: value = .number(n)
             case .string(let s)? where !s.isEmpty:
                 // A number sent as a string ("160") is still a number; its unit is checked like any other.
-                if let n = Double(s.trimmingWhitespace().replacingAll("−", with: "-")), n.isFinite { value = .number(n) } else { value = .text(s) }
+                if let n = EventDecoder.number(inText: s) { value = .number(n) } else { value = .text(s) }
             case nil: fail("\(path).value", "required field is missing")
             case let other?: fail("\(path).value", "expected a number or a string, found \(other.typeName)")
             }
@@ -405,9 +420,12 @@ package enum EventDecoder {
         mutating func condition(_ o: JSONObject, _ path: String) -> PatientEvent.Condition? {
             let code = self.code(o, path)
             let status = self.status(o, path, EventDecoder.conditionStatuses)
-            let time = optionalTime(o, "time", "\(path).time") ?? optionalTime(o, "onset", "\(path).onset")
+            // Both read (and checked) before either is chosen: with `??`, an `onset` that was no time at all went
+            // unremarked whenever `time` was valid (the fast reader refused it, then the decoder accepted it).
+            let time = optionalTime(o, "time", "\(path).time")
+            let onset = optionalTime(o, "onset", "\(path).onset")
             guard let code else { return nil }
-            return PatientEvent.Condition(code: code, status: status, time: time, path: path)
+            return PatientEvent.Condition(code: code, status: status, time: time ?? onset, path: path)
         }
 
         mutating func symptom(_ o: JSONObject, _ path: String) -> PatientEvent.Symptom? {

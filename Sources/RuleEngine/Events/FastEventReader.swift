@@ -167,7 +167,7 @@ struct FastEventReader {
                 }
                 guard let text = r.text(), !text.isEmpty else { return false }
                 // As the decoder reads it: a number sent as a string is still a number.
-                if let number = Double(text.trimmingWhitespace().replacingAll("−", with: "-")), number.isFinite {
+                if let number = EventDecoder.number(inText: text) {
                     value = .number(number)
                 } else {
                     value = .text(text)

@@ -329,7 +329,7 @@ struct YAMLNode {
     }
 
     func number(_ what: String, _ log: inout DiagnosticLog) -> Double? {
-        guard let text = node.scalar?.string, let value = Double(text.trimmingWhitespace()), value.isFinite else {
+        guard let text = node.scalar?.string, let value = EventDecoder.number(inText: text) else {
             log.error(location, "\(what) must be a number, found \(scalar.map { "'\($0)'" } ?? kindName)")
             return nil
         }
@@ -357,7 +357,7 @@ struct YAMLNode {
             if scalar.style == .plain || scalar.style == .any {
                 if let b = node.bool, ["true", "false"].contains(scalar.string.lowercased()) { return .bool(b) }
                 if scalar.string == "null" || scalar.string == "~" { return .null }
-                if let d = Double(scalar.string), scalar.string.first.map({ $0.isNumber || $0 == "-" || $0 == "." }) == true {
+                if let d = EventDecoder.number(inText: scalar.string), scalar.string.first.map({ $0.isNumber || $0 == "-" || $0 == "." }) == true {
                     return .number(d)
                 }
             }

@@ -136,11 +136,12 @@ enum VocabularyLoader {
                 }
                 guard let spec = item.value.mapping("conversion", &log) else { continue }
                 YAMLNode.checkKeys(spec, allowed: ["multiply", "divide"], in: "conversion", &log)
+                let errorsBefore = log.errors.count
                 if let m = spec.first(where: { $0.key == "multiply" })?.value.number("multiply", &log), m > 0 {
                     conversions.append(AnalyteConversion(from: from, factor: m, divides: false, divisor: 1))
                 } else if let d = spec.first(where: { $0.key == "divide" })?.value.number("divide", &log), d > 0 {
                     conversions.append(AnalyteConversion(from: from, factor: 1 / d, divides: true, divisor: d))
-                } else {
+                } else if log.errors.count == errorsBefore {  // a factor that is not a number was reported already
                     log.error(item.value.location, "a conversion needs a positive 'multiply' or 'divide'")
                 }
             }
