@@ -241,7 +241,8 @@ public final class Daemon: Sendable {
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
                 loop: loop, socket: ingestSocket, pending: pending, journal: journal, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
-                rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake, logger: logger),
+                rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake,
+                quarantineRows: configuration.quarantineRows, logger: logger),
         ]
         if let metricsEndpoint { services.insert(metricsEndpoint, at: 1) }
         if handleSignals {

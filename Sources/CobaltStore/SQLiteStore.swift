@@ -208,15 +208,29 @@ package final class SQLiteStore: CobaltStore {
     /// events/s took 3–31 ms. With the copying moved off the writer, the threshold only bounds the log's size.
     static let checkpointPages = 1_000
 
-    package func quarantine(_ items: [QuarantinedEvent]) throws {
+    package func quarantine(_ items: [QuarantinedEvent], keeping: Int) throws {
         guard !items.isEmpty else { return }
         try write { db in
             for item in items {
                 try db.execute(
                     sql: "INSERT INTO quarantine (time, event_id, code, reason, errors, sender, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [item.time, item.id, item.code, item.reason, item.errors, item.sender, item.payload])
+                    arguments: [
+                        item.time, item.id.map(Self.storable), item.code, Self.storable(item.reason), Self.storable(item.errors),
+                        item.sender.map(Self.storable), Self.storable(item.payload),
+                    ])
             }
+            // Rows are appended with increasing rowids (none is ever updated): the newest `keeping` stay.
+            try db.execute(
+                sql: "DELETE FROM quarantine WHERE rowid <= (SELECT max(rowid) FROM quarantine) - ?", arguments: [max(1, keeping)])
         }
+    }
+
+    /// Text as it can be stored through GRDB's string binding, which ends a text at its first NUL (the rest of a
+    /// quarantined payload, or of an audit detail, was silently cut off): each NUL is written as U+2400 (␀), which
+    /// shows where it was. Only the quarantine and the audit trail can hold one; the journal's texts are JSON
+    /// without raw control characters and checked ids.
+    static func storable(_ text: String) -> String {
+        text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{2400}") : text
     }
 
     package func quarantined(limit: Int) async throws -> [QuarantinedEvent] {
@@ -235,7 +249,7 @@ package final class SQLiteStore: CobaltStore {
             for entry in entries {
                 try db.execute(
                     sql: "INSERT INTO audit (time, actor, action, detail) VALUES (?, ?, ?, ?)",
-                    arguments: [entry.time, entry.actor, entry.action, entry.detail])
+                    arguments: [entry.time, Self.storable(entry.actor), Self.storable(entry.action), Self.storable(entry.detail)])
             }
         }
     }

@@ -201,9 +201,10 @@ package protocol CobaltStore: EvaluationCommitting {
     func recordReevaluated(ruleSet hash: String) async throws
 
     /// Keeps rejected events for the integration engineer to inspect: id (when readable), code, reason, every
-    /// error, who sent it, and the payload (truncated). Patient data stays in the store, never in logs.
-    /// Blocks like ``journal(_:)``; ingest calls it from the same thread.
-    func quarantine(_ items: [QuarantinedEvent]) throws
+    /// error, who sent it, and the payload (truncated). Patient data stays in the store, never in logs. Only the
+    /// most recent `keeping` are kept (older ones are deleted in the same transaction): a sender of garbage must not
+    /// fill the disk the journal needs. Blocks like ``journal(_:)``; ingest calls it from the same thread.
+    func quarantine(_ items: [QuarantinedEvent], keeping: Int) throws
 
     /// The most recent quarantined events.
     func quarantined(limit: Int) async throws -> [QuarantinedEvent]

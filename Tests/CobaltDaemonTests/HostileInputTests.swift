@@ -140,6 +140,40 @@ import ZeroMQ
         }
     }
 
+    /// What the quarantine and the audit trail keep of hostile input is bounded and whole: the newest
+    /// `limits.quarantine_rows` rejected messages (a sender of garbage filled the disk at 28 MB/s), each with what
+    /// follows a NUL; a control command that is not one is audited as `control.unknown` with the start of its name
+    /// (a 100 KB name made a 100 KB audit row, and `status\u0000-x` was audited as `control.status`).
+    @Test func quarantineAndAuditOfHostileInputAreBoundedAndWhole() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.quarantineRows = 3
+        try await withRunningDaemon(configuration) { daemon in
+            let e = daemon.endpoints
+            var garbage = (1...5).map { Array("{\"id\": \"g-\($0)\", \"patient\": ".utf8) }
+            garbage[4] += [0, 0x41]
+            let payloads = garbage
+            let outcomes = try await onThread { try EventSender(endpoint: e.ingest).send(payloads, context: try ZMQContext()) }
+            #expect(outcomes.map(\.status) == Array(repeating: "rejected", count: 5), "\(outcomes)")
+            for name in ["status\\u0000-x", String(repeating: "x", count: 100_000)] {
+                let reply = try await request(#"{"command": "\#(name)"}"#, to: e.control, timeout: 60_000)
+                #expect(reply["reason"]?.stringValue?.hasPrefix("unknown command") == true, "\(reply)")
+            }
+            let store = try SQLiteStore(path: configuration.database)
+            let kept = try await store.quarantined(limit: 100)
+            #expect(kept.count == 3, "\(kept.map(\.payload))")
+            #expect(kept.first?.payload.hasSuffix("\"patient\": \u{2400}A") == true, "\(kept.first?.payload ?? "")")
+            var unknown: [AuditEntry] = []
+            try await waitUntil("two unknown commands audited") {
+                unknown = try await store.auditTrail(limit: 100).filter { $0.action.hasPrefix("control.") && $0.action != "control.status" }
+                return unknown.count >= 2
+            }
+            #expect(unknown.map(\.action) == ["control.unknown", "control.unknown"], "\(unknown.map { $0.action.prefix(80) })")
+            #expect(Set(unknown.map(\.detail)) == ["command=status\u{2400}-x", "command=" + String(repeating: "x", count: 64)])
+        }
+    }
+
     /// Two spellings of one clinic id — "café" with a precomposed é (NFC) and with e + U+0301 — were two clinics to
     /// SQLite and ZeroMQ but one to the daemon's Swift dictionaries: the second clinic's alerts took seqs 4–6 of
     /// the first's counter, its next ones 1–3, and the one after failed on the alert log's UNIQUE constraint, which

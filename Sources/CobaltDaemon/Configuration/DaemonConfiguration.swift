@@ -23,6 +23,8 @@ import Yams
 ///   evaluation; when that many are waiting, ingest waits for evaluation (backpressure: senders are read more slowly).
 /// - `limits.handoff_wait_ms` (int, default 1000): how long ingest waits for evaluation before it leaves events out
 ///   of the hand-off and goes on without it (evaluation then reads them back from the journal).
+/// - `limits.quarantine_rows` (int, default 5000): the most recent rejected messages kept in the quarantine table
+///   (each with at most 64 KiB of its payload); older ones are deleted as new ones arrive.
 /// - `limits.evaluation_workers` (int, default: the number of cores, at most 4): patients evaluated in parallel.
 /// - `heartbeat_ms` (int, default 1000): interval of per-clinic heartbeats.
 /// - `replay_page_limit` (int, default 500): most alerts in one replay page.
@@ -53,6 +55,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var evaluationBatch = 256
     public var handOffEvents = 4_096
     public var handOffWaitMilliseconds = 1_000
+    public var quarantineRows = 5_000
     public var evaluationWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
@@ -135,7 +138,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let limits = try section("limits") {
             try refuseUnknown(
                 limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "patient_cache_records",
-                    "evaluation_batch", "handoff_events", "handoff_wait_ms", "evaluation_workers"],
+                    "evaluation_batch", "handoff_events", "handoff_wait_ms", "quarantine_rows", "evaluation_workers"],
                 in: "limits")
         }
         if let log = try section("log") { try refuseUnknown(log, ["level", "format"], in: "log") }
@@ -163,6 +166,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             configuration.handOffEvents = try int(limits["handoff_events"], "limits.handoff_events") ?? configuration.handOffEvents
             configuration.handOffWaitMilliseconds =
                 try int(limits["handoff_wait_ms"], "limits.handoff_wait_ms") ?? configuration.handOffWaitMilliseconds
+            configuration.quarantineRows = try int(limits["quarantine_rows"], "limits.quarantine_rows") ?? configuration.quarantineRows
             configuration.evaluationWorkers = try int(limits["evaluation_workers"], "limits.evaluation_workers") ?? configuration.evaluationWorkers
         }
         configuration.heartbeatMilliseconds = try int(mapping["heartbeat_ms"], "heartbeat_ms") ?? configuration.heartbeatMilliseconds

@@ -68,7 +68,14 @@ struct ControlHandler {
         guard case .object(let object) = request, let command = object["command"]?.stringValue else {
             return ReplayHandler.error("a control request is {\"command\": \"status\" | \"reload\" | \"metrics\"}")
         }
-        audit.record(actor: userID ?? "local", action: "control.\(command)", detail: object["expect"]?.stringValue.map { "expect=\($0)" } ?? "")
+        // Audited under its own name only when it is a command: anything else a client sends (100 KB of it, a NUL
+        // in the middle) is `control.unknown` with the first 64 characters of the name in the detail.
+        let known = ["status", "reload", "metrics"].contains(command)
+        audit.record(
+            actor: userID ?? "local", action: known ? "control.\(command)" : "control.unknown",
+            detail: known
+                ? object["expect"]?.stringValue.map { "expect=\($0.prefix(80))" } ?? ""
+                : "command=\(command.prefix(64))")
         switch command {
         case "status": return await status()
         case "reload":

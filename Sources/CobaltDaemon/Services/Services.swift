@@ -88,6 +88,8 @@ struct IngestService: Service {
     let audit: AuditLog
     let handOff: HandOff
     let wake: AsyncStream<EvaluationPipeline.Work>.Continuation
+    /// The most recent rejected messages kept in quarantine (`limits.quarantine_rows`).
+    let quarantineRows: Int
     let logger: Logger
 
     func run() async throws {
@@ -116,7 +118,7 @@ struct IngestService: Service {
             // Kept for the integration engineer; counted; audited without the payload. The senders already have
             // their rejections, so a failed write loses only this copy — said in the log, without the payloads.
             do {
-                try store.quarantine(quarantine)
+                try store.quarantine(quarantine, keeping: quarantineRows)
             } catch {
                 logger.error("quarantine records not written", metadata: ["records": "\(quarantine.count)", "error": "\(error)"])
             }
