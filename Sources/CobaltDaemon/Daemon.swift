@@ -142,7 +142,7 @@ public final class Daemon: Sendable {
                 }
             }
             retained.subscribed(message, on: socket)
-            if let frame = message.frames.first, frame.first == 1 { subscribedClinics.note(frame.dropFirst()) }
+            if let frame = message.frames.first, let kind = frame.first, kind <= 1 { subscribedClinics.note(subscribe: kind == 1, frame.dropFirst()) }
             return .handled
         }
         let alertsOptions: @Sendable (ZMQSocket) throws -> Void = { socket in

@@ -85,20 +85,42 @@ final class Publisher: Sendable {
 }
 
 /// The clinics subscribers have asked for by name (`clinic/<id>/…`), for their heartbeats before any alert. At most
-/// ``limit``: without security anyone on loopback may subscribe, and each clinic costs a heartbeat a second.
+/// ``limit`` subscribed topics: without security anyone on loopback may subscribe, and each clinic costs a heartbeat
+/// a second.
+///
+/// A topic is forgotten when its unsubscription comes up: XPUB passes one up when a topic's last subscriber
+/// unsubscribes or disconnects (with security, `XPUB_MANUAL` passes each subscriber's). Clinics were never
+/// forgotten, so after 1,000 made-up subscriptions came and went, a real subscriber of a clinic with no alert yet
+/// heard no heartbeat. A clinic is heard while any of its topics is subscribed (`clinic/x/` and `clinic/x/alert`
+/// are two). A name that is no clinic id (control characters, not NFC, too long) is not noted: no heartbeat goes
+/// out on a topic that ingest would refuse as a clinic.
 final class SubscribedClinics: Sendable {
     static let limit = 1_000
-    private let clinics = Mutex<Set<String>>([])
+    /// Subscribed topics by clinic.
+    private let clinics = Mutex<[String: Set<[UInt8]>]>([:])
 
     init() {}
 
-    /// Notes the clinic a subscription prefix names, if it names one.
-    func note(_ prefix: some Collection<UInt8>) {
-        guard let clinic = Publisher.clinic(inSubscription: prefix), !clinic.isEmpty else { return }
-        clinics.withLock { if $0.count < Self.limit { $0.insert(clinic) } }
+    /// Notes a subscription (`subscribe`) or an unsubscription of `topic`, if it names a clinic.
+    func note(subscribe: Bool, _ topic: some Collection<UInt8>) {
+        // Valid UTF-8 too: the name is decoded with replacement characters, which then differ from the bytes sent.
+        guard let clinic = Publisher.clinic(inSubscription: topic), EventDecoder.isIDLength(clinic),
+            EventDecoder.identifierProblem(clinic) == nil,
+            clinic.utf8.elementsEqual(topic.dropFirst("clinic/".count).prefix(clinic.utf8.count))
+        else { return }
+        let topic = Array(topic)
+        clinics.withLock { clinics in
+            if subscribe {
+                guard clinics.values.reduce(0, { $0 + $1.count }) < Self.limit else { return }
+                clinics[clinic, default: []].insert(topic)
+            } else {
+                clinics[clinic]?.remove(topic)
+                if clinics[clinic]?.isEmpty == true { clinics[clinic] = nil }
+            }
+        }
     }
 
-    var all: Set<String> { clinics.withLock { $0 } }
+    var all: Set<String> { clinics.withLock { Set($0.keys) } }
 }
 
 /// The operational events that describe the daemon's state — `ops/start`, and the last `ops/ruleset` that went

@@ -88,7 +88,7 @@ package enum EventDecoder {
 
     /// Whether an id has 1 to ``maximumIDLength`` characters in at most ``maximumIDBytes`` bytes. Characters never
     /// outnumber UTF-8 bytes: counting characters (a pass with grapheme breaking) is needed only for a long text.
-    static func isIDLength(_ text: String) -> Bool {
+    package static func isIDLength(_ text: String) -> Bool {
         let bytes = text.utf8.count
         return bytes > 0 && bytes <= maximumIDBytes && (bytes <= maximumIDLength || text.count <= maximumIDLength)
     }
