@@ -669,6 +669,10 @@ package final class SQLiteStore: CobaltStore {
         try await pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'reevaluated_ruleset'") }
     }
 
+    package func forgetReevaluated() async throws {
+        try await write { db in try db.execute(sql: "DELETE FROM meta WHERE key = 'reevaluated_ruleset'") }
+    }
+
     package func recordReevaluated(ruleSet hash: String) async throws {
         try await write { db in
             try db.execute(

@@ -200,6 +200,12 @@ package protocol CobaltStore: EvaluationCommitting {
     /// Records that every open alert has been re-evaluated under the rule set `hash`.
     func recordReevaluated(ruleSet hash: String) async throws
 
+    /// Forgets the rule set recorded by ``recordReevaluated(ruleSet:)``, before alert states may start to change
+    /// under another one (a reload's swap, a start on other rules). Until a re-evaluation under the new set
+    /// finishes and records it, no rule set is recorded, so a start on any rules re-evaluates open alerts: one
+    /// on the previous set (a rollback after a crash) must not take alerts concluded by the new set for its own.
+    func forgetReevaluated() async throws
+
     /// Keeps rejected events for the integration engineer to inspect: id (when readable), code, reason, every
     /// error, who sent it, and the payload (truncated). Patient data stays in the store, never in logs. Only the
     /// most recent `keeping` are kept (older ones are deleted in the same transaction): a sender of garbage must not

@@ -394,6 +394,37 @@ final class Listener: Sendable {
         }
     }
 
+    /// A re-evaluation under new rules that never finishes (here its record is refused; a `kill -9` or a stop
+    /// part-way leaves the same state) has already changed open alerts under the new rules. A start on the old
+    /// rules (a rollback) must re-evaluate them: the store used to still record the old set as the one open alerts
+    /// agree with, so nothing was re-evaluated and alerts kept the new set's conclusions (found by killing the
+    /// daemon at random moments after reloads).
+    @Test func aRollbackAfterAnUnfinishedReevaluationReevaluatesOpenAlerts() async throws {
+        try await withRulesCopy { configuration, rules in
+            let deficiency = rules + "/rulesets/10-deficiency.yaml"
+            let original = try String(contentsOfFile: deficiency, encoding: .utf8)
+            let seen = try await withRunningDaemon(configuration) { daemon in
+                _ = try await send([deficientEvent(id: "rb-1", patient: "p-1")], to: daemon.endpoints.ingest)
+                try await waitForEvaluated(1, control: daemon.endpoints.control)
+                try await runSQL(
+                    injectedFailure("INSERT", on: "meta", where: "NEW.key = 'reevaluated_ruleset'"), database: configuration.database)
+                try rewordDeficiencyRecommendation(in: rules)
+                let reload = try await request(#"{"command": "reload"}"#, to: daemon.endpoints.control)
+                #expect(reload["status"] == .string("ok"), "\(reload)")
+                let alerts = try await replayAll(clinic: "north", replay: daemon.endpoints.replay)
+                #expect(alerts.last?["recommendation"]?.stringValue?.hasPrefix("Start B12 treatment") == true)
+                return alerts.count
+            }
+            try await runSQL(injectedFailureOff, database: configuration.database)
+            try original.write(toFile: deficiency, atomically: true, encoding: .utf8)
+            try await withRunningDaemon(configuration) { daemon in
+                let added = try await alertsAdded(after: seen, clinic: "north", replay: daemon.endpoints.replay)
+                #expect(added.map { $0["status"] } == [.string("updated")], "\(added)")
+                #expect(added.first?["recommendation"]?.stringValue?.hasPrefix("Start treatment per the route") == true)
+            }
+        }
+    }
+
     /// A reload of the rule set already running changes nothing: no swap, no re-evaluation, no history row and no
     /// `ops/ruleset` message — whether an operator asks twice, or the watcher sees a file beside the rules change.
     /// A compare-and-swap that is not a hash is refused (it used to count as no expectation at all).

@@ -542,7 +542,11 @@ actor EvaluationPipeline {
         do {
             try await readWatermarkIfNeeded()
             let ruleSet = rules.snapshot.hash
-            if onlyIfStale, try await store.reevaluatedRuleSet() == ruleSet { return }
+            let recorded = try await store.reevaluatedRuleSet()
+            if onlyIfStale, recorded == ruleSet { return }
+            // Alerts are about to change under `ruleSet`: if this is stopped part-way, the set recorded before must
+            // not pass for the one open alerts agree with (a start on it would re-evaluate nothing).
+            if recorded != nil { try await store.forgetReevaluated() }
             let patients = try await openAlertsPage(after: nil)
             if onlyIfStale, !patients.remaining.isEmpty {
                 logger.info("re-evaluating open alerts last re-evaluated under other rules", metadata: [

@@ -142,6 +142,15 @@ struct Reloader {
             return .unchanged(version: bundle.version, hash: bundle.hash)
         }
         if let bundle = gated.runnable {
+            // From the swap on, events (and the re-evaluation) change alerts under the new set; until its
+            // re-evaluation finishes, the store must not say that open alerts agree with the old one, or a start
+            // on the old set after a crash (a rollback) would keep what the new set concluded.
+            do {
+                try await store.forgetReevaluated()
+            } catch {
+                logger.error("reload refused: the store could not be told that the rules change", metadata: ["error": "\(error)"])
+                return .refused(reason: "the store could not be written (\(error)); the running set keeps running", errors: [])
+            }
             rules.swap(bundle)
             let swapped = ContinuousClock.now - started
             var reevaluation = EvaluationPipeline.Reevaluation(patients: 0, changes: 0, pause: .zero)
