@@ -56,6 +56,23 @@ import Testing
         }
     }
 
+    /// Each problem is said once and as it is: an empty value is empty (it was "expected a number or a string, found
+    /// string"), and a pregnancy status of the wrong type is that (it was also "required field is missing").
+    @Test func errorsSayWhatIsWrongOnce() {
+        let json = """
+            {"id": "e", "patient": "p", "clinic": "c", "time": "2026-11-20T09:00:00Z",
+             "observations": [{"code": "b12.total", "value": "", "unit": "ng/L"}], "pregnancy": {"status": true}}
+            """
+        #expect {
+            _ = try Support.event(json)
+        } throws: { error in
+            (error as! EventDecodingError).errors == [
+                FieldError(path: "observations[0].value", message: "must not be empty"),
+                FieldError(path: "pregnancy.status", message: "expected a string, found boolean"),
+            ]
+        }
+    }
+
     /// `time` is required: `null` is an error, not the epoch (it used to be read as an optional time, and the event
     /// was placed at 1970-01-01).
     @Test func aNullEventTimeIsAnError() {
@@ -251,10 +268,14 @@ import Testing
         (#"{"code": "b12.total", "value": 160, "unit": "mmol/g"}"#, "unknown unit 'mmol/g'; value not used"),
         (#"{"code": "b12.total", "value": 160, "unit": "mg"}"#, "unit mg cannot be converted to ng/L for b12.total; value not used"),
         (#"{"code": "mma", "value": 160, "unit": "ng/L"}"#, "unit ng/L cannot be converted to umol/L for mma; value not used"),
-        (#"{"code": "b12.total", "value": -180, "unit": "pg/mL"}"#, "implausible value -180 pg/mL: must be above 0 ng/L; value not used"),
+        (#"{"code": "b12.total", "value": -180, "unit": "pg/mL"}"#, "implausible value -180 pg/mL (-180 ng/L): must be above 0 ng/L; value not used"),
+        // The limit is in ng/L; the value sent in pmol/L is given in ng/L too (the message mixed the two units).
+        (#"{"code": "b12.total", "value": 0, "unit": "pmol/L"}"#, "implausible value 0 pmol/L (0 ng/L): must be above 0 ng/L; value not used"),
+        // A unit that converts, a value that overflows when converted (it was "cannot be converted").
+        (#"{"code": "b12.total", "value": 1.7e308, "unit": "pmol/L"}"#, "value 1.7e+308 pmol/L is out of range once converted to ng/L; value not used"),
         (#"{"code": "b12.total", "value": 0, "unit": "ng/L"}"#, "implausible value 0 ng/L: must be above 0 ng/L; value not used"),
         (#"{"code": "b12.total", "value": 25000, "unit": "ng/L"}"#, "implausible value 25000 ng/L: above the plausible maximum of 20000 ng/L; value not used"),
-        (#"{"code": "hb", "value": 1.1, "unit": "g/dL"}"#, "implausible value 1.1 g/dL: below the plausible minimum of 20 g/L; value not used"),
+        (#"{"code": "hb", "value": 1.1, "unit": "g/dL"}"#, "implausible value 1.1 g/dL (11 g/L): below the plausible minimum of 20 g/L; value not used"),
         (#"{"code": "mcv", "value": 160, "unit": "fL"}"#, "implausible value 160 fL: above the plausible maximum of 150 fL; value not used"),
         (#"{"code": "mma", "value": 101, "unit": "umol/L"}"#, "implausible value 101 umol/L: above the plausible maximum of 100 umol/L; value not used"),
         (#"{"code": "b12.active", "value": 1001, "unit": "pmol/L"}"#, "implausible value 1001 pmol/L: above the plausible maximum of 1000 pmol/L; value not used"),

@@ -382,6 +382,8 @@ package enum EventDecoder {
                 // A number sent as a string ("160") is still a number; its unit is checked like any other.
                 if let n = EventDecoder.number(inText: s) { value = .number(n) } else { value = .text(s) }
             case nil: fail("\(path).value", "required field is missing")
+            // Not "expected a number or a string, found string".
+            case .string?: fail("\(path).value", "must not be empty")
             case let other?: fail("\(path).value", "expected a number or a string, found \(other.typeName)")
             }
             guard let code, let value else { return nil }
@@ -452,7 +454,8 @@ package enum EventDecoder {
             }
             warnUnknown(o, Self.knownIn["pregnancy"]!, "pregnancy")
             guard let status = optionalString(o, "status", "pregnancy.status") else {
-                fail("pregnancy.status", "required field is missing")
+                // One error per path: a status of the wrong type was reported as that, then as missing too.
+                if o["status"] == nil || o["status"] == .null { fail("pregnancy.status", "required field is missing") }
                 return nil
             }
             guard EventDecoder.allowedPregnancyStatus.contains(status) else {

@@ -163,11 +163,17 @@ struct NormalisedRecords: Sendable {
                 return
             }
             guard let value = NormalisedEvent.convert(number, from: unit, for: fact, canonical: canonical) else {
-                finding(fact.index, item.code, item.path, "unit \(symbol) cannot be converted to \(canonical.symbol) for \(fact.name); value not used", time: time, value: item.value, unit: symbol)
+                // A unit that converts (1 of it does) but a value that does not: it overflowed on the way.
+                let why = NormalisedEvent.convert(1, from: unit, for: fact, canonical: canonical) != nil
+                    ? "value \(number.formatted) \(symbol) is out of range once converted to \(canonical.symbol); value not used"
+                    : "unit \(symbol) cannot be converted to \(canonical.symbol) for \(fact.name); value not used"
+                finding(fact.index, item.code, item.path, why, time: time, value: item.value, unit: symbol)
                 return
             }
             if let why = fact.plausibility.violation(value, unit: canonical) {
-                finding(fact.index, item.code, item.path, "implausible value \(number.formatted) \(symbol): \(why); value not used", time: time, value: item.value, unit: symbol)
+                // The limits are in the canonical unit: the value is given in it too when it was sent in another.
+                let converted = unit == canonical ? "" : " (\(value.formatted) \(canonical.symbol))"
+                finding(fact.index, item.code, item.path, "implausible value \(number.formatted) \(symbol)\(converted): \(why); value not used", time: time, value: item.value, unit: symbol)
                 return
             }
             observations.append((fact.index, ObservationRecord(value: .number(value), provenance: provenance)))
