@@ -113,7 +113,8 @@ import ZeroMQ
             #expect(outcomes.map(\.status) == ["accepted"])
             try await waitForEvaluated(1, control: daemon.endpoints.control)
             let refused: [(String, String)] = [
-                (#"{"clinic": "north", "after": 9223372036854775807}"#, "'after' must be a whole number from 0 to"),
+                (#"{"clinic": "north", "after": 9223372036854775807}"#, "'after' must be a whole number from 0 to 9007199254740992"),
+                (#"{"clinic": "north", "after": 9007199254740994}"#, "'after' must be a whole number from 0 to 9007199254740992"),
                 (#"{"clinic": "north", "after": 1e19}"#, "'after' must be a whole number from 0 to"),
                 (#"{"clinic": "north", "after": -1}"#, "'after' must be a whole number from 0 to"),
                 (#"{"clinic": "north", "after": 1.5}"#, "'after' must be a whole number from 0 to"),

@@ -12,6 +12,10 @@ struct ReplayHandler {
     /// Whether the authenticated subscriber (ZAP User-Id) may read a clinic's alerts.
     var authorize: @Sendable (String?, String) -> Bool = { _, _ in true }
 
+    /// 2^53: the largest whole number a JSON number holds exactly here, and more sequence numbers than a clinic
+    /// will ever have.
+    static let largestExactInteger: Int64 = 9_007_199_254_740_992
+
     func reply(to request: JSONValue, userID: String?) async -> String {
         // Clinic ids are in Unicode NFC (ingest refuses others) and the store compares bytes: a request naming a
         // clinic in another spelling reads the same stream.
@@ -23,7 +27,11 @@ struct ReplayHandler {
         guard authorize(userID, clinic) else { return Self.error("this key may not read clinic \(clinic)") }
         var after: Int64 = 0
         if let value = object["after"] {
-            guard let n = value.int64Value, n >= 0 else { return Self.error("'after' must be a whole number from 0 to \(Int64.max)") }
+            // JSON numbers are read as doubles: beyond 2^53 a number is not read exactly (9223372036854775807 was
+            // refused with a message naming that very number as the largest allowed).
+            guard let n = value.int64Value, n >= 0, n <= Self.largestExactInteger else {
+                return Self.error("'after' must be a whole number from 0 to \(Self.largestExactInteger)")
+            }
             after = n
         }
         var limit = pageLimit
