@@ -281,6 +281,31 @@ import Testing
         #expect(Set(timeline.newestMedication[fact].keys).count == 3)
     }
 
+    /// Records are kept in time order, equal times in arrival order, whatever order they arrive in: the same as a
+    /// stable sort of everything received (the place of a late record is found by binary search).
+    @Test func recordsStayInTimeOrderWithEqualTimesInArrivalOrder() throws {
+        let bundle = Support.bundled
+        let fact = try #require(bundle.vocabulary.facts.first { $0.name == "b12.total" }).index
+        var timeline = PatientTimeline(patient: "p-1", clinic: "north", factCount: bundle.vocabulary.facts.count)
+        var generator = SystemRandomNumberGenerator()
+        var sent: [(day: Int, value: Int)] = []
+        for n in 0..<300 {
+            // Days 1–28 in random order, many repeated; each value is unique, so the order can be checked.
+            let day = n % 7 == 0 ? 28 : Int.random(in: 1...27, using: &generator)
+            sent.append((day, 100 + n))
+            let date = "2026-06-\(day < 10 ? "0" : "")\(day)T09:00:00Z"
+            timeline.apply(NormalisedEvent(try event(
+                "2026-06-28T10:00:00Z", #""observations": [{"code": "b12.total", "value": \#(100 + n), "unit": "ng/L", "time": "\#(date)"}]"#,
+                id: "o\(n)"), vocabulary: bundle.vocabulary))
+        }
+        let expected = sent.enumerated().sorted { ($0.element.day, $0.offset) < ($1.element.day, $1.offset) }.map { Double($0.element.value) }
+        let kept = timeline.observations[fact].map { record -> Double in
+            if case .number(let value) = record.value { return value }
+            return -1
+        }
+        #expect(kept == expected)
+    }
+
     /// The vocabulary hash (which decides whether cached timelines must be rebuilt after a reload) is the hash of
     /// the vocabulary file's bytes as loaded.
     @Test func theVocabularyHashIsTheLoadedFilesHash() throws {

@@ -84,17 +84,23 @@ package struct PatientTimeline: Sendable {
     }
 
     /// Inserts keeping the array sorted by `time`; equal times keep arrival order. Events mostly arrive in
-    /// order, so this is usually an append. Returns where the item went.
+    /// order, so this is usually an append. Returns where the item went. Otherwise the place is found by binary
+    /// search (a walk back from the end made each late record cost the records after it: one patient's events of
+    /// 2,500 observations each, out of order, held up every clinic's alerts for seconds once she had 150,000).
     @discardableResult
     private static func insert<T>(_ item: T, into array: inout [T], time: (T) -> Double) -> Int {
         let t = time(item)
-        var index = array.count
-        while index > 0, time(array[index - 1]) > t { index -= 1 }
-        if index == array.count {
+        guard let last = array.last, time(last) > t else {
             array.append(item)  // `insert(_:at:)` at the end still took the general replace-a-range path
-        } else {
-            array.insert(item, at: index)
+            return array.count - 1
         }
-        return index
+        // The first index whose time is later than `t` (after every equal one).
+        var low = 0, high = array.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if time(array[middle]) > t { high = middle } else { low = middle + 1 }
+        }
+        array.insert(item, at: low)
+        return low
     }
 }
