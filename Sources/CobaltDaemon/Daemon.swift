@@ -240,7 +240,9 @@ public final class Daemon: Sendable {
                     statistics: statistics, started: started, reloader: reloader, audit: audit, metrics: metrics)),
             EvaluationService(pipeline: pipeline, work: work),
             IngestService(
-                loop: loop, socket: ingestSocket, pending: pending, journal: journal, processor: IngestProcessor(maxEventBytes: configuration.maxEventBytes, authorize: authorize), store: store,
+                loop: loop, socket: ingestSocket, pending: pending, journal: journal, processor: IngestProcessor(
+                    maxEventBytes: configuration.maxEventBytes, authorize: authorize, futureTolerance: configuration.futureToleranceSeconds),
+                store: store,
                 rules: rules, statistics: statistics, audit: audit, handOff: handOff, wake: wake,
                 quarantineRows: configuration.quarantineRows, logger: logger),
         ]

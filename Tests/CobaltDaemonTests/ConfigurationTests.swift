@@ -18,10 +18,11 @@ import Testing
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let file = scratch.path + "/cobalt.yaml"
-        try "limits:\n  patient_cache: 12\n  patient_cache_records: 345\n  handoff_events: 67\n  handoff_wait_ms: 89\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "limits:\n  patient_cache: 12\n  patient_cache_records: 345\n  handoff_events: 67\n  handoff_wait_ms: 89\n  quarantine_rows: 10\n  future_tolerance_ms: 11\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
         let configuration = try DaemonConfiguration.load(file: file)
         #expect(configuration.patientCache == 12 && configuration.patientCacheRecords == 345 && configuration.handOffEvents == 67
-            && configuration.handOffWaitMilliseconds == 89)
+            && configuration.handOffWaitMilliseconds == 89 && configuration.quarantineRows == 10 && configuration.futureToleranceMilliseconds == 11)
     }
 
     /// `log.level` and `log.format` are read; a level or format that does not exist, or a misspelt key in the

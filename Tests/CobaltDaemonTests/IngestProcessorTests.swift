@@ -80,6 +80,34 @@ import ZeroMQ
         #expect(accepted.isEmpty && counts.duplicate == 2 && counts.conflict == 1)
     }
 
+    /// An event dated further ahead of the daemon's clock than the tolerance is refused at `time`, saying by how much
+    /// (a year-9999 event was accepted, and every later evaluation of the patient was made as of 9999); within the
+    /// tolerance, or in the past, it is accepted. The journal's own events are not checked again (only ingest is).
+    @Test func anEventDatedAheadOfTheClockIsRefused() throws {
+        let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
+        let eventTime = 1_795_165_200.0  // 2026-11-20T09:00:00Z, eventJSON's default
+        func verdict(clock: Double, tolerance: Double = DaemonConfiguration().futureToleranceSeconds, time: String = "2026-11-20T09:00:00Z") -> String {
+            var processor = IngestProcessor(maxEventBytes: 65_536)
+            processor.futureTolerance = tolerance
+            processor.now = { clock }
+            switch processor.prepare(Message(frames: [Array("peer".utf8), Array(eventJSON(id: "f-1", time: time).utf8)]), vocabulary: bundle.vocabulary) {
+            case .valid: return "valid"
+            case .invalid(let reply, let record):
+                #expect(record.code == 400 && record.id == "f-1")
+                return reply.json
+            }
+        }
+        #expect(verdict(clock: eventTime) == "valid")
+        #expect(verdict(clock: eventTime + 86_400 * 400) == "valid")
+        #expect(verdict(clock: eventTime - 23 * 3_600) == "valid")
+        let days = verdict(clock: eventTime - 3 * 86_400)
+        #expect(days.contains(#""code":400"#) && days.contains(#""path":"time""#), "\(days)")
+        #expect(days.contains("is 3 days after the time the event was received (at most 24 hours ahead is accepted)"), "\(days)")
+        let minutes = verdict(clock: eventTime - 300, tolerance: 60)
+        #expect(minutes.contains("is 5 minutes after the time the event was received (at most 1 minute ahead"), "\(minutes)")
+        #expect(verdict(clock: eventTime, time: "9999-01-01T00:00:00Z").contains("days after the time the event was received"))
+    }
+
     /// An oversized message is refused with 413 and quarantined with its first ``QuarantinedEvent/payloadLimit``
     /// bytes, cut once: a multi-byte character split at the limit becomes one U+FFFD, nothing else changes.
     @Test func anOversizedMessageIsQuarantinedWithItsFirstBytes() throws {

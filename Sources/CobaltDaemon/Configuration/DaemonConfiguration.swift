@@ -23,6 +23,8 @@ import Yams
 ///   evaluation; when that many are waiting, ingest waits for evaluation (backpressure: senders are read more slowly).
 /// - `limits.handoff_wait_ms` (int, default 1000): how long ingest waits for evaluation before it leaves events out
 ///   of the hand-off and goes on without it (evaluation then reads them back from the journal).
+/// - `limits.future_tolerance_ms` (int, default 86400000, one day): how far after the daemon's clock an event's
+///   `time` may be; a later one is refused (400), since the patient would be evaluated as of that time from then on.
 /// - `limits.quarantine_rows` (int, default 5000): the most recent rejected messages kept in the quarantine table
 ///   (each with at most 64 KiB of its payload); older ones are deleted as new ones arrive.
 /// - `limits.evaluation_workers` (int, default: the number of cores, at most 4): patients evaluated in parallel.
@@ -56,6 +58,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var handOffEvents = 4_096
     public var handOffWaitMilliseconds = 1_000
     public var quarantineRows = 5_000
+    public var futureToleranceMilliseconds = 86_400_000
+    var futureToleranceSeconds: Double { Double(futureToleranceMilliseconds) / 1_000 }
     public var evaluationWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
     public var heartbeatMilliseconds = 1_000
     public var replayPageLimit = 500
@@ -138,7 +142,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if let limits = try section("limits") {
             try refuseUnknown(
                 limits, ["max_event_bytes", "max_message_bytes", "max_in_flight", "patient_cache", "patient_cache_records",
-                    "evaluation_batch", "handoff_events", "handoff_wait_ms", "quarantine_rows", "evaluation_workers"],
+                    "evaluation_batch", "handoff_events", "handoff_wait_ms", "quarantine_rows", "future_tolerance_ms", "evaluation_workers"],
                 in: "limits")
         }
         if let log = try section("log") { try refuseUnknown(log, ["level", "format"], in: "log") }
@@ -166,6 +170,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
             configuration.handOffEvents = try int(limits["handoff_events"], "limits.handoff_events") ?? configuration.handOffEvents
             configuration.handOffWaitMilliseconds =
                 try int(limits["handoff_wait_ms"], "limits.handoff_wait_ms") ?? configuration.handOffWaitMilliseconds
+            configuration.futureToleranceMilliseconds =
+                try int(limits["future_tolerance_ms"], "limits.future_tolerance_ms") ?? configuration.futureToleranceMilliseconds
             configuration.quarantineRows = try int(limits["quarantine_rows"], "limits.quarantine_rows") ?? configuration.quarantineRows
             configuration.evaluationWorkers = try int(limits["evaluation_workers"], "limits.evaluation_workers") ?? configuration.evaluationWorkers
         }

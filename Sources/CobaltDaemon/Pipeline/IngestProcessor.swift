@@ -38,6 +38,13 @@ struct IngestProcessor {
     var parallelism = ProcessInfo.processInfo.activeProcessorCount
     /// Whether the authenticated sender (ZAP User-Id) may send events for a clinic.
     var authorize: @Sendable (String?, String) -> Bool = { _, _ in true }
+    /// How far ahead of the daemon's clock an event's `time` may be, in seconds (`limits.future_tolerance_ms`).
+    /// A patient is evaluated as of her latest event's time, so one event dated years ahead (a wrong year, a wrong
+    /// clock) would have every later evaluation of her made as of that future: a pregnancy long over, every
+    /// result old. Refused instead, with the reason, so the sender can correct it.
+    var futureTolerance: Double = DaemonConfiguration().futureToleranceSeconds
+    /// The daemon's clock (seconds since 1970); tests set it.
+    var now: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
     /// A message after the checks that need no store.
     enum Prepared {
@@ -143,6 +150,12 @@ struct IngestProcessor {
         guard authorize(message.userID, event.clinic) else {
             return Self.reject(message, envelope, id: event.id, code: 403, reason: "this key may not send events for clinic \(event.clinic)", errors: [])
         }
+        let received = now()
+        if event.time > received + futureTolerance {
+            return Self.reject(
+                message, envelope, id: event.id, code: 400, reason: "invalid event: 1 error",
+                errors: [FieldError(path: "time", message: Self.futureTime(event.time, received: received, tolerance: futureTolerance))])
+        }
         // Journaled as received: the digest covers these bytes, so the usual resend (the same bytes again) is found
         // by comparing digests. An event written differently (another key order, other spacing) is compared by
         // content only when its id is found taken (``sameContent(_:_:)``). Writing every event's canonical form
@@ -154,6 +167,20 @@ struct IngestProcessor {
             incoming: IncomingEvent(
                 id: Self.idempotencyKey(sender: message.userID, id: event.id), digest: digest, patient: event.patient,
                 clinic: event.clinic, time: event.time, body: body)))
+    }
+
+    /// Why an event dated after the time it was received (beyond the tolerance) is refused.
+    static func futureTime(_ time: Double, received: Double, tolerance: Double) -> String {
+        func span(_ seconds: Double) -> String {
+            let days = seconds / 86_400
+            if days >= 2 { return "\(Int(days).formatted()) days" }
+            let hours = seconds / 3_600
+            if hours >= 2 { return "\(Int(hours)) hours" }
+            let minutes = Int(seconds / 60)
+            return minutes == 1 ? "1 minute" : "\(minutes) minutes"
+        }
+        return "is \(span(time - received)) after the time the event was received (at most \(span(tolerance)) ahead is "
+            + "accepted): a clock or a date is wrong, and the patient would be evaluated as of that time from now on"
     }
 
     /// What the journal keeps an event's id under. INTERFACES §1: an id is unique *per sender*. With CURVE a sender
