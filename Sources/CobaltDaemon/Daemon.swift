@@ -131,6 +131,12 @@ public final class Daemon: Sendable {
                         address: message.userID ?? "unauthenticated", domain: "alerts",
                         reason: "a message that is not a subscription; subscriptions queued behind it are not applied")
                     return .handled
+                case .skipped(false, let topic) where message.userID == nil, .subscription(false, let topic) where message.userID == nil:
+                    // libzmq's own, for a connection that closed (it carries no key): libzmq has applied it; the
+                    // heartbeat's clinics must forget it too (they never did with security, so 1,000 topics
+                    // subscribed and dropped by any one key silenced every other clinic's heartbeats).
+                    subscribedClinics.note(subscribe: false, topic)
+                    return .handled
                 case .skipped(_, let topic):
                     authenticator.recordFailure(
                         address: message.userID ?? "unauthenticated", domain: "alerts",
@@ -154,6 +160,9 @@ public final class Daemon: Sendable {
             // Every subscription comes up, not only a topic's first, so each new subscriber gets the retained
             // operational events.
             try socket.set(.xpubVerbose, 1)
+            // And every unsubscription, each connection's as it closes: the heartbeat's clinics are counted by
+            // subscriber (SubscribedClinics).
+            try socket.set(.xpubVerboser, 1)
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
         let pending = ThreadQueue<Message>()

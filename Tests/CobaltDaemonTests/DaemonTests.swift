@@ -295,52 +295,13 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
 
     /// A subscriber of a clinic with no alert yet hears its heartbeat even after 999 made-up clinics were
     /// subscribed and dropped (the clinics noted from subscriptions were never forgotten, and the 1,001st was
-    /// never heard); a subscription naming no valid clinic id (a control character) gets no heartbeat topic.
+    /// never heard); a clinic another subscriber still holds stays heard; a subscription naming no valid clinic id
+    /// (a control character) gets no heartbeat topic.
     @Test func clinicsSubscribedAndDroppedAreForgotten() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
-            let alerts = daemon.endpoints.alerts
-            let heard = try await onThread { () -> [String] in
-                let context = try ZMQContext()
-                let passing = try ZMQSocket(context: context, type: .sub)
-                try passing.connect(alerts)
-                // First (999 more fill the 1,000 topics noted, so the last is heard only if this one was not noted).
-                try passing.set(.subscribe, Array("clinic/bad\u{1}id/".utf8))
-                for index in 0..<999 { try passing.set(.subscribe, Array("clinic/made-up-\(index)/".utf8)) }
-                // Until the made-up clinics are heard (they were noted), then gone.
-                let probe = try ZMQSocket(context: context, type: .sub)
-                try probe.set(.receiveTimeout, 200)
-                try probe.connect(alerts)
-                try probe.set(.subscribe, Array("clinic/".utf8))
-                func topics(for duration: Duration) throws -> Set<String> {
-                    var seen: Set<String> = []
-                    let end = ContinuousClock.now + duration
-                    while ContinuousClock.now < end {
-                        if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
-                    }
-                    return seen
-                }
-                let deadline = ContinuousClock.now + .seconds(60)
-                var seen: Set<String> = []
-                while !seen.contains("clinic/made-up-998/heartbeat"), ContinuousClock.now < deadline { seen.formUnion(try topics(for: .milliseconds(200))) }
-                seen.formUnion(try topics(for: .milliseconds(600)))  // three more rounds of heartbeats, whole
-                #expect(seen.contains("clinic/made-up-998/heartbeat"))
-                #expect(!seen.contains { $0.contains("bad") }, "\(seen.filter { $0.contains("bad") })")
-                passing.close()
-                // Until its clinics are forgotten (their unsubscriptions come up as its connection closes): a
-                // subscription made while 1,000 topics are noted is not noted, by design (the bound).
-                while !seen.isEmpty, ContinuousClock.now < deadline { seen = try topics(for: .milliseconds(600)) }
-                let real = try ZMQSocket(context: context, type: .sub)
-                try real.connect(alerts)
-                try real.set(.subscribe, Array("clinic/real-clinic/".utf8))
-                while !seen.contains("clinic/real-clinic/heartbeat"), ContinuousClock.now < deadline { seen = try topics(for: .milliseconds(600)) }
-                real.close()
-                probe.close()
-                return seen.sorted()
-            }
-            #expect(heard.contains("clinic/real-clinic/heartbeat"), "\(heard.prefix(5))")
-            #expect(!heard.contains { $0.hasPrefix("clinic/made-up-") }, "\(heard.prefix(5))")
+            try await subscriptionsComeAndGo(alerts: daemon.endpoints.alerts, security: nil)
         }
     }
 
@@ -578,3 +539,53 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
         }
     }
 }
+
+/// Subscribes to 999 made-up clinics and one invalid clinic id on one connection, and to one of the same topics
+/// on a second; closes the first, then subscribes to a real clinic, then closes the second. Expects: every made-up
+/// clinic heard while subscribed, the invalid one never, the made-up clinics forgotten once dropped except the one
+/// still held (until it is dropped too), and the real clinic heard. `security`: CURVE for every socket (a subscriber key allowed every clinic).
+func subscriptionsComeAndGo(alerts: String, security: ClientSecurity?) async throws {
+    let heard = try await onThread { () -> [String] in
+        let context = try ZMQContext()
+        func subscriber(_ topics: [String]) throws -> ZMQSocket {
+            let socket = try ZMQSocket(context: context, type: .sub)
+            try security?.apply(to: socket)
+            try socket.set(.receiveTimeout, 200)
+            try socket.connect(alerts)
+            for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
+            return socket
+        }
+        // The invalid id first (999 more fill the 1,000 clinics noted, so the last is heard only if it was not noted).
+        let passing = try subscriber(["clinic/bad\u{1}id/"] + (0..<999).map { "clinic/made-up-\($0)/" })
+        let holder = try subscriber(["clinic/made-up-5/"])  // the same topic: counted per connection
+        let probe = try subscriber(["clinic/"])
+        func topics(for duration: Duration) throws -> Set<String> {
+            var seen: Set<String> = []
+            let end = ContinuousClock.now + duration
+            while ContinuousClock.now < end {
+                if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
+            }
+            return seen
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var seen: Set<String> = []
+        while !seen.contains("clinic/made-up-998/heartbeat"), ContinuousClock.now < deadline { seen.formUnion(try topics(for: .milliseconds(200))) }
+        seen.formUnion(try topics(for: .milliseconds(600)))  // three more rounds of heartbeats, whole
+        #expect(seen.contains("clinic/made-up-998/heartbeat"))
+        #expect(!seen.contains { $0.contains("bad") }, "\(seen.filter { $0.contains("bad") })")
+        passing.close()
+        // Until its clinics are forgotten (their unsubscriptions come up as its connection closes), but for the one
+        // the holder keeps: a subscription made while 1,000 clinics are noted is not noted, by design (the bound).
+        while seen != ["clinic/made-up-5/heartbeat"], ContinuousClock.now < deadline { seen = try topics(for: .milliseconds(600)) }
+        let real = try subscriber(["clinic/real-clinic/"])
+        while !seen.contains("clinic/real-clinic/heartbeat"), ContinuousClock.now < deadline { seen = try topics(for: .milliseconds(600)) }
+        #expect(seen == ["clinic/made-up-5/heartbeat", "clinic/real-clinic/heartbeat"], "\(seen.sorted().prefix(5))")
+        // The holder leaves too: its clinic is forgotten (each connection's unsubscription comes up, not only the last).
+        holder.close()
+        while seen != ["clinic/real-clinic/heartbeat"], ContinuousClock.now < deadline { seen = try topics(for: .milliseconds(600)) }
+        for socket in [real, probe] { socket.close() }
+        return seen.sorted()
+    }
+    #expect(heard == ["clinic/real-clinic/heartbeat"], "\(heard.prefix(5))")
+}
+

@@ -56,6 +56,23 @@ import ZeroMQ
         }
     }
 
+    /// With CURVE, libzmq's unsubscriptions for a closing connection carry no key: they were refused like an
+    /// unknown key's, so the heartbeat's clinics were never forgotten, and one key subscribing to 1,000 clinics and
+    /// leaving silenced the heartbeats of every clinic without an alert (found by a security sweep). The same
+    /// scenario as without security.
+    @Test func clinicsSubscribedAndDroppedAreForgottenWithCurve() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let subscriber = try CurveKeyPair.generate()
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.security = try Self.operatorOnlyKeys(in: scratch.path, server: server, operatorKey: try CurveKeyPair.generate())
+        try "\(subscriber.publicKey) every-clinic *\n".write(toFile: configuration.security!.subscriberKeys, atomically: true, encoding: .utf8)
+        try await withRunningDaemon(configuration) { daemon in
+            try await subscriptionsComeAndGo(alerts: daemon.endpoints.alerts, security: ClientSecurity(serverKey: server.publicKey, keys: subscriber))
+        }
+    }
+
     /// With CURVE the journal keeps an id under its sender's key name, but the acknowledgement (INTERFACES §3: `{"id", …}`)
     /// must carry the id the sender sent: `cobalt send` (EventSender) matches each answer to its event by that id,
     /// and with "ehr-a\u{1F}lab-1" in the reply it matched nothing, resent until it gave up, and reported every

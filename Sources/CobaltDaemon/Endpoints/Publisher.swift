@@ -84,20 +84,26 @@ final class Publisher: Sendable {
     var lastSequences: [String: Int64] { last.withLock { $0 } }
 }
 
-/// The clinics subscribers have asked for by name (`clinic/<id>/…`), for their heartbeats before any alert. At most
-/// ``limit`` subscribed topics: without security anyone on loopback may subscribe, and each clinic costs a heartbeat
-/// a second.
+/// The clinics subscribers have asked for by name (`clinic/<id>/…`), for their heartbeats before any alert.
 ///
-/// A topic is forgotten when its unsubscription comes up: XPUB passes one up when a topic's last subscriber
-/// unsubscribes or disconnects (with security, `XPUB_MANUAL` passes each subscriber's). Clinics were never
-/// forgotten, so after 1,000 made-up subscriptions came and went, a real subscriber of a clinic with no alert yet
-/// heard no heartbeat. A clinic is heard while any of its topics is subscribed (`clinic/x/` and `clinic/x/alert`
-/// are two). A name that is no clinic id (control characters, not NFC, too long) is not noted: no heartbeat goes
-/// out on a topic that ingest would refuse as a clinic.
+/// Counted by subscription: XPUB passes up every subscription (`XPUB_VERBOSE`) and every unsubscription
+/// (`XPUB_VERBOSER`; with security, `XPUB_MANUAL` passes them all too), a closing connection's included, so a topic
+/// is forgotten when its last subscriber leaves. Clinics were never forgotten, so after 1,000 made-up clinics were
+/// subscribed and dropped (by any one key, with security) a real subscriber of a clinic with no alert yet heard no
+/// heartbeat. A clinic is heard while any of its topics is subscribed (`clinic/x/` and `clinic/x/alert` are two).
+///
+/// Bounded: at most ``clinicLimit`` clinics (each costs a heartbeat a second; without security anyone on loopback
+/// may subscribe) and ``topicsPerClinic`` topics recorded for each (a clinic is heard already; more topics of it
+/// would cost only memory — one key may subscribe to any number under its own clinic). A subscription arriving
+/// while the clinics are at the limit is not noted. A connection that subscribes twice to one topic closes with
+/// one unsubscription, so such a topic stays counted (its clinic heard) — the safe side. A name that is no
+/// clinic id (control characters, not NFC, too long, not UTF-8) is not noted: no heartbeat goes out on a topic
+/// ingest would refuse as a clinic.
 final class SubscribedClinics: Sendable {
-    static let limit = 1_000
-    /// Subscribed topics by clinic.
-    private let clinics = Mutex<[String: Set<[UInt8]>]>([:])
+    static let clinicLimit = 1_000
+    static let topicsPerClinic = 64
+    /// Subscriptions by clinic, then topic.
+    private let clinics = Mutex<[String: [[UInt8]: Int]]>([:])
 
     init() {}
 
@@ -111,11 +117,16 @@ final class SubscribedClinics: Sendable {
         let topic = Array(topic)
         clinics.withLock { clinics in
             if subscribe {
-                guard clinics.values.reduce(0, { $0 + $1.count }) < Self.limit else { return }
-                clinics[clinic, default: []].insert(topic)
+                guard let topics = clinics[clinic] else {
+                    if clinics.count < Self.clinicLimit { clinics[clinic] = [topic: 1] }
+                    return
+                }
+                guard topics[topic] != nil || topics.count < Self.topicsPerClinic else { return }
+                clinics[clinic]![topic, default: 0] += 1
             } else {
-                clinics[clinic]?.remove(topic)
-                if clinics[clinic]?.isEmpty == true { clinics[clinic] = nil }
+                guard let count = clinics[clinic]?[topic] else { return }
+                clinics[clinic]![topic] = count > 1 ? count - 1 : nil
+                if clinics[clinic]!.isEmpty { clinics[clinic] = nil }
             }
         }
     }
