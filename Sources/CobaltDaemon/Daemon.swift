@@ -239,7 +239,7 @@ public final class Daemon: Sendable {
             ingest: bound[base][0], alerts: bound[base + 1][0], replay: bound[base + 2][0], control: bound[base + 3][0],
             metrics: metricsEndpoint?.endpoint)
         var services: [any Service] = [
-            AuditService(audit: audit, store: store),
+            AuditService(audit: audit, store: store, authenticator: authenticator),
             SocketService(loop: loop, publisher: publisher, heartbeat: .milliseconds(configuration.heartbeatMilliseconds), context: context),
             RequestService(
                 loop: loop, replaySocket: .init(base + 2), controlSocket: .init(base + 3),

@@ -1,8 +1,10 @@
 @testable import CobaltDaemon
 import CobaltClient
+import CobaltStore
 import CobaltTestSupport
 import RuleEngine
 import Foundation
+import Logging
 import Testing
 import ZeroMQ
 
@@ -71,6 +73,39 @@ import ZeroMQ
         try await withRunningDaemon(configuration) { daemon in
             try await subscriptionsComeAndGo(alerts: daemon.endpoints.alerts, security: ClientSecurity(serverKey: server.publicKey, keys: subscriber))
         }
+    }
+
+    /// Every peer refused is in the audit trail, whoever else floods: its first refusal at once, the rest of its
+    /// window summed in one row (one rate limit shared by all peers audited a single refusal in ten seconds, so
+    /// 3,000 unknown-key handshakes from one address hid a subscriber key's 174 refused subscriptions). Text a peer
+    /// chose is escaped and cut short (a topic with a line end and escape sequences forged log lines).
+    @Test func everyRefusedPeerIsAuditedAndPeerTextIsEscaped() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let audit = AuditLog()
+        let authenticator = try Authenticator(files: [:], logger: Logger(label: "test"), audit: audit)
+        for _ in 0..<500 { authenticator.recordFailure(address: "127.0.0.2", domain: "control", reason: "unknown key") }
+        let forged = "subscription to 'clinic/south/\n2026-11-23T07:00:00+0000 info cobalt: cobalt stopped\n\u{1B}[2K\u{202E}' not authorised"
+        for _ in 0..<3 { authenticator.recordFailure(address: "subscriber:sub-south", domain: "alerts", reason: forged + String(repeating: "x", count: 500)) }
+        authenticator.summariseFailures(now: .now + Authenticator.failureWindow)
+        let store = try SQLiteStore(path: scratch.path + "/audit.db")
+        await audit.flush(to: store)
+        let rows = try await store.auditTrail(limit: 100).reversed().map { "\($0.actor) \($0.detail)" }
+        #expect(rows.count == 4, "\(rows)")
+        #expect(rows.filter { $0.hasPrefix("127.0.0.2 ") } == [
+            "127.0.0.2 endpoint=control reason=unknown key refused_total=1",
+            "127.0.0.2 endpoint=control reason=unknown key refused_again=499 within=10s",
+        ])
+        let south = rows.filter { $0.hasPrefix("subscriber:sub-south ") }
+        #expect(south.count == 2 && south.last?.contains("refused_again=2") == true, "\(south)")
+        #expect(south.allSatisfy { !$0.contains("\n") && !$0.contains("\u{1B}") && !$0.contains("\u{202E}") && $0.count < 300 }, "\(south)")
+        #expect(south.first?.contains(#"south/\u{a}2026-11-23"#) == true && south.first?.contains(#"\u{1b}[2K\u{202e}"#) == true, "\(south)")
+        // Many addresses do not grow the ledger without bound: beyond the peers tracked, one row for the others.
+        for n in 0..<(Authenticator.trackedPeers + 50) { authenticator.recordFailure(address: "10.0.\(n / 250).\(n % 250)", domain: "ingest", reason: "unknown key") }
+        authenticator.summariseFailures(now: .now + Authenticator.failureWindow)
+        await audit.flush(to: store)
+        let others = try await store.auditTrail(limit: 5_000).filter { $0.actor == "(other peers)" }.map(\.detail)
+        #expect(others == ["endpoint=ingest reason=unknown key refused_again=49 within=10s", "endpoint=ingest reason=unknown key refused_total=\(503 + Authenticator.trackedPeers + 1)"], "\(others)")  // newest first
     }
 
     /// With CURVE the journal keeps an id under its sender's key name, but the acknowledgement (INTERFACES §3: `{"id", …}`)

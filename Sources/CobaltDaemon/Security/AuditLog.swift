@@ -30,12 +30,16 @@ final class AuditLog: Sendable {
 struct AuditService: Service {
     let audit: AuditLog
     let store: any CobaltStore
+    /// Sums authentication failures into the trail before each write (with security).
+    var authenticator: Authenticator?
 
     func run() async throws {
         while !Task.isCancelledOrShuttingDown {
             try? await Task.sleep(for: .milliseconds(500))
+            authenticator?.summariseFailures()
             await audit.flush(to: store)
         }
+        authenticator?.summariseFailures(now: .now + Authenticator.failureWindow)  // every window ends at the stop
         await audit.flush(to: store)
     }
 }

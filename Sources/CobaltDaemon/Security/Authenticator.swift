@@ -29,7 +29,7 @@ final class Authenticator: Sendable {
 
     private let files: [Role: String]
     private let lists: Mutex<[Role: [String: Principal]]>
-    private let failures = Mutex((count: 0, lastLog: ContinuousClock.now - .seconds(60)))
+    private let failures = Mutex(FailureLedger())
     /// `cobalt_auth_failures_total` per endpoint, each shown from the start.
     private let failureCounters = LabelledCounters(
         "cobalt_auth_failures_total", dimensions: ["endpoint"], initial: Authenticator.domains.map { [$0] })
@@ -130,22 +130,91 @@ final class Authenticator: Sendable {
         return answer("200", "OK", user: principal.userID)
     }
 
-    /// Counts an authentication failure and logs it at a bounded rate, with the peer address, never a secret.
+    /// Authentication failures by endpoint and peer, for the audit trail. A peer's first failure in a window is
+    /// audited at once; its later ones in the window are summed into one row when the window ends
+    /// (``summariseFailures(now:)``). One rate limit shared by every peer used to decide which single failure in
+    /// ten seconds was audited, so a flood from one address hid every other key's refusals (a security sweep: a
+    /// subscriber key's 174 refused subscriptions left no row and no log line beside 3,000 unknown-key handshakes).
+    struct FailureLedger {
+        struct Entry {
+            var opened: ContinuousClock.Instant
+            var unrecorded = 0
+            var reason: String
+        }
+        var entries: [String: Entry] = [:]
+        var total = 0
+        var lastLog = ContinuousClock.now - .seconds(60)
+    }
+
+    /// How long a peer's failures are summed before they are audited again.
+    static let failureWindow: Duration = .seconds(10)
+    /// Peers tracked at once per endpoint; beyond, failures are summed under `(other peers)` (many addresses must
+    /// not grow the ledger without bound).
+    static let trackedPeers = 1_000
+
+    /// Counts an authentication failure, audits it (per peer, see ``FailureLedger``) and logs it at a bounded rate
+    /// (one line a second at most), with the peer address, never a secret. Text a peer chose (a topic) is written
+    /// with its control characters escaped and cut short (it could forge log lines).
     func recordFailure(address: String, domain: String, reason: String) {
         failureCounters.increment([domain])
-        let (count, log) = failures.withLock { state -> (Int, Bool) in
-            state.count += 1
-            let now = ContinuousClock.now
-            let log = now - state.lastLog >= .seconds(10)
-            if log { state.lastLog = now }
-            return (state.count, log)
+        let reason = Self.printable(reason)
+        let now = ContinuousClock.now
+        let (actor, row, log, total) = failures.withLock { ledger -> (String, Bool, Bool, Int) in
+            ledger.total += 1
+            var actor = address
+            if ledger.entries[domain + "\u{1F}" + actor] == nil, ledger.entries.count >= Self.trackedPeers { actor = "(other peers)" }
+            let key = domain + "\u{1F}" + actor
+            var row = false
+            if ledger.entries[key] != nil {
+                ledger.entries[key]!.unrecorded += 1
+                ledger.entries[key]!.reason = reason
+            } else {
+                ledger.entries[key] = FailureLedger.Entry(opened: now, reason: reason)
+                row = true
+            }
+            let log = row && now - ledger.lastLog >= .seconds(1)
+            if log { ledger.lastLog = now }
+            return (actor, row, log, ledger.total)
         }
+        if row { audit.record(actor: actor, action: "auth.refused", detail: "endpoint=\(domain) reason=\(reason) refused_total=\(total)") }
         if log {
-            audit.record(actor: address, action: "auth.refused", detail: "endpoint=\(domain) reason=\(reason) refused_total=\(count)")
             logger.warning("authentication refused", metadata: [
-                "peer": "\(address)", "endpoint": "\(domain)", "reason": "\(reason)", "refused_total": "\(count)",
+                "peer": "\(actor)", "endpoint": "\(domain)", "reason": "\(reason)", "refused_total": "\(total)",
             ])
         }
+    }
+
+    /// Audits, for each peer whose window has ended, the failures not yet audited (one row: how many, the last
+    /// reason), and forgets the peer: its next failure is audited at once again. The audit service calls it
+    /// before writing the trail.
+    func summariseFailures(now: ContinuousClock.Instant = .now) {
+        let rows = failures.withLock { ledger -> [(actor: String, detail: String)] in
+            var rows: [(String, String)] = []
+            for (key, entry) in ledger.entries where now - entry.opened >= Self.failureWindow {
+                ledger.entries[key] = nil
+                guard entry.unrecorded > 0 else { continue }
+                let parts = key.split(separator: "\u{1F}", maxSplits: 1).map(String.init)
+                rows.append((parts[1], "endpoint=\(parts[0]) reason=\(entry.reason) refused_again=\(entry.unrecorded) within=10s"))
+            }
+            return rows
+        }
+        for row in rows { audit.record(actor: row.actor, action: "auth.refused", detail: row.detail) }
+    }
+
+    /// Text a peer chose, for a log line or an audit row: control and format characters (line ends, escape
+    /// sequences, bidirectional overrides) written as `\u{…}`, and at most 120 characters.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            guard out.unicodeScalars.count < 120 else { return out + "…" }
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator:
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// Z85 text of a 32-byte key.
