@@ -82,6 +82,9 @@ public final class Daemon: Sendable {
                     try socket.set(.curveSecretKey, serverSecret)
                     try socket.set(.zapDomain, Array(domain.utf8))
                     try socket.set(.zapEnforceDomain, 1)
+                    // Handshakes libzmq refuses before any ZAP request (plain TCP, a wrong server key) are seen
+                    // only by a monitor: read by `monitor-<domain>` below, counted and audited like ZAP refusals.
+                    try socket.monitor(Self.monitorEndpoint(domain), events: MonitorEvent.handshakeFailedBeforeAuthentication)
                 }
                 try socket.set(.handshakeInterval, 5_000)
                 try extra(socket)
@@ -182,6 +185,18 @@ public final class Daemon: Sendable {
             name: "control", type: .router, bind: [configuration.control], maxInFlight: 16, heldPerPeer: 16,
             messageLimit: requestLimit, configure: secured("control", requestServer))
         specs += [ingestSpec, alertsSpec, replaySpec, controlSpec]
+        if let authenticator {
+            // After the sockets they watch (whose configuration starts each monitor).
+            specs += Authenticator.domains.map { domain in
+                SocketSpec(name: "monitor-\(domain)", type: .pair, connect: [Self.monitorEndpoint(domain)], respond: { message, _ in
+                    if let event = MonitorEvent(message) {
+                        // libzmq's monitor names the local endpoint, not the peer: such refusals are summed per endpoint.
+                        authenticator.recordFailure(address: "(before authentication)", domain: domain, reason: event.reason)
+                    }
+                    return .handled
+                })
+            }
+        }
         let loop: SocketLoop
         do {
             loop = try await SocketLoop.start(
@@ -290,6 +305,9 @@ public final class Daemon: Sendable {
         ])
         return Daemon(endpoints: endpoints, group: group, shutdownSignals: shutdownSignals)
     }
+
+    /// Where a secured endpoint's socket monitor publishes its failed handshakes.
+    static func monitorEndpoint(_ domain: String) -> String { "inproc://cobalt.monitor.\(domain)" }
 
     /// What ``start(configuration:logger:handleSignals:metrics:notifier:)`` checks before it opens the store: the
     /// settings, libzmq's CURVE support, and the rule gate — the same gate as a reload, so that a rule set a reload

@@ -1,8 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 internal import CZeroMQ
 
 /// The socket types Cobalt uses.
 public enum SocketType: Sendable {
-    case router, dealer, xpub, pub, sub, xsub, req, rep
+    case router, dealer, xpub, pub, sub, xsub, req, rep, pair
 
     var raw: Int32 {
         switch self {
@@ -14,6 +17,7 @@ public enum SocketType: Sendable {
         case .xsub: return ZMQ_XSUB
         case .req: return ZMQ_REQ
         case .rep: return ZMQ_REP
+        case .pair: return ZMQ_PAIR
         }
     }
 }
@@ -158,6 +162,12 @@ public final class ZMQSocket {
         guard zmq_connect(try live("connect"), endpoint) == 0 else { throw ZMQError.last("connect \(endpoint)") }
     }
 
+    /// Publishes this socket's `events` (``MonitorEvent``) on a PAIR socket libzmq binds at `endpoint` (inproc),
+    /// for a PAIR socket of the same context to connect to and read (``MonitorEvent/init(_:)``).
+    public func monitor(_ endpoint: String, events: Int32) throws(ZMQError) {
+        guard zmq_socket_monitor(try live("monitor"), endpoint, events) == 0 else { throw ZMQError.last("monitor \(endpoint)") }
+    }
+
     // MARK: Messages
 
     /// Sends a multipart message. Returns `false` when it would block (`EAGAIN` with `dontWait`).
@@ -233,3 +243,37 @@ public final class ZMQSocket {
         return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
     }
 }
+
+/// One event read from a socket monitor (libzmq's version 1 format: a frame of a 16-bit event number and a 32-bit
+/// value in the machine's byte order, then a frame with the endpoint the event is about).
+public struct MonitorEvent: Sendable, Equatable {
+    public var event: Int32
+    /// The event's value: for a failed handshake, the protocol error (`ZMQ_PROTOCOL_ERROR_*`) or errno.
+    public var value: UInt32
+    public var endpoint: String
+
+    /// Handshakes that failed before authentication: the peer's mechanism or keys did not match (a plain-TCP
+    /// client against a CURVE server, a wrong server key). Refused by libzmq before any ZAP request.
+    public static let handshakeFailedBeforeAuthentication = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+
+    public init?(_ message: Message) {
+        guard message.frames.count == 2, message.frames[0].count == 6 else { return nil }
+        let head = message.frames[0]
+        event = Int32(UInt16(head[0]) | UInt16(head[1]) << 8)
+        value = UInt32(head[2]) | UInt32(head[3]) << 8 | UInt32(head[4]) << 16 | UInt32(head[5]) << 24
+        endpoint = String(decoding: message.frames[1], as: UTF8.self)
+    }
+
+    /// What a failed handshake's value means, in words.
+    public var reason: String {
+        switch value {
+        case UInt32(bitPattern: ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH): "security mechanism mismatch (plain TCP against CURVE?)"
+        case UInt32(bitPattern: ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC): "CURVE handshake failed (wrong server key?)"
+        // A peer that gives up mid-handshake (a plain-TCP client, after the server's greeting) may end it first.
+        default: event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            ? "handshake failed: \(String(cString: strerror(Int32(bitPattern: value))))"
+            : "handshake failed (protocol error \(String(value, radix: 16)))"
+        }
+    }
+}
+

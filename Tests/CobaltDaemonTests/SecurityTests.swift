@@ -248,6 +248,32 @@ import ZeroMQ
         } while (failures("replay") ?? 0) < 1 && ContinuousClock.now < deadline
         #expect((failures("replay") ?? 0) >= 1, "\(text)")
         #expect(failures("ingest") == 0 && failures("alerts") == 0 && failures("control") == 0, "\(text)")
+        // Handshakes libzmq refuses before asking ZAP — plain TCP, a wrong server key — are counted too (a socket
+        // monitor sees them; they were neither counted, logged nor audited).
+        let wrongServer = ClientSecurity(serverKey: try CurveKeyPair.generate().publicKey, keys: operatorKey)
+        repeat {
+            _ = await onThread { () -> Bool in
+                let plain = (try? Requester(context: try ZMQContext(), endpoint: daemon.ingest, security: nil)
+                    .request(#"{"id": "x"}"#, timeout: 1_500)) != nil
+                let wrong = (try? Requester(context: try ZMQContext(), endpoint: daemon.control, security: wrongServer)
+                    .request(#"{"command": "status"}"#, timeout: 1_500)) != nil
+                return plain || wrong
+            }
+            let metrics = try await onThread {
+                try Requester(context: try ZMQContext(), endpoint: daemon.control, security: asOperator).request(#"{"command": "metrics"}"#, timeout: 60_000)
+            }
+            if case .object(let reply) = metrics, let metricsText = reply["text"]?.stringValue { text = metricsText }
+        } while ((failures("ingest") ?? 0) < 1 || (failures("control") ?? 0) < 1) && ContinuousClock.now < deadline + .seconds(60)
+        #expect((failures("ingest") ?? 0) >= 1 && (failures("control") ?? 0) >= 1, "\(text)")
+        #expect(daemon.terminate() == 0)
+        let refused = try await SQLiteStore(path: scratch.path + "/cobalt.db").auditTrail(limit: 100).filter { $0.actor == "(before authentication)" }
+        // What libzmq reports depends on who gives up first: the mismatch, the failed CURVE box, or the connection's end.
+        for endpoint in ["ingest", "control"] {
+            #expect(refused.contains { $0.detail.hasPrefix("endpoint=\(endpoint) reason=") }, "\(endpoint): \(refused.map(\.detail))")
+        }
+        #expect(refused.allSatisfy { row in
+            ["security mechanism mismatch", "CURVE handshake failed", "handshake failed: "].contains { row.detail.contains("reason=" + $0) }
+        }, "\(refused.map(\.detail))")
     }
 
     @Test func nonLoopbackNeedsKeys() throws {
