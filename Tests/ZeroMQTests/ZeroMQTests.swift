@@ -77,6 +77,40 @@ func receive(_ socket: ZMQSocket, timeout: Int = 60_000) throws -> Message? {
         #expect(reply == ["ok"])
     }
 
+    /// A CURVE server's monitor reports a plain-TCP client's failed handshake, read back as a ``MonitorEvent`` with
+    /// the server's endpoint; a good handshake is not reported (only failures are asked for).
+    @Test func aMonitorReportsFailedHandshakes() async throws {
+        let events = try await onThread { () -> [MonitorEvent] in
+            let context = try ZMQContext()
+            let keys = try CurveKeyPair.generate()
+            let server = try ZMQSocket(context: context, type: .router)
+            try server.set(.curveServer, 1)
+            try server.set(.curveSecretKey, keys.secretKey)
+            try server.monitor("inproc://test.monitor", events: MonitorEvent.handshakeFailedBeforeAuthentication)
+            try server.bind("tcp://127.0.0.1:*")
+            let endpoint = try server.lastEndpoint
+            let monitor = try ZMQSocket(context: context, type: .pair)
+            try monitor.connect("inproc://test.monitor")
+            let good = try ZMQSocket(context: context, type: .dealer)
+            let client = try CurveKeyPair.generate()
+            try good.set(.curveServerKey, keys.publicKey)
+            try good.set(.curvePublicKey, client.publicKey)
+            try good.set(.curveSecretKey, client.secretKey)
+            try good.connect(endpoint)
+            try good.send([Array("hi".utf8)])
+            _ = try #require(try receive(server))  // the good client's handshake is done
+            let plain = try ZMQSocket(context: context, type: .dealer)
+            try plain.connect(endpoint)
+            try plain.send([Array("hi".utf8)])
+            var events: [MonitorEvent] = []
+            if let message = try receive(monitor) { events.append(try #require(MonitorEvent(message))) }
+            while let message = try receive(monitor, timeout: 300) { events.append(try #require(MonitorEvent(message))) }
+            return events
+        }
+        #expect(!events.isEmpty && events.allSatisfy { $0.endpoint.hasPrefix("tcp://127.0.0.1:") }, "\(events)")
+        #expect(events.allSatisfy { ($0.event & MonitorEvent.handshakeFailedBeforeAuthentication) != 0 }, "\(events)")
+    }
+
     @Test func oversizedMessagesAreNeverDelivered() async throws {
         let result = try await onThread { () -> (Message?, Message?) in
             let context = try ZMQContext()
