@@ -121,7 +121,7 @@ public final class Daemon: Sendable {
         let base = specs.count
         let manualSubscriptions = authenticator != nil
         let retained = RetainedOps()
-        let subscribedClinics = SubscribedClinics()
+        let subscribedClinics = SubscribedClinics(counted: authenticator != nil)
         // Manual subscriptions (with security): nothing is applied while libzmq's pairing of requests with
         // connections is broken by a peer's data message (see ManualSubscriptions), or a request could be applied
         // to another subscriber's connection — one clinic's alerts sent to another's key.
@@ -138,16 +138,23 @@ public final class Daemon: Sendable {
                     // libzmq's own, for a connection that closed (it carries no key): libzmq has applied it; the
                     // heartbeat's clinics must forget it too (they never did with security, so 1,000 topics
                     // subscribed and dropped by any one key silenced every other clinic's heartbeats).
-                    subscribedClinics.note(subscribe: false, topic)
+                    // It may be of a subscription that was refused (another clinic's): SubscribedClinics tells.
+                    subscribedClinics.noteClosed(topic)
                     return .handled
-                case .skipped(_, let topic):
+                case .skipped(let subscribe, let topic):
+                    // libzmq holds it for the connection all the same, and unsubscribes it when that closes.
+                    if subscribe { subscribedClinics.noteNotCounted(topic) }
                     authenticator.recordFailure(
                         address: message.userID ?? "unauthenticated", domain: "alerts",
                         reason: "subscription to '\(String(decoding: topic, as: UTF8.self))' not applied (queued behind another peer's non-subscription message); subscribe again")
                     return .handled
                 case .subscription(let subscribe, let topic):
                     guard authenticator.approveSubscription(subscribe: subscribe, topic: topic, userID: message.userID, on: socket)
-                    else { return .handled }
+                    else {
+                        // Refused, but libzmq holds it for the connection and unsubscribes it when that closes.
+                        if subscribe { subscribedClinics.noteNotCounted(topic) }
+                        return .handled
+                    }
                 }
             }
             retained.subscribed(message, on: socket)
@@ -163,9 +170,9 @@ public final class Daemon: Sendable {
             // Every subscription comes up, not only a topic's first, so each new subscriber gets the retained
             // operational events.
             try socket.set(.xpubVerbose, 1)
-            // And every unsubscription, each connection's as it closes: the heartbeat's clinics are counted by
-            // subscriber (SubscribedClinics).
-            try socket.set(.xpubVerboser, 1)
+            // Not XPUB_VERBOSER: without security a topic's unsubscription comes up when its last connection
+            // leaves, which is what the heartbeat's clinics need (a SUB sends a repeated subscription up, its
+            // unsubscription once); with security XPUB_MANUAL passes every one up anyway (SubscribedClinics).
             if manualSubscriptions { try socket.set(.xpubManual, 1) }
         }
         let pending = ThreadQueue<Message>()

@@ -305,6 +305,46 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
         }
     }
 
+    /// A SUB socket sends every subscription up, a repeated one too, but its unsubscription (or its close) once:
+    /// libzmq keeps one subscription per connection. Counted per message, a clinic subscribed twice on one
+    /// connection was never forgotten after it left (so 1,000 made-up clinics subscribed twice and dropped
+    /// silenced every later clinic's heartbeats, the very bug the counting was to fix).
+    @Test func aClinicSubscribedTwiceOnOneConnectionIsForgottenWhenItLeaves() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        try await withRunningDaemon(testConfiguration(directory: scratch.path)) { daemon in
+            let alerts = daemon.endpoints.alerts
+            let forgotten = try await onThread { () -> Bool in
+                let context = try ZMQContext()
+                func subscriber(_ topics: [String]) throws -> ZMQSocket {
+                    let socket = try ZMQSocket(context: context, type: .sub)
+                    try socket.set(.receiveTimeout, 200)
+                    try socket.connect(alerts)
+                    for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
+                    return socket
+                }
+                let probe = try subscriber(["clinic/"])
+                let twice = try subscriber(["clinic/twice/", "clinic/twice/"])
+                func topics(for duration: Duration) throws -> Set<String> {
+                    var seen: Set<String> = []
+                    let end = ContinuousClock.now + duration
+                    while ContinuousClock.now < end {
+                        if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
+                    }
+                    return seen
+                }
+                let deadline = ContinuousClock.now + .seconds(60)
+                var seen: Set<String> = []
+                while !seen.contains("clinic/twice/heartbeat"), ContinuousClock.now < deadline { seen.formUnion(try topics(for: .milliseconds(200))) }
+                twice.close()
+                repeat { seen = try topics(for: .milliseconds(600)) } while seen.contains("clinic/twice/heartbeat") && ContinuousClock.now < deadline
+                probe.close()
+                return !seen.contains("clinic/twice/heartbeat")
+            }
+            #expect(forgotten, "a clinic subscribed twice on one connection was still heard 60 s after the connection closed")
+        }
+    }
+
     @Test func subscribersDetectGapsFromHeartbeatsAndRepairThem() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -75,6 +75,60 @@ import ZeroMQ
         }
     }
 
+    /// A subscription Cobalt refuses is still recorded by libzmq for its connection (XPUB_MANUAL), so the
+    /// connection's close passes up an ownerless unsubscription of it: that must not take away the count of a
+    /// subscriber that holds the topic lawfully. A clinic-A key subscribing to `clinic/B/` and leaving silenced
+    /// clinic B's heartbeats for B's own subscriber.
+    @Test func aRefusedSubscriptionLeavingDoesNotSilenceAnotherClinic() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let server = try CurveKeyPair.generate()
+        let (a, b, all) = (try CurveKeyPair.generate(), try CurveKeyPair.generate(), try CurveKeyPair.generate())
+        var configuration = testConfiguration(directory: scratch.path)
+        configuration.security = try Self.operatorOnlyKeys(in: scratch.path, server: server, operatorKey: try CurveKeyPair.generate())
+        try "\(a.publicKey) app-a clinic-a\n\(b.publicKey) app-b clinic-b\n\(all.publicKey) probe *\n"
+            .write(toFile: configuration.security!.subscriberKeys, atomically: true, encoding: .utf8)
+        try await withRunningDaemon(configuration) { daemon in
+            let alerts = daemon.endpoints.alerts
+            let heard = try await onThread { () -> Bool in
+                let context = try ZMQContext()
+                func subscriber(_ keys: CurveKeyPair, _ topics: [String]) throws -> ZMQSocket {
+                    let socket = try ZMQSocket(context: context, type: .sub)
+                    try ClientSecurity(serverKey: server.publicKey, keys: keys).apply(to: socket)
+                    try socket.set(.receiveTimeout, 200)
+                    try socket.connect(alerts)
+                    for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
+                    return socket
+                }
+                let probe = try subscriber(all, ["clinic/"])
+                let owner = try subscriber(b, ["clinic/clinic-b/"])
+                let intruder = try subscriber(a, ["clinic/clinic-a/", "clinic/clinic-b/"])
+                func topics(for duration: Duration) throws -> Set<String> {
+                    var seen: Set<String> = []
+                    let end = ContinuousClock.now + duration
+                    while ContinuousClock.now < end {
+                        if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
+                    }
+                    return seen
+                }
+                let deadline = ContinuousClock.now + .seconds(60)
+                var seen: Set<String> = []
+                while !seen.isSuperset(of: ["clinic/clinic-a/heartbeat", "clinic/clinic-b/heartbeat"]), ContinuousClock.now < deadline {
+                    seen.formUnion(try topics(for: .milliseconds(200)))
+                }
+                // The intruder leaves: its clinic is forgotten once its unsubscriptions (one call, in order) are read.
+                intruder.close()
+                repeat { seen = try topics(for: .milliseconds(600)) } while seen.contains("clinic/clinic-a/heartbeat") && ContinuousClock.now < deadline
+                #expect(!seen.contains("clinic/clinic-a/heartbeat"))
+                // From now on clinic B must still be heard: its owner holds its topic.
+                repeat { seen = try topics(for: .milliseconds(600)) } while !seen.contains("clinic/clinic-b/heartbeat") && ContinuousClock.now < deadline
+                for socket in [owner, probe] { socket.close() }
+                return seen.contains("clinic/clinic-b/heartbeat")
+            }
+            #expect(heard, "clinic B's subscriber heard no heartbeat after a clinic-A key's refused subscription to it left")
+        }
+    }
+
     /// Every peer refused is in the audit trail, whoever else floods: its first refusal at once, the rest of its
     /// window summed in one row (one rate limit shared by all peers audited a single refusal in ten seconds, so
     /// 3,000 unknown-key handshakes from one address hid a subscriber key's 174 refused subscriptions). Text a peer

@@ -38,6 +38,11 @@ import Testing
         } throws: { error in
             (error as! EventDecodingError).errors.map(\.path) == ["conditions[0].onset"]
         }
+        // Such an event was acknowledged before this check (the decoder took `time` and never read `onset`): read
+        // back from the journal it must still be the event, or it drops out of its patient's history (with its
+        // observations) at the next rebuild, without a word.
+        let journaled = try? EventDecoder.decodeJournaled(Data(json.utf8))
+        #expect(journaled?.conditions.first?.time == Timestamp.parse("2026-01-01"), "a journaled event was refused for its onset")
     }
 
     @Test func everyErrorIsListedWithItsPath() {

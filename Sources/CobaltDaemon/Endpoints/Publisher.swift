@@ -86,52 +86,105 @@ final class Publisher: Sendable {
 
 /// The clinics subscribers have asked for by name (`clinic/<id>/…`), for their heartbeats before any alert.
 ///
-/// Counted by subscription: XPUB passes up every subscription (`XPUB_VERBOSE`) and every unsubscription
-/// (`XPUB_VERBOSER`; with security, `XPUB_MANUAL` passes them all too), a closing connection's included, so a topic
-/// is forgotten when its last subscriber leaves. Clinics were never forgotten, so after 1,000 made-up clinics were
-/// subscribed and dropped (by any one key, with security) a real subscriber of a clinic with no alert yet heard no
-/// heartbeat. A clinic is heard while any of its topics is subscribed (`clinic/x/` and `clinic/x/alert` are two).
+/// Without security (`counted: false`) libzmq keeps one subscription per topic and connection and, with
+/// `XPUB_VERBOSE` (not `XPUB_VERBOSER`), passes a topic's unsubscription up only when no connection holds it any
+/// more: its own trie is the count, and a topic is simply noted and forgotten. (Counted per message, a SUB socket
+/// that subscribed twice to a topic — it sends every subscription up, its unsubscription once — left the topic
+/// counted for ever.)
+///
+/// With security (`XPUB_MANUAL`, `counted: true`) every subscription and every unsubscription comes up, a closing
+/// connection's without a key, so topics are counted. libzmq records a subscription for its connection whether
+/// or not Cobalt applies it, and passes up its unsubscription when the connection closes: a subscription not
+/// counted (refused, skipped, over a bound) is remembered as such (``noteNotCounted(_:)``), and a closing
+/// connection's unsubscription (``noteClosed(_:)``) takes away one of those first — otherwise a clinic-A key that
+/// subscribed to `clinic/B/` (refused) and left took away B's own subscriber's count, and B heard no heartbeat.
+/// The ambiguity is resolved on the safe side (a clinic heard a little longer).
 ///
 /// Bounded: at most ``clinicLimit`` clinics (each costs a heartbeat a second; without security anyone on loopback
-/// may subscribe) and ``topicsPerClinic`` topics recorded for each (a clinic is heard already; more topics of it
-/// would cost only memory — one key may subscribe to any number under its own clinic). A subscription arriving
-/// while the clinics are at the limit is not noted. A connection that subscribes twice to one topic closes with
-/// one unsubscription, so such a topic stays counted (its clinic heard) — the safe side. A name that is no
-/// clinic id (control characters, not NFC, too long, not UTF-8) is not noted: no heartbeat goes out on a topic
-/// ingest would refuse as a clinic.
+/// may subscribe), ``topicsPerClinic`` topics recorded for each, and ``notCountedLimit`` topics not counted. A
+/// name that is no clinic id (control characters, not NFC, too long, not UTF-8) is not noted.
 final class SubscribedClinics: Sendable {
     static let clinicLimit = 1_000
     static let topicsPerClinic = 64
-    /// Subscriptions by clinic, then topic.
-    private let clinics = Mutex<[String: [[UInt8]: Int]]>([:])
+    static let notCountedLimit = 65_536
+    private struct State {
+        /// Subscriptions by clinic, then topic.
+        var clinics: [String: [[UInt8]: Int]] = [:]
+        /// With security: subscriptions libzmq holds for a connection that were not counted, by topic.
+        var notCounted: [[UInt8]: Int] = [:]
+    }
+    private let state = Mutex(State())
+    private let counted: Bool
 
-    init() {}
+    init(counted: Bool = false) { self.counted = counted }
 
-    /// Notes a subscription (`subscribe`) or an unsubscription of `topic`, if it names a clinic.
-    func note(subscribe: Bool, _ topic: some Collection<UInt8>) {
+    /// The clinic a topic names, if it is a clinic id.
+    private static func clinic(_ topic: some Collection<UInt8>) -> String? {
         // Valid UTF-8 too: the name is decoded with replacement characters, which then differ from the bytes sent.
         guard let clinic = Publisher.clinic(inSubscription: topic), EventDecoder.isIDLength(clinic),
             EventDecoder.identifierProblem(clinic) == nil,
             clinic.utf8.elementsEqual(topic.dropFirst("clinic/".count).prefix(clinic.utf8.count))
-        else { return }
+        else { return nil }
+        return clinic
+    }
+
+    /// Notes an applied subscription (`subscribe`) or unsubscription of `topic`, if it names a clinic.
+    func note(subscribe: Bool, _ topic: some Collection<UInt8>) {
+        guard let clinic = Self.clinic(topic) else { return }
         let topic = Array(topic)
-        clinics.withLock { clinics in
+        let counted = self.counted
+        state.withLock { state in
             if subscribe {
-                guard let topics = clinics[clinic] else {
-                    if clinics.count < Self.clinicLimit { clinics[clinic] = [topic: 1] }
-                    return
+                var added = false
+                if let topics = state.clinics[clinic] {
+                    if topics[topic] != nil || topics.count < Self.topicsPerClinic {
+                        state.clinics[clinic]![topic] = counted ? topics[topic, default: 0] + 1 : 1
+                        added = true
+                    }
+                } else if state.clinics.count < Self.clinicLimit {
+                    state.clinics[clinic] = [topic: 1]
+                    added = true
                 }
-                guard topics[topic] != nil || topics.count < Self.topicsPerClinic else { return }
-                clinics[clinic]![topic, default: 0] += 1
+                if !added, counted { Self.remember(topic, in: &state) }
             } else {
-                guard let count = clinics[clinic]?[topic] else { return }
-                clinics[clinic]![topic] = count > 1 ? count - 1 : nil
-                if clinics[clinic]!.isEmpty { clinics[clinic] = nil }
+                Self.forget(clinic, topic, in: &state, all: !counted)
             }
         }
     }
 
-    var all: Set<String> { clinics.withLock { Set($0.keys) } }
+    /// With security: a subscription libzmq keeps for its connection that Cobalt did not apply (refused, skipped).
+    func noteNotCounted(_ topic: some Collection<UInt8>) {
+        guard counted, Self.clinic(topic) != nil else { return }
+        let topic = Array(topic)
+        state.withLock { Self.remember(topic, in: &$0) }
+    }
+
+    /// With security: libzmq's unsubscription for a closing connection (no key: it may be of a subscription that
+    /// was not counted).
+    func noteClosed(_ topic: some Collection<UInt8>) {
+        guard let clinic = Self.clinic(topic) else { return }
+        let topic = Array(topic)
+        state.withLock { state in
+            if let n = state.notCounted[topic] {
+                state.notCounted[topic] = n > 1 ? n - 1 : nil
+            } else {
+                Self.forget(clinic, topic, in: &state, all: false)
+            }
+        }
+    }
+
+    private static func remember(_ topic: [UInt8], in state: inout State) {
+        guard state.notCounted[topic] != nil || state.notCounted.count < notCountedLimit else { return }
+        state.notCounted[topic, default: 0] += 1
+    }
+
+    private static func forget(_ clinic: String, _ topic: [UInt8], in state: inout State, all: Bool) {
+        guard let count = state.clinics[clinic]?[topic] else { return }
+        state.clinics[clinic]![topic] = count > 1 && !all ? count - 1 : nil
+        if state.clinics[clinic]!.isEmpty { state.clinics[clinic] = nil }
+    }
+
+    var all: Set<String> { state.withLock { Set($0.clinics.keys) } }
 }
 
 /// The operational events that describe the daemon's state — `ops/start`, and the last `ops/ruleset` that went

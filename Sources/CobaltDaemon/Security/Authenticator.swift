@@ -148,9 +148,10 @@ final class Authenticator: Sendable {
 
     /// How long a peer's failures are summed before they are audited again.
     static let failureWindow: Duration = .seconds(10)
-    /// Peers tracked at once per endpoint; beyond, failures are summed under `(other peers)` (many addresses must
-    /// not grow the ledger without bound).
-    static let trackedPeers = 1_000
+    /// Peers tracked at once, over all endpoints; beyond, failures are summed under `(other peers)`: many addresses
+    /// (all of 127/8, an IPv6 /64) must grow neither the ledger nor the audit trail without bound. At most about
+    /// two rows per tracked peer and window: under a flood from many addresses, some 11 rows a second.
+    static let trackedPeers = 50
 
     /// Counts an authentication failure, audits it (per peer, see ``FailureLedger``) and logs it at a bounded rate
     /// (one line a second at most), with the peer address, never a secret. Text a peer chose (a topic) is written

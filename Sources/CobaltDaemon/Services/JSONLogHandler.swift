@@ -128,7 +128,9 @@ public struct JSONLogHandler: LogHandler {
 
     private static let standardErrorLock = Mutex(())
 
-    /// One line, whole: retried after a partial write or EINTR; dropped on any other error (stderr gone).
+    /// One line, whole: retried after a partial write or EINTR, and after EAGAIN once stderr can take more (a
+    /// non-blocking pipe); on any other error the rest is dropped and a line end tried, so that the next record
+    /// starts a line of its own rather than being glued to a broken one.
     @Sendable private static func writeToStandardError(_ line: [UInt8]) {
         standardErrorLock.withLock { _ in
             line.withUnsafeBytes { bytes in
@@ -139,10 +141,14 @@ public struct JSONLogHandler: LogHandler {
                         offset += written
                     } else if written < 0, errno == EINTR {
                         continue
+                    } else if written < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                        var descriptor = pollfd(fd: STDERR_FILENO, events: Int16(POLLOUT), revents: 0)
+                        if poll(&descriptor, 1, 1_000) <= 0 { break }
                     } else {
-                        return
+                        break
                     }
                 }
+                if offset > 0, offset < bytes.count { _ = Foundation.write(STDERR_FILENO, "\n", 1) }
             }
         }
     }

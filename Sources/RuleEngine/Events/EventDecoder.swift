@@ -425,7 +425,9 @@ package enum EventDecoder {
             // Both read (and checked) before either is chosen: with `??`, an `onset` that was no time at all went
             // unremarked whenever `time` was valid (the fast reader refused it, then the decoder accepted it).
             let time = optionalTime(o, "time", "\(path).time")
-            let onset = optionalTime(o, "onset", "\(path).onset")
+            // A journaled event with a valid `time` was acknowledged without its `onset` being read: not refused
+            // for it now (it would drop out of its patient's history, observations and all, at the next rebuild).
+            let onset = journaled && time != nil ? nil : optionalTime(o, "onset", "\(path).onset")
             guard let code else { return nil }
             return PatientEvent.Condition(code: code, status: status, time: time ?? onset, path: path)
         }

@@ -172,7 +172,7 @@ struct NormalisedRecords: Sendable {
             }
             if let why = fact.plausibility.violation(value, unit: canonical) {
                 // The limits are in the canonical unit: the value is given in it too when it was sent in another.
-                let converted = unit == canonical ? "" : " (\(value.formatted) \(canonical.symbol))"
+                let converted = unit.symbol == canonical.symbol ? "" : " (\(value.formatted) \(canonical.symbol))"
                 finding(fact.index, item.code, item.path, "implausible value \(number.formatted) \(symbol)\(converted): \(why); value not used", time: time, value: item.value, unit: symbol)
                 return
             }
