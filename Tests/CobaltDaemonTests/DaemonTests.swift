@@ -316,23 +316,9 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
             let alerts = daemon.endpoints.alerts
             let forgotten = try await onThread { () -> Bool in
                 let context = try ZMQContext()
-                func subscriber(_ topics: [String]) throws -> ZMQSocket {
-                    let socket = try ZMQSocket(context: context, type: .sub)
-                    try socket.set(.receiveTimeout, 200)
-                    try socket.connect(alerts)
-                    for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
-                    return socket
-                }
-                let probe = try subscriber(["clinic/"])
-                let twice = try subscriber(["clinic/twice/", "clinic/twice/"])
-                func topics(for duration: Duration) throws -> Set<String> {
-                    var seen: Set<String> = []
-                    let end = ContinuousClock.now + duration
-                    while ContinuousClock.now < end {
-                        if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
-                    }
-                    return seen
-                }
+                let probe = try subscriber(context, alerts, ["clinic/"])
+                let twice = try subscriber(context, alerts, ["clinic/twice/", "clinic/twice/"])
+                func topics(for duration: Duration) throws -> Set<String> { try topicsHeard(on: probe, for: duration) }
                 let deadline = ContinuousClock.now + .seconds(60)
                 var seen: Set<String> = []
                 while !seen.contains("clinic/twice/heartbeat"), ContinuousClock.now < deadline { seen.formUnion(try topics(for: .milliseconds(200))) }
@@ -587,26 +573,12 @@ func replayAll(clinic: String, replay: String, pageSize: Int = 2) async throws -
 func subscriptionsComeAndGo(alerts: String, security: ClientSecurity?) async throws {
     let heard = try await onThread { () -> [String] in
         let context = try ZMQContext()
-        func subscriber(_ topics: [String]) throws -> ZMQSocket {
-            let socket = try ZMQSocket(context: context, type: .sub)
-            try security?.apply(to: socket)
-            try socket.set(.receiveTimeout, 200)
-            try socket.connect(alerts)
-            for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
-            return socket
-        }
+        func subscriber(_ topics: [String]) throws -> ZMQSocket { try CobaltDaemonTests.subscriber(context, alerts, security: security, topics) }
         // The invalid id first (999 more fill the 1,000 clinics noted, so the last is heard only if it was not noted).
         let passing = try subscriber(["clinic/bad\u{1}id/"] + (0..<999).map { "clinic/made-up-\($0)/" })
         let holder = try subscriber(["clinic/made-up-5/"])  // the same topic: counted per connection
         let probe = try subscriber(["clinic/"])
-        func topics(for duration: Duration) throws -> Set<String> {
-            var seen: Set<String> = []
-            let end = ContinuousClock.now + duration
-            while ContinuousClock.now < end {
-                if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
-            }
-            return seen
-        }
+        func topics(for duration: Duration) throws -> Set<String> { try topicsHeard(on: probe, for: duration) }
         let deadline = ContinuousClock.now + .seconds(60)
         var seen: Set<String> = []
         while !seen.contains("clinic/made-up-998/heartbeat"), ContinuousClock.now < deadline { seen.formUnion(try topics(for: .milliseconds(200))) }
@@ -632,3 +604,23 @@ func subscriptionsComeAndGo(alerts: String, security: ClientSecurity?) async thr
     #expect(heard == ["clinic/real-clinic/heartbeat"], "\(heard.prefix(5))")
 }
 
+/// A SUB socket on `alerts` (with CURVE when `security` is given) subscribed to `topics`, reading with a 200 ms
+/// timeout: for the heartbeat tests.
+func subscriber(_ context: ZMQContext, _ alerts: String, security: ClientSecurity? = nil, _ topics: [String]) throws -> ZMQSocket {
+    let socket = try ZMQSocket(context: context, type: .sub)
+    try security?.apply(to: socket)
+    try socket.set(.receiveTimeout, 200)
+    try socket.connect(alerts)
+    for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
+    return socket
+}
+
+/// The topics `probe` hears within `duration`.
+func topicsHeard(on probe: ZMQSocket, for duration: Duration) throws -> Set<String> {
+    var seen: Set<String> = []
+    let end = ContinuousClock.now + duration
+    while ContinuousClock.now < end {
+        if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
+    }
+    return seen
+}

@@ -93,24 +93,12 @@ import ZeroMQ
             let heard = try await onThread { () -> Bool in
                 let context = try ZMQContext()
                 func subscriber(_ keys: CurveKeyPair, _ topics: [String]) throws -> ZMQSocket {
-                    let socket = try ZMQSocket(context: context, type: .sub)
-                    try ClientSecurity(serverKey: server.publicKey, keys: keys).apply(to: socket)
-                    try socket.set(.receiveTimeout, 200)
-                    try socket.connect(alerts)
-                    for topic in topics { try socket.set(.subscribe, Array(topic.utf8)) }
-                    return socket
+                    try CobaltDaemonTests.subscriber(context, alerts, security: ClientSecurity(serverKey: server.publicKey, keys: keys), topics)
                 }
                 let probe = try subscriber(all, ["clinic/"])
                 let owner = try subscriber(b, ["clinic/clinic-b/"])
                 let intruder = try subscriber(a, ["clinic/clinic-a/", "clinic/clinic-b/"])
-                func topics(for duration: Duration) throws -> Set<String> {
-                    var seen: Set<String> = []
-                    let end = ContinuousClock.now + duration
-                    while ContinuousClock.now < end {
-                        if let message = try probe.receive(dontWait: false) { seen.insert(String(decoding: message.frames[0], as: UTF8.self)) }
-                    }
-                    return seen
-                }
+                func topics(for duration: Duration) throws -> Set<String> { try topicsHeard(on: probe, for: duration) }
                 let deadline = ContinuousClock.now + .seconds(60)
                 var seen: Set<String> = []
                 while !seen.isSuperset(of: ["clinic/clinic-a/heartbeat", "clinic/clinic-b/heartbeat"]), ContinuousClock.now < deadline {
