@@ -8,9 +8,10 @@ import Synchronization
 import Testing
 import ZeroMQ
 
-/// Text collected from a child's output by a reader thread.
+/// Text collected from a child's output by a reader thread, and whether it has read to the end.
 final class OutputBuffer: Sendable {
     let text = Mutex("")
+    let ended = Mutex(false)
 }
 
 /// The real `cobalt serve` binary as a child process, so it can be killed with SIGKILL.
@@ -39,7 +40,10 @@ final class DaemonProcess: @unchecked Sendable {
         Thread {
             while true {
                 let data = handle.availableData
-                if data.isEmpty { return }
+                if data.isEmpty {
+                    buffer.ended.withLock { $0 = true }
+                    return
+                }
                 buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
         }.start()
@@ -83,12 +87,22 @@ final class DaemonProcess: @unchecked Sendable {
     func kill() {
         process.signal(SIGKILL)
         process.waitUntilExit()
+        waitForTheLastOutput()
     }
 
-    /// SIGTERM, then waits; returns the exit status.
+    /// SIGTERM, then waits; returns the exit status. ``log`` then holds everything the daemon wrote.
     func terminate() -> Int32 {
         process.signal(SIGTERM)
-        return process.waitUntilExit()
+        let status = process.waitUntilExit()
+        waitForTheLastOutput()
+        return status
+    }
+
+    /// The process has exited; its output is read on another thread, which a busy machine may not have run yet
+    /// (the log read right after an exit lacked "cobalt stopped" once in 40 tries).
+    private func waitForTheLastOutput() {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !output.ended.withLock({ $0 }), ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
     }
 
     var log: String { output.text.withLock { $0 } }
