@@ -156,7 +156,7 @@ import ZeroMQ
     @Test func sendSubscribeStatusMetricsAndReloadDoWhatTheReadmeSays() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/cobalt.db")
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/cobalt.db")
         defer { _ = daemon.terminate() }
 
         // send: one line per event, then the tally; a resend is a duplicate, not a second event.
@@ -259,6 +259,6 @@ import ZeroMQ
         let reloaded = try await cobalt("reload", "--control", daemon.control, "--expect", hash)
         let outcome = try object(reloaded.output)["status"]
         #expect(reloaded.status == 0 && outcome == .string("ok"), "\(reloaded.output)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
     }
 }

@@ -84,6 +84,25 @@ final class DaemonProcess: @unchecked Sendable {
         metrics = endpoints["metrics"]
     }
 
+    /// Starts the daemon on a thread of its own: the start polls for up to 120 s, and a test's Swift concurrency
+    /// thread (two on two cores) must not be held meanwhile (several daemons starting at once could starve the
+    /// suites with a 1-minute limit).
+    static func start(
+        database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> DaemonProcess {
+        try await onThread {
+            try DaemonProcess(
+                database: database, rules: rules, arguments: arguments, signalWhileStarting: signalWhileStarting, environment: environment)
+        }
+    }
+
+    /// ``terminate()`` on a thread of its own (it waits for the process to exit).
+    func stop() async -> Int32 { await onThread { self.terminate() } }
+
+    /// ``kill()`` on a thread of its own.
+    func killed() async { await onThread { self.kill() } }
+
     func kill() {
         process.signal(SIGKILL)
         process.waitUntilExit()
@@ -187,7 +206,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
     // If the stream ends first (the daemon died, or stalled past the sender's patience), kill anyway: the count
     // check after the call then fails, instead of the test waiting for its time limit.
     while replies.withLock({ $0.count }) < killAfter, !finished.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
-    daemon.kill()
+    await daemon.killed()
     killed.withLock { $0 = true }
     try await streaming.value
     return replies.withLock { $0 }
@@ -201,12 +220,12 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let payloads = events.map { Array($0.json.utf8) }
 
         // Reference: the same stream through an uninterrupted daemon.
-        let reference = try DaemonProcess(database: scratch.path + "/reference.db")
+        let reference = try await DaemonProcess.start(database: scratch.path + "/reference.db")
         let referenceOutcomes = try await onThread { try EventSender(endpoint: reference.ingest).send(payloads, context: try ZMQContext()) }
         #expect(referenceOutcomes.allSatisfy { $0.status == "accepted" })
         try await waitForEvaluated(events.count, control: reference.control)
         let expected = try await alertLog(replay: reference.replay)
-        #expect(reference.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(reference.log)")
+        #expect(await reference.stop() == 0, "SIGTERM must stop the daemon cleanly:\n\(reference.log)")
         #expect(!expected.isEmpty)
 
         // The crash runs, on one database: each streams everything again (a sender retries with the same ids) and is
@@ -215,7 +234,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let database = scratch.path + "/crash.db"
         var acknowledged: Set<String> = []
         for killAfter in [events.count / 4, events.count / 2, 0, events.count * 3 / 4] {
-            let daemon = try DaemonProcess(database: database)
+            let daemon = try await DaemonProcess.start(database: database)
             let replies = try await stream(payloads, to: daemon, killAfter: killAfter)
             for (id, status) in replies {
                 #expect(status == "accepted" || status == "duplicate", "\(id): \(status)")
@@ -229,7 +248,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(acknowledged.count >= events.count * 3 / 4)
 
         // The last restart runs to the end; everything acknowledged before is a duplicate now.
-        let survivor = try DaemonProcess(database: database)
+        let survivor = try await DaemonProcess.start(database: database)
         let outcomes = try await onThread { try EventSender(endpoint: survivor.ingest).send(payloads, context: try ZMQContext()) }
         for (event, outcome) in zip(events, outcomes) {
             #expect(outcome.status == "accepted" || outcome.status == "duplicate", "\(event.id): \(outcome.reply)")
@@ -245,7 +264,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         // Nothing lost, nothing re-published as new, sequences continue without gaps: the log equals the reference.
         let log = try await alertLog(replay: survivor.replay)
         #expect(log == expected)
-        #expect(survivor.terminate() == 0, "SIGTERM must stop the daemon cleanly:\n\(survivor.log)")
+        #expect(await survivor.stop() == 0, "SIGTERM must stop the daemon cleanly:\n\(survivor.log)")
     }
 
     /// A SIGTERM sent as soon as the daemon says "cobalt started" stops it gracefully (exit 0, "cobalt stopped"): it
@@ -274,20 +293,20 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
 
     /// A SIGHUP while the daemon starts (a `systemctl reload` during the rule gate) used to end it: the signal's
     /// default action stood until the reload service trapped it.
-    @Test func aSighupWhileStartingDoesNotStopTheDaemon() throws {
+    @Test func aSighupWhileStartingDoesNotStopTheDaemon() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/hup.db", signalWhileStarting: SIGHUP)
-        #expect(daemon.terminate() == 0, "\(daemon.log)")
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/hup.db", signalWhileStarting: SIGHUP)
+        #expect(await daemon.stop() == 0, "\(daemon.log)")
     }
 
     /// The journal holds patient data: its files are the daemon user's alone, whatever umask it was started with
     /// (they were 0644 under the usual 022, readable by any local user).
-    @Test func theDatabaseFilesAreReadableByTheirOwnerOnly() throws {
+    @Test func theDatabaseFilesAreReadableByTheirOwnerOnly() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let database = scratch.path + "/private.db"
-        let daemon = try DaemonProcess(database: database)
+        let daemon = try await DaemonProcess.start(database: database)
         defer { _ = daemon.terminate() }
         for file in [database, database + "-wal", database + "-shm"] {
             let attributes = try FileManager.default.attributesOfItem(atPath: file)
@@ -299,7 +318,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let rules = try copyRules(into: scratch)
-        let daemon = try DaemonProcess(database: scratch.path + "/hup.db", rules: rules, arguments: try noWatcher(in: scratch))
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/hup.db", rules: rules, arguments: try noWatcher(in: scratch))
         // An edit, so that the reload has something to take live (the same rule set again is left as it is).
         try changeFolateMaskingOwner(in: rules)
         let reloads = Task {
@@ -320,7 +339,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         }
         let events = try await reloads.value
         #expect(events.count == 1 && events[0].contains("\"outcome\":\"live\""), "\(events)\n\(daemon.log)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
         #expect(daemon.log.contains("rule set went live"))
     }
 
@@ -332,7 +351,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let rules = try copyRules(into: scratch)
-        let daemon = try DaemonProcess(database: scratch.path + "/hup-log.db", rules: rules, arguments: try noWatcher(in: scratch))
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/hup-log.db", rules: rules, arguments: try noWatcher(in: scratch))
         func hupAndWait(for outcome: String) async throws {
             let seen = try await onThread { () -> Bool in
                 let sub = try ZMQSocket(context: try ZMQContext(), type: .sub)
@@ -364,17 +383,17 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         try edit(rules + "/rulesets/60-reactions.yaml", "review_by: 2027-11-01", "review_by: 2020-01-01")
         try await hupAndWait(for: "live")
         #expect(try await logSays("due for clinical review"), "the review warning is not logged:\n\(daemon.log)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
     }
 
     /// Under systemd (`Type=notify`), `cobalt serve` says READY=1 once its endpoints are bound and its services
     /// run, RELOADING=1 then READY=1 again around a reload (SIGHUP, as `systemctl reload` sends), and STOPPING=1
     /// as soon as SIGTERM starts the drain — each with a STATUS= line for `systemctl status`.
-    @Test func tellsSystemdWhenReadyReloadingAndStopping() throws {
+    @Test func tellsSystemdWhenReadyReloadingAndStopping() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let socket = try NotifySocket(scratch.path + "/notify")
-        let daemon = try DaemonProcess(database: scratch.path + "/notify.db", environment: ["NOTIFY_SOCKET": socket.name])
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/notify.db", environment: ["NOTIFY_SOCKET": socket.name])
         let pid = daemon.process.processIdentifier
         let ready = try #require(socket.receive(until: "READY=1"), "no READY=1:\n\(daemon.log)")
         #expect(ready.count == 1 && ready[0].contains("MAINPID=\(pid)") && ready[0].contains("STATUS=serving; rules "), "\(ready)")
@@ -383,7 +402,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(reload.count == 2 && reload[0].hasPrefix("RELOADING=1\nMONOTONIC_USEC="), "\(reload)")
         // The same rules are on disk: the reload leaves them as they are, and says so.
         #expect(reload.last?.contains("last reload unchanged") == true, "\(reload)")
-        #expect(daemon.terminate() == 0, "\(daemon.log)")
+        #expect(await daemon.stop() == 0, "\(daemon.log)")
         let stopping = try #require(socket.receive(until: "STOPPING=1", timeout: 2), "no STOPPING=1")
         #expect(stopping.count == 1, "\(stopping)")
     }
@@ -393,7 +412,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
     @Test func metricsCountWhatHappened() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/metrics.db")
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/metrics.db")
         let stream = crashStream()
         _ = try await send(stream.map(\.json) + ["{not json"], to: daemon.ingest)
         try await waitForEvaluated(stream.count, control: daemon.control)
@@ -419,7 +438,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(published.contains { $0.contains(#"clinic="north""#) && $0.contains(#"status="resolved""#) && $0.contains(#"severity="warning""#) })
         #expect(text.contains("cobalt_evaluation_duration_seconds_bucket") && text.contains("cobalt_commit_batch_size"))
         #expect(value("cobalt_retained_suppressed_total") == 0)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
     }
 
     /// A rule set in `testing` runs in shadow: its alerts are counted by rule (`cobalt_shadow_alerts_total`), once
@@ -431,7 +450,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         try addShadowCandidate(to: rules)
         // Five patients below the candidate's threshold, two above it: five shadow alerts.
         let events = (0..<7).map { deficientEvent(id: "shadow-\($0)", patient: "ps-\($0)", value: $0 < 5 ? 18 : 95) }
-        let daemon = try DaemonProcess(database: scratch.path + "/shadow.db", rules: rules)
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/shadow.db", rules: rules)
         _ = try await send(events, to: daemon.ingest)
         try await waitForEvaluated(events.count, control: daemon.control)
         let text = try await request(#"{"command": "metrics"}"#, to: daemon.control)["text"]?.stringValue ?? ""
@@ -452,7 +471,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         #expect(!text.contains("cobalt_reload_evaluation_pause_seconds_count 1"), "\(text.prefix(3_000))")
         let log = try await alertLog(replay: daemon.replay)
         #expect(!log.isEmpty && !log.contains { $0.contains("candidate.low-active") })
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
     }
 
     /// Chunks that change no alert leave the evaluation watermark behind (no commit, no fsync). After `kill -9`
@@ -461,7 +480,7 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let database = scratch.path + "/deferred.db"
-        let first = try DaemonProcess(database: database)
+        let first = try await DaemonProcess.start(database: database)
         let quiet = (0..<30).map { deficientEvent(id: "q-\($0)", patient: "qp-\($0)", value: 95) }  // not deficient: no alert
         _ = try await send([deficientEvent(id: "d-1", patient: "dp-1")], to: first.ingest)
         try await waitForEvaluated(1, control: first.control)
@@ -476,20 +495,20 @@ func stream(_ payloads: [[UInt8]], to daemon: DaemonProcess, killAfter: Int) asy
             try await waitForEvaluated(sent, control: first.control)
         }
         let before = try await alertLog(replay: first.replay)
-        first.kill()
+        await first.killed()
         let (through, journaled) = try await { () async throws -> (Int64, Int64) in
             let store = try SQLiteStore(path: database)
             return (try await store.evaluatedThrough(), try await store.lastJournalSequence())
         }()
         #expect(through >= 1 && through < journaled, "watermark \(through) of \(journaled): nothing was deferred")
-        let second = try DaemonProcess(database: database)
+        let second = try await DaemonProcess.start(database: database)
         // Exactly the events after the stored watermark are evaluated again, no more, no fewer.
         try await waitForEvaluated(Int(journaled - through), control: second.control)
         let status = try await request(#"{"command": "status"}"#, to: second.control)
         let evaluated: JSONValue? = if case .object(let counts)? = status["counts"] { counts["evaluated"] } else { nil }
         #expect(evaluated == .number(Double(journaled - through)))
         #expect(try await alertLog(replay: second.replay) == before && !before.isEmpty)
-        #expect(second.terminate() == 0, "\(second.log)")
+        #expect(await second.stop() == 0, "\(second.log)")
         let store = try SQLiteStore(path: database)
         #expect(try await store.evaluatedThrough() == store.lastJournalSequence())
     }

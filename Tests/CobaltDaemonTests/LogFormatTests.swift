@@ -70,14 +70,14 @@ import Testing
     @Test func theDaemonLogsJSONLinesWhenAsked() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/json.db", arguments: ["--log-format", "json"])
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/json.db", arguments: ["--log-format", "json"])
         let sent = try await runProgram(
             Repository.cobaltBinary,
             ["send", "--ingest", daemon.ingest, Repository.root.appendingPathComponent("docs/examples/c09-neuro.jsonl").path])
         #expect(sent.status == 0 && sent.output.contains("2 acknowledged"), "\(sent.output)")
         let reloaded = try await runProgram(Repository.cobaltBinary, ["reload", "--control", daemon.control])
         #expect(reloaded.status == 0, "\(reloaded.output)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
         let lines = daemon.log.split(separator: "\n")
         #expect(lines.count >= 3)
         var messages: [String] = []

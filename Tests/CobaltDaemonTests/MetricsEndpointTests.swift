@@ -31,7 +31,7 @@ import Testing
     @Test func prometheusScrapesTheMetricsOverHTTP() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/metrics.db")
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/metrics.db")
         defer { _ = daemon.terminate() }
         let base = try #require(daemon.metrics)
         let stream = crashStream()
@@ -59,7 +59,7 @@ import Testing
         #expect(missing.status == 404 && missing.body.contains("GET /metrics"), "\(missing)")
         let post = try await fetch(base + "/metrics", method: "POST")
         #expect(post.status == 405 && post.allow == "GET, HEAD", "\(post)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
     }
 
     /// Idle connections cannot use up the daemon's descriptors: beyond 16 at once, a connection is closed as soon as
@@ -68,7 +68,7 @@ import Testing
     @Test func idleConnectionsAreBoundedAndTimedOut() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let daemon = try DaemonProcess(database: scratch.path + "/idle.db")
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/idle.db")
         defer { _ = daemon.terminate() }
         let base = try #require(daemon.metrics)
         let (status, output) = try await runPython(["-c", """
@@ -111,7 +111,7 @@ import Testing
         #expect(output.contains("closed at once: 8 then after"), "\(output)")
         #expect(output.contains("all closed by the server: True\n"), "\(output)")
         #expect(output.contains("absolute form: HTTP/1.1 200 OK True"), "\(output)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
     }
 
     /// A second daemon told to listen where the first does cannot start, and says why; being in use is not a
@@ -119,7 +119,7 @@ import Testing
     @Test func aMetricsAddressInUseStopsTheStart() async throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
-        let first = try DaemonProcess(database: scratch.path + "/first.db")
+        let first = try await DaemonProcess.start(database: scratch.path + "/first.db")
         defer { _ = first.terminate() }
         let taken = try #require(first.metrics)
         let run = try await runProgram(

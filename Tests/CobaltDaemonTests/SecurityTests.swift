@@ -261,7 +261,7 @@ import ZeroMQ
               subscriber_keys: \(keys.subscriberKeys)
               operator_keys: \(keys.operatorKeys)
             """.write(toFile: scratch.path + "/cobalt.yaml", atomically: true, encoding: .utf8)
-        let daemon = try DaemonProcess(database: scratch.path + "/cobalt.db", arguments: ["--config", scratch.path + "/cobalt.yaml"])
+        let daemon = try await DaemonProcess.start(database: scratch.path + "/cobalt.db", arguments: ["--config", scratch.path + "/cobalt.yaml"])
         defer { _ = daemon.terminate() }
         let asStranger = ClientSecurity(serverKey: server.publicKey, keys: stranger)
         let asOperator = ClientSecurity(serverKey: server.publicKey, keys: operatorKey)
@@ -308,7 +308,7 @@ import ZeroMQ
             if case .object(let reply) = metrics, let metricsText = reply["text"]?.stringValue { text = metricsText }
         } while ((failures("ingest") ?? 0) < 1 || (failures("control") ?? 0) < 1) && ContinuousClock.now < deadline + .seconds(60)
         #expect((failures("ingest") ?? 0) >= 1 && (failures("control") ?? 0) >= 1, "\(text)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.stop() == 0)
         let refused = try await SQLiteStore(path: scratch.path + "/cobalt.db").auditTrail(limit: 100).filter { $0.actor == "(before authentication)" }
         // What libzmq reports depends on who gives up first: the mismatch, the failed CURVE box, or the connection's end.
         for endpoint in ["ingest", "control"] {
