@@ -111,20 +111,8 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// RFC 3339 in UTC with milliseconds: `2026-11-23T07:30:00.123Z`.
-    static func timestamp(_ date: Date) -> String {
-        let interval = date.timeIntervalSince1970
-        var seconds = time_t(interval.rounded(.down))
-        let milliseconds = min(999, Int((interval - Double(seconds)) * 1000))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
-    }
+    /// RFC 3339 in UTC with milliseconds (`2026-11-23T07:30:00.123Z`), truncated: the alerts' time stamps.
+    static func timestamp(_ date: Date) -> String { Timestamp.formatMilliseconds(date.timeIntervalSince1970) }
 
     private static let standardErrorLock = Mutex(())
 

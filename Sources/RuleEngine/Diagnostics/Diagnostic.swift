@@ -59,45 +59,18 @@ package struct DiagnosticLog: Sendable {
     /// again (split up to the line for each diagnostic, a file with 88,000 unused parameters took minutes).
     private var sources: [String: Source] = [:]
 
-    /// A file's UTF-8 bytes and where each line starts and ends, line ends counted as libyaml counts them (LF,
-    /// CR LF, a lone CR, NEL, LS, PS — as `YAMLSource.lines(of:)` does), so the line shown is the one numbered.
+    /// A file's lines, split as libyaml counts them (``SourceLines/split(_:)``), so the line shown is the one numbered.
     private struct Source: Sendable {
-        var bytes: [UInt8]
-        var lines: [Range<Int>] = []
+        var lines: [[Unicode.Scalar]]
 
-        init(_ text: String) {
-            bytes = Array(text.utf8)
-            var start = 0
-            var i = 0
-            while i < bytes.count {
-                let end = Self.lineEndLength(at: i, in: bytes)
-                guard end > 0 else {
-                    i += 1
-                    continue
-                }
-                lines.append(start..<i)
-                i += end
-                start = i
-            }
-            lines.append(start..<bytes.count)
-        }
-
-        /// The length in bytes of the line end starting at `i`, or 0.
-        private static func lineEndLength(at i: Int, in bytes: [UInt8]) -> Int {
-            func byte(_ k: Int) -> UInt8? { i + k < bytes.count ? bytes[i + k] : nil }
-            switch bytes[i] {
-            case 0x0A: return 1
-            case 0x0D: return byte(1) == 0x0A ? 2 : 1
-            case 0xC2 where byte(1) == 0x85: return 2  // NEL
-            case 0xE2 where byte(1) == 0x80 && (byte(2) == 0xA8 || byte(2) == 0xA9): return 3  // LS, PS
-            default: return 0
-            }
-        }
+        init(_ text: String) { lines = SourceLines.split(text) }
 
         /// Line `number` (1-based), without its line end; nil past the end.
         func line(_ number: Int) -> String? {
             guard number >= 1, number <= lines.count else { return nil }
-            return String(decoding: bytes[lines[number - 1]], as: UTF8.self)
+            var text = ""
+            text.unicodeScalars.append(contentsOf: lines[number - 1])
+            return text
         }
     }
 
@@ -134,5 +107,25 @@ package struct DiagnosticLog: Sendable {
         diagnostics.enumerated().sorted { a, b in
             a.element.location == b.element.location ? a.offset < b.offset : a.element.location < b.element.location
         }.map(\.element)
+    }
+}
+
+/// How libyaml counts lines — its marks' line numbers, which every diagnostic carries: broken at CR LF, CR, LF, NEL,
+/// LS and PS. The one splitter for printing a diagnostic's line, clamping positions and locating expressions.
+/// (`String.split(separator: "\n")` never matches in a CRLF file — CR LF is one `Character` — and splitting on LF
+/// alone showed no line for files with lone CRs.)
+enum SourceLines {
+    static func split(_ text: String) -> [[Unicode.Scalar]] {
+        var lines: [[Unicode.Scalar]] = [[]]
+        var previous: Unicode.Scalar?
+        for scalar in text.unicodeScalars {
+            defer { previous = scalar }
+            switch scalar {
+            case "\n" where previous == "\r": continue
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": lines.append([])
+            default: lines[lines.count - 1].append(scalar)
+            }
+        }
+        return lines
     }
 }

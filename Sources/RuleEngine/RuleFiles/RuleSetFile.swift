@@ -57,7 +57,7 @@ struct RuleSetFile {
     private final class LineCache {
         private var lines: [[Unicode.Scalar]]?
 
-        /// Split as libyaml counts lines (``YAMLSource/lines(of:)``): its marks index them.
+        /// Split as libyaml counts lines (``SourceLines/split(_:)``): its marks index them.
         func lines(of source: String) -> [[Unicode.Scalar]] {
             if let lines { return lines }
             let split = YAMLSource.lines(of: source)

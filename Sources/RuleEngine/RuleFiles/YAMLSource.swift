@@ -128,22 +128,8 @@ struct YAMLSource {
         return SourceLocation(file: location.file, line: max(lastLine, 1), column: length + 1)
     }
 
-    /// The text's lines as libyaml counts them (its marks' line numbers): broken at CR LF, CR, LF, NEL, LS and PS.
-    /// (`String.split(separator: "\n")` never matches in a CRLF file — CR LF is one `Character` — so every position
-    /// in one was clamped to its first line.)
-    static func lines(of text: String) -> [[Unicode.Scalar]] {
-        var lines: [[Unicode.Scalar]] = [[]]
-        var previous: Unicode.Scalar?
-        for scalar in text.unicodeScalars {
-            defer { previous = scalar }
-            switch scalar {
-            case "\n" where previous == "\r": continue
-            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": lines.append([])
-            default: lines[lines.count - 1].append(scalar)
-            }
-        }
-        return lines
-    }
+    /// The text's lines as libyaml counts them (``SourceLines/split(_:)``).
+    static func lines(of text: String) -> [[Unicode.Scalar]] { SourceLines.split(text) }
 
     private static func describe(_ error: YamlError, file: String, text: String) -> (SourceLocation, String) {
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
