@@ -74,7 +74,7 @@ struct Serve: AsyncParsableCommand {
         if let control { configuration.control = control }
         if let metrics { configuration.metrics = DaemonConfiguration.metrics(metrics) }
         if let logLevel {
-            guard let level = DaemonConfiguration.logLevel(logLevel) else {
+            guard let level = Logger.Level(rawValue: logLevel) else {
                 throw ConfigurationError("--log-level: '\(logLevel)' \(DaemonConfiguration.logLevelChoices)")
             }
             configuration.logLevel = level

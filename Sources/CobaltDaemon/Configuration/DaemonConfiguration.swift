@@ -185,7 +185,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         configuration.watchSettleMilliseconds = try int(mapping["watch_settle_ms"], "watch_settle_ms") ?? configuration.watchSettleMilliseconds
         if let log = mapping["log"]?.mapping {
             if let node = log["level"], let text = try string(node, "log.level") {
-                guard let level = Self.logLevel(text) else { throw ConfigurationError("\(at(node)): 'log.level' \(Self.logLevelChoices)") }
+                guard let level = Logger.Level(rawValue: text) else { throw ConfigurationError("\(at(node)): 'log.level' \(Self.logLevelChoices)") }
                 configuration.logLevel = level
             }
             if let node = log["format"], let text = try string(node, "log.format") {
@@ -243,8 +243,6 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
     }
 
-    /// A log level by its swift-log name (`info`), or nil.
-    public static func logLevel(_ text: String) -> Logger.Level? { Logger.Level(rawValue: text) }
     /// What a wrong level or format is told.
     public static let logLevelChoices = "must be one of trace, debug, info, notice, warning, error, critical"
     public static let logFormatChoices = "must be text or json"

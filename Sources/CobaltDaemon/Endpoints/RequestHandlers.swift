@@ -71,6 +71,8 @@ struct ControlHandler {
     let metrics: (@Sendable () -> String)?
 
     static let version = "0.1.0"
+    /// The commands the switch below answers.
+    static let commands = ["status", "reload", "metrics"]
 
     func reply(to request: JSONValue, userID: String?) async -> String {
         guard case .object(let object) = request, let command = object["command"]?.stringValue else {
@@ -78,7 +80,7 @@ struct ControlHandler {
         }
         // Audited under its own name only when it is a command: anything else a client sends (100 KB of it, a NUL
         // in the middle) is `control.unknown` with the first 64 characters of the name in the detail.
-        let known = ["status", "reload", "metrics"].contains(command)
+        let known = Self.commands.contains(command)
         audit.record(
             actor: userID ?? "local", action: known ? "control.\(command)" : "control.unknown",
             detail: known

@@ -136,12 +136,16 @@ final class Authenticator: Sendable {
     /// ten seconds was audited, so a flood from one address hid every other key's refusals (a security sweep: a
     /// subscriber key's 174 refused subscriptions left no row and no log line beside 3,000 unknown-key handshakes).
     struct FailureLedger {
+        struct Peer: Hashable {
+            var endpoint: String
+            var actor: String
+        }
         struct Entry {
             var opened: ContinuousClock.Instant
             var unrecorded = 0
             var reason: String
         }
-        var entries: [String: Entry] = [:]
+        var entries: [Peer: Entry] = [:]
         var total = 0
         var lastLog = ContinuousClock.now - .seconds(60)
     }
@@ -162,9 +166,8 @@ final class Authenticator: Sendable {
         let now = ContinuousClock.now
         let (actor, row, log, total) = failures.withLock { ledger -> (String, Bool, Bool, Int) in
             ledger.total += 1
-            var actor = address
-            if ledger.entries[domain + "\u{1F}" + actor] == nil, ledger.entries.count >= Self.trackedPeers { actor = "(other peers)" }
-            let key = domain + "\u{1F}" + actor
+            var key = FailureLedger.Peer(endpoint: domain, actor: address)
+            if ledger.entries[key] == nil, ledger.entries.count >= Self.trackedPeers { key.actor = "(other peers)" }
             var row = false
             if ledger.entries[key] != nil {
                 ledger.entries[key]!.unrecorded += 1
@@ -175,7 +178,7 @@ final class Authenticator: Sendable {
             }
             let log = row && now - ledger.lastLog >= .seconds(1)
             if log { ledger.lastLog = now }
-            return (actor, row, log, ledger.total)
+            return (key.actor, row, log, ledger.total)
         }
         if row { audit.record(actor: actor, action: "auth.refused", detail: "endpoint=\(domain) reason=\(reason) refused_total=\(total)") }
         if log {
@@ -191,11 +194,12 @@ final class Authenticator: Sendable {
     func summariseFailures(now: ContinuousClock.Instant = .now) {
         let rows = failures.withLock { ledger -> [(actor: String, detail: String)] in
             var rows: [(String, String)] = []
-            for (key, entry) in ledger.entries where now - entry.opened >= Self.failureWindow {
-                ledger.entries[key] = nil
+            for (peer, entry) in ledger.entries where now - entry.opened >= Self.failureWindow {
+                ledger.entries[peer] = nil
                 guard entry.unrecorded > 0 else { continue }
-                let parts = key.split(separator: "\u{1F}", maxSplits: 1).map(String.init)
-                rows.append((parts[1], "endpoint=\(parts[0]) reason=\(entry.reason) refused_again=\(entry.unrecorded) within=10s"))
+                rows.append((
+                    peer.actor,
+                    "endpoint=\(peer.endpoint) reason=\(entry.reason) refused_again=\(entry.unrecorded) within=\(Int(Self.failureWindow.components.seconds))s"))
             }
             return rows
         }
@@ -206,13 +210,17 @@ final class Authenticator: Sendable {
     /// sequences, bidirectional overrides) written as `\u{…}`, and at most 120 characters.
     static func printable(_ text: String) -> String {
         var out = ""
+        var length = 0  // of `out`, in scalars (counting them again for each scalar added was quadratic)
         for scalar in text.unicodeScalars {
-            guard out.unicodeScalars.count < 120 else { return out + "…" }
+            guard length < 120 else { return out + "…" }
             switch scalar.properties.generalCategory {
             case .control, .format, .lineSeparator, .paragraphSeparator:
-                out += "\\u{\(String(scalar.value, radix: 16))}"
+                let escape = "\\u{\(String(scalar.value, radix: 16))}"
+                out += escape
+                length += escape.unicodeScalars.count
             default:
                 out.unicodeScalars.append(scalar)
+                length += 1
             }
         }
         return out
