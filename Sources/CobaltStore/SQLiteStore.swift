@@ -673,11 +673,14 @@ package final class SQLiteStore: CobaltStore {
         try await write { db in try db.execute(sql: "DELETE FROM meta WHERE key = 'reevaluated_ruleset'") }
     }
 
-    package func recordReevaluated(ruleSet hash: String) async throws {
+    @discardableResult
+    package func recordReevaluated(ruleSet hash: String, if stillCurrent: @escaping @Sendable () -> Bool) async throws -> Bool {
         try await write { db in
+            guard stillCurrent() else { return false }
             try db.execute(
                 sql: "INSERT INTO meta (key, value) VALUES ('reevaluated_ruleset', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 arguments: [hash])
+            return true
         }
     }
 }

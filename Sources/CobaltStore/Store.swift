@@ -197,8 +197,11 @@ package protocol CobaltStore: EvaluationCommitting {
     /// one. When it is not the running set, open alerts may still say what older rules concluded.
     func reevaluatedRuleSet() async throws -> String?
 
-    /// Records that every open alert has been re-evaluated under the rule set `hash`.
-    func recordReevaluated(ruleSet hash: String) async throws
+    /// Records that every open alert has been re-evaluated under the rule set `hash`, if `stillCurrent` (asked
+    /// inside the record's transaction, after every write submitted before it) says so; returns whether it did.
+    /// A ``forgetReevaluated()`` submitted after the question was answered yes lands after the record.
+    @discardableResult
+    func recordReevaluated(ruleSet hash: String, if stillCurrent: @escaping @Sendable () -> Bool) async throws -> Bool
 
     /// Forgets the rule set recorded by ``recordReevaluated(ruleSet:)``, before alert states may start to change
     /// under another one (a reload's swap, a start on other rules). Until a re-evaluation under the new set

@@ -425,6 +425,26 @@ final class Listener: Sendable {
         }
     }
 
+    /// What lets a re-evaluation record its rule set: its generation still running and no swap announced. A reload
+    /// announces its swap before it forgets the store's record, so a re-evaluation finishing between the two cannot
+    /// record the old set after the forgetting (and a rollback start would then re-evaluate nothing).
+    @Test func aGenerationStopsBeingCurrentWhenASwapIsAnnouncedOrMade() throws {
+        let bundle = try #require(RuleLoader().load(directory: Repository.rules).bundle)
+        let rules = RulesHolder(bundle)
+        let first = rules.versioned.generation
+        #expect(rules.isCurrent(first))
+        rules.beginChange()
+        #expect(!rules.isCurrent(first), "announced")
+        rules.cancelChange()
+        #expect(rules.isCurrent(first), "called off")
+        rules.beginChange()
+        rules.swap(bundle)  // even the same rules: what ran under the old generation is not what runs now
+        #expect(!rules.isCurrent(first))
+        let second = rules.versioned.generation
+        #expect(second != first)
+        #expect(rules.isCurrent(second))
+    }
+
     /// A reload of the rule set already running changes nothing: no swap, no re-evaluation, no history row and no
     /// `ops/ruleset` message — whether an operator asks twice, or the watcher sees a file beside the rules change.
     /// A compare-and-swap that is not a hash is refused (it used to count as no expectation at all).

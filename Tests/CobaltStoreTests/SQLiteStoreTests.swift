@@ -1,6 +1,7 @@
 import CobaltStore
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 /// A store in a fresh temporary directory, removed afterwards.
@@ -424,5 +425,24 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         #expect(try await store.lastJournalSequence() == 20_000)
         #expect(largest < 10_000_000, "the log reached \(largest) bytes")
         #expect(fileSize(temp.path) > 20_000_000)
+    }
+
+    /// A re-evaluation records its rule set only if the rules are still the ones it ran under when the record's
+    /// transaction runs (a reload may have announced a swap since the pipeline last looked); a forgetting after it
+    /// wins.
+    @Test func theReevaluatedRuleSetIsRecordedOnlyIfStillCurrentInsideTheTransaction() async throws {
+        let temp = try TemporaryStore()
+        defer { temp.remove() }
+        let store = try temp.open()
+        let asked = Mutex(0)
+        #expect(try await store.recordReevaluated(ruleSet: "sha256:old") { asked.withLock { $0 += 1 }; return false } == false)
+        #expect(asked.withLock { $0 } == 1)
+        #expect(try await store.reevaluatedRuleSet() == nil)
+        #expect(try await store.recordReevaluated(ruleSet: "sha256:new") { true })
+        #expect(try await store.reevaluatedRuleSet() == "sha256:new")
+        #expect(try await store.recordReevaluated(ruleSet: "sha256:newer") { false } == false)
+        #expect(try await store.reevaluatedRuleSet() == "sha256:new", "a declined record leaves the last one")
+        try await store.forgetReevaluated()
+        #expect(try await store.reevaluatedRuleSet() == nil)
     }
 }

@@ -66,11 +66,11 @@ actor EvaluationPipeline {
         var nextAfter: String?
         var done: Reevaluation
         var continuation: CheckedContinuation<Reevaluation, any Error>?
-        /// The rule set it started under: recorded as re-evaluated at the end if it is still the running one and
-        /// every chunk ran under it.
+        /// The rule set it started under, and its generation (``RulesHolder``): recorded as re-evaluated at the
+        /// end only if that generation is still running, with no swap announced (so every chunk ran under it, and
+        /// no reload's forgetting can land before the record).
         var ruleSet: String
-        /// Whether a chunk ran under another rule set (a reload meanwhile): then this run records nothing.
-        var mixed = false
+        var generation: UInt64
     }
 
     private let store: any CobaltStore
@@ -541,7 +541,8 @@ actor EvaluationPipeline {
     private func startReevaluation(_ continuation: CheckedContinuation<Reevaluation, any Error>?, onlyIfStale: Bool = false) async {
         do {
             try await readWatermarkIfNeeded()
-            let ruleSet = rules.snapshot.hash
+            let (running, generation) = rules.versioned
+            let ruleSet = running.hash
             let recorded = try await store.reevaluatedRuleSet()
             if onlyIfStale, recorded == ruleSet { return }
             // Alerts are about to change under `ruleSet`: if this is stopped part-way, the set recorded before must
@@ -555,7 +556,8 @@ actor EvaluationPipeline {
             }
             await reevaluate(ReevaluationProgress(
                 remaining: patients.remaining, nextAfter: patients.nextAfter,
-                done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation, ruleSet: ruleSet))
+                done: Reevaluation(patients: 0, changes: 0, pause: .zero), continuation: continuation, ruleSet: ruleSet,
+                generation: generation))
         } catch {
             reevaluationFailed(error, continuation)
         }
@@ -592,8 +594,7 @@ actor EvaluationPipeline {
         var progress = progress
         let started = ContinuousClock.now
         do {
-            let (count, changes, ruleSet) = try await reevaluate(progress.remaining, until: started + Self.reevaluationBudget)
-            if ruleSet != progress.ruleSet { progress.mixed = true }
+            let (count, changes) = try await reevaluate(progress.remaining, until: started + Self.reevaluationBudget)
             progress.remaining.removeFirst(count)
             let pause = ContinuousClock.now - started
             progress.done.patients += count
@@ -625,10 +626,13 @@ actor EvaluationPipeline {
                 "the daemon is stopping; \(left) patients with open alerts are re-evaluated at the next start"))
             return
         }
-        if rules.snapshot.hash == progress.ruleSet, !progress.mixed {
-            // Otherwise the rules changed meanwhile, and the re-evaluation queued for that change records it.
+        if rules.isCurrent(progress.generation) {
+            // Otherwise the rules changed (or are changing) meanwhile, and the re-evaluation queued for that change
+            // records it. Asked again inside the record's transaction: a reload may announce itself in between.
             do {
-                try await store.recordReevaluated(ruleSet: progress.ruleSet)
+                try await store.recordReevaluated(ruleSet: progress.ruleSet) { [rules, generation = progress.generation] in
+                    rules.isCurrent(generation)
+                }
             } catch {
                 logger.warning("open alerts were re-evaluated, but the store did not record it; they will be again at start", metadata: ["error": "\(error)"])
             }
@@ -645,7 +649,7 @@ actor EvaluationPipeline {
     /// patients were re-evaluated and how many alerts changed.
     private func reevaluate(
         _ candidates: [(patient: String, clinic: String)], until deadline: ContinuousClock.Instant
-    ) async throws -> (patients: Int, changes: Int, ruleSet: String) {
+    ) async throws -> (patients: Int, changes: Int) {
         let bundle = rules.snapshot
         if cachedVocabulary != bundle.vocabularyHash {
             cache.removeAll()
@@ -680,7 +684,7 @@ actor EvaluationPipeline {
         statistics.recordEvaluated(0, duration: .zero, changes: evaluations.flatMap(\.changes))
         // Re-evaluation loads every patient with open alerts, possibly many more than the cache holds.
         evictIfNeeded()
-        return (patients.count, published.count, bundle.hash)
+        return (patients.count, published.count)
     }
 
     var cachedPatients: Int { cache.count }

@@ -145,9 +145,12 @@ struct Reloader {
             // From the swap on, events (and the re-evaluation) change alerts under the new set; until its
             // re-evaluation finishes, the store must not say that open alerts agree with the old one, or a start
             // on the old set after a crash (a rollback) would keep what the new set concluded.
+            // Announced first: a re-evaluation finishing now must not record the old set after this forgetting.
+            rules.beginChange()
             do {
                 try await store.forgetReevaluated()
             } catch {
+                rules.cancelChange()
                 logger.error("reload refused: the store could not be told that the rules change", metadata: ["error": "\(error)"])
                 return .refused(reason: "the store could not be written (\(error)); the running set keeps running", errors: [])
             }
