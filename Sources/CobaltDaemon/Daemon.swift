@@ -48,6 +48,26 @@ public final class Daemon: Sendable {
         self.shutdownSignals = shutdownSignals
     }
 
+    /// Logs the system calls SQLite reports failing (the call, the file and the errno: `open(/var/lib/cobalt/cobalt.db-shm)
+    /// - No space left on device`), at most one line per 10 seconds with the number left out: a store failing on
+    /// every transaction must not flood the log. Call once, before any database is opened (`cobalt serve` does).
+    public static func logStoreSystemErrors(to logger: Logger) {
+        let window = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
+        SQLiteStore.installErrorLog { message in
+            let suppressed: Int? = window.withLock { state in
+                let now = ContinuousClock.now
+                if let last = state.last, now - last < .seconds(10) {
+                    state.suppressed += 1
+                    return nil
+                }
+                defer { state = (now, 0) }
+                return state.suppressed
+            }
+            guard let suppressed else { return }
+            logger.warning("a system call on the database failed", metadata: ["sqlite": "\(message)", "not_logged_before": "\(suppressed)"])
+        }
+    }
+
     /// Builds everything and binds the sockets; throws a readable error when the rules, store or an endpoint
     /// cannot be used. `notifier` tells systemd when the daemon is ready, reloading and stopping (`cobalt serve`
     /// passes one; embedded daemons, in tests, do not).
@@ -64,10 +84,12 @@ public final class Daemon: Sendable {
         for warning in gated.warnings { logger.warning("\(warning)") }
         let bundle = gated.bundle
         let store: SQLiteStore
+        SQLiteStore.lastSystemCallFailure = nil
         do {
             store = try SQLiteStore(path: configuration.database)
         } catch {
-            throw StoreUnavailable("cannot open the database \(configuration.database): \(error)")
+            let cause = SQLiteStore.lastSystemCallFailure.map { " (\($0))" } ?? ""
+            throw StoreUnavailable("cannot open the database \(configuration.database): \(error)\(cause)")
         }
         try await store.recordRuleSet(version: bundle.version, hash: bundle.hash, at: Date().timeIntervalSince1970)
         let context = try ZMQContext()

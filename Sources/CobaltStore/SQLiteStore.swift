@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 #if canImport(GRDBSQLite)
 import GRDBSQLite
 #else
@@ -48,16 +49,85 @@ package final class SQLiteStore: CobaltStore {
 
     /// A write transaction; once it has committed, the checkpoint thread is told (every write goes through here
     /// or its `async` twin, so that no commit's pages wait for the writer's backstop checkpoint).
+    ///
+    /// Before it commits, the transaction checks that the database file it writes is still the one at `path`
+    /// (``ensureInPlace(_:)``): if it was deleted or replaced while the daemon ran, a commit would land in a file
+    /// that no start will ever open again, and an acknowledgement would promise what a restart loses.
     private func write<T>(_ updates: (Database) throws -> T) throws -> T {
-        let result = try pool.write(updates)
+        let result = try pool.writeWithoutTransaction { db in try Self.transaction(db, updates) }
         checkpointer.committed()
         return result
     }
 
     private func write<T: Sendable>(_ updates: @Sendable @escaping (Database) throws -> T) async throws -> T {
-        let result = try await pool.write(updates)
+        let result = try await pool.writeWithoutTransaction { db in try Self.transaction(db, updates) }
         checkpointer.committed()
         return result
+    }
+
+    /// One transaction, as `DatabasePool.write` runs it, checked with ``ensureInPlace(_:)`` before it commits. An
+    /// I/O error says which system error caused it: SQLite's own message is "disk I/O error" for a read-only file
+    /// system, a failed fsync and a vanished device alike.
+    private static func transaction<T>(_ db: Database, _ updates: (Database) throws -> T) throws -> T {
+        do {
+            var result: T?
+            try db.inTransaction {
+                result = try updates(db)
+                try ensureInPlace(db)
+                return .commit
+            }
+            return result!
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_IOERR || error.resultCode == .SQLITE_CANTOPEN {
+            // Best effort: SQLite reads errno when it reports the error, and a COMMIT's may have been overwritten.
+            let code = sqlite3_system_errno(db.sqliteConnection)
+            let system = code == 0 ? "" : "; the system said: \(String(cString: strerror(code))), errno \(code)"
+            throw StoreSystemError("\(error) (extended code \(error.extendedResultCode.rawValue)\(system))")
+        }
+    }
+
+    /// Throws when the database file this connection writes is no longer at its path — deleted (the file or its
+    /// directory), or replaced (a backup moved over it): SQLite goes on writing the open file, whose name is gone.
+    /// One `stat` of the path per transaction (SQLite's `SQLITE_FCNTL_HAS_MOVED`).
+    static func ensureInPlace(_ db: Database) throws {
+        var moved: Int32 = 0
+        let code = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_HAS_MOVED, &moved)
+        guard code == SQLITE_OK, moved != 0 else { return }
+        throw DatabaseFileGone(
+            "the database file \(String(cString: sqlite3_db_filename(db.sqliteConnection, "main"))) was deleted or "
+                + "replaced while the daemon ran: nothing more is committed to it, since a start would not find what was; move it "
+                + "back if it was moved, otherwise stop the daemon and restore the database")
+    }
+
+    /// The last failed system call SQLite reported through its error log (`os_unix.c:LINE: (ERRNO) CALL(FILE) - TEXT`),
+    /// once ``installErrorLog(_:)`` has run: what an open that failed with "disk I/O error" could not say.
+    package static var lastSystemCallFailure: String? {
+        get { systemCallFailure.withLock { $0 } }
+        set { systemCallFailure.withLock { $0 = newValue } }
+    }
+
+    private static let systemCallFailure = Mutex<String?>(nil)
+
+    /// Routes SQLite's error log to `report` — only failed system calls, which name the call, the file and the
+    /// errno (no statement, no value) — and keeps the last one (``lastSystemCallFailure``). Must run before any
+    /// connection is opened (SQLite's rule); a process does it once, at the start of `cobalt serve`.
+    package static func installErrorLog(_ report: @escaping @Sendable (String) -> Void) {
+        Database.logError = { _, message in
+            guard message.hasPrefix("os_unix.c:") else { return }
+            let described = describingErrno(message)
+            lastSystemCallFailure = described
+            report(described)
+        }
+    }
+
+    /// SQLite's `os_unix.c:4812: (28) write(FILE) - ` with the errno's text at the end when SQLite left it out (as
+    /// the SQLite of Debian 12 does): `… - No space left on device`.
+    package static func describingErrno(_ message: String) -> String {
+        let trimmed = message.trimmingCharacters(in: .whitespaces)
+        guard trimmed.hasSuffix(" -") || trimmed.hasSuffix(")"),
+            let open = message.firstIndex(of: "("), let close = message[open...].firstIndex(of: ")"),
+            let code = Int32(message[message.index(after: open)..<close])
+        else { return message }
+        return (trimmed.hasSuffix(" -") ? trimmed : trimmed + " -") + " " + String(cString: strerror(code))
     }
 
     /// Creates a database at `path` with the schema as it was after `migration`, to test upgrades from it.

@@ -295,3 +295,17 @@ package struct StoreInconsistency: Error, CustomStringConvertible {
 
     package init(_ description: String) { self.description = description }
 }
+
+/// The database file was deleted or replaced under the running store: nothing more is committed to it.
+package struct DatabaseFileGone: Error, CustomStringConvertible {
+    package let description: String
+
+    package init(_ description: String) { self.description = description }
+}
+
+/// A store operation failed with an I/O error; the description adds the system's reason (errno) to SQLite's.
+package struct StoreSystemError: Error, CustomStringConvertible {
+    package let description: String
+
+    package init(_ description: String) { self.description = description }
+}

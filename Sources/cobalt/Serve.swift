@@ -46,8 +46,13 @@ struct Serve: AsyncParsableCommand {
         // The journal holds patient data: the database and its log files are created readable by this user only,
         // whatever the umask the daemon was started with (deploy/cobalt.service sets UMask=0077 too).
         umask(0o077)
+        // A log line written to a stderr whose reader has gone (a pipe to `tee` or a log shipper that stopped) must
+        // not end the daemon: SIGPIPE's default action is to terminate, and systemd's IgnoreSIGPIPE=yes covers only
+        // the unit. Ignored, a write fails with EPIPE and the line is lost; ZeroMQ and NIO never rely on the signal.
+        signal(SIGPIPE, SIG_IGN)
         LoggingSystem.bootstrap(configuration.logFormat.handlerFactory(level: configuration.logLevel))
         let logger = Logger(label: "cobalt")
+        Daemon.logStoreSystemErrors(to: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let daemon: Daemon

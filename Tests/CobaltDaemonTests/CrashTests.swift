@@ -27,10 +27,11 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// `arguments` go after the others (`--config FILE`: flags still win over the file). With
     /// `signalWhileStarting`, that signal is sent every 20 ms from 150 ms after launch until the daemon has started.
-    /// `environment` is added to this process's (without its `NOTIFY_SOCKET`).
+    /// `environment` is added to this process's (without its `NOTIFY_SOCKET`). With `closeOutputAfterStart`, the
+    /// reader closes its end of the daemon's stderr once the daemon has started (a log reader that went away).
     init(
         database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], closeOutputAfterStart: Bool = false
     ) throws {
         process = try ChildProcess(
             Repository.cobaltBinary, serveOnLoopback(database: database, rules: rules) + arguments,
@@ -44,7 +45,15 @@ final class DaemonProcess: @unchecked Sendable {
                     buffer.ended.withLock { $0 = true }
                     return
                 }
-                buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                let started = buffer.text.withLock {
+                    $0 += String(decoding: data, as: UTF8.self)
+                    return $0.contains("cobalt started")
+                }
+                if closeOutputAfterStart, started {
+                    try? handle.close()
+                    buffer.ended.withLock { $0 = true }
+                    return
+                }
             }
         }.start()
         if let signalWhileStarting {
@@ -89,11 +98,12 @@ final class DaemonProcess: @unchecked Sendable {
     /// suites with a 1-minute limit).
     static func start(
         database: String, rules: String = Repository.rules, arguments: [String] = [], signalWhileStarting: Int32? = nil,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], closeOutputAfterStart: Bool = false
     ) async throws -> DaemonProcess {
         try await onThread {
             try DaemonProcess(
-                database: database, rules: rules, arguments: arguments, signalWhileStarting: signalWhileStarting, environment: environment)
+                database: database, rules: rules, arguments: arguments, signalWhileStarting: signalWhileStarting, environment: environment,
+                closeOutputAfterStart: closeOutputAfterStart)
         }
     }
 

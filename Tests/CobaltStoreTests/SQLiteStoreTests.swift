@@ -445,4 +445,37 @@ func change(_ rule: String, _ status: AlertChange.Status, patient: String = "p1"
         try await store.forgetReevaluated()
         #expect(try await store.reevaluatedRuleSet() == nil)
     }
+
+    /// SQLite goes on writing a database file whose name was deleted, or replaced by another file (a backup moved
+    /// over it): every commit would land where no start will look, and an acknowledgement would promise what a
+    /// restart loses. The store refuses to commit instead.
+    @Test func aDatabaseFileDeletedOrReplacedUnderTheStoreIsNotCommittedTo() async throws {
+        for replaced in [false, true] {
+            let temp = try TemporaryStore()
+            defer { temp.remove() }
+            let store = try temp.open()
+            #expect(try store.journal([incoming("e1")]) == [.accepted(seq: 1)])
+            if replaced {
+                let copy = temp.path + ".copy"
+                try FileManager.default.copyItem(atPath: temp.path, toPath: copy)
+                #expect(rename(copy, temp.path) == 0)
+            } else {
+                try FileManager.default.removeItem(atPath: temp.path)
+            }
+            #expect(throws: DatabaseFileGone.self, replaced ? "replaced" : "deleted") { try store.journal([incoming("e2")]) }
+            await #expect(throws: DatabaseFileGone.self) { try await store.forgetReevaluated() }
+        }
+    }
+
+    /// SQLite's log of a failed system call names the call, the file and the errno; Debian's SQLite leaves the
+    /// errno's text out, which the daemon's log adds.
+    @Test func aFailedSystemCallIsDescribedWithItsErrno() {
+        #expect(SQLiteStore.describingErrno("os_unix.c:4812: (28) write(/var/lib/cobalt/cobalt.db-shm) - ")
+            == "os_unix.c:4812: (28) write(/var/lib/cobalt/cobalt.db-shm) - No space left on device")
+        #expect(SQLiteStore.describingErrno("os_unix.c:44: (30) open(/x/cobalt.db-wal)")
+            == "os_unix.c:44: (30) open(/x/cobalt.db-wal) - Read-only file system")
+        #expect(SQLiteStore.describingErrno("os_unix.c:1: (2) open(/x) - No such file or directory")
+            == "os_unix.c:1: (2) open(/x) - No such file or directory", "already described")
+        #expect(SQLiteStore.describingErrno("os_unix.c: something else") == "os_unix.c: something else")
+    }
 }

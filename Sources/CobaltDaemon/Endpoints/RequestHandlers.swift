@@ -115,7 +115,7 @@ struct ControlHandler {
             "epoch":\(publisher.epoch.jsonQuoted),\
             "ruleset":{"version":\(bundle.version.jsonQuoted),"hash":\(bundle.hash.jsonQuoted),"rules":\(bundle.rules.count)},\
             "counts":{"received":\(counts.received),"accepted":\(counts.accepted),"duplicate":\(counts.duplicate),\
-            "rejected":\(counts.rejected),"evaluated":\(counts.evaluated),"published":\(counts.published),\
+            "rejected":\(counts.rejected),"unavailable":\(counts.unavailable),"evaluated":\(counts.evaluated),"published":\(counts.published),\
             "journaled":\(stored.events),"unevaluated":\(stored.unevaluated),"alerts_logged":\(stored.alerts),\
             "handoff_overflows":\(counts.handOffOverflows),"patients_loaded":\(counts.patientsLoaded),\
             "patients_evicted":\(counts.patientsEvicted),"history_events_read":\(counts.historyEventsRead),\

@@ -9,6 +9,8 @@ final class Statistics: Sendable {
         var accepted = 0
         var duplicate = 0
         var rejected = 0
+        /// Of `rejected`: valid events answered 503 because the journal could not be written (the store failed).
+        var unavailable = 0
         var evaluated = 0
         var published = 0
         var handOffOverflows = 0
@@ -34,6 +36,7 @@ final class Statistics: Sendable {
     private let accepted = Counter(label: "cobalt_events_accepted_total")
     private let duplicates = Counter(label: "cobalt_events_duplicate_total")
     private let rejected = Counter(label: "cobalt_events_rejected_total")
+    private let unavailable = Counter(label: "cobalt_events_unavailable_total")
     private let evaluated = Counter(label: "cobalt_events_evaluated_total")
     private let batchSize = Recorder(label: "cobalt_commit_batch_size")
     /// Per event, averaged over each evaluation batch.
@@ -104,11 +107,13 @@ final class Statistics: Sendable {
             $0.accepted += c.accepted
             $0.duplicate += c.duplicate
             $0.rejected += rejectedCount
+            $0.unavailable += c.unavailable
         }
         received.increment(by: batch)
         accepted.increment(by: c.accepted)
         duplicates.increment(by: c.duplicate)
         rejected.increment(by: rejectedCount)
+        unavailable.increment(by: c.unavailable)
         batchSize.record(batch)
     }
 

@@ -91,6 +91,8 @@ struct IngestService: Service {
     /// The most recent rejected messages kept in quarantine (`limits.quarantine_rows`).
     let quarantineRows: Int
     let logger: Logger
+    /// What the log says about 503s (used on the journal thread only).
+    let journalFailures = JournalFailureLog()
 
     func run() async throws {
         defer { wake.finish() }
@@ -113,7 +115,18 @@ struct IngestService: Service {
     /// Journals a prepared batch, hands the accepted events to evaluation, and answers.
     private func commit(_ prepared: IngestProcessor.PreparedBatch, journal: ([IncomingEvent]) throws -> [JournalOutcome]) {
         let batch = prepared.messages
-        let (replies, accepted, counts, quarantine) = processor.commit(prepared, journal: journal)
+        var storeError: (any Error)?
+        let (replies, accepted, counts, quarantine) = processor.commit(prepared) { events in
+            do { return try journal(events) } catch {
+                storeError = error
+                throw error
+            }
+        }
+        if let storeError {
+            journalFailures.failed(storeError, refused: counts.unavailable, logger: logger)
+        } else if counts.accepted + counts.duplicate + counts.conflict > 0 {
+            journalFailures.succeeded(logger: logger)
+        }
         if !quarantine.isEmpty {
             // Kept for the integration engineer; counted; audited without the payload. The senders already have
             // their rejections, so a failed write loses only this copy — said in the log, without the payloads.
@@ -135,6 +148,43 @@ struct IngestService: Service {
         // After the answers. Never waits: ingest waited for room before checking (see HandOff).
         handOff.push(accepted, reserved: batch.count)
         if !accepted.isEmpty { wake.yield(.events) }
+    }
+}
+
+/// Says in the log when ingest answers 503 because the journal could not be written — a full disk, a read-only
+/// file system, a database file deleted under the daemon — and when it writes again: the senders are told to retry,
+/// but the operator must learn that events are being refused, and why. An error line at the first failure, then at
+/// most one per ``interval`` while it lasts (with the events refused since the last one), and a line when a journal
+/// transaction commits again after a logged failure. A store that flaps at the edge of a full disk (a small batch
+/// fits, a large one does not) writes at most one line of each kind per interval. No patient data: SQLite's message
+/// and the statement, without its values. Used by the journal thread alone.
+final class JournalFailureLog: @unchecked Sendable {
+    static let interval: Duration = .seconds(10)
+    private var lastLine: ContinuousClock.Instant?
+    /// An error line was written since the last line saying the journal is written again.
+    private var failureLogged = false
+    private var refusedSinceLine = 0
+    private var refusedInOutage = 0
+
+    func failed(_ error: any Error, refused: Int, logger: Logger) {
+        refusedSinceLine += refused
+        refusedInOutage += refused
+        let now = ContinuousClock.now
+        if let lastLine, now - lastLine < Self.interval { return }
+        logger.error("the journal cannot be written: events are answered 503 (retry with the same id)", metadata: [
+            "error": "\(error)", "refused": "\(refusedSinceLine)", "refused_since_failing": "\(refusedInOutage)",
+        ])
+        lastLine = now
+        failureLogged = true
+        refusedSinceLine = 0
+    }
+
+    func succeeded(logger: Logger) {
+        guard failureLogged else { return }
+        logger.notice("the journal is written again: events are acknowledged", metadata: ["refused_while_failing": "\(refusedInOutage)"])
+        failureLogged = false
+        refusedSinceLine = 0
+        refusedInOutage = 0
     }
 }
 
