@@ -26,6 +26,15 @@ package struct EventSender {
     /// it a daemon that is not there looked like a command that hangs, for a minute.
     package var onSilence: (@Sendable (Duration, Duration) -> Void)?
     package var silenceNotice: Duration = .seconds(5)
+    /// The largest event sent, in bytes (nil: no limit). libzmq drops a message over the daemon's
+    /// `limits.max_message_bytes` (default 1 MiB) together with its connection, without a word: the event is never
+    /// answered, nor is any event pipelined behind it on that connection, and each resend drops the new connection
+    /// again — one such line left the rest of a file "unanswered", blamed on a daemon that was running. A larger
+    /// event is not sent; its outcome is a 413, as the daemon answers an event over `limits.max_event_bytes`
+    /// (which may not exceed `max_message_bytes`, so nothing the daemon would accept is held back).
+    package var maxEventBytes: Int? = 1_048_576
+    /// What each event is called in its outcome when it has no id (by position; default `(line N)`).
+    package var labels: [String]?
 
     package init(endpoint: String) {
         self.endpoint = endpoint
@@ -48,12 +57,25 @@ package struct EventSender {
             return object["id"]?.stringValue
         }
         var outcomes = [Outcome?](repeating: nil, count: events.count)
+        func label(_ index: Int) -> String {
+            guard let labels, labels.indices.contains(index) else { return "(line \(index + 1))" }
+            return labels[index]
+        }
+        if let limit = maxEventBytes {
+            for index in events.indices where events[index].count > limit {
+                outcomes[index] = Outcome(
+                    id: ids[index] ?? label(index), status: "rejected", code: 413,
+                    reason: "not sent: \(events[index].count) bytes, over the \(limit) a message may have (the daemon drops a larger one "
+                        + "with its connection, unanswered; see limits.max_message_bytes)",
+                    reply: "")
+            }
+        }
         // Lines with the same id and the same bytes are sent once and share the reply. A line with the same id
         // but other content (a corrected event) is sent in a later round, after the earlier one is answered, so
         // the daemon judges it: accepted if the earlier one was refused, 409 if it was stored.
         var rounds: [[String: [Int]]] = []
         for (index, id) in ids.enumerated() {
-            guard let id else { continue }
+            guard let id, outcomes[index] == nil else { continue }
             if let round = rounds.firstIndex(where: { $0[id].map { events[$0[0]] == events[index] } ?? true }) {
                 rounds[round][id, default: []].append(index)
             } else {
@@ -76,8 +98,8 @@ package struct EventSender {
             else { continue }
             owed[id] = count - 1
         }
-        for index in ids.indices where ids[index] == nil && !gaveUp {
-            ids[index] = "(line \(index + 1))"
+        for index in ids.indices where ids[index] == nil && !gaveUp && outcomes[index] == nil {
+            ids[index] = label(index)
             guard try socket.send([events[index]], dontWait: false) else { continue }
             // Only an answer without an id can be this line's: a late answer to a resend carries its event's id
             // (taken for the line's own, it once turned a refusal into "accepted").
@@ -86,13 +108,13 @@ package struct EventSender {
                 guard try socket.waitForInput(timeout: 100), let message = try socket.receive(), let payload = message.frames.last,
                     var reply = Self.outcome(payload), reply.id.isEmpty
                 else { continue }
-                reply.id = "(line \(index + 1))"
+                reply.id = label(index)
                 outcomes[index] = reply
             }
         }
         let silence = "no answer from \(endpoint) for \(giveUpAfter) (is the daemon running there? if it uses CURVE: are the keys right?)"
         return outcomes.enumerated().map { index, outcome in
-            outcome ?? Outcome(id: ids[index] ?? "(line \(index + 1))", status: "unanswered", code: 0, reason: gaveUp ? silence : "no reply", reply: "")
+            outcome ?? Outcome(id: ids[index] ?? label(index), status: "unanswered", code: 0, reason: gaveUp ? silence : "no reply", reply: "")
         }
     }
 
@@ -172,6 +194,18 @@ package struct EventSender {
         return Outcome(
             id: object["id"]?.stringValue ?? "", status: object["status"]?.stringValue ?? "?", code: code,
             reason: object["reason"]?.stringValue, reply: String(decoding: payload, as: UTF8.self), warnings: warnings)
+    }
+
+    /// Splits a file into events, each with what to call it when it has no id: `FILE:LINE` for JSON Lines (the
+    /// line in the file, blank lines counted, as an editor shows it) and `FILE[N]` for the Nth element of an array.
+    package static func labelledEvents(in data: Data, file: String) throws -> [(label: String, bytes: [UInt8])] {
+        switch EventFile.read(data) {
+        case .array(let bytes):
+            guard case .array(let items) = try JSONValue.parse(bytes) else { return [] }
+            return items.enumerated().map { ("(\(file)[\($0.offset + 1)])", $0.element.canonicalBytes) }
+        case .lines(let lines):
+            return lines.map { ("(\(file):\($0.number))", $0.bytes) }
+        }
     }
 
     /// Splits a file into events: a JSON array, or one event per line (JSON Lines).

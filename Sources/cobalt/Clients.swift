@@ -1,6 +1,7 @@
 import ArgumentParser
 import CobaltClient
 import Foundation
+import Synchronization
 import RuleEngine
 import ZeroMQ
 
@@ -11,6 +12,69 @@ struct CommandFailure: Error, CustomStringConvertible {
 
     init(_ description: String) {
         self.description = description
+    }
+}
+
+private func stopSignalReceived(_ signal: Int32) { StopSignals.received(signal) }
+
+/// The signals that stop `cobalt subscribe` from outside: Ctrl-C, `kill`, a closed terminal. One that arrives while
+/// an alert is printed and its cursor saved ends the process once the pair is done, so that a stop lands before
+/// or after the pair: between the two, the alert was printed again at the next start (seven Ctrl-Cs in ten during
+/// a catch-up), and inside the cursor's atomic write it left the temporary file behind. Outside the pair a signal
+/// ends the process at once, with its usual status.
+///
+/// A handler rather than a blocked mask: libdispatch's worker threads, started before any command runs, leave
+/// these signals unblocked, and the kernel hands a process's signal to any thread that does not block it. (A
+/// line longer than a pipe's free space can make the write wait for the reader inside the pair: the stop then
+/// lands once the reader reads or goes away.)
+enum StopSignals {
+    /// 0: outside the pair; 1: inside it; 100 + n: signal n arrived, and the process is ending.
+    private static let state = Atomic<Int>(0)
+    private static let stopping = [SIGINT, SIGTERM, SIGHUP]
+
+    static func install() {
+        _ = state.load(ordering: .sequentiallyConsistent)  // initialised here, not first in a handler
+        for signal in stopping {
+            // One ignored when the command started stays ignored (`nohup`, a shell's background job).
+            if let previous = Glibc.signal(signal, stopSignalReceived),
+                unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) {
+                _ = Glibc.signal(signal, SIG_IGN)
+            }
+        }
+    }
+
+    fileprivate static func received(_ signal: Int32) {
+        while true {
+            if state.compareExchange(expected: 0, desired: 100 + Int(signal), ordering: .sequentiallyConsistent).exchanged {
+                end(signal)  // outside the pair: now (the pair cannot start any more)
+                return
+            }
+            let (marked, current) = state.compareExchange(expected: 1, desired: 100 + Int(signal), ordering: .sequentiallyConsistent)
+            if marked || current >= 100 { return }  // the pair ends the process when it is done; or it is ending already
+        }
+    }
+
+    /// Ends the process by `signal`'s default action (so that its status says which signal stopped it).
+    private static func end(_ signal: Int32) {
+        _ = Glibc.signal(signal, SIG_DFL)
+        raise(signal)
+    }
+
+    /// Ends the process from this thread (a handler's `raise` takes effect when the handler returns; here, at once).
+    private static func endNow(_ signal: Int32) -> Never {
+        end(signal)
+        _exit(128 + signal)
+    }
+
+    /// Runs `body` as the pair; a stop signal that arrives meanwhile takes effect after it.
+    static func held<T>(_ body: () throws -> T) rethrows -> T {
+        let (entered, current) = state.compareExchange(expected: 0, desired: 1, ordering: .sequentiallyConsistent)
+        if !entered { endNow(Int32(current - 100)) }
+        defer {
+            let (left, current) = state.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent)
+            if !left { endNow(Int32(current - 100)) }
+        }
+        return try body()
     }
 }
 
@@ -43,18 +107,31 @@ struct Send: ParsableCommand {
     @Option(help: "Ingest endpoint.") var ingest = "tcp://127.0.0.1:5570"
     @Flag(help: "Print the daemon's full reply for each event.") var verbose = false
     @Option(help: "Give up after this many seconds without any answer from the daemon.") var timeout = 60
+    @Option(help: ArgumentHelp(
+        "Send no event larger than this many bytes (the daemon's limits.max_message_bytes).",
+        discussion: "The daemon drops a larger message together with its connection, unanswered; such an event is reported as 413 and not sent."))
+    var maxEventBytes = 1_048_576
     @OptionGroup var curve: CurveOptions
     @Argument(help: "Event files.") var files: [String]
 
     func run() throws {
         let context = try ZMQContext()
         var events: [[UInt8]] = []
+        var labels: [String] = []
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("\(file): cannot read file") }
-            events += try EventSender.events(in: data)
+            let labelled: [(label: String, bytes: [UInt8])]
+            do { labelled = try EventSender.labelledEvents(in: data, file: file) } catch {
+                throw CommandFailure("\(file): not a JSON array of events (nothing was sent): \(error)")
+            }
+            events += labelled.map(\.bytes)
+            labels += labelled.map(\.label)
         }
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+        guard maxEventBytes >= 1 else { throw ValidationError("--max-event-bytes must be at least 1") }
         var sender = EventSender(endpoint: ingest)
+        sender.labels = labels
+        sender.maxEventBytes = maxEventBytes
         sender.security = try curve.security()
         sender.giveUpAfter = .seconds(timeout)
         sender.silenceNotice = min(.seconds(5), .seconds(timeout) / 2)
@@ -71,7 +148,7 @@ struct Send: ParsableCommand {
             if outcome.status == "unanswered" { unanswered += 1 } else if !ok { failed += 1 }
             print("\(outcome.id): \(outcome.status)\(outcome.code == 200 || outcome.code == 0 ? "" : " \(outcome.code)")\(outcome.reason.map { " — \($0)" } ?? "")")
             if verbose || !ok {
-                print("    \(outcome.reply)")
+                if !outcome.reply.isEmpty { print("    \(outcome.reply)") }
             } else {
                 // What the daemon will not use (a value without its unit, an unknown code or field) is said even
                 // when the event was stored.
@@ -100,9 +177,24 @@ struct Subscribe: ParsableCommand {
     /// Ends delivery once `--count` alerts were delivered (the alert refused is not counted as delivered).
     private struct Enough: Error {}
 
+    func validate() throws {
+        if let count, count < 0 { throw ValidationError("--count must be 0 or more") }
+        if let idle, idle < 0 { throw ValidationError("--idle must be 0 or more seconds") }
+        // A clinic id the daemon refuses at ingest names no stream: subscribing to it waited for ever, silently.
+        let name = EventDecoder.nfc(clinic)
+        if let problem = EventDecoder.isIDLength(name)
+            ? EventDecoder.clinicProblem(name) ?? EventDecoder.identifierProblem(name)
+            : "must be 1 to 128 characters in at most 512 bytes" {
+            throw ValidationError("--clinic \(problem)")
+        }
+    }
+
     func run() throws {
+        // Ctrl-C, `kill` and a closed terminal wait while an alert is printed and its cursor saved (StopSignals).
+        StopSignals.install()
         let context = try ZMQContext()
         var start = Subscriber.Cursor()
+        if let cursor { try Self.lock(cursor) }
         if let cursor, !resetCursor, let data = FileManager.default.contents(atPath: cursor) {
             do {
                 start = try JSONDecoder().decode(Subscriber.Cursor.self, from: data)
@@ -120,28 +212,80 @@ struct Subscribe: ParsableCommand {
         subscriber.onReplayTimeout = { error in
             FileHandle.standardError.write(Data("cobalt subscribe: \(error); the gap is replayed with the next heartbeat that shows it\n".utf8))
         }
+        // Saved once before anything is printed: a path that cannot be written (a directory, a missing or
+        // read-only directory) is said now, not after the first alert.
+        if let cursor { try Self.save(subscriber.cursor, to: cursor) }
         var delivered = 0
         let deliver: (String) throws -> Void = { json in
             if let count, delivered >= count { throw Enough() }
-            // Written straight to the file descriptor: a pipe must see each alert as it arrives.
-            FileHandle.standardOutput.write(Data(((jsonl ? json : Self.readable(json)) + "\n").utf8))
-            delivered += 1
-            // Replaced whole (a temporary file renamed over it): an interruption leaves the old cursor or the new,
-            // never an empty file.
-            if let cursor { try JSONEncoder().encode(subscriber.cursor).write(to: URL(fileURLWithPath: cursor), options: .atomic) }
+            // Wait (stoppable) until standard output takes more: held signals must not wait on a reader that is
+            // not reading (a pager, a terminal paused with Ctrl-S).
+            var output = pollfd(fd: STDOUT_FILENO, events: Int16(POLLOUT), revents: 0)
+            while poll(&output, 1, -1) < 0, errno == EINTR {}
+            try StopSignals.held {
+                // Written straight to the file descriptor: a pipe must see each alert as it arrives. A write that
+                // fails (standard output closed, with SIGPIPE ignored) ends the command; the cursor stays before it.
+                do {
+                    try FileHandle.standardOutput.write(contentsOf: Data(((jsonl ? json : Self.readable(json)) + "\n").utf8))
+                } catch {
+                    throw CommandFailure("cannot write to standard output (\(Self.reason(error))); stopped, the cursor is before this alert")
+                }
+                delivered += 1
+                if let cursor { try Self.save(subscriber.cursor, to: cursor) }
+            }
         }
         do {
             try subscriber.catchUp(deliver)
-            var quiet = 0
+            // `--idle` is time since the last alert: each heartbeat also ends a poll, so counting polls stopped
+            // `--idle 5` after half a second when heartbeats came every 100 ms.
+            var lastAlert = ContinuousClock.now
             while count.map({ delivered < $0 }) ?? true {
-                if try subscriber.poll(timeout: 1_000, deliver) { quiet = 0 } else { quiet += 1 }
-                if let idle, quiet >= idle { break }
+                var wait = 1_000
+                if let idle {
+                    let left = Duration.seconds(idle) - (ContinuousClock.now - lastAlert)
+                    if left <= .zero { break }
+                    wait = min(wait, max(1, Int(left / .milliseconds(1))))
+                }
+                if try subscriber.poll(timeout: wait, deliver) { lastAlert = .now }
             }
         } catch is Enough {
             return
         } catch let mismatch as Subscriber.CursorMismatch {
             throw CommandFailure("\(cursor ?? "cursor"): \(mismatch); --reset-cursor starts again from the first alert")
         }
+    }
+
+    /// One subscriber per cursor file, held until the process ends (an advisory lock on `CURSOR.lock`). Two sharing
+    /// one overwrote each other's position: the one behind, started again, skipped what the other had printed.
+    static func lock(_ cursor: String) throws {
+        let path = cursor + ".lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard descriptor >= 0 else { throw CommandFailure("\(path): cannot open (\(String(cString: strerror(errno))))") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw CommandFailure("\(cursor): in use by another 'cobalt subscribe' (one subscriber per cursor file)")
+        }
+        // Kept open, so locked, until the process exits.
+    }
+
+    /// Replaces the cursor file whole (a temporary file renamed over it): an interruption leaves the old cursor or
+    /// the new, never an empty file.
+    static func save(_ cursor: Subscriber.Cursor, to path: String) throws {
+        do {
+            try JSONEncoder().encode(cursor).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw CommandFailure("\(path): cannot save the cursor (\(reason(error)))")
+        }
+    }
+
+    /// The POSIX reason under a Foundation error ("Is a directory"), or the error as it prints.
+    static func reason(_ error: any Error) -> String {
+        if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error {
+            let posix = underlying as NSError
+            if posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
+        }
+        if (error as NSError).domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32((error as NSError).code))) }
+        return "\(error)"
     }
 
     static func readable(_ json: String) -> String {
