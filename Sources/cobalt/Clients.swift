@@ -214,7 +214,8 @@ struct Subscribe: ParsableCommand {
         }
         // Saved once before anything is printed: a path that cannot be written (a directory, a missing or
         // read-only directory) is said now, not after the first alert.
-        if let cursor { try Self.save(subscriber.cursor, to: cursor) }
+        // Held like every save: a stop inside the atomic write left its temporary file beside the cursor.
+        if let cursor { try StopSignals.held { try Self.save(subscriber.cursor, to: cursor) } }
         var delivered = 0
         let deliver: (String) throws -> Void = { json in
             if let count, delivered >= count { throw Enough() }
