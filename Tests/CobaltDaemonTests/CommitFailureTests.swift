@@ -113,4 +113,31 @@ import Testing
             try await waitForEvaluated(40, control: daemon.endpoints.control)
         }
     }
+
+    /// A store that fails (a full disk) fails both ingest and evaluation; evaluation's retries back off to 30 s.
+    /// When the journal commits again, the pending retry runs at once: events acknowledged before the failure used
+    /// to wait for the back-off to end (up to 30 s more) for their alerts, while ingest already acknowledged again.
+    @Test func aPendingEvaluationRetryRunsAsSoonAsTheJournalIsWrittenAgain() async throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let configuration = testConfiguration(directory: scratch.path)
+        try await withRunningDaemon(configuration) { daemon in
+            try await runSQL(injectedFailure("INSERT", on: "alert_log"), database: configuration.database)
+            let first = try await request(deficientEvent(id: "wr-1", patient: "wr-p1"), to: daemon.endpoints.ingest)
+            #expect(first["status"] == .string("accepted"), "\(first)")
+            // Retries after 0.5, 1, 2, 4 and 8 s fail: the one pending now waits 16 s.
+            try await Task.sleep(for: .seconds(16))
+            try await runSQL("""
+                CREATE TRIGGER injected_failure_events BEFORE INSERT ON events
+                WHEN (SELECT on_ FROM injected_failure) = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+                """, database: configuration.database)
+            let refused = try await request(deficientEvent(id: "wr-2", patient: "wr-p2"), to: daemon.endpoints.ingest)
+            #expect(refused["code"] == .number(503), "\(refused)")
+            try await runSQL(injectedFailureOff, database: configuration.database)
+            let again = try await request(deficientEvent(id: "wr-3", patient: "wr-p3"), to: daemon.endpoints.ingest)
+            #expect(again["status"] == .string("accepted"), "\(again)")
+            // Well before the pending retry's 16 s (without the wake-up, both waited for it).
+            try await waitForEvaluated(2, control: daemon.endpoints.control, within: .seconds(8))
+        }
+    }
 }

@@ -52,6 +52,9 @@ actor EvaluationPipeline {
         case reevaluate(CheckedContinuation<Reevaluation, any Error>?)
         /// The next chunk of a re-evaluation, queued behind the event work that arrived meanwhile.
         case reevaluateRemaining(ReevaluationProgress)
+        /// The journal committed again after failing (a full disk freed): a scheduled evaluation retry runs now,
+        /// not when its back-off (up to ``retryLimit``) ends.
+        case storeWritable
     }
 
     /// Patients with open alerts read from the store at a time for a re-evaluation: memory stays bounded
@@ -170,6 +173,11 @@ actor EvaluationPipeline {
                 await startReevaluation(continuation)
             case .reevaluateRemaining(let progress):
                 await reevaluate(progress)
+            case .storeWritable:
+                guard retryPending else { continue }
+                retryDue(retryTicket)
+                nextRetry = Self.retryDelay
+                await drainLogged()
             }
         }
         await drainLogged()
@@ -194,6 +202,8 @@ actor EvaluationPipeline {
     static let retryLimit: Duration = .seconds(30)
     private var nextRetry = retryDelay
     private var retryPending = false
+    /// Which scheduled retry is the current one: a retry run early (``Work/storeWritable``) makes its timer's stale.
+    private var retryTicket = 0
 
     private func drainLogged() async {
         do {
@@ -211,15 +221,22 @@ actor EvaluationPipeline {
             retryPending = true
             logger.error("evaluation failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
             // One retry pending at a time; the loop evaluates it in turn, like any other work.
+            let ticket = retryTicket
             Task {
                 try? await Task.sleep(for: delay)
-                self.retryDue()
-                requeue.yield(.events)
+                if await self.retryDue(ticket) { requeue.yield(.events) }
             }
         }
     }
 
-    private func retryDue() { retryPending = false }
+    /// Ends the pending retry if `ticket` is still the current one; returns whether it was.
+    @discardableResult
+    private func retryDue(_ ticket: Int) -> Bool {
+        guard ticket == retryTicket, retryPending else { return false }
+        retryTicket += 1
+        retryPending = false
+        return true
+    }
 
     /// Whether ``lastEvaluated`` holds the store's watermark yet.
     private var watermarkRead = false

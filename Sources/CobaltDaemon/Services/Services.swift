@@ -125,7 +125,8 @@ struct IngestService: Service {
         if let storeError {
             journalFailures.failed(storeError, refused: counts.unavailable, logger: logger)
         } else if counts.accepted + counts.duplicate + counts.conflict > 0 {
-            journalFailures.succeeded(logger: logger)
+            // Evaluation failed too, most likely, and waits for a retry that backs off to 30 s: now, instead.
+            if journalFailures.succeeded(logger: logger) { wake.yield(.storeWritable) }
         }
         if !quarantine.isEmpty {
             // Kept for the integration engineer; counted; audited without the payload. The senders already have
@@ -163,10 +164,13 @@ final class JournalFailureLog: @unchecked Sendable {
     private var lastLine: ContinuousClock.Instant?
     /// An error line was written since the last line saying the journal is written again.
     private var failureLogged = false
+    /// A journal transaction failed since the last one that committed.
+    private var failing = false
     private var refusedSinceLine = 0
     private var refusedInOutage = 0
 
     func failed(_ error: any Error, refused: Int, logger: Logger) {
+        failing = true
         refusedSinceLine += refused
         refusedInOutage += refused
         let now = ContinuousClock.now
@@ -179,12 +183,17 @@ final class JournalFailureLog: @unchecked Sendable {
         refusedSinceLine = 0
     }
 
-    func succeeded(logger: Logger) {
-        guard failureLogged else { return }
+    /// A journal transaction committed; returns whether one had failed before it (the store works again).
+    @discardableResult
+    func succeeded(logger: Logger) -> Bool {
+        let recovered = failing
+        failing = false
+        guard failureLogged else { return recovered }
         logger.notice("the journal is written again: events are acknowledged", metadata: ["refused_while_failing": "\(refusedInOutage)"])
         failureLogged = false
         refusedSinceLine = 0
         refusedInOutage = 0
+        return recovered
     }
 }
 
