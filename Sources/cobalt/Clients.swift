@@ -182,9 +182,7 @@ struct Subscribe: ParsableCommand {
         if let idle, idle < 0 { throw ValidationError("--idle must be 0 or more seconds") }
         // A clinic id the daemon refuses at ingest names no stream: subscribing to it waited for ever, silently.
         let name = EventDecoder.nfc(clinic)
-        if let problem = EventDecoder.isIDLength(name)
-            ? EventDecoder.clinicProblem(name) ?? EventDecoder.identifierProblem(name)
-            : "must be 1 to 128 characters in at most 512 bytes" {
+        if let problem = EventDecoder.lengthProblem(name) ?? EventDecoder.clinicProblem(name) ?? EventDecoder.identifierProblem(name) {
             throw ValidationError("--clinic \(problem)")
         }
     }
@@ -281,12 +279,10 @@ struct Subscribe: ParsableCommand {
 
     /// The POSIX reason under a Foundation error ("Is a directory"), or the error as it prints.
     static func reason(_ error: any Error) -> String {
-        if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error {
-            let posix = underlying as NSError
-            if posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
-        }
-        if (error as NSError).domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32((error as NSError).code))) }
-        return "\(error)"
+        let error = error as NSError
+        let candidates = [error.userInfo[NSUnderlyingErrorKey] as? NSError, error]
+        guard let posix = candidates.compactMap({ $0 }).first(where: { $0.domain == NSPOSIXErrorDomain }) else { return "\(error)" }
+        return String(cString: strerror(Int32(posix.code)))
     }
 
     static func readable(_ json: String) -> String {

@@ -9,10 +9,6 @@ import ZeroMQ
 /// The clients as their users meet trouble: Ctrl-C in a catch-up, heartbeats faster than a second, a line too
 /// large for the daemon's socket, cursor paths that cannot be written, arguments that name nothing.
 @Suite(.timeLimit(.minutes(10))) struct CommandLineRobustnessTests {
-    func cobalt(_ arguments: String...) async throws -> (status: Int32, output: String) {
-        try await runProgram(Repository.cobaltBinary, arguments)
-    }
-
     /// Many alerts for one clinic: `patients` copies of vignette C09 (eight alerts each).
     func sendC09(patients: Int, clinic: String, to daemon: DaemonProcess, in scratch: ScratchDirectory) async throws {
         let example = try String(contentsOfFile: Repository.root.appendingPathComponent("docs/examples/c09-neuro.jsonl").path, encoding: .utf8)

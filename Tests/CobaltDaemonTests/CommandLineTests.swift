@@ -5,13 +5,14 @@ import RuleEngine
 import Testing
 import ZeroMQ
 
+/// The real `cobalt` binary with `arguments`, as a user runs it from a shell (the command-line suites' helper).
+func cobalt(_ arguments: String...) async throws -> (status: Int32, output: String) {
+    try await runProgram(Repository.cobaltBinary, arguments)
+}
+
 /// The README's walk-through, typed as a user types it: the real `cobalt` binary as daemon and as every client.
 @Suite(.timeLimit(.minutes(10))) struct CommandLineTests {
     static let example = Repository.root.appendingPathComponent("docs/examples/c09-neuro.jsonl").path
-
-    func cobalt(_ arguments: String...) async throws -> (status: Int32, output: String) {
-        try await runProgram(Repository.cobaltBinary, arguments)
-    }
 
     func object(_ output: String) throws -> JSONObject {
         guard case .object(let object) = try JSONValue.parse(Data(output.utf8)) else { throw JSONError("not an object: \(output)") }

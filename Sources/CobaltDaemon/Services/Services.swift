@@ -184,16 +184,16 @@ final class JournalFailureLog: @unchecked Sendable {
     }
 
     /// A journal transaction committed; returns whether one had failed before it (the store works again).
-    @discardableResult
     func succeeded(logger: Logger) -> Bool {
-        let recovered = failing
+        guard failing else { return false }
         failing = false
-        guard failureLogged else { return recovered }
-        logger.notice("the journal is written again: events are acknowledged", metadata: ["refused_while_failing": "\(refusedInOutage)"])
-        failureLogged = false
+        if failureLogged {
+            logger.notice("the journal is written again: events are acknowledged", metadata: ["refused_while_failing": "\(refusedInOutage)"])
+            failureLogged = false
+        }
         refusedSinceLine = 0
         refusedInOutage = 0
-        return recovered
+        return true
     }
 }
 

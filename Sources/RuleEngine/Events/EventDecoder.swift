@@ -93,6 +93,15 @@ package enum EventDecoder {
         return bytes > 0 && bytes <= maximumIDBytes && (bytes <= maximumIDLength || text.count <= maximumIDLength)
     }
 
+    /// Why an id's length cannot be used (``isIDLength(_:)``), or nil.
+    package static func lengthProblem(_ text: String) -> String? {
+        guard !isIDLength(text) else { return nil }
+        let bytes = text.utf8.count
+        return bytes > maximumIDBytes && text.count <= maximumIDLength
+            ? "must be at most \(maximumIDBytes) bytes of UTF-8, found \(bytes) (in \(text.count) characters)"
+            : "must be 1 to \(maximumIDLength) characters, found \(text.count)"
+    }
+
     /// Decodes one event from JSON bytes.
     package static func decode(_ data: Data) throws(EventDecodingError) -> PatientEvent {
         if let event = decodeUsual(data) { return event }
@@ -258,11 +267,8 @@ package enum EventDecoder {
                 fail(key, "expected a string, found \(value.typeName)")
                 return nil
             }
-            guard EventDecoder.isIDLength(text) else {
-                let bytes = text.utf8.count
-                fail(key, bytes > EventDecoder.maximumIDBytes && text.count <= EventDecoder.maximumIDLength
-                    ? "must be at most \(EventDecoder.maximumIDBytes) bytes of UTF-8, found \(bytes) (in \(text.count) characters)"
-                    : "must be 1 to \(EventDecoder.maximumIDLength) characters, found \(text.count)")
+            if let problem = EventDecoder.lengthProblem(text) {
+                fail(key, problem)
                 return nil
             }
             if !journaled, let problem = EventDecoder.identifierProblem(text) {
